@@ -1,0 +1,71 @@
+// swift-tools-version:5.9
+// muwa: a Swift batch worker for OPT language models.
+// Dependencies point one way: muwad → Executors → (JobQueue, OPTEngine, LoRAOps, Storage).
+import PackageDescription
+
+let package = Package(
+    name: "muwa",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "muwad", targets: ["muwad"]),
+        .library(name: "OPTEngine", targets: ["OPTEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // C shims: the only places that see C headers.
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
+
+        // The OPT engine: tensors, kernels, tokenizer, weights, model, generation. Knows nothing of jobs.
+        .target(
+            name: "OPTEngine", dependencies: ["COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]),
+        // LoRA adapters over the engine: load, apply, train, save.
+        .target(
+            name: "LoRAOps", dependencies: ["OPTEngine"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]),
+        // PostgreSQL through libpq; results and artifacts on disk.
+        .target(
+            name: "Storage",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("SQL")]),
+        // Claim, heartbeat, retry, cancel, rescue.
+        .target(
+            name: "JobQueue",
+            dependencies: [
+                "Storage",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // generate / finetune / evaluate: pure functions of a job's payload.
+        .target(
+            name: "Executors",
+            dependencies: [
+                "JobQueue", "OPTEngine", "LoRAOps", "Storage",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "muwad",
+            dependencies: [
+                "Executors", "JobQueue", "Storage", "OPTEngine", "LoRAOps",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+
+        .testTarget(name: "OPTEngineTests", dependencies: ["OPTEngine"]),
+        .testTarget(name: "LoRAOpsTests", dependencies: ["LoRAOps", "OPTEngine"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Storage"]),
+        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "OPTEngine"]),
+        .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage"]),
+    ]
+)

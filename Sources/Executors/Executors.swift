@@ -1,0 +1,1 @@
+// Executors: see README.md for what this target will hold.

@@ -1,0 +1,1 @@
+// JobQueue: see README.md for what this target will hold.

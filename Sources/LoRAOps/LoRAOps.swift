@@ -1,0 +1,1 @@
+// LoRAOps: see README.md for what this target will hold.

@@ -1,0 +1,45 @@
+// EngineError: every way a checkpoint, tokenizer or request can be wrong, with a message that names
+// the file and tensor involved. The engine throws these; it never traps on input it did not write.
+import Foundation
+
+public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    /// A file that should exist does not (or cannot be opened).
+    case missingFile(path: String)
+    /// A file exists but its bytes are not what its format promises.
+    case corruptFile(path: String, reason: String)
+    /// config.json is unusable (wrong model_type, missing key, impossible value).
+    case invalidConfig(path: String, reason: String)
+    /// A tensor the model needs is not in the checkpoint.
+    case missingTensor(name: String, file: String)
+    /// A tensor has another shape than the config implies.
+    case shapeMismatch(name: String, file: String, expected: [Int], found: [Int])
+    /// A tensor is stored in a dtype the engine does not read.
+    case unsupportedDType(name: String, file: String, dtype: String)
+    /// Tokenizer files are missing or malformed.
+    case tokenizer(String)
+    /// A request the model cannot serve (too long, bad parameter).
+    case invalidRequest(String)
+
+    public var description: String {
+        switch self {
+        case .missingFile(let path):
+            return "missing file: \(path)"
+        case .corruptFile(let path, let reason):
+            return "corrupt file \(path): \(reason)"
+        case .invalidConfig(let path, let reason):
+            return "invalid config \(path): \(reason)"
+        case .missingTensor(let name, let file):
+            return "missing tensor '\(name)' in \(file)"
+        case .shapeMismatch(let name, let file, let expected, let found):
+            return "tensor '\(name)' in \(file) has shape \(found), expected \(expected)"
+        case .unsupportedDType(let name, let file, let dtype):
+            return "tensor '\(name)' in \(file) has unsupported dtype \(dtype)"
+        case .tokenizer(let message):
+            return "tokenizer: \(message)"
+        case .invalidRequest(let message):
+            return "invalid request: \(message)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}

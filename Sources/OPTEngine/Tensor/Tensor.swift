@@ -1,0 +1,87 @@
+// Tensor: a typed, shaped view into a ByteRegion. No autograd, no broadcasting: kernels take raw
+// pointers. Row-major; shape[0] is the slowest dimension (PyTorch's convention).
+
+public struct Tensor: @unchecked Sendable {
+    public let dtype: DType
+    public let shape: [Int]
+    public let region: ByteRegion
+    public let byteOffset: Int
+
+    public init(dtype: DType, shape: [Int], region: ByteRegion, byteOffset: Int = 0) {
+        self.dtype = dtype
+        self.shape = shape
+        self.region = region
+        self.byteOffset = byteOffset
+    }
+
+    /// A zero-filled F32 tensor of `shape`.
+    public static func zeros(_ shape: [Int]) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(dtype: .f32, shape: shape, region: ByteRegion(allocating: n * 4))
+    }
+
+    /// An F32 tensor holding `values` (copied).
+    public static func f32(_ values: [Float], shape: [Int]) -> Tensor {
+        let t = zeros(shape)
+        values.withUnsafeBufferPointer { src in
+            t.mutableFloats!.update(from: src.baseAddress!, count: min(src.count, t.count))
+        }
+        return t
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var byteCount: Int { count * dtype.byteSize }
+    public var raw: UnsafeRawPointer { region.base + byteOffset }
+
+    /// F32 data, or nil for other dtypes.
+    public var floats: UnsafePointer<Float>? {
+        dtype == .f32 ? raw.assumingMemoryBound(to: Float.self) : nil
+    }
+
+    /// Mutable F32 data for heap tensors, nil for mapped or non-F32 tensors.
+    public var mutableFloats: UnsafeMutablePointer<Float>? {
+        guard dtype == .f32, let m = region.mutableBase else { return nil }
+        return (m + byteOffset).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Element `i` (flat index) widened to Float32, whatever the dtype.
+    public func element(_ i: Int) -> Float {
+        switch dtype {
+        case .f32: return raw.load(fromByteOffset: i * 4, as: Float.self)
+        case .f16: return f16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+        case .bf16: return bf16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
+        case .i8: return Float(raw.load(fromByteOffset: i, as: Int8.self))
+        case .i64: return Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
+        }
+    }
+
+    /// Writes elements [start, start+n) widened to Float32 into `out`.
+    public func convertToFloat(start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+        switch dtype {
+        case .f32:
+            out.update(from: raw.assumingMemoryBound(to: Float.self) + start, count: n)
+        case .bf16:
+            let src = (raw + start * 2).assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { out[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+        case .f16:
+            let src = (raw + start * 2).assumingMemoryBound(to: Float16.self)
+            for i in 0..<n { out[i] = Float(src[i]) }
+        case .i8, .i64:
+            for i in 0..<n { out[i] = element(start + i) }
+        }
+    }
+
+    /// The whole tensor as a Float array (tests and small tensors only).
+    public func toFloatArray() -> [Float] {
+        var result = [Float](repeating: 0, count: count)
+        result.withUnsafeMutableBufferPointer { convertToFloat(start: 0, count: count, into: $0.baseAddress!) }
+        return result
+    }
+
+    /// This tensor converted to a heap F32 tensor (a copy even when already F32).
+    public func toF32() -> Tensor {
+        let t = Tensor.zeros(shape)
+        convertToFloat(start: 0, count: count, into: t.mutableFloats!)
+        return t
+    }
+}

@@ -1,0 +1,1 @@
+-- named SQL statements live here

@@ -1,0 +1,1 @@
+// Storage: see README.md for what this target will hold.
