@@ -1,6 +1,32 @@
+// muwad score: log-likelihood and perplexity of texts (tokens after the BOS).
 import ArgumentParser
+import Foundation
+import OPTEngine
 
-struct ScoreCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "score", abstract: "(under construction)")
-    func run() async throws { throw ValidationError("muwad score is not built yet") }
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "score", abstract: "Score texts: log-likelihood and perplexity.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(name: .customLong("text"), help: "A text to score (repeatable).") var texts: [String]
+    @Flag var json = false
+
+    func validate() throws {
+        guard !texts.isEmpty else { throw ValidationError("give at least one --text") }
+    }
+
+    func run() throws {
+        try withCleanErrors {
+            let scorer = Scorer(model: try modelOptions.loadModel(), tokenizer: try modelOptions.loadTokenizer())
+            for result in try scorer.score(texts: texts) {
+                if json {
+                    printJSONLine(["tokens": result.tokens, "logprobs": result.logprobs.map(Double.init),
+                                   "sum_logprob": result.sumLogprob,
+                                   "perplexity": result.perplexity.isFinite ? result.perplexity : NSNull()])
+                } else {
+                    print(String(format: "sum_logprob %.6f  tokens %d  perplexity %.6f",
+                                 result.sumLogprob, result.logprobs.count, result.perplexity))
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,111 @@
+// OPTModel: the decoder as a per-layer call list (llm.c style). One model, loaded once, shared by
+// every session; all per-request state (KV cache, activations) lives in an InferenceSession.
+//   B batch, T new tokens, C hidden, E word_embed_proj_dim, F ffn, V vocab, NH heads, hs = C / NH
+import Foundation
+
+/// The projections inside an OPT layer that adapters can attach to (peft's module names).
+public enum ProjectionModule: String, CaseIterable, Sendable {
+    case qProj = "q_proj", kProj = "k_proj", vProj = "v_proj", outProj = "out_proj", fc1 = "fc1", fc2 = "fc2"
+}
+
+/// A seam for adapters: after each base projection the model offers `delta` the input and output
+/// rows so it can add its low-rank term. Rows are grouped by sequence: batch b owns rows
+/// [b·rowsPerSequence, (b+1)·rowsPerSequence).
+public protocol ProjectionDelta: AnyObject {
+    func addDelta(layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim: Int,
+                  out: UnsafeMutablePointer<Float>, outDim: Int, batch: Int, rowsPerSequence: Int)
+}
+
+public final class OPTModel: @unchecked Sendable {
+    public let config: OPTConfig
+    public let weights: OPTWeights
+    public let activation: Activation
+    public let directory: String?
+
+    public init(config: OPTConfig, weights: OPTWeights, directory: String? = nil) throws {
+        try config.validate()
+        guard let act = Activation(name: config.activationFunction) else {
+            throw EngineError.invalidConfig(path: "config.json", reason: "unsupported activation")
+        }
+        self.config = config
+        self.weights = weights
+        self.activation = act
+        self.directory = directory
+    }
+
+    /// Loads config.json and the weights of a Hugging Face OPT directory.
+    public static func load(directory: String) throws -> OPTModel {
+        let config = try OPTConfig.load(directory: directory)
+        let checkpoint = try CheckpointReader.load(directory: directory)
+        return try OPTModel(config: config, weights: try OPTWeights(checkpoint: checkpoint, config: config),
+                            directory: directory)
+    }
+
+    /// Runs `s.T` new tokens per sequence through the decoder, leaving the final hidden states (B·T, E)
+    /// in `s.hidden`. Token ids and positions must already be in the session's buffers.
+    func forwardHidden(_ s: InferenceSession, delta: ProjectionDelta?) {
+        let cfg = config, w = weights
+        let B = s.B, T = s.T, R = B * T, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
+        let x = s.x, h = s.xn, scratch = s.kernelScratch
+
+        // embeddings: x (R, C) = project_in(wte[tokens]) + wpe[positions + 2]
+        if let projectIn = w.projectIn {
+            embeddingForward(out: s.emb, tokens: s.tokens, table: w.embedTokens, N: R, E: E)
+            matmul(out: x, inp: s.emb, weight: projectIn, bias: nil, M: R, K: E, N: C, scratch: scratch)
+        } else {
+            embeddingForward(out: x, tokens: s.tokens, table: w.embedTokens, N: R, E: C)
+        }
+        positionEmbeddingAdd(out: x, positions: s.positions, table: w.embedPositions, scratch: s.tmp, N: R, C: C)
+
+        func project(_ lw: LinearWeights, _ l: Int, _ m: ProjectionModule, out: UnsafeMutablePointer<Float>,
+                     inp: UnsafePointer<Float>, K: Int, N: Int) {
+            matmul(out: out, inp: inp, weight: lw.weight, bias: lw.bias?.floats, M: R, K: K, N: N, scratch: scratch)
+            delta?.addDelta(layer: l, module: m, inp: inp, inDim: K, out: out, outDim: N, batch: B, rowsPerSequence: T)
+        }
+        func norm(_ ln: LayerNormWeights, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>) {
+            layerNormForward(out: out, mean: nil, rstd: nil, inp: inp, weight: ln.weight?.floats,
+                             bias: ln.bias?.floats, N: R, C: C)
+        }
+        let preLN = cfg.doLayerNormBefore
+        let attShape = AttentionShape(B: B, T: T, NH: cfg.numAttentionHeads, hs: cfg.headDim, past: s.past,
+                                      capacity: s.capacity)
+        let scaling = 1 / Float(cfg.headDim).squareRoot()
+
+        for (l, lw) in w.layers.enumerated() {
+            // --- attention block: x = x + out_proj(attn(LN(x)))   (post-LN: LN after the add)
+            if preLN { norm(lw.lnAttn, out: h, inp: x) } else { h.update(from: x, count: R * C) }
+            project(lw.qProj, l, .qProj, out: s.q, inp: h, K: C, N: C)
+            for i in 0..<(R * C) { s.q[i] *= scaling }
+            project(lw.kProj, l, .kProj, out: s.k, inp: h, K: C, N: C)
+            project(lw.vProj, l, .vProj, out: s.v, inp: h, K: C, N: C)
+            let (ck, cv) = s.cache.layer(l)
+            attentionForward(out: s.att, q: s.q, k: s.k, v: s.v, cacheK: ck, cacheV: cv, keyMask: s.keyMask,
+                             scores: s.scores, shape: attShape)
+            project(lw.outProj, l, .outProj, out: s.tmp, inp: s.att, K: C, N: C)
+            for i in 0..<(R * C) { x[i] += s.tmp[i] }
+            if !preLN { norm(lw.lnAttn, out: x, inp: x) }
+
+            // --- feed-forward block: x = x + fc2(act(fc1(LN(x))))
+            if preLN { norm(lw.lnFfn, out: h, inp: x) } else { h.update(from: x, count: R * C) }
+            project(lw.fc1, l, .fc1, out: s.ffn, inp: h, K: C, N: F)
+            activation.forward(s.ffn, count: R * F)
+            project(lw.fc2, l, .fc2, out: s.tmp, inp: s.ffn, K: F, N: C)
+            for i in 0..<(R * C) { x[i] += s.tmp[i] }
+            if !preLN { norm(lw.lnFfn, out: x, inp: x) }
+        }
+
+        // final norm and projection back to the embedding width: hidden (R, E)
+        if let lnFinal = w.lnFinal { norm(lnFinal, out: x, inp: x) }
+        if let projectOut = w.projectOut {
+            matmul(out: s.hidden, inp: x, weight: projectOut, bias: nil, M: R, K: C, N: E, scratch: scratch)
+        } else {
+            s.hidden.update(from: x, count: R * C)
+        }
+    }
+
+    /// logits (rows, V) = hidden (rows, E) · lm_headᵀ
+    func logits(out: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, rows: Int, scratch: KernelScratch) {
+        matmul(out: out, inp: hidden, weight: weights.lmHead, bias: nil, M: rows, K: config.wordEmbedProjDim,
+               N: config.vocabSize, scratch: scratch)
+    }
+}

@@ -1,0 +1,39 @@
+// Options shared by the engine subcommands (generate, score, tokenize, bench).
+import ArgumentParser
+import Foundation
+import OPTEngine
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights).")
+    var model: String
+
+    @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
+    var threads: Int?
+
+    func loadTokenizer() throws -> BPETokenizer {
+        try BPETokenizer.load(directory: model)
+    }
+
+    func loadModel() throws -> OPTModel {
+        if let threads { BLAS.threads = max(1, threads) }
+        return try OPTModel.load(directory: model)
+    }
+}
+
+/// One JSON object on one line (keys sorted, so output is stable).
+func printJSONLine(_ object: [String: Any]) {
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
+          let line = String(data: data, encoding: .utf8)
+    else { return }
+    print(line)
+}
+
+/// Turns engine errors into a clean CLI failure (message, exit code 1) instead of a stack trace.
+func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as EngineError {
+        FileHandle.standardError.write(Data("muwad: \(error.description)\n".utf8))
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,115 @@
+// Fast kernels against their naive references: matmul for every weight dtype, attention with and
+// without the KV cache.
+import XCTest
+@testable import OPTEngine
+
+final class KernelTests: XCTestCase {
+    func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) }
+    }
+
+    func narrowTensor(_ values: [Float], shape: [Int], dtype: DType) -> Tensor {
+        let region = ByteRegion(allocating: values.count * dtype.byteSize)
+        for (i, v) in values.enumerated() {
+            switch dtype {
+            case .bf16: region.mutableBase!.storeBytes(of: floatToBF16(v), toByteOffset: i * 2, as: UInt16.self)
+            case .f16: region.mutableBase!.storeBytes(of: floatToF16(v), toByteOffset: i * 2, as: UInt16.self)
+            default: region.mutableBase!.storeBytes(of: v, toByteOffset: i * 4, as: Float.self)
+            }
+        }
+        return Tensor(dtype: dtype, shape: shape, region: region)
+    }
+
+    func testMatmulMatchesNaiveForEveryDType() {
+        for dtype in [DType.f32, .bf16, .f16] {
+            for M in [1, 3, 17] {
+                let K = 37, N = 300   // N > blockRows exercises the widening loop's tail
+                let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
+                let weight = narrowTensor(w, shape: [N, K], dtype: dtype)
+                var fast = [Float](repeating: 0, count: M * N), ref = fast
+                let scratch = KernelScratch(maxInputDim: K)
+                matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
+                matmulNaive(out: &ref, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
+                let maxDiff = zip(fast, ref).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThan(maxDiff, 1e-4, "dtype \(dtype) M \(M)")
+            }
+        }
+    }
+
+    func testMatmulAccumulates() {
+        let M = 2, K = 5, N = 4
+        let x = randomFloats(M * K, seed: 4), w = Tensor.f32(randomFloats(N * K, seed: 5), shape: [N, K])
+        var once = [Float](repeating: 0, count: M * N)
+        matmulNaive(out: &once, inp: x, weight: w, bias: nil, M: M, K: K, N: N)
+        var twice = once
+        matmul(out: &twice, inp: x, weight: w, bias: nil, M: M, K: K, N: N, scratch: KernelScratch(maxInputDim: K),
+               accumulate: true)
+        for i in 0..<(M * N) { XCTAssertEqual(twice[i], 2 * once[i], accuracy: 1e-5) }
+    }
+
+    /// Attention through the cache — all at once, and as a prefill followed by single-token steps —
+    /// equals the naive full attention, including a left-padded row.
+    func testAttentionWithCacheMatchesNaive() {
+        let B = 2, T = 7, NH = 3, hs = 4, C = NH * hs
+        let q = randomFloats(B * T * C, seed: 6), k = randomFloats(B * T * C, seed: 7), v = randomFloats(B * T * C, seed: 8)
+        var mask = [UInt8](repeating: 1, count: B * T)
+        mask[T] = 0; mask[T + 1] = 0      // row 1 has two left pads
+        var ref = [Float](repeating: 0, count: B * T * C)
+        attentionNaive(out: &ref, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
+
+        let S = T
+        for split in [T, 4, 1] {   // prefill `split` tokens, then one at a time
+            var cacheK = [Float](repeating: 0, count: B * NH * S * hs), cacheV = cacheK
+            var out = [Float](repeating: 0, count: B * T * C)
+            var scores = [Float](repeating: 0, count: T * S)
+            var done = 0
+            while done < T {
+                let n = done == 0 ? split : 1
+                // gather rows [done, done + n) of each sequence as (B, n, C)
+                func slice(_ a: [Float]) -> [Float] {
+                    var r: [Float] = []
+                    for b in 0..<B {
+                        let lo: Int = (b * T + done) * C
+                        let hi: Int = lo + n * C
+                        r += a[lo..<hi]
+                    }
+                    return r
+                }
+                var o = [Float](repeating: 0, count: B * n * C)
+                attentionForward(out: &o, q: slice(q), k: slice(k), v: slice(v), cacheK: &cacheK, cacheV: &cacheV,
+                                 keyMask: mask, scores: &scores,
+                                 shape: AttentionShape(B: B, T: n, NH: NH, hs: hs, past: done, capacity: S))
+                for b in 0..<B { for i in 0..<(n * C) { out[(b * T + done) * C + i] = o[b * n * C + i] } }
+                done += n
+            }
+            // Padding query rows have no visible key; they attend uniformly to every key present, which
+            // depends on how many keys a chunk holds. They only match when the whole prompt is one chunk.
+            var maxDiff: Float = 0
+            for b in 0..<B { for t in 0..<T where split == T || mask[b * T + t] != 0 {
+                for c in 0..<C { maxDiff = max(maxDiff, abs(out[(b * T + t) * C + c] - ref[(b * T + t) * C + c])) }
+            } }
+            XCTAssertLessThan(maxDiff, 1e-5, "split \(split)")
+        }
+    }
+
+    func testLayerNormMatchesDefinition() {
+        let C = 10
+        let x = randomFloats(2 * C, seed: 9), w = randomFloats(C, seed: 10), b = randomFloats(C, seed: 11)
+        var out = [Float](repeating: 0, count: 2 * C)
+        layerNormForward(out: &out, mean: nil, rstd: nil, inp: x, weight: w, bias: b, N: 2, C: C)
+        for r in 0..<2 {
+            let row = Array(x[(r * C)..<((r + 1) * C)]).map(Double.init)
+            let m = row.reduce(0, +) / Double(C)
+            let varc = row.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(C)
+            for c in 0..<C {
+                let expected = (row[c] - m) / (varc + 1e-5).squareRoot() * Double(w[c]) + Double(b[c])
+                XCTAssertEqual(Double(out[r * C + c]), expected, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testPositionsFromMaskFollowTransformers() {
+        XCTAssertEqual(positionsFromMask([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]), [[-1, -1, 0, 1, 2], [0, 1, 2, 3, 4]])
+    }
+}

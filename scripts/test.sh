@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs system packages, starts a private PostgreSQL, runs `swift test`.
+# Extra arguments go to `swift test` (e.g. --filter TokenizerTests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+pgdir=$(mktemp -d /tmp/muwa-test-pg.XXXXXX)
+port=${MUWA_TEST_PG_PORT:-$((40000 + RANDOM % 20000))}
+trap 'scripts/pg-private.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+export MUWA_TEST_DATABASE_URL=$(scripts/pg-private.sh start "$pgdir" "$port")
+export MUWA_TEST_PG_DIR="$pgdir" MUWA_TEST_PG_PORT="$port"
+echo "test.sh: PostgreSQL for tests at: $MUWA_TEST_DATABASE_URL" >&2
+swift build --build-tests
+swift test --skip-build "$@"
