@@ -24,9 +24,12 @@ let package = Package(
             name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]),
 
+        // Hand-written SIMD kernels (widening BF16/F16 dot products), dispatched at run time by CPU.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         // The OPT engine: tensors, kernels, tokenizer, weights, model, generation. Knows nothing of jobs.
         .target(
-            name: "OPTEngine", dependencies: ["COpenBLAS"],
+            name: "OPTEngine", dependencies: ["COpenBLAS", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]),
         // LoRA adapters over the engine: load, apply, train, save.
         .target(

@@ -24,11 +24,11 @@ final class KernelTests: XCTestCase {
     func testMatmulMatchesNaiveForEveryDType() {
         for dtype in [DType.f32, .bf16, .f16] {
             for M in [1, 3, 17] {
-                let K = 37, N = 300   // N > blockRows exercises the widening loop's tail
+                let K = 37, N = 300   // blocks of 128 rows: exercises the widening loop's tail
                 let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
                 let weight = narrowTensor(w, shape: [N, K], dtype: dtype)
                 var fast = [Float](repeating: 0, count: M * N), ref = fast
-                let scratch = KernelScratch(maxInputDim: K)
+                let scratch = KernelScratch(maxInputDim: K, capacityFloats: 128 * K)
                 matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
                 matmulNaive(out: &ref, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
                 let maxDiff = zip(fast, ref).map { abs($0 - $1) }.max() ?? 0

@@ -2,21 +2,32 @@
 //   out[M, N] = inp[M, K] · Wᵀ + bias      W: [N, K] in PyTorch's nn.Linear layout, any DType.
 // F32 weights go straight to OpenBLAS. BF16/F16 weights are widened block by block into a small
 // scratch buffer and multiplied there, so narrow checkpoints stay narrow in memory. matmulNaive is
-// the reference the tests hold the fast path to.
+// the reference the tests hold the fast path to. For a single row (decode), narrow weights go through
+// fused widen-and-dot kernels (CKernels) split across the cores, so decode reads each weight once.
+import CKernels
+import Dispatch
+import Foundation
 
 /// Scratch for kernels that widen narrow weights; allocated once per model session, never per call.
 public final class KernelScratch: @unchecked Sendable {
-    public static let blockRows = 128
+    /// Widened weights per block: large enough that each sgemm call does real work (16 MiB).
+    public static let capacityFloats = 4 << 20
     let buffer: UnsafeMutablePointer<Float>
     let capacity: Int
 
-    public init(maxInputDim K: Int) {
-        capacity = KernelScratch.blockRows * max(K, 1)
+    public init(maxInputDim K: Int, capacityFloats: Int = KernelScratch.capacityFloats) {
+        capacity = max(capacityFloats, K)
         buffer = .allocate(capacity: capacity)
     }
 
+    /// Rows of a [N, K] weight that fit in the buffer at once.
+    func blockRows(K: Int) -> Int { max(1, capacity / max(K, 1)) }
+
     deinit { buffer.deallocate() }
 }
+
+/// Threads for the engine's own kernels (OpenBLAS has its own pool).
+public var kernelThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
 @inline(__always)
 func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, N: Int) {
@@ -41,11 +52,26 @@ public func matmul(
         } else {
             BLAS.gemm(M: M, N: N, K: K, a: inp, lda: K, b: w, ldb: K, bTransposed: true, beta: beta, c: out, ldc: N)
         }
+    case .bf16 where M <= 2, .f16 where M <= 2:
+        let w = weight.raw.assumingMemoryBound(to: UInt16.self)
+        let isBF16 = weight.dtype == .bf16
+        let parts = N >= 256 ? kernelThreads : 1
+        for m in 0..<M {
+            let x = inp + m * K, y = out + m * N
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let n0 = N * p / parts, n1 = N * (p + 1) / parts
+                if isBF16 {
+                    muwa_gemv_bf16(w, x, y, n0, n1, K, accumulate ? 1 : 0)
+                } else {
+                    muwa_gemv_f16(w, x, y, n0, n1, K, accumulate ? 1 : 0)
+                }
+            }
+        }
     default:
-        precondition(scratch.capacity >= KernelScratch.blockRows * K, "kernel scratch too small for K=\(K)")
+        let blockRows = scratch.blockRows(K: K)
         var n0 = 0
         while n0 < N {
-            let nb = min(KernelScratch.blockRows, N - n0)
+            let nb = min(blockRows, N - n0)
             weight.convertToFloat(start: n0 * K, count: nb * K, into: scratch.buffer)
             if M == 1 {
                 BLAS.gemv(rows: nb, cols: K, a: scratch.buffer, lda: K, x: inp, beta: beta, y: out + n0)

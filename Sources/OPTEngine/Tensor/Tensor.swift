@@ -1,6 +1,8 @@
 // Tensor: a typed, shaped view into a ByteRegion. No autograd, no broadcasting: kernels take raw
 // pointers. Row-major; shape[0] is the slowest dimension (PyTorch's convention).
 
+import CKernels
+
 public struct Tensor: @unchecked Sendable {
     public let dtype: DType
     public let shape: [Int]
@@ -61,11 +63,9 @@ public struct Tensor: @unchecked Sendable {
         case .f32:
             out.update(from: raw.assumingMemoryBound(to: Float.self) + start, count: n)
         case .bf16:
-            let src = (raw + start * 2).assumingMemoryBound(to: UInt16.self)
-            for i in 0..<n { out[i] = Float(bitPattern: UInt32(src[i]) << 16) }
+            muwa_widen_bf16((raw + start * 2).assumingMemoryBound(to: UInt16.self), out, n)
         case .f16:
-            let src = (raw + start * 2).assumingMemoryBound(to: Float16.self)
-            for i in 0..<n { out[i] = Float(src[i]) }
+            muwa_widen_f16((raw + start * 2).assumingMemoryBound(to: UInt16.self), out, n)
         case .i8, .i64:
             for i in 0..<n { out[i] = element(start + i) }
         }
