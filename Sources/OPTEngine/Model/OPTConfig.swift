@@ -128,6 +128,15 @@ public struct OPTConfig: Codable, Sendable, Equatable {
     public var headDim: Int { hiddenSize / numAttentionHeads }
     /// True when the decoder ends in a final layer norm (pre-LN models, unless removed).
     public var hasFinalLayerNorm: Bool { doLayerNormBefore && !removeFinalLayerNorm }
+    /// Unique parameters of OPTForCausalLM of this shape (lm_head tied to embed_tokens).
+    public var parameterCount: Int {
+        let C = hiddenSize, F = ffnDim, E = wordEmbedProjDim, b = enableBias ? 1 : 0
+        let ln = layerNormElementwiseAffine ? 2 * C : 0
+        let layer = 4 * (C * C + b * C) + (C * F + b * F) + (F * C + b * C) + 2 * ln
+        return vocabSize * E + (maxPositionEmbeddings + optPositionOffset) * C + (hasProjections ? 2 * C * E : 0)
+            + (hasFinalLayerNorm ? ln : 0) + numHiddenLayers * layer
+    }
+
     /// True for opt-350m-style models whose embeddings are narrower than the hidden size.
     public var hasProjections: Bool { wordEmbedProjDim != hiddenSize }
 }

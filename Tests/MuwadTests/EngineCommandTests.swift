@@ -1,0 +1,95 @@
+// The engine subcommands as a user runs them: the built `muwad` binary, its JSON output compared with
+// the transformers fixtures, and clean failures (message, exit status 1) on bad input.
+import Foundation
+import XCTest
+
+final class EngineCommandTests: XCTestCase {
+    private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+    private static var model: String { fixtures.appendingPathComponent("models/pre-ln-f32").path }
+
+    private func muwad(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let dir = (Bundle.main.executableURL ?? Bundle.main.bundleURL).deletingLastPathComponent()
+        let binary = dir.appendingPathComponent("muwad")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            struct NotBuilt: Error, CustomStringConvertible { let description: String }
+            throw NotBuilt(description: "muwad binary not built next to the tests (\(binary.path))")
+        }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    private func jsonLines(_ text: String) throws -> [[String: Any]] {
+        try text.split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+    }
+
+    func testGenerateJSONMatchesTransformersGreedy() throws {
+        let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
+            Self.fixtures.appendingPathComponent("expected/pre-ln-f32/greedy.json"))) as? [String: Any])
+        let prompts = try XCTUnwrap(expected["prompts"] as? [[String: Any]])
+        let first = try XCTUnwrap(prompts.first)
+        let greedy = try XCTUnwrap((first["cases"] as? [String: [String: Any]])?["greedy"])
+        let r = try muwad(["generate", "--model", Self.model, "--prompt", try XCTUnwrap(first["prompt"] as? String),
+                           "--max-new-tokens", "12", "--json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let line = try XCTUnwrap(try jsonLines(r.out).first)
+        XCTAssertEqual(line["token_ids"] as? [Int], greedy["generated_ids"] as? [Int])
+        XCTAssertEqual(line["text"] as? String, greedy["text"] as? String)
+        XCTAssertEqual(line["finish_reason"] as? String, "length")
+    }
+
+    func testSampledGenerationRepeatsWithTheSameSeed() throws {
+        let args = ["generate", "--model", Self.model, "--prompt", "Hello world", "--prompt", "Hi", "--max-new-tokens", "10",
+                    "--do-sample", "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json"]
+        let a = try muwad(args + ["--seed", "5"]), b = try muwad(args + ["--seed", "5"]), c = try muwad(args + ["--seed", "6"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.out, b.out)
+        XCTAssertNotEqual(a.out, c.out)
+        // alone or batched: the same seed gives the same text
+        let alone = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "10", "--do-sample",
+                               "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json", "--seed", "5"])
+        XCTAssertEqual(try jsonLines(alone.out)[0]["token_ids"] as? [Int], try jsonLines(a.out)[1]["token_ids"] as? [Int])
+    }
+
+    func testStopStringEndsGeneration() throws {
+        // the greedy continuation of "Hello world" is " dissatisfiedstuff pet pet …"
+        let r = try muwad(["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "12",
+                           "--stop", " pet", "--json"])
+        let line = try XCTUnwrap(try jsonLines(r.out).first)
+        XCTAssertEqual(line["text"] as? String, " dissatisfiedstuff")
+        XCTAssertEqual(line["finish_reason"] as? String, "stop")
+    }
+
+    func testScoreAndTokenizeJSON() throws {
+        let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
+            Self.fixtures.appendingPathComponent("expected/pre-ln-f32/score.json"))) as? [String: Any])
+        let text = try XCTUnwrap((expected["texts"] as? [[String: Any]])?.last)
+        let r = try muwad(["score", "--model", Self.model, "--text", try XCTUnwrap(text["text"] as? String), "--json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let line = try XCTUnwrap(try jsonLines(r.out).first)
+        XCTAssertEqual(line["tokens"] as? [Int], text["ids"] as? [Int])
+        let sum = try XCTUnwrap(line["sum_logprob"] as? Double), want = try XCTUnwrap(text["sum_logprob"] as? Double)
+        XCTAssertEqual(sum, want, accuracy: 1e-4 * abs(want))
+        XCTAssertEqual((line["logprobs"] as? [Double])?.count, (text["ids"] as? [Int]).map { $0.count - 1 })
+
+        let t = try muwad(["tokenize", "--model", Self.model, "--text", "Hello world", "--json"])
+        XCTAssertEqual(try jsonLines(t.out).first?["ids"] as? [Int], [2, 15500, 999])
+    }
+
+    func testBadInputFailsCleanly() throws {
+        let missing = try muwad(["generate", "--model", "/nonexistent/opt", "--prompt", "x"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("/nonexistent/opt"), missing.err)
+        let badTemp = try muwad(["generate", "--model", Self.model, "--prompt", "x", "--do-sample", "--temperature", "0"])
+        XCTAssertNotEqual(badTemp.status, 0)
+        XCTAssertTrue(badTemp.err.contains("temperature"), badTemp.err)
+    }
+}
