@@ -11,4 +11,5 @@ export MUWA_TEST_DATABASE_URL=$(scripts/pg-private.sh start "$pgdir" "$port")
 export MUWA_TEST_PG_DIR="$pgdir" MUWA_TEST_PG_PORT="$port"
 echo "test.sh: PostgreSQL for tests at: $MUWA_TEST_DATABASE_URL" >&2
 swift build --build-tests
-swift test --skip-build "$@"
+# The suite is XCTest; Swift Testing is disabled so the run ends on XCTest's summary line.
+swift test --skip-build --disable-swift-testing "$@"
