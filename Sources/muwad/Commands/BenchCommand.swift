@@ -1,22 +1,34 @@
 // muwad bench: prompt-processing and decode throughput and peak memory of the engine on a checkpoint,
-// optionally beside PyTorch + transformers on the same machine in the same run (--pytorch).
+// or (--train) the throughput of one LoRA training step, optionally beside PyTorch + transformers
+// (+ peft) on the same machine in the same run (--pytorch).
 import ArgumentParser
 import Foundation
+import LoRAOps
 import OPTEngine
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Measure prompt and decode tokens/s and peak memory.")
+        commandName: "bench", abstract: "Measure prompt and decode (or LoRA training) tokens/s and peak memory.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("prompt-tokens")) var promptTokens = 128
     @Option(name: .customLong("new-tokens")) var newTokens = 64
-    @Option var batch = 1
+    @Option(help: "Sequences per batch (default 1; 4 with --train).") var batch: Int?
     @Option(help: "Timed repetitions (the best is reported).") var repeats = 3
-    @Flag(help: "Also run tools/bench/pytorch_bench.py with the same settings and print both.") var pytorch = false
+    @Flag(help: "Also run the PyTorch benchmark (tools/bench/) with the same settings and print both.") var pytorch = false
     @Flag var json = false
+    @Flag(help: "Measure one LoRA training step (forward, backward, clipping, AdamW) instead of inference.")
+    var train = false
+    @Option(name: .customLong("train-tokens"), help: "Tokens per sequence with --train.") var trainTokens = 256
+    @Option(name: .customLong("lora-r")) var loraR = 8
+    @Option(name: .customLong("lora-targets"), help: "Comma-separated projections with --train.")
+    var loraTargets = "q_proj,v_proj"
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer in the backward pass (--train).")
+    var gradientCheckpointing = false
 
     func run() throws {
+        if train { return try withCleanAdapterErrors { try runTraining() } }
+        let batch = self.batch ?? 1
         try withCleanErrors {
             let loadStart = Date()
             let model = try modelOptions.loadModel()
@@ -64,31 +76,41 @@ struct BenchCommand: ParsableCommand {
                 "peak_rss_mib": peakRSSMiB(),
             ]
             report(result)
-            if pytorch { runPyTorch() }
+            if pytorch {
+                runPyTorch(script: "pytorch_bench.py",
+                           arguments: ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)",
+                                       "--batch", "\(batch)"])
+            }
         }
     }
 
     private func report(_ r: [String: Any]) {
         if json { printJSONLine(r); return }
         func f(_ k: String) -> String { (r[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
-        print("\(r["engine"] ?? "?")  batch \(batch)  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
+        if r["mode"] as? String == "train" {
+            print("\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
+                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")")
+            print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s)")
+            print("  peak memory:       \(f("peak_rss_mib")) MiB")
+            return
+        }
+        print("\(r["engine"] ?? "?")  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step)")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 
-    private func runPyTorch() {
+    private func runPyTorch(script name: String, arguments: [String]) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/bench/pytorch_bench.py").path
-        let candidates = [script, "tools/bench/pytorch_bench.py"]
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/bench/\(name)").path
+        let candidates = [script, "tools/bench/\(name)"]
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            print("pytorch: tools/bench/pytorch_bench.py not found"); return
+            print("pytorch: tools/bench/\(name) not found"); return
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", path, "--model", modelOptions.model, "--prompt-tokens", "\(promptTokens)",
-                       "--new-tokens", "\(newTokens)", "--batch", "\(batch)", "--threads", "\(BLAS.threads)",
-                       "--repeats", "\(repeats)"]
+        p.arguments = ["python3", path, "--model", modelOptions.model, "--threads", "\(BLAS.threads)",
+                       "--repeats", "\(repeats)"] + arguments
         let pipe = Pipe()
         p.standardOutput = pipe
         do { try p.run() } catch { print("pytorch: could not start python3: \(error)"); return }
@@ -99,6 +121,64 @@ struct BenchCommand: ParsableCommand {
               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         else { print("pytorch: benchmark failed (is torch installed? see tools/fixtures/requirements.txt)"); return }
         report(obj)
+    }
+
+    // MARK: - LoRA training step
+
+    /// One optimizer step of LoRA training on `batch` × `trainTokens` seeded random tokens (loss on every
+    /// next token, lora_dropout 0.05, AdamW, clipping 1.0): the best of `repeats` after one warm-up step.
+    private func runTraining() throws {
+        let loadStart = Date()
+        let model = try modelOptions.loadModel()
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let cfg = model.config, B = batch ?? 4, T = trainTokens
+        guard B >= 1, T >= 2, T <= cfg.maxPositionEmbeddings else {
+            throw EngineError.invalidRequest("--train-tokens must be 2…\(cfg.maxPositionEmbeddings) and --batch ≥ 1")
+        }
+        var rng = SeededRNG(seed: 1234)
+        let upper = UInt64(min(cfg.vocabSize, 50260) - 4)
+        let examples = (0..<B).map { _ in
+            TrainingExample(inputIds: [cfg.bosTokenId] + (1..<T).map { _ in 4 + Int(rng.next() % upper) })
+        }
+        var config = TrainingConfig()
+        config.r = loraR
+        config.loraAlpha = Double(2 * loraR)
+        config.loraDropout = 0.05
+        config.targetModules = loraTargets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        config.maxSteps = max(1, repeats) + 1
+        config.batchSize = B
+        config.maxLength = T
+        config.shuffle = false
+        config.gradientCheckpointing = gradientCheckpointing
+        let trainer = try LoRATrainer(model: model, config: config, examples: examples)
+        var best = Double.infinity
+        for i in 0..<config.maxSteps {
+            let step = try trainer.trainStep()
+            if i > 0 { best = min(best, step.seconds) }
+        }
+        let targets = config.targetModules.joined(separator: ",")
+        let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
+        var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
+        result["weights_dtype"] = weightsDType
+        result["batch"] = B
+        result["seq_len"] = T
+        result["lora_r"] = loraR
+        result["lora_targets"] = targets
+        result["trainable_params"] = trainer.layout.count
+        result["gradient_checkpointing"] = gradientCheckpointing
+        result["threads"] = BLAS.threads
+        result["load_s"] = loadSeconds
+        result["step_s"] = best
+        result["train_tokens_per_s"] = Double(B * T) / best
+        result["activation_mib"] = Double(trainer.activationBytes) / Double(1 << 20)
+        result["peak_rss_mib"] = peakRSSMiB()
+        report(result)
+        if pytorch {
+            runPyTorch(script: "pytorch_train_bench.py",
+                       arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
+                                   "--lora-targets", config.targetModules.joined(separator: ",")]
+                           + (gradientCheckpointing ? ["--gradient-checkpointing"] : []))
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-// muwad generate: prompts in, generated text out (plain, or one JSON object per prompt per line).
+// muwad generate: prompts in, generated text out (plain, or one JSON object per prompt per line),
+// optionally with a LoRA adapter (--adapter DIR, --merge).
 import ArgumentParser
 import OPTEngine
 
@@ -6,6 +7,7 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate text from prompts.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @Option(name: .customLong("prompt"), help: "A prompt (repeat for a batch).") var prompts: [String]
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 50
     @Flag(name: .customLong("do-sample"), help: "Sample instead of greedy decoding.") var doSample = false
@@ -23,14 +25,15 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        try withCleanErrors {
+        try withCleanAdapterErrors {
             let options = GenerationOptions(
                 maxNewTokens: maxNewTokens, doSample: doSample, temperature: temperature, topK: topK, topP: topP,
                 repetitionPenalty: repetitionPenalty, seed: seed, stop: stop, stopAtEOS: !ignoreEOS)
             try options.validate()
             let tokenizer = try modelOptions.loadTokenizer()
-            let generator = Generator(model: try modelOptions.loadModel(), tokenizer: tokenizer)
-            let outputs = try generator.generate(prompts: prompts, options: options)
+            let (model, delta) = try adapterOptions.apply(to: try modelOptions.loadModel())
+            let generator = Generator(model: model, tokenizer: tokenizer)
+            let outputs = try generator.generate(prompts: prompts, options: options, delta: delta)
             for (prompt, out) in zip(prompts, outputs) {
                 if json {
                     printJSONLine(["prompt": prompt, "text": out.text, "token_ids": out.tokenIds,

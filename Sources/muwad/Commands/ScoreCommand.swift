@@ -1,4 +1,5 @@
-// muwad score: log-likelihood and perplexity of texts (tokens after the BOS).
+// muwad score: log-likelihood and perplexity of texts (tokens after the BOS), optionally with a LoRA
+// adapter (--adapter DIR, --merge).
 import ArgumentParser
 import Foundation
 import OPTEngine
@@ -7,6 +8,7 @@ struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "score", abstract: "Score texts: log-likelihood and perplexity.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @Option(name: .customLong("text"), help: "A text to score (repeatable).") var texts: [String]
     @Flag var json = false
 
@@ -15,9 +17,10 @@ struct ScoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        try withCleanErrors {
-            let scorer = Scorer(model: try modelOptions.loadModel(), tokenizer: try modelOptions.loadTokenizer())
-            for result in try scorer.score(texts: texts) {
+        try withCleanAdapterErrors {
+            let (model, delta) = try adapterOptions.apply(to: try modelOptions.loadModel())
+            let scorer = Scorer(model: model, tokenizer: try modelOptions.loadTokenizer())
+            for result in try scorer.score(texts: texts, delta: delta) {
                 if json {
                     printJSONLine(["tokens": result.tokens, "logprobs": result.logprobs.map(Double.init),
                                    "sum_logprob": result.sumLogprob,

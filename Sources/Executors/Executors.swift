@@ -1,1 +1,0 @@
-// Executors: see README.md for what this target will hold.

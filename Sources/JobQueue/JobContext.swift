@@ -1,0 +1,144 @@
+// JobContext: what an executor gets besides the job: where to keep files, how to report progress, and
+// whether to stop. Progress is only stored here (a lock and two assignments, never a database round
+// trip); the LeaseKeeper writes the latest value at most once a second. Stop requests come from
+// muwa.cancel (NOTIFY or heartbeat), graceful shutdown, the job's time limit, or a lost lease.
+import Foundation
+import Logging
+import Storage
+
+/// Why a running job is asked to stop at its next safe point.
+public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// Someone called muwa.cancel: the job ends `cancelled`, keeping partial results.
+    case cancelRequested
+    /// The daemon is shutting down: the job is released (with its checkpoint) for another worker.
+    case shuttingDown
+    /// The job ran past its own time limit (seconds): it fails.
+    case timeLimit(Double)
+    /// A heartbeat found the job taken away: nothing more is written for it.
+    case leaseLost
+
+    public var description: String {
+        switch self {
+        case .cancelRequested: return "cancel requested"
+        case .shuttingDown: return "daemon shutting down"
+        case .timeLimit(let seconds): return "time limit of \(formatSeconds(seconds)) exceeded"
+        case .leaseLost: return "lease lost"
+        }
+    }
+}
+
+/// The running job's side channel to the daemon.
+public final class JobContext: @unchecked Sendable {
+    public let job: ClaimedJob
+    /// A directory this job may use for checkpoints and artifacts (created on first use by the executor).
+    public let workDirectory: String
+    /// A logger with `job` and `kind` metadata.
+    public let logger: Logger
+    /// When the claim happened (monotonic).
+    public let startedAt: ContinuousClock.Instant
+
+    private let lock = NSLock()
+    private var _stopReason: StopReason?
+    private var _progress: Double?
+    private var _detail: JSONValue?
+    private var _progressDirty = false
+    private var stopHandlers: [@Sendable (StopReason) -> Void] = []
+
+    public init(job: ClaimedJob, stateDirectory: String, logger: Logger) {
+        self.job = job
+        self.workDirectory = stateDirectory + "/jobs/\(job.id)"
+        var logger = logger
+        logger[metadataKey: "job"] = "\(job.id)"
+        logger[metadataKey: "kind"] = "\(job.kind)"
+        self.logger = logger
+        self.startedAt = .now
+    }
+
+    // MARK: - For executors
+
+    /// True once the job should stop at its next safe point.
+    public var shouldStop: Bool {
+        lock.withLock { _stopReason != nil }
+    }
+
+    /// Why the job should stop, if it should.
+    public var stopReason: StopReason? {
+        lock.withLock { _stopReason }
+    }
+
+    /// Records progress (0…1) and an optional short detail; cheap enough to call every token or step.
+    public func reportProgress(_ fraction: Double, detail: JSONValue? = nil) {
+        let clamped = fraction.isFinite ? min(max(fraction, 0), 1) : 0
+        lock.withLock {
+            _progress = clamped
+            if let detail { _detail = detail }
+            _progressDirty = true
+        }
+    }
+
+    /// The last reported progress, for STATUS= lines.
+    public var progress: Double? {
+        lock.withLock { _progress }
+    }
+
+    /// Calls `handler` once when a stop is requested (at once if it already was). For executors blocked in
+    /// something other than their own loop.
+    public func onStop(_ handler: @escaping @Sendable (StopReason) -> Void) {
+        let reason: StopReason? = lock.withLock {
+            if _stopReason == nil { stopHandlers.append(handler) }
+            return _stopReason
+        }
+        if let reason { handler(reason) }
+    }
+
+    /// Sleeps up to `seconds`, returning early (false) when a stop is requested or the task is cancelled.
+    public func sleep(seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if shouldStop || Task.isCancelled { return false }
+            let left = deadline - ContinuousClock.now
+            try? await Task.sleep(for: min(left, .milliseconds(50)))
+        }
+        return !shouldStop
+    }
+
+    // MARK: - For the runner
+
+    /// Asks the job to stop. The first reason wins, except that a lost lease overrides everything (after it,
+    /// nothing may be written).
+    func requestStop(_ reason: StopReason) {
+        let handlers: [@Sendable (StopReason) -> Void] = lock.withLock {
+            if _stopReason == nil || (reason == .leaseLost && _stopReason != .leaseLost) {
+                _stopReason = reason
+                let handlers = stopHandlers
+                stopHandlers = []
+                return handlers
+            }
+            return []
+        }
+        for handler in handlers { handler(reason) }
+    }
+
+    /// The progress reported since the last call, if any.
+    func takeProgress() -> (fraction: Double, detail: JSONValue?)? {
+        lock.withLock {
+            guard _progressDirty, let progress = _progress else { return nil }
+            _progressDirty = false
+            return (progress, _detail)
+        }
+    }
+
+    /// Seconds since the claim.
+    public var elapsedSeconds: Double {
+        let elapsed = ContinuousClock.now - startedAt
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    }
+}
+
+/// "250 ms", "1.5 s", "12 min", "3.0 h".
+func formatSeconds(_ seconds: Double) -> String {
+    if seconds < 1 { return String(format: "%.0f ms", seconds * 1000) }
+    if seconds < 120 { return String(format: "%.1f s", seconds) }
+    if seconds < 7200 { return String(format: "%.0f min", seconds / 60) }
+    return String(format: "%.1f h", seconds / 3600)
+}

@@ -1,1 +1,0 @@
-// JobQueue: see README.md for what this target will hold.

@@ -1,1 +1,0 @@
-// LoRAOps: see README.md for what this target will hold.

@@ -1,0 +1,128 @@
+// The buffers of LoRA training for batches of up to maxB × maxT tokens, allocated once when the
+// trainer is made (llm.c's activations), never per step. With gradient checkpointing only each layer's
+// input is kept for the whole pass, plus one layer's worth of activations that the backward pass
+// refills by recomputing that layer; without it every layer keeps its own set.
+//   R = B·T rows   C hidden   E word_embed_proj_dim   F ffn   V vocab   NH heads   ΣR = Σ r of a layer's slots
+import OPTEngine
+
+/// What one decoder layer's backward pass reads (names follow the forward recipe in DecoderLayerPass).
+struct LayerActivations {
+    let attnIn: UnsafeMutablePointer<Float>    // (R, C) self_attn_layer_norm(inp); pre-LN only
+    let ln1Mean, ln1Rstd: UnsafeMutablePointer<Float>  // (R) self_attn_layer_norm statistics
+    let q, k, v: UnsafeMutablePointer<Float>   // (R, C) q already scaled by hs^-0.5
+    let att: UnsafeMutablePointer<Float>       // (B, NH, T, T) attention probabilities
+    let attOut: UnsafeMutablePointer<Float>    // (R, C) input of out_proj
+    let res1: UnsafeMutablePointer<Float>      // (R, C) inp + out_proj(attOut)
+    let ffnIn: UnsafeMutablePointer<Float>     // (R, C) input of fc1 (and the FFN residual, post-LN)
+    let ln2Mean, ln2Rstd: UnsafeMutablePointer<Float>  // (R) final_layer_norm statistics
+    let fcPre: UnsafeMutablePointer<Float>     // (R, F) fc1 output before the activation
+    let res2: UnsafeMutablePointer<Float>      // (R, C) ffnIn + fc2(…), post-LN only
+    let loraU: UnsafeMutablePointer<Float>     // (R, ΣR) x·Aᵀ of each adapted projection of the layer
+}
+
+final class TrainingActivations {
+    let maxB: Int, maxT: Int
+    /// L + 1 buffers (R, C): the input of each layer; [L] is the last layer's output.
+    let layerInputs: [UnsafeMutablePointer<Float>]
+    /// One set per layer, or one set shared by all layers when checkpointing.
+    let layers: [LayerActivations]
+    // embeddings and final stage
+    let emb: UnsafeMutablePointer<Float>                  // (R, E) token rows before project_in
+    let lnfMean, lnfRstd: UnsafeMutablePointer<Float>     // (R)
+    let xf: UnsafeMutablePointer<Float>                   // (R, C) final_layer_norm output
+    let hidden, dhidden: UnsafeMutablePointer<Float>      // (R, E)
+    let dxf: UnsafeMutablePointer<Float>                  // (R, C)
+    // shared scratch of the layer passes
+    let fcAct, dFcAct, dFcPre: UnsafeMutablePointer<Float>  // (R, F)
+    let tmp, recomputed: UnsafeMutablePointer<Float>      // (R, C)
+    let drop, dDrop: UnsafeMutablePointer<Float>          // (R, max(C, F)) dropped LoRA input and its gradient
+    let dResA, dResB, dRes: UnsafeMutablePointer<Float>   // (R, C) residual-stream gradients
+    let dAttnIn, dq, dk, dv, dAttOut, dFfnIn: UnsafeMutablePointer<Float>  // (R, C)
+    let dscores: UnsafeMutablePointer<Float>              // (T, T)
+    let g: UnsafeMutablePointer<Float>                    // (R, max r)
+    // inputs of the current batch
+    let tokens, positions, targets: UnsafeMutablePointer<Int32>  // (R)
+    let keyMask: UnsafeMutablePointer<UInt8>                       // (R)
+    // lm head, in blocks of headRows rows that have a target
+    static let headRows = 256
+    let headHidden, headDHidden: UnsafeMutablePointer<Float>  // (headRows, E)
+    let logits, dlogits: UnsafeMutablePointer<Float>          // (headRows, V)
+    let headTargets: UnsafeMutablePointer<Int32>              // (headRows)
+    let losses, dlosses: UnsafeMutablePointer<Float>          // (headRows)
+
+    private var allocations: [UnsafeMutableRawPointer] = []
+    /// Bytes held by every buffer above.
+    private(set) var byteCount = 0
+
+    init(config cfg: OPTConfig, layout: LoRALayout, maxB: Int, maxT: Int, checkpointing: Bool) {
+        self.maxB = maxB
+        self.maxT = maxT
+        let R = maxB * maxT, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim, V = cfg.vocabSize
+        let NH = cfg.numAttentionHeads, L = cfg.numHiddenLayers, H = TrainingActivations.headRows
+        var allocs: [UnsafeMutableRawPointer] = [], bytes = 0
+        func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            allocs.append(UnsafeMutableRawPointer(p))
+            bytes += max(n, 1) * 4
+            return p
+        }
+        func ints(_ n: Int) -> UnsafeMutablePointer<Int32> {
+            let p = UnsafeMutablePointer<Int32>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            allocs.append(UnsafeMutableRawPointer(p))
+            bytes += max(n, 1) * 4
+            return p
+        }
+        let preLN = cfg.doLayerNormBefore
+        func layerSet(rankSum: Int) -> LayerActivations {
+            LayerActivations(
+                attnIn: floats(preLN ? R * C : 0), ln1Mean: floats(R), ln1Rstd: floats(R),
+                q: floats(R * C), k: floats(R * C), v: floats(R * C), att: floats(maxB * NH * maxT * maxT),
+                attOut: floats(R * C), res1: floats(R * C), ffnIn: floats(R * C), ln2Mean: floats(R),
+                ln2Rstd: floats(R), fcPre: floats(R * F), res2: floats(preLN ? 0 : R * C), loraU: floats(R * rankSum))
+        }
+        let rankSums = (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
+        layerInputs = (0...L).map { _ in floats(R * C) }
+        if checkpointing {
+            let shared = layerSet(rankSum: rankSums.max() ?? 0)
+            layers = [LayerActivations](repeating: shared, count: L)
+        } else {
+            layers = rankSums.map { layerSet(rankSum: $0) }
+        }
+        emb = floats(cfg.hasProjections ? R * E : 0)
+        lnfMean = floats(R); lnfRstd = floats(R); xf = floats(R * C)
+        hidden = floats(R * E); dhidden = floats(R * E); dxf = floats(R * C)
+        fcAct = floats(R * F); dFcAct = floats(R * F); dFcPre = floats(R * F)
+        tmp = floats(R * C); recomputed = floats(checkpointing ? R * C : 0)
+        drop = floats(R * max(C, F)); dDrop = floats(R * max(C, F))
+        dResA = floats(R * C); dResB = floats(R * C); dRes = floats(R * C)
+        dAttnIn = floats(R * C); dq = floats(R * C); dk = floats(R * C); dv = floats(R * C)
+        dAttOut = floats(R * C); dFfnIn = floats(R * C)
+        dscores = floats(maxT * maxT)
+        g = floats(R * max(layout.maxRank, 1))
+        tokens = ints(R); positions = ints(R); targets = ints(R)
+        let mask = UnsafeMutablePointer<UInt8>.allocate(capacity: max(R, 1))
+        mask.initialize(repeating: 0, count: max(R, 1))
+        allocs.append(UnsafeMutableRawPointer(mask))
+        keyMask = mask
+        headHidden = floats(H * E); headDHidden = floats(H * E)
+        logits = floats(H * V); dlogits = floats(H * V)
+        headTargets = ints(H); losses = floats(H); dlosses = floats(H)
+        allocations = allocs
+        byteCount = bytes + R
+    }
+
+    deinit { for p in allocations { p.deallocate() } }
+
+    /// Copies a collated batch into the input buffers.
+    func load(_ batch: TrainingBatch) {
+        precondition(batch.B <= maxB && batch.T <= maxT, "batch larger than the trainer's buffers")
+        for i in 0..<(batch.B * batch.T) {
+            tokens[i] = batch.tokens[i]
+            positions[i] = batch.positions[i]
+            targets[i] = batch.targets[i]
+            keyMask[i] = batch.keyMask[i]
+        }
+    }
+}

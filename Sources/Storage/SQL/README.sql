@@ -1,1 +1,0 @@
--- named SQL statements live here

@@ -1,0 +1,77 @@
+// DaemonOptions: the command-line options shared by `serve`, `migrate`, `status` and `bench-queue`. Each
+// option has an environment twin (MUWA_*), documented in systemd/muwad.env.example.
+import ArgumentParser
+import Storage
+
+/// Where the database is, and how to log.
+struct ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("database-url"),
+        help: "libpq conninfo or postgres:// URL (env MUWA_DATABASE_URL; empty: libpq's PG* variables).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("env-file"), help: "KEY=VALUE file read under the environment (env MUWA_ENV_FILE).")
+    var envFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env MUWA_LOG_LEVEL).")
+    var logLevel: String?
+
+    @Option(
+        name: .customLong("migrations-dir"),
+        help: "Folder of NNNN_name.up.sql files (env MUWA_MIGRATIONS_DIR; default: found beside the binary).")
+    var migrationsDirectory: String?
+
+    func source() throws -> SettingsSource {
+        try SettingsSource(envFile: envFile)
+    }
+
+    func connectionSettings(_ source: SettingsSource) -> ConnectionSettings {
+        ConnectionSettings(conninfo: source.string(databaseURL, env: "MUWA_DATABASE_URL", default: ""))
+    }
+
+    func migrationsFolder(_ source: SettingsSource) -> String? {
+        migrationsDirectory ?? source.value("MUWA_MIGRATIONS_DIR")
+    }
+}
+
+/// How `muwad serve` claims and runs jobs.
+struct QueueOptions: ParsableArguments {
+    @Option(help: "Comma-separated queues to serve (env MUWA_QUEUES; default: default).")
+    var queues: String?
+
+    @Option(help: "Comma-separated job kinds to serve (env MUWA_KINDS; default: every kind with an executor).")
+    var kinds: String?
+
+    @Option(help: "Jobs run at once (env MUWA_CONCURRENCY; default 1).")
+    var concurrency: Int?
+
+    @Option(help: "Lease of a claimed job (env MUWA_LEASE; default 60s).")
+    var lease: String?
+
+    @Option(help: "Lease renewal interval (env MUWA_HEARTBEAT; default 15s).")
+    var heartbeat: String?
+
+    @Option(name: .customLong("poll-interval"), help: "Polling fallback behind LISTEN/NOTIFY (env MUWA_POLL_INTERVAL; default 5s).")
+    var pollInterval: String?
+
+    @Option(name: .customLong("grace-period"), help: "Time running jobs get to finish on SIGTERM (env MUWA_GRACE_PERIOD; default 30s).")
+    var gracePeriod: String?
+
+    @Option(name: .customLong("stop-timeout"), help: "Time a job asked to stop gets to checkpoint (env MUWA_STOP_TIMEOUT; default 30s).")
+    var stopTimeout: String?
+
+    @Option(name: .customLong("rescue-interval"), help: "How often expired leases are looked for (env MUWA_RESCUE_INTERVAL; default lease/4).")
+    var rescueInterval: String?
+
+    @Option(name: .customLong("retry-base"), help: "Backoff after a first failed attempt (env MUWA_RETRY_BASE; default 10s).")
+    var retryBase: String?
+
+    @Option(name: .customLong("retry-max"), help: "Longest retry backoff (env MUWA_RETRY_MAX; default 1h).")
+    var retryMax: String?
+
+    @Option(name: .customLong("state-dir"), help: "Checkpoints and adapters (env MUWA_STATE_DIR, else $STATE_DIRECTORY, else ./.muwa-local/state).")
+    var stateDirectory: String?
+
+    @Flag(name: .customLong("auto-migrate"), help: "Apply pending migrations at start instead of refusing to run (env MUWA_AUTO_MIGRATE).")
+    var autoMigrate = false
+}

@@ -1,0 +1,95 @@
+// ServeSettings: everything `muwad serve` needs, resolved from flags, environment and env file, and
+// checked before anything connects. Bad values stop the daemon at start with a sentence saying which
+// setting is wrong (systemd then shows it in `systemctl status`).
+import ArgumentParser
+import Foundation
+import JobQueue
+import Logging
+import Storage
+
+/// The version muwad reports in muwa.workers and its start-up line.
+enum MuwadVersion {
+    static let current = "0.1.0"
+}
+
+struct ServeSettings {
+    let connection: ConnectionSettings
+    let queue: QueueConfiguration
+    let identity: WorkerIdentity
+    let logLevel: Logger.Level
+    let migrationsDirectory: String?
+    let autoMigrate: Bool
+
+    static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
+        throws -> ServeSettings
+    {
+        let source = try options.source()
+        let levelName = source.string(options.logLevel, env: "MUWA_LOG_LEVEL", default: "info")
+        guard let level = Logger.Level(name: levelName) else {
+            throw ValidationError("log level must be trace, debug, info, notice, warning or error, got \"\(levelName)\"")
+        }
+        let kinds = source.list(queue.kinds, env: "MUWA_KINDS", default: available)
+        let unknown = kinds.filter { !available.contains($0) }
+        guard unknown.isEmpty else {
+            throw ValidationError(
+                "this muwad has no executor for kind(s) \(unknown.joined(separator: ", ")); it can run \(available.joined(separator: ", "))")
+        }
+        let identity = WorkerIdentity.current()
+        let lease = try source.seconds(queue.lease, env: "MUWA_LEASE", default: 60)
+        var rescue: Double?  // nil: a quarter of the lease
+        if queue.rescueInterval != nil || source.value("MUWA_RESCUE_INTERVAL") != nil {
+            rescue = try source.seconds(queue.rescueInterval, env: "MUWA_RESCUE_INTERVAL", default: 15)
+        }
+        let configuration = QueueConfiguration(
+            workerID: identity.id,
+            queues: source.list(queue.queues, env: "MUWA_QUEUES", default: ["default"]),
+            kinds: kinds,
+            concurrency: try source.int(queue.concurrency, env: "MUWA_CONCURRENCY", default: 1),
+            leaseSeconds: lease,
+            heartbeatSeconds: try source.seconds(queue.heartbeat, env: "MUWA_HEARTBEAT", default: min(15, lease / 4)),
+            pollSeconds: try source.seconds(queue.pollInterval, env: "MUWA_POLL_INTERVAL", default: 5),
+            gracePeriodSeconds: try source.seconds(queue.gracePeriod, env: "MUWA_GRACE_PERIOD", default: 30),
+            stopTimeoutSeconds: try source.seconds(queue.stopTimeout, env: "MUWA_STOP_TIMEOUT", default: 30),
+            rescueIntervalSeconds: rescue,
+            retryPolicy: RetryPolicy(
+                baseSeconds: try source.seconds(queue.retryBase, env: "MUWA_RETRY_BASE", default: 10),
+                maximumSeconds: try source.seconds(queue.retryMax, env: "MUWA_RETRY_MAX", default: 3600)),
+            stateDirectory: stateDirectory(flag: queue.stateDirectory, source: source))
+        let problems = configuration.problems()
+        guard problems.isEmpty else {
+            throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
+        }
+        return ServeSettings(
+            connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
+            migrationsDirectory: options.migrationsFolder(source),
+            autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"))
+    }
+
+    /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
+    private static func stateDirectory(flag: String?, source: SettingsSource) -> String {
+        if let flag { return flag }
+        if let value = source.value("MUWA_STATE_DIR") { return value }
+        if let systemd = source.value("STATE_DIRECTORY")?.split(separator: ":").first { return String(systemd) }
+        return FileManager.default.currentDirectoryPath + "/.muwa-local/state"
+    }
+
+    /// The start-up line: what this daemon will do.
+    var summary: String {
+        let q = queue
+        return "muwad \(MuwadVersion.current) worker \(identity.id): queues \(q.queues.joined(separator: ",")), "
+            + "kinds \(q.kinds.joined(separator: ",")), concurrency \(q.concurrency), lease \(q.leaseSeconds) s, "
+            + "heartbeat \(q.heartbeatSeconds) s, poll \(q.pollSeconds) s, grace \(q.gracePeriodSeconds) s, "
+            + "state \(q.stateDirectory), database \(connection.redacted)"
+    }
+}
+
+extension WorkerIdentity {
+    /// host:pid:start-time, unique per process start.
+    static func current() -> WorkerIdentity {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let host = gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "unknown-host"
+        let pid = getpid()
+        let started = Int(Date().timeIntervalSince1970 * 1000)
+        return WorkerIdentity(id: "\(host):\(pid):\(started)", host: host, pid: pid, version: MuwadVersion.current)
+    }
+}

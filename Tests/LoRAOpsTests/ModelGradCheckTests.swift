@@ -1,0 +1,106 @@
+// The whole training graph — embeddings, every layer op, final norm, project_in/out, the tied lm head
+// and cross-entropy with ignored labels — checked end to end: the LoRA gradients of
+// LoRATrainingModel against finite differences of its loss, pre-LN and post-LN, with lora_dropout and
+// OPT's residual dropout on (fixed masks); gradient checkpointing gives the same gradients bit for bit.
+import Foundation
+import XCTest
+@testable import LoRAOps
+import OPTEngine
+
+final class ModelGradCheckTests: XCTestCase {
+    /// A right-padded batch with prompt tokens ignored, plus a row that is all loss.
+    func batch(_ model: OPTModel) throws -> TrainingBatch {
+        let examples = [
+            TrainingExample(prompt: [2, 133, 2119], completion: [6219, 21, 5, 99]),
+            TrainingExample(inputIds: [2, 14, 88, 1002]),
+            TrainingExample(prompt: [2, 700], completion: [3201]),
+        ]
+        return try TrainingBatch.collate(examples, padTokenId: 1, vocabSize: model.config.vocabSize, maxLength: 16)
+    }
+
+    func adapter(_ model: OPTModel, modules: [String], seed: UInt64) throws -> LoRAAdapter {
+        let config = AdapterConfig(r: 2, loraAlpha: 3, targetModules: .names(modules))
+        let a = try LoRAAdapter.initialized(config: config, model: model.config, seed: seed)
+        var data = TestData(seed: seed)
+        for slot in a.layout.slots {  // non-zero B, so every gradient is live
+            let b = a.weights.b(slot), values = data.normal(slot.bCount, std: 0.2)
+            for i in 0..<slot.bCount { b[i] = values[i] }
+        }
+        return a
+    }
+
+    func check(_ modelName: String, modules: [String], loraDropout: Float, residualDropout: Float) throws {
+        let model = try LoRAFixtures.loadModel(modelName)
+        let batch = try batch(model)
+        // the first adapter seed from 31 at which every ReLU input is ≥ 1e-3 from the kink, so that
+        // most probes of size 1e-3 stay on one side
+        var seed: UInt64 = 31, a: LoRAAdapter, graph: LoRATrainingModel
+        repeat {
+            a = try adapter(model, modules: modules, seed: seed)
+            graph = try LoRATrainingModel(model: model, layout: a.layout, maxBatch: 3, maxLength: 7,
+                                          loraDropout: loraDropout, residualDropout: residualDropout, seed: 5)
+            _ = graph.loss(batch, params: a.weights, microStep: 9)
+            seed += 1
+        } while kinkDistance(graph, model: model, batch: batch) < 1e-3 && seed < 60
+        let scale = 1 / Float(batch.targetCount)
+        let grads = FloatArena(count: a.layout.count)
+        let loss = graph.forwardBackward(batch, params: a.weights, grads: grads, lossScale: scale, microStep: 9)
+        XCTAssertEqual(graph.loss(batch, params: a.weights, microStep: 9), loss, "loss-only pass differs")
+        // ReLU pattern at the point; a probe whose ±ε points change any unit's side is skipped.
+        let pattern = reluPattern(graph, model: model, batch: batch)
+        let params = FloatArena(count: a.layout.count)
+        GradCheck(eps: 1e-3, rtol: 2e-2, directions: 4, coordinates: 24).check(
+            "\(modelName) \(modules)", x: a.weights.toArray(), grad: grads.toArray()) { x in
+            for i in 0..<x.count { params.base[i] = x[i] }
+            let value = graph.loss(batch, params: params, microStep: 9) * Double(scale)
+            return reluPattern(graph, model: model, batch: batch) == pattern ? value : nil
+        }
+    }
+
+    /// The smallest |fc1 output| of the last pass.
+    func kinkDistance(_ graph: LoRATrainingModel, model: OPTModel, batch: TrainingBatch) -> Float {
+        let n = batch.B * batch.T * model.config.ffnDim
+        return (0..<model.config.numHiddenLayers).map { l in
+            UnsafeBufferPointer(start: graph.acts.layers[l].fcPre, count: n).map(abs).min() ?? 1
+        }.min() ?? 1
+    }
+
+    /// The sign of every fc1 output of the last pass (needs a graph without checkpointing).
+    func reluPattern(_ graph: LoRATrainingModel, model: OPTModel, batch: TrainingBatch) -> [Bool] {
+        let n = batch.B * batch.T * model.config.ffnDim
+        return (0..<model.config.numHiddenLayers).flatMap { l in
+            UnsafeBufferPointer(start: graph.acts.layers[l].fcPre, count: n).map { $0 > 0 }
+        }
+    }
+
+    func testPreLNGradientsAllModulesWithDropout() throws {
+        try check("pre-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+                  loraDropout: 0.2, residualDropout: 0.1)
+    }
+
+    func testPostLNGradientsAllModules() throws {
+        try check("post-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+                  loraDropout: 0, residualDropout: 0)
+    }
+
+    func testPostLNGradientsQueryValueWithDropout() throws {
+        try check("post-ln-f32", modules: ["q_proj", "v_proj"], loraDropout: 0.3, residualDropout: 0.1)
+    }
+
+    func testCheckpointingGivesIdenticalGradients() throws {
+        for name in ["pre-ln-f32", "post-ln-f32"] {
+            let model = try LoRAFixtures.loadModel(name)
+            let batch = try batch(model)
+            let a = try adapter(model, modules: ["q_proj", "v_proj", "fc2"], seed: 77)
+            var results: [[Float]] = []
+            for checkpointing in [false, true] {
+                let graph = try LoRATrainingModel(model: model, layout: a.layout, maxBatch: 3, maxLength: 7, loraDropout: 0.1,
+                                                  residualDropout: 0.1, checkpointing: checkpointing, seed: 3)
+                let grads = FloatArena(count: a.layout.count)
+                _ = graph.forwardBackward(batch, params: a.weights, grads: grads, lossScale: 0.1, microStep: 2)
+                results.append(grads.toArray())
+            }
+            XCTAssertEqual(results[0], results[1], "\(name): checkpointed gradients differ")
+        }
+    }
+}

@@ -1,0 +1,177 @@
+// Repeatability: a run is a function of its seed (lora_dropout, residual dropout and shuffling on),
+// and a checkpointed run continues bit for bit — 10 steps straight give the same adapter, moments and
+// losses as 5 steps, a checkpoint on disk, a trainer rebuilt from nothing but that directory, 5 steps.
+// Also the progress callback can stop a run between steps, and bad settings are refused by name.
+import Foundation
+import XCTest
+@testable import LoRAOps
+import OPTEngine
+
+final class TrainerCheckpointTests: XCTestCase {
+    static func examples() -> [TrainingExample] {
+        [
+            TrainingExample(prompt: [2, 133, 2119], completion: [6219, 21, 5, 99]),
+            TrainingExample(inputIds: [2, 14, 88, 1002, 17]),
+            TrainingExample(prompt: [2, 700], completion: [3201, 4, 8]),
+            TrainingExample(prompt: [2, 31, 42, 9], completion: [12]),
+            TrainingExample(inputIds: [2, 1, 5, 6, 7, 8, 9, 10]),
+        ]
+    }
+
+    static func config(steps: Int = 10) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.r = 4
+        c.loraAlpha = 8
+        c.loraDropout = 0.1
+        c.residualDropout = 0.1
+        c.targetModules = ["q_proj", "v_proj", "fc1"]
+        c.learningRate = 3e-3
+        c.lrScheduler = .cosine
+        c.warmupSteps = 2
+        c.maxSteps = steps
+        c.batchSize = 2
+        c.gradientAccumulationSteps = 2
+        c.seed = 1234
+        c.shuffle = true
+        c.maxLength = 16
+        return c
+    }
+
+    func temporaryDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-lora-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    func testResumedRunIsBitIdentical() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let straight = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        try straight.train()
+        XCTAssertEqual(straight.step, 10)
+
+        let first = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        for _ in 0..<5 { try first.trainStep() }
+        let dir = try temporaryDirectory()
+        try first.saveCheckpoint(directory: dir)
+        let resumed = try LoRATrainer.resume(directory: dir, model: try OPTModel.load(directory: LoRAFixtures.model("pre-ln-f32")),
+                                             examples: Self.examples())
+        XCTAssertEqual(resumed.step, 5)
+        try resumed.train()
+
+        XCTAssertEqual(resumed.params.toArray(), straight.params.toArray(), "adapter weights")
+        XCTAssertEqual(resumed.optimizer.m.toArray(), straight.optimizer.m.toArray(), "first moments")
+        XCTAssertEqual(resumed.optimizer.v.toArray(), straight.optimizer.v.toArray(), "second moments")
+        XCTAssertEqual(resumed.history.map(\.loss), straight.history.map(\.loss), "losses")
+        XCTAssertEqual(resumed.cursor, straight.cursor)
+
+        // the checkpoint is an ordinary peft adapter directory as well
+        let adapter = try LoRAAdapter.load(directory: dir, model: model.config)
+        XCTAssertEqual(adapter.weights.toArray(), first.params.toArray())
+    }
+
+    /// The same, with the second half in another process: this test binary re-run on
+    /// ``testResumeChild`` only, which finds the checkpoint through MUWA_RESUME_DIR.
+    func testResumedInANewProcessIsBitIdentical() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let straight = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        try straight.train()
+        let first = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        for _ in 0..<5 { try first.trainStep() }
+        let dir = try temporaryDirectory()
+        try first.saveCheckpoint(directory: dir)
+
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["LoRAOpsTests.TrainerCheckpointTests/testResumeChild"]
+        var env = ProcessInfo.processInfo.environment
+        env["MUWA_RESUME_DIR"] = dir
+        child.environment = env
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationStatus, 0, "the child process failed")
+        let resumed = try LoRAAdapter.load(directory: dir + "/after", model: model.config)
+        XCTAssertEqual(resumed.weights.toArray(), straight.params.toArray(), "adapter after 5 + 5 steps in two processes")
+    }
+
+    /// Runs only as the child of the test above.
+    func testResumeChild() throws {
+        guard let dir = ProcessInfo.processInfo.environment["MUWA_RESUME_DIR"] else {
+            throw XCTSkip("runs only as the child process of testResumedInANewProcessIsBitIdentical")
+        }
+        let model = try OPTModel.load(directory: LoRAFixtures.model("pre-ln-f32"))
+        let trainer = try LoRATrainer.resume(directory: dir, model: model, examples: Self.examples())
+        try trainer.train()
+        try trainer.saveCheckpoint(directory: dir + "/after")
+    }
+
+    func testSameSeedSameRunOtherSeedOtherRun() throws {
+        let model = try LoRAFixtures.loadModel("post-ln-f32")
+        func run(seed: UInt64) throws -> [Float] {
+            var c = Self.config(steps: 3)
+            c.seed = seed
+            let t = try LoRATrainer(model: model, config: c, examples: Self.examples())
+            try t.train()
+            return t.params.toArray()
+        }
+        XCTAssertEqual(try run(seed: 7), try run(seed: 7))
+        XCTAssertNotEqual(try run(seed: 7), try run(seed: 8))
+    }
+
+    func testProgressCallbackStopsBetweenSteps() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let t = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        var seen: [Int] = []
+        let taken = try t.train { event in
+            if case .step(let r) = event { seen.append(r.step) }
+            return seen.count == 3 ? .stop : .more
+        }
+        XCTAssertEqual(taken, 3)
+        XCTAssertEqual(seen, [1, 2, 3])
+        XCTAssertEqual(t.step, 3)
+        XCTAssertFalse(t.isFinished)
+    }
+
+    func testGradientCheckpointingBoundsActivationMemory() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        var c = Self.config()
+        let plain = try LoRATrainer(model: model, config: c, examples: Self.examples())
+        c.gradientCheckpointing = true
+        let checkpointed = try LoRATrainer(model: model, config: c, examples: Self.examples())
+        XCTAssertLessThan(checkpointed.activationBytes, plain.activationBytes)
+        try plain.trainStep()
+        try checkpointed.trainStep()
+        XCTAssertEqual(plain.params.toArray(), checkpointed.params.toArray())
+    }
+
+    func testBadSettingsAreRefusedByName() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        var c = Self.config()
+        c.targetModules = ["q_proj", "lm_head"]
+        XCTAssertThrowsError(try LoRATrainer(model: model, config: c, examples: Self.examples())) { e in
+            XCTAssertTrue("\(e)".contains("lm_head"), "\(e)")
+        }
+        c = Self.config()
+        c.gradientAccumulationSteps = 0
+        XCTAssertThrowsError(try LoRATrainer(model: model, config: c, examples: Self.examples())) { e in
+            XCTAssertTrue("\(e)".contains("gradient_accumulation_steps"), "\(e)")
+        }
+        c = Self.config()
+        c.maxLength = 4
+        XCTAssertThrowsError(try LoRATrainer(model: model, config: c, examples: Self.examples())) { e in
+            XCTAssertTrue("\(e)".contains("4"), "\(e)")
+        }
+        XCTAssertThrowsError(try LoRATrainer(model: model, config: Self.config(),
+                                             examples: [TrainingExample(inputIds: [2, 60_000])])) { e in
+            XCTAssertTrue("\(e)".contains("vocabulary"), "\(e)")
+        }
+        let dir = try temporaryDirectory()
+        let t = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        try t.saveCheckpoint(directory: dir)
+        XCTAssertThrowsError(try LoRATrainer.resume(directory: dir, model: model, examples: Array(Self.examples().dropLast()))) { e in
+            XCTAssertTrue("\(e)".contains("examples differ"), "\(e)")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// `muwad migrate`, `serve` and `status` as separate processes: jobs go in with SQL and come back with
+// results and errors; serve refuses an older schema; cancel reaches a running job; a database that is
+// not there yet is waited for.
+import Foundation
+import Storage
+import XCTest
+
+final class ServeTests: XCTestCase {
+    static let name = "muwa_t_serve"
+
+    func testMigrateTwiceThenServePingJobsAndShowStatus() async throws {
+        let (settings, database) = try Harness.migratedDatabase(Self.name)
+        let again = try Harness.runMuwad(["migrate", "--database-url", settings.conninfo])
+        XCTAssertEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("the database is up to date"), again.output)
+        do {
+            _ = try await database.execute("SELECT muwa.enqueue('ping', jsonb_build_object('n', i)) FROM generate_series(1, 20) i")
+            _ = try await database.execute(#"SELECT muwa.enqueue('ping', '{"fail": "disk on fire"}', max_attempts => 2)"#)
+            _ = try await database.execute(#"INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '{"plain": "insert"}')"#)
+        }
+        let daemon = try DaemonProcess(settings, name: "serve", arguments: ["--concurrency", "4"])
+        do {
+            try await eventually(20, daemon.log) {
+                try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status IN ('succeeded', 'failed')") == "22"
+            }
+            let mismatched = try await database.scalar(
+                "SELECT count(*) FROM muwa.jobs WHERE status = 'succeeded' AND result IS DISTINCT FROM payload")
+            XCTAssertEqual(mismatched, "0", "ping returns its payload")
+            let failure = try await database.firstRow(
+                "SELECT status, attempt, jsonb_array_length(errors) AS n, errors->1->>'message' AS message FROM muwa.jobs WHERE payload ? 'fail'")
+            XCTAssertEqual(try failure.string("status"), "failed")
+            XCTAssertEqual(try failure.int("attempt"), 2)
+            XCTAssertEqual(try failure.int("n"), 2)
+            XCTAssertEqual(try failure.string("message"), "disk on fire")
+        }
+        let status = try Harness.runMuwad(["status", "--database-url", settings.conninfo])
+        XCTAssertEqual(status.status, 0, status.output)
+        XCTAssertTrue(status.output.contains("WORKERS") && status.output.contains(":\(daemon.pid):"), status.output)
+        XCTAssertTrue(status.output.contains("succeeded  21"), status.output)
+        XCTAssertTrue(status.output.contains("disk on fire"), status.output)
+        XCTAssertTrue(daemon.log.contains("job=1 kind=ping: job succeeded"), daemon.log)
+        await daemon.stop()
+        do {
+            let state = try await database.scalar("SELECT state FROM muwa.workers")
+            XCTAssertEqual(state, "stopped")
+        }
+    }
+
+    func testServeRefusesAnOlderSchemaAndNamesTheMissingMigration() async throws {
+        let settings = try Harness.freshDatabase(Self.name)
+        let partial = try Harness.runMuwad(["migrate", "--database-url", settings.conninfo, "--to", "3"])
+        XCTAssertEqual(partial.status, 0, partial.output)
+        let daemon = try DaemonProcess(settings, name: "old-schema")
+        let status = await daemon.waitForExit(seconds: 15)
+        XCTAssertEqual(status, 78)
+        XCTAssertTrue(daemon.log.contains("migration 0004_dashboard_views is missing"), daemon.log)
+        XCTAssertTrue(daemon.log.contains("muwad migrate"), daemon.log)
+    }
+
+    func testCancelStopsARunningJobAndKeepsItsPartialResult() async throws {
+        let (settings, database) = try Harness.migratedDatabase(Self.name)
+        let daemon = try DaemonProcess(settings, name: "cancel")
+        do {
+            let id = try await database.scalar(#"SELECT muwa.enqueue('ping', '{"sleep_ms": 60000, "tag": "long"}')"#)
+            try await eventually(10, daemon.log) {
+                try await database.scalar("SELECT progress > 0 FROM muwa.jobs WHERE id = $1", [id]) == "t"
+            }
+            let answer = try await database.scalar("SELECT muwa.cancel($1::bigint)", [id])
+            XCTAssertEqual(answer, "cancel_requested")
+            let asked = Date()
+            try await eventually(5, daemon.log) {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "cancelled"
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(asked), 2, "stops at its next safe point, not at the lease")
+            let kept = try await database.scalar("SELECT result->>'tag' FROM muwa.jobs WHERE id = $1", [id])
+            XCTAssertEqual(kept, "long")
+            // The daemon goes on serving.
+            let next = try await database.scalar("SELECT muwa.enqueue('ping', '{}')")
+            try await eventually(10, daemon.log) {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [next]) == "succeeded"
+            }
+        }
+        await daemon.stop()
+    }
+
+    func testWaitsForAnUnreachableDatabaseAndStillStopsCleanly() async throws {
+        _ = try Harness.server()
+        let nowhere = ConnectionSettings(conninfo: "host=/nonexistent-muwa-test port=1 dbname=x connect_timeout=1")
+        let daemon = try DaemonProcess(nowhere, name: "nowhere")
+        try await Task.sleep(for: .seconds(2))
+        XCTAssertTrue(daemon.isRunning, "a transient error never makes it exit; log:\n\(daemon.log)")
+        XCTAssertTrue(daemon.log.contains("waiting for the database"), daemon.log)
+        await daemon.stop()
+    }
+}
