@@ -13,5 +13,5 @@ echo "== muwad score"
 "$bin" score --model "$model" --text "The quick brown fox jumps over the lazy dog."
 if [ -x scripts/quickstart-daemon.sh ]; then
     echo "== the daemon: a private PostgreSQL (unless MUWA_DATABASE_URL is set), migrate, serve, one job through"
-    MUWAD="$bin" MUWA_MODEL="$model" scripts/quickstart-daemon.sh
+    scripts/quickstart-daemon.sh
 fi
