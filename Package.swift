@@ -68,7 +68,12 @@ let package = Package(
         .testTarget(name: "LoRAOpsTests", dependencies: ["LoRAOps", "OPTEngine"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
         .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Storage"]),
-        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "OPTEngine"]),
+        .testTarget(
+            name: "ExecutorsTests",
+            dependencies: [
+                "Executors", "JobQueue", "Storage", "OPTEngine", "LoRAOps",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage"]),
     ]
 )

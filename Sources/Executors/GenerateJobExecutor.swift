@@ -12,8 +12,8 @@ public struct GenerateJobExecutor: JobExecutor {
     public let kind = "generate"
     private let cache: ModelCache
 
-    public init(cachedModels: Int = 2) {
-        cache = ModelCache(capacity: cachedModels)
+    public init(environment: ExecutorEnvironment) {
+        cache = environment.models
     }
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {

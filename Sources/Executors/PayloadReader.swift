@@ -8,6 +8,8 @@ import Storage
 struct PayloadReader {
     let kind: String
     let object: [String: JSONValue]
+    /// "train." for the fields of a nested object, so that messages name the full path.
+    var prefix = ""
 
     init(kind: String, payload: JSONValue?) throws {
         self.kind = kind
@@ -26,7 +28,7 @@ struct PayloadReader {
     func rejectUnknownKeys(_ allowed: Set<String>) throws {
         let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            let list = unknown.map { "\"\($0)\"" }.joined(separator: ", ")
+            let list = unknown.map { "\"\(prefix)\($0)\"" }.joined(separator: ", ")
             throw failure("unknown field\(unknown.count > 1 ? "s" : "") \(list); allowed: \(allowed.sorted().joined(separator: ", "))")
         }
     }
@@ -37,22 +39,22 @@ struct PayloadReader {
     }
 
     func string(_ key: String) throws -> String {
-        guard let value = try optionalString(key) else { throw failure("\(key) is required") }
+        guard let value = try optionalString(key) else { throw failure("\(prefix)\(key) is required") }
         return value
     }
 
     func optionalString(_ key: String, maxLength: Int = 1 << 20) throws -> String? {
         guard let value = object[key], value != .null else { return nil }
-        guard let text = value.stringValue else { throw failure("\(key) must be a string, got \(value.typeName)") }
+        guard let text = value.stringValue else { throw failure("\(prefix)\(key) must be a string, got \(value.typeName)") }
         guard text.utf8.count <= maxLength else {
-            throw failure("\(key) is \(text.utf8.count) bytes long; the limit is \(maxLength)")
+            throw failure("\(prefix)\(key) is \(text.utf8.count) bytes long; the limit is \(maxLength)")
         }
         return text
     }
 
     func optionalInt(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let value = object[key], value != .null else { return nil }
-        let expected = "\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)"
+        let expected = "\(prefix)\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)"
         guard let number = value.doubleValue else { throw failure("\(expected), got \(value.typeName)") }
         guard number.isFinite, number == number.rounded(), number >= Double(range.lowerBound),
             number <= Double(range.upperBound)
@@ -64,7 +66,7 @@ struct PayloadReader {
 
     func optionalDouble(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let value = object[key], value != .null else { return nil }
-        let expected = "\(key) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
+        let expected = "\(prefix)\(key) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
         guard let number = value.doubleValue else { throw failure("\(expected), got \(value.typeName)") }
         guard number.isFinite, range.contains(number) else { throw failure("\(expected), got \(Self.format(number))") }
         return number
@@ -72,25 +74,41 @@ struct PayloadReader {
 
     func optionalBool(_ key: String) throws -> Bool? {
         guard let value = object[key], value != .null else { return nil }
-        guard let flag = value.boolValue else { throw failure("\(key) must be true or false, got \(value.typeName)") }
+        guard let flag = value.boolValue else { throw failure("\(prefix)\(key) must be true or false, got \(value.typeName)") }
         return flag
     }
 
     func optionalStringList(_ key: String, maxCount: Int, maxLength: Int) throws -> [String]? {
         guard let value = object[key], value != .null else { return nil }
         guard let items = value.arrayValue else {
-            throw failure("\(key) must be a list of strings, got \(value.typeName)")
+            throw failure("\(prefix)\(key) must be a list of strings, got \(value.typeName)")
         }
-        guard items.count <= maxCount else { throw failure("\(key) has \(items.count) entries; the limit is \(maxCount)") }
+        guard items.count <= maxCount else { throw failure("\(prefix)\(key) has \(items.count) entries; the limit is \(maxCount)") }
         return try items.enumerated().map { index, item in
             guard let text = item.stringValue else {
-                throw failure("\(key)[\(index)] must be a string, got \(item.typeName)")
+                throw failure("\(prefix)\(key)[\(index)] must be a string, got \(item.typeName)")
             }
             guard text.utf8.count <= maxLength else {
-                throw failure("\(key)[\(index)] is \(text.utf8.count) bytes long; the limit is \(maxLength)")
+                throw failure("\(prefix)\(key)[\(index)] is \(text.utf8.count) bytes long; the limit is \(maxLength)")
             }
             return text
         }
+    }
+
+    /// The reader of the nested object `key` (absent or null: nil).
+    func nested(_ key: String) throws -> PayloadReader? {
+        guard let value = object[key], value != .null else { return nil }
+        guard let inner = value.objectValue else {
+            throw failure("\(prefix)\(key) must be a JSON object, got \(value.typeName)")
+        }
+        var reader = PayloadReader(kind: kind, object: inner)
+        reader.prefix = prefix + key + "."
+        return reader
+    }
+
+    private init(kind: String, object: [String: JSONValue]) {
+        self.kind = kind
+        self.object = object
     }
 
     static func format(_ number: Double) -> String {

@@ -1,10 +1,36 @@
-// StandardExecutors: the registry muwad serves by default. Generate, finetune and evaluate executors are
-// added here as they exist; a kind without an executor is simply not claimed by this daemon.
+// StandardExecutors: the registry muwad serves by default, and what its executors share: one model cache
+// (one loaded copy of each base model for generate, finetune and evaluate jobs alike) and the rules for
+// finding models and adapters by name (Locations).
 import JobQueue
+import Storage
+
+/// What every executor of one daemon (or one `muwad run`) shares.
+public struct ExecutorEnvironment: Sendable {
+    public let locations: Locations
+    let models: ModelCache
+
+    /// - Parameters:
+    ///   - stateDirectory: where models/, adapters/ and jobs/ live; nil: payloads must give paths.
+    ///   - registry: muwa.adapters, when there is a database.
+    ///   - cachedModels: base models kept loaded at once.
+    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2) {
+        locations = Locations(stateDirectory: stateDirectory, registry: registry)
+        models = ModelCache(capacity: cachedModels)
+    }
+}
 
 public enum StandardExecutors {
-    /// Every executor this build of muwad has.
-    public static func registry() -> ExecutorRegistry {
-        ExecutorRegistry([PingExecutor(), GenerateJobExecutor()])
+    /// The kinds `registry(environment:)` serves.
+    public static var kinds: [String] {
+        registry(environment: ExecutorEnvironment(stateDirectory: nil)).kinds
+    }
+
+    /// Every executor this build of muwad has, sharing `environment`.
+    public static func registry(environment: ExecutorEnvironment) -> ExecutorRegistry {
+        ExecutorRegistry([
+            PingExecutor(),
+            GenerateJobExecutor(environment: environment),
+            FineTuneJobExecutor(environment: environment),
+        ])
     }
 }

@@ -55,6 +55,14 @@ struct Completer: Sendable {
 
     private func write(_ completion: Completion, context: JobContext) async throws {
         let lease = context.job.lease
+        // Events recorded since the last heartbeat go first, so a finished job's log is complete.
+        let events = context.takeEvents()
+        do {
+            _ = try await store.appendEvents(lease, events: events)
+        } catch {
+            context.restoreEvents(events)
+            throw error
+        }
         let logger = context.logger
         let elapsed = formatSeconds(context.elapsedSeconds)
         switch completion {

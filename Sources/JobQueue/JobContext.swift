@@ -30,6 +30,8 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
 /// The running job's side channel to the daemon.
 public final class JobContext: @unchecked Sendable {
     public let job: ClaimedJob
+    /// The daemon's state directory (models/, adapters/, jobs/ live under it).
+    public let stateDirectory: String
     /// A directory this job may use for checkpoints and artifacts (created on first use by the executor).
     public let workDirectory: String
     /// A logger with `job` and `kind` metadata.
@@ -43,9 +45,12 @@ public final class JobContext: @unchecked Sendable {
     private var _detail: JSONValue?
     private var _progressDirty = false
     private var stopHandlers: [@Sendable (StopReason) -> Void] = []
+    private var _events: [JSONValue] = []
+    private var _eventsRecorded = 0
 
     public init(job: ClaimedJob, stateDirectory: String, logger: Logger) {
         self.job = job
+        self.stateDirectory = stateDirectory
         self.workDirectory = stateDirectory + "/jobs/\(job.id)"
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
@@ -76,6 +81,20 @@ public final class JobContext: @unchecked Sendable {
         }
     }
 
+    /// Records an event (a JSON object with a "type", e.g. a training-log row) to be written while the job
+    /// runs (muwa.job_events, flushed with the heartbeat), not only at its end.
+    public func record(event: JSONValue) {
+        lock.withLock {
+            _events.append(event)
+            _eventsRecorded += 1
+        }
+    }
+
+    /// How many events were recorded so far.
+    public var eventsRecorded: Int {
+        lock.withLock { _eventsRecorded }
+    }
+
     /// The last reported progress, for STATUS= lines.
     public var progress: Double? {
         lock.withLock { _progress }
@@ -104,9 +123,9 @@ public final class JobContext: @unchecked Sendable {
 
     // MARK: - For the runner
 
-    /// Asks the job to stop. The first reason wins, except that a lost lease overrides everything (after it,
+    /// Asks the job to stop (the runner does; `muwad run` on SIGINT). The first reason wins, except that a lost lease overrides everything (after it,
     /// nothing may be written).
-    func requestStop(_ reason: StopReason) {
+    public func requestStop(_ reason: StopReason) {
         let handlers: [@Sendable (StopReason) -> Void] = lock.withLock {
             if _stopReason == nil || (reason == .leaseLost && _stopReason != .leaseLost) {
                 _stopReason = reason
@@ -126,6 +145,21 @@ public final class JobContext: @unchecked Sendable {
             _progressDirty = false
             return (progress, _detail)
         }
+    }
+
+    /// The events recorded since the last call, oldest first.
+    public func takeEvents() -> [JSONValue] {
+        lock.withLock {
+            let events = _events
+            _events = []
+            return events
+        }
+    }
+
+    /// Puts events whose write failed back in front of any recorded since.
+    func restoreEvents(_ events: [JSONValue]) {
+        guard !events.isEmpty else { return }
+        lock.withLock { _events.insert(contentsOf: events, at: 0) }
     }
 
     /// Seconds since the claim.

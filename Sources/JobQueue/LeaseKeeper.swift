@@ -1,6 +1,7 @@
 // LeaseKeeper: runs beside each job. It renews the lease every heartbeat interval, writes the latest
 // progress at most once per progress interval (the same guarded UPDATE also renews the lease), enforces the
-// job's time limit, turns a cancel flag into a stop request, and abandons an executor that ignores a stop
+// job's time limit, writes the events the executor recorded (training-log rows) with the same cadence as
+// progress, turns a cancel flag into a stop request, and abandons an executor that ignores a stop
 // request for longer than the stop timeout. A heartbeat that matches no row means the job was taken away:
 // the executor is stopped and nothing more is written for it.
 import Logging
@@ -46,6 +47,13 @@ struct LeaseKeeper: Sendable {
                 >= .milliseconds(Int64(configuration.heartbeatSeconds * 1000))
             guard progress != nil || heartbeatDue || failing else { continue }
             do {
+                let events = context.takeEvents()
+                do {
+                    _ = try await store.appendEvents(lease, events: events)
+                } catch {
+                    context.restoreEvents(events)
+                    throw error
+                }
                 let result = try await store.heartbeat(
                     lease, leaseSeconds: configuration.leaseSeconds, progress: progress?.fraction,
                     detail: progress?.detail)

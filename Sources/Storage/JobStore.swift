@@ -34,6 +34,15 @@ public struct JobStore: Sendable {
         return .renewed(cancelRequested: try row.bool("cancel_requested"))
     }
 
+    /// Appends events (training-log rows) written while the job runs. Returns false when the job is not ours.
+    public func appendEvents(_ lease: JobLease, events: [JSONValue]) async throws -> Bool {
+        guard !events.isEmpty else { return true }
+        let rows = try await database.execute(
+            .jobEventsAppend,
+            [String(lease.jobID), lease.workerID, String(lease.attempt), JSONValue.array(events).jsonText])
+        return !rows.rows.isEmpty
+    }
+
     /// Records success, or a cancellation with partial results. Returns false when the job is not ours.
     public func finish(
         _ lease: JobLease, status: JobStatus, result: JSONValue?, outputs: [JSONValue]

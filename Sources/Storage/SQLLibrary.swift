@@ -31,6 +31,9 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case statusWorkers = "StatusWorkers"
     case statusQueueDepth = "StatusQueueDepth"
     case statusRecentFailures = "StatusRecentFailures"
+
+    case jobEventsAppend = "JobEventsAppend"
+    case adapterLookup = "AdapterLookup"
 }
 
 /// Named SQL statements parsed from `.sql` text.

@@ -8,7 +8,7 @@ struct Muwad: AsyncParsableCommand {
         abstract: "A batch worker for OPT language models: generate, fine-tune and evaluate jobs from PostgreSQL.",
         subcommands: [
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, BenchCommand.self,
-            MigrateCommand.self, ServeCommand.self, StatusCommand.self, BenchQueueCommand.self,
+            RunCommand.self, MigrateCommand.self, ServeCommand.self, StatusCommand.self, BenchQueueCommand.self,
         ]
     )
 }

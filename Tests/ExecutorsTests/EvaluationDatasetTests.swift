@@ -101,7 +101,7 @@ final class EvaluationDatasetTests: XCTestCase {
             }
             XCTAssertEqual(path, piqa)
             XCTAssertEqual(line, 3)
-            XCTAssertTrue("\(error)".hasPrefix("\(piqa):3: not valid JSON"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("\(piqa), line 3: not valid JSON"), "\(error)")
         }
         let missingField = try write(dir, "b.jsonl", "{\"goal\": \"g\", \"sol1\": \"a\", \"label\": 0}\n")
         assertError(.malformedLine(path: missingField, line: 1, reason: "missing field \"sol2\"")) {

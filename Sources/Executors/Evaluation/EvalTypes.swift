@@ -44,10 +44,14 @@ public struct EvalOptions: Sendable, Equatable {
     /// the window length).
     public var maxLength: Int
     public var stride: Int
+    /// Resuming: the first `skip` examples of the selection (wikitext: windows) were evaluated by an
+    /// earlier, interrupted run and are not run again; the report's samples and metrics cover the rest,
+    /// with their indices in the whole selection (merge with ``Evaluator/metrics(task:method:samples:utf8Bytes:)``).
+    public var skip: Int
 
     public init(
         limit: Int? = nil, squadStride: Int = 10, maxNewTokens: Int = 32, repetitionPenalty: Float = 1.2,
-        maxLength: Int = 1024, stride: Int = 512
+        maxLength: Int = 1024, stride: Int = 512, skip: Int = 0
     ) {
         self.limit = limit
         self.squadStride = squadStride
@@ -55,6 +59,7 @@ public struct EvalOptions: Sendable, Equatable {
         self.repetitionPenalty = repetitionPenalty
         self.maxLength = maxLength
         self.stride = stride
+        self.skip = skip
     }
 
     public func validate() throws {
@@ -67,6 +72,7 @@ public struct EvalOptions: Sendable, Equatable {
         }
         guard maxLength >= 2 else { throw bad("max_length must be at least 2, got \(maxLength)") }
         guard stride >= 1 else { throw bad("stride must be at least 1, got \(stride)") }
+        guard skip >= 0 else { throw bad("skip must be at least 0, got \(skip)") }
     }
 }
 

@@ -27,7 +27,7 @@ public enum EvaluationError: Error, CustomStringConvertible, LocalizedError, Equ
         case .missingFile(let path):
             return "dataset file not found: \(path)"
         case .malformedLine(let path, let line, let reason):
-            return "\(path):\(line): \(reason)"
+            return "\(path), line \(line): \(reason)"
         case .malformedFile(let path, let location, let reason):
             return location.isEmpty ? "\(path): \(reason)" : "\(path): \(location): \(reason)"
         case .emptyDataset(let path):

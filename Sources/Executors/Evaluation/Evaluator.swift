@@ -67,7 +67,7 @@ public final class Evaluator: @unchecked Sendable {
         case (.piqa, .loglikelihood):
             let chosen = try limited(PIQADataset.load(paths: dataset), options, dataset[0])
             let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta)
-                .piqa(chosen, progress: progress, shouldCancel: shouldCancel)
+                .piqa(chosen, skip: options.skip, progress: progress, shouldCancel: shouldCancel)
             return report(task, method, run.samples, LikelihoodRunner.piqaMetrics(run.samples), run.completed, settings)
         case (.wikitext, _):
             var data = try WikitextDataset.load(path: dataset[0])
@@ -80,18 +80,11 @@ public final class Evaluator: @unchecked Sendable {
             settings["rows"] = "\(data.rows.count)"
             let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta)
                 .wikitext(
-                    data, maxLength: window.maxLength, stride: window.stride, progress: progress,
-                    shouldCancel: shouldCancel)
-            settings["windows"] = "\(run.samples.count)"
-            var metrics: [EvalMetric] = []
-            if run.result.tokenCount > 0 {
-                let standard = [
-                    EvalMetric("token_perplexity", run.result.tokenPerplexity),
-                    EvalMetric("bits_per_byte", run.result.bitsPerByte),
-                ]
-                let notebook = EvalMetric("perplexity", run.result.perplexity)
-                metrics = method == .muwa ? [notebook] + standard : standard + [notebook]
-            }
+                    data, maxLength: window.maxLength, stride: window.stride, skip: options.skip,
+                    progress: progress, shouldCancel: shouldCancel)
+            settings["windows"] = "\(run.windows)"
+            settings["utf8_bytes"] = "\(run.result.byteCount)"
+            let metrics = Self.wikitextMetrics(run.result, method)
             var out = report(task, method, run.samples, metrics, run.completed, settings)
             out.n = run.result.tokenCount
             return out
@@ -123,6 +116,36 @@ public final class Evaluator: @unchecked Sendable {
             task: task, method: method, dataset: dataset, options: options, delta: adapter,
             progress: { progress(0.5 + $0 / 2) }, shouldCancel: shouldCancel)
         return (base, tuned)
+    }
+
+    /// The metrics and n of `samples` — every sample of one run in order, e.g. an interrupted run's
+    /// followed by those of its resumption (EvalOptions.skip) — exactly as `evaluate` computes them.
+    /// wikitext needs the text's UTF-8 byte count (the report's settings["utf8_bytes"]).
+    public static func metrics(
+        task: EvalTask, method: EvalMethod, samples: [EvalSample], utf8Bytes: Int
+    ) -> (metrics: [EvalMetric], n: Int) {
+        switch (task, method) {
+        case (.squad, _): return (MuwaRunner.squadMetrics(samples), samples.count)
+        case (.piqa, .muwa): return (MuwaRunner.accuracy(samples), samples.count)
+        case (.piqa, .loglikelihood): return (LikelihoodRunner.piqaMetrics(samples), samples.count)
+        case (.wikitext, _):
+            var result = PerplexityResult(windowLosses: [], totalNLL: 0, tokenCount: 0, byteCount: utf8Bytes)
+            for sample in samples {
+                result.windowLosses.append(sample.score)
+                result.totalNLL += sample.details["nll"].flatMap { Double($0) } ?? .nan
+                result.tokenCount += sample.details["targets"].flatMap { Int($0) } ?? 0
+            }
+            return (wikitextMetrics(result, method), result.tokenCount)
+        }
+    }
+
+    private static func wikitextMetrics(_ result: PerplexityResult, _ method: EvalMethod) -> [EvalMetric] {
+        guard result.tokenCount > 0 else { return [] }
+        let standard = [
+            EvalMetric("token_perplexity", result.tokenPerplexity), EvalMetric("bits_per_byte", result.bitsPerByte),
+        ]
+        let notebook = EvalMetric("perplexity", result.perplexity)
+        return method == .muwa ? [notebook] + standard : standard + [notebook]
     }
 
     private func limited<T>(_ examples: [T], _ options: EvalOptions, _ path: String) throws -> [T] {

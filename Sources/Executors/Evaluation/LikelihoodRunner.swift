@@ -57,12 +57,13 @@ struct LikelihoodRunner {
         return (lps.reduce(0.0) { $0 + Double($1) }, continuationTokens.count)
     }
 
+    /// `skip`: examples done by an earlier run (see EvalOptions.skip).
     func piqa(
-        _ examples: [PIQAExample], progress: (Double) -> Void,
+        _ examples: [PIQAExample], skip: Int = 0, progress: (Double) -> Void,
         shouldCancel: () -> Bool
     ) throws -> (samples: [EvalSample], completed: Bool) {
         var samples: [EvalSample] = []
-        for (index, example) in examples.enumerated() {
+        for (index, example) in examples.enumerated() where index >= skip {
             if shouldCancel() { return (samples, false) }
             let l1 = try continuationLogprob(goal: example.goal, solution: example.sol1, index: index)
             let l2 = try continuationLogprob(goal: example.goal, solution: example.sol2, index: index)
@@ -92,11 +93,12 @@ struct LikelihoodRunner {
         return [EvalMetric("acc", acc), EvalMetric("acc_norm", accNorm)]
     }
 
-    /// Scores the dataset's windows; the result covers the windows done when cancelled.
+    /// Scores the dataset's windows after the first `skip`; the result covers the windows done when
+    /// cancelled. `windows` is the number of windows of the whole text.
     func wikitext(
-        _ dataset: WikitextDataset, maxLength: Int, stride: Int, progress: (Double) -> Void,
+        _ dataset: WikitextDataset, maxLength: Int, stride: Int, skip: Int = 0, progress: (Double) -> Void,
         shouldCancel: () -> Bool
-    ) throws -> (result: PerplexityResult, samples: [EvalSample], completed: Bool) {
+    ) throws -> (result: PerplexityResult, samples: [EvalSample], completed: Bool, windows: Int) {
         let text = dataset.joined
         let ids = tokenizer.encode(text)
         guard ids.count >= 2 else {
@@ -105,8 +107,8 @@ struct LikelihoodRunner {
         let windows = Perplexity.windows(tokenCount: ids.count, maxLength: maxLength, stride: stride)
         var result = PerplexityResult(windowLosses: [], totalNLL: 0, tokenCount: 0, byteCount: text.utf8.count)
         var samples: [EvalSample] = []
-        for (k, w) in windows.enumerated() {
-            if shouldCancel() { return (result, samples, false) }
+        for (k, w) in windows.enumerated() where k >= skip {
+            if shouldCancel() { return (result, samples, false, windows.count) }
             let window = Array(ids[w.begin..<w.end])
             let lps = try targetLogprobs(window, firstTarget: w.firstTarget - w.begin)
             let nll = -lps.reduce(0.0) { $0 + Double($1) }
@@ -120,6 +122,6 @@ struct LikelihoodRunner {
                     details: ["targets": "\(lps.count)", "nll": "\(nll)"]))
             progress(Double(k + 1) / Double(windows.count))
         }
-        return (result, samples, true)
+        return (result, samples, true, windows.count)
     }
 }

@@ -52,7 +52,7 @@ struct MuwaRunner {
         shouldCancel: () -> Bool
     ) throws -> (samples: [EvalSample], completed: Bool) {
         var samples: [EvalSample] = []
-        for (index, example) in examples.enumerated() {
+        for (index, example) in examples.enumerated() where index >= options.skip {
             if shouldCancel() { return (samples, false) }
             let prompt = TaskPrompts.squad(question: example.question, context: example.context)
             guard
@@ -84,7 +84,7 @@ struct MuwaRunner {
         shouldCancel: () -> Bool
     ) throws -> (samples: [EvalSample], completed: Bool) {
         var samples: [EvalSample] = []
-        for (index, example) in examples.enumerated() {
+        for (index, example) in examples.enumerated() where index >= options.skip {
             if shouldCancel() { return (samples, false) }
             let prompt = TaskPrompts.piqa(goal: example.goal, sol1: example.sol1, sol2: example.sol2)
             guard

@@ -17,11 +17,11 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var queue: QueueOptions
 
     func run() async throws {
-        let registry = StandardExecutors.registry()
-        let settings = try ServeSettings.resolve(connection: connection, queue: queue, servedKinds: registry.kinds)
+        let settings = try ServeSettings.resolve(connection: connection, queue: queue, servedKinds: StandardExecutors.kinds)
         LineLogHandler.bootstrap(level: settings.logLevel)
         let logger = Logger(label: "muwad")
-        let status = try await Daemon.serve(settings: settings, registry: registry, logger: logger)
+        let status = try await Daemon.serve(
+            settings: settings, makeRegistry: { StandardExecutors.registry(environment: $0) }, logger: logger)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -3,6 +3,7 @@
 // ServiceGroup: systemd notifications, LISTEN, muwa.workers presence, the rescuer and the producer. They
 // start in that order and stop in reverse, so the producer drains first and LISTEN (which forwards cancel
 // requests to draining jobs) stops last. The first SIGTERM/SIGINT drains; a second one exits at once.
+import Executors
 import Foundation
 import JobQueue
 import Logging
@@ -17,7 +18,11 @@ enum Daemon {
     /// Exit status for a configuration problem (schema too old): systemd's unit does not restart on it.
     static let configurationExitCode: Int32 = 78
 
-    static func serve(settings: ServeSettings, registry: ExecutorRegistry, logger: Logger) async throws -> Int32 {
+    /// `makeRegistry` builds the executors once the database is known (adapters are looked up by name there).
+    static func serve(
+        settings: ServeSettings, makeRegistry: @escaping @Sendable (ExecutorEnvironment) -> ExecutorRegistry,
+        logger: Logger
+    ) async throws -> Int32 {
         let signals = SignalWatcher()
         let coordinator = ShutdownCoordinator()
         let notifier = SystemdNotifier()
@@ -39,7 +44,7 @@ enum Daemon {
                 return nil
             }
             group.addTask {
-                try await run(settings: settings, registry: registry, coordinator: coordinator, notifier: notifier, logger: logger)
+                try await run(settings: settings, makeRegistry: makeRegistry, coordinator: coordinator, notifier: notifier, logger: logger)
             }
             var status: Int32 = 0
             while let result = try await group.next() {
@@ -53,8 +58,8 @@ enum Daemon {
     }
 
     private static func run(
-        settings: ServeSettings, registry: ExecutorRegistry, coordinator: ShutdownCoordinator, notifier: SystemdNotifier,
-        logger: Logger
+        settings: ServeSettings, makeRegistry: @Sendable (ExecutorEnvironment) -> ExecutorRegistry,
+        coordinator: ShutdownCoordinator, notifier: SystemdNotifier, logger: Logger
     ) async throws -> Int32 {
         logger.info("\(settings.summary)")
         do {
@@ -81,6 +86,8 @@ enum Daemon {
             return configurationExitCode
         }
 
+        let registry = makeRegistry(
+            ExecutorEnvironment(stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database)))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)

@@ -66,7 +66,7 @@ struct ServeSettings {
     }
 
     /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
-    private static func stateDirectory(flag: String?, source: SettingsSource) -> String {
+    static func stateDirectory(flag: String?, source: SettingsSource) -> String {
         if let flag { return flag }
         if let value = source.value("MUWA_STATE_DIR") { return value }
         if let systemd = source.value("STATE_DIRECTORY")?.split(separator: ":").first { return String(systemd) }

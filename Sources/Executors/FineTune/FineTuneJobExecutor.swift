@@ -1,0 +1,219 @@
+// FineTuneJobExecutor: the `finetune` kind. Reads the payload (FineTuneRequest), loads the base model from
+// the shared cache and the dataset (InstructionDataset), and trains a LoRA adapter with LoRATrainer on a
+// thread of its own:
+//
+//   every step         progress (step / max_steps) with the step's loss
+//   every log_every    a muwa.train_log row (mean loss of the window, lr, grad norm, tokens/s, elapsed)
+//   every eval_every   the held-out loss, when the dataset has an eval_fraction
+//   every save_every   a checkpoint in the job's work directory (TrainingCheckpoints)
+//   on a stop request  a checkpoint, then the job is released (shutdown) or cancelled
+//   at the start       the newest checkpoint, if any: a retried, rescued or released job continues where
+//                      it was and ends with the adapter an uninterrupted run would have
+//   at the end         the adapter in peft's format under <state>/adapters/<output>, with muwa_adapter.json,
+//                      and an "adapter" output row that registers it in muwa.adapters with the job's success
+import Foundation
+import JobQueue
+import LoRAOps
+import Logging
+import OPTEngine
+import Storage
+
+public struct FineTuneJobExecutor: JobExecutor {
+    public let kind = "finetune"
+    public let checkpointsOnShutdown = true
+    private let environment: ExecutorEnvironment
+
+    public init(environment: ExecutorEnvironment) {
+        self.environment = environment
+    }
+
+    public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
+        let request = try FineTuneRequest(payload: job.payload)
+        let locations = environment.locations
+        let model = try locations.model(request.baseModel, field: "base_model", kind: kind)
+        guard let adaptersDirectory = locations.adaptersDirectory else {
+            throw JobFailure.permanent("finetune needs a state directory to write the adapter to")
+        }
+        let generator: Generator
+        do {
+            generator = try await environment.models.generator(for: model.directory)
+        } catch let error as EngineError {
+            throw JobFailure.permanent("cannot load the base model \(request.baseModel): \(error)")
+        }
+        let run = FineTuneRun(
+            request: request, model: model, engine: generator, adaptersDirectory: adaptersDirectory, context: context)
+        return try await BlockingWork.run(label: "muwa-finetune") { try run.run() }
+    }
+}
+
+/// One attempt of a fine-tune job, on its own thread.
+struct FineTuneRun: @unchecked Sendable {
+    let request: FineTuneRequest
+    let model: ModelLocation
+    let engine: Generator
+    let adaptersDirectory: String
+    let context: JobContext
+
+    private var logger: Logger { context.logger }
+
+    func run() throws -> JobOutcome {
+        let opt = engine.model
+        let (config, train, held) = try prepare(opt)
+        let checkpoints = TrainingCheckpoints(workDirectory: context.workDirectory)
+        let trainer: LoRATrainer
+        if let (resumed, directory) = checkpoints.resume(model: opt, examples: train, logger: logger) {
+            logger.notice("resuming from \(directory) at step \(resumed.step) of \(config.maxSteps)")
+            trainer = resumed
+        } else {
+            do {
+                trainer = try LoRATrainer(model: opt, config: config, examples: train)
+            } catch let error as LoRAError {
+                throw JobFailure.permanent("invalid finetune payload: \(error)")
+            }
+            logger.info("training \(config.maxSteps) steps on \(train.count) examples (\(held.count) held out)")
+        }
+        let steps = Double(max(1, stepsPerEpoch(examples: train.count, config: config)))
+        var log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
+
+        do {
+            try trainer.train { event in
+                guard case .step(let report) = event else { return .more }
+                context.reportProgress(
+                    Double(report.step) / Double(config.maxSteps),
+                    detail: ["step": .number(Double(report.step)), "loss": .number(report.loss),
+                             "max_steps": .number(Double(config.maxSteps))])
+                if log.isEventStep(report.step) {
+                    let evalLoss = log.isEvalStep(report.step) && !held.isEmpty ? try trainer.evaluate(held) : nil
+                    context.record(event: log.event(history: trainer.history, step: report.step,
+                                                    epoch: Double(report.step) / steps, evalLoss: evalLoss))
+                }
+                if report.step % request.saveEvery == 0, report.step < config.maxSteps {
+                    try checkpoints.save(trainer)
+                }
+                return context.shouldStop ? .stop : .more
+            }
+        } catch let error as LoRAError {
+            throw JobFailure.permanent("training failed: \(error)")
+        }
+
+        let summary = summary(trainer, config: config, examples: train.count)
+        guard trainer.isFinished else {
+            // Asked to stop: keep the work for the next attempt (a lost lease writes nothing, not even files).
+            guard context.stopReason != .leaseLost else { return .stopped }
+            let directory = try checkpoints.save(trainer)
+            logger.notice("stopped at step \(trainer.step) of \(config.maxSteps); checkpoint \(directory)")
+            return .stopped(
+                partial: .object(summary), outputs: [],
+                checkpoint: ["directory": .string(directory), "step": .number(Double(trainer.step))])
+        }
+        let finalLoss = log.lastLoss(history: trainer.history)
+        let evalLoss = held.isEmpty ? nil : try trainer.evaluate(held)
+        let path = try saveAdapter(trainer)
+        checkpoints.removeAll()
+        var result = summary
+        result["adapter"] = .string(request.output)
+        result["path"] = .string(path)
+        result["final_loss"] = .number(finalLoss)
+        result["eval_loss"] = evalLoss.map { .number($0) } ?? .null
+        let registration: JSONValue = [
+            "type": .string("adapter"),
+            "name": .string(request.output),
+            "base_model": .string(request.baseModel),
+            "path": .string(path),
+            "lora_config": (try? JSONValue(parsing: String(decoding: trainer.adapterConfig.jsonData(), as: UTF8.self))) ?? .null,
+            "training_args": request.trainingArguments(
+                maxSteps: config.maxSteps, config: config, examples: train.count, evalExamples: held.count),
+            "final_loss": .number(finalLoss),
+            "eval_loss": evalLoss.map { .number($0) } ?? .null,
+            "steps": .number(Double(trainer.step)),
+        ]
+        logger.info("adapter \(request.output) saved to \(path) (final loss \(String(format: "%.4f", finalLoss)))")
+        return .succeeded(result: .object(result), outputs: [registration])
+    }
+
+    /// The training config with the model-dependent settings, and the tokenized data split into train / held out.
+    private func prepare(_ opt: OPTModel) throws -> (TrainingConfig, [TrainingExample], [TrainingExample]) {
+        var config = request.config
+        let positions = opt.config.maxPositionEmbeddings
+        if let given = request.maxLengthGiven, given > positions {
+            throw JobFailure.permanent(
+                "invalid finetune payload: train.max_length \(given) is beyond the \(positions) positions of \(request.baseModel)")
+        }
+        config.maxLength = request.maxLengthGiven ?? min(1024, positions)
+        // OPT's own dropout is active in train mode (transformers' Trainer): the config's `dropout`, 0.1 by default.
+        config.residualDropout = request.residualDropoutGiven ?? Self.configDropout(directory: model.directory) ?? 0.1
+
+        let dataset: InstructionDataset
+        do {
+            dataset = try InstructionDataset.load(
+                path: request.datasetPath, template: request.template, tokenizer: engine.tokenizer,
+                maxLength: config.maxLength, trainOnPrompt: request.trainOnPrompt)
+        } catch let error as EvaluationError {
+            throw JobFailure.permanent("invalid finetune dataset: \(error)")
+        }
+        if dataset.emptyAfterTruncation > 0 {
+            logger.warning("\(dataset.emptyAfterTruncation) records have no token to learn from after truncation")
+        }
+        let (train, held) = dataset.split(evalFraction: request.evalFraction, seed: config.seed)
+        config.maxSteps = request.maxSteps(examples: train.count)
+        do {
+            try config.validate()
+        } catch {
+            throw JobFailure.permanent("invalid finetune payload: \(error)")
+        }
+        return (config, train, held)
+    }
+
+    private func stepsPerEpoch(examples: Int, config: TrainingConfig) -> Int {
+        max(1, ((examples + config.batchSize - 1) / config.batchSize) / config.gradientAccumulationSteps)
+    }
+
+    /// Writes the adapter to <adapters>/<output>, replacing an earlier one of that name only once the new one
+    /// is complete.
+    private func saveAdapter(_ trainer: LoRATrainer) throws -> String {
+        let fm = FileManager.default
+        let final = adaptersDirectory + "/" + request.output
+        let partial = adaptersDirectory + "/.\(request.output).partial-\(context.job.id)"
+        do {
+            try fm.createDirectory(atPath: adaptersDirectory, withIntermediateDirectories: true)
+            try? fm.removeItem(atPath: partial)
+            try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
+            try trainer.saveAdapter(directory: partial)
+            try AdapterProvenance(
+                name: request.output, baseModel: request.baseModel, baseModelDirectory: model.directory,
+                architecture: AdapterProvenance.architecture(of: engine.model.config), jobID: context.job.id
+            ).write(directory: partial)
+            if fm.fileExists(atPath: final) {
+                let old = adaptersDirectory + "/.\(request.output).old-\(context.job.id)"
+                try? fm.removeItem(atPath: old)
+                try fm.moveItem(atPath: final, toPath: old)
+                try fm.moveItem(atPath: partial, toPath: final)
+                try? fm.removeItem(atPath: old)
+            } else {
+                try fm.moveItem(atPath: partial, toPath: final)
+            }
+        } catch {
+            throw JobFailure.retryable("cannot write the adapter to \(final): \(error.localizedDescription)")
+        }
+        return final
+    }
+
+    private func summary(_ trainer: LoRATrainer, config: TrainingConfig, examples: Int) -> [String: JSONValue] {
+        [
+            "base_model": .string(request.baseModel),
+            "output": .string(request.output),
+            "steps": .number(Double(trainer.step)),
+            "max_steps": .number(Double(config.maxSteps)),
+            "examples": .number(Double(examples)),
+            "loss": trainer.history.last.map { .number($0.loss) } ?? .null,
+        ]
+    }
+
+    /// `dropout` from the checkpoint's config.json, if it says.
+    static func configDropout(directory: String) -> Double? {
+        guard let data = FileManager.default.contents(atPath: directory + "/config.json"),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return (object["dropout"] as? NSNumber)?.doubleValue
+    }
+}

@@ -1,0 +1,175 @@
+// Locations: how payloads name models and adapters. A `model` is a checkpoint directory (a value with a
+// "/") or a name under the state directory's models/; an `adapter` is a peft directory (with a "/") or a
+// name — looked up in muwa.adapters when the daemon has a database, else in the state directory's
+// adapters/, where fine-tune jobs write them. Fine-tune jobs also leave a muwa_adapter.json beside the
+// adapter recording the base model it was trained on, so that an adapter is refused on another model even
+// when its shapes happen to fit.
+import Foundation
+import JobQueue
+import LoRAOps
+import OPTEngine
+import Storage
+
+/// A model named by a payload.
+public struct ModelLocation: Sendable, Equatable {
+    /// As the payload gave it ("opt-1.3b" or "/srv/models/opt-1.3b").
+    public let name: String
+    /// The checkpoint directory, standardized.
+    public let directory: String
+}
+
+/// An adapter named by a payload.
+public struct AdapterLocation: Sendable, Equatable {
+    public let name: String
+    public let directory: String
+    /// The base model it was registered with (muwa.adapters or muwa_adapter.json), when known.
+    public let baseModel: String?
+}
+
+/// What a fine-tune job records beside the adapter it saved.
+public struct AdapterProvenance: Codable, Sendable, Equatable {
+    public var name: String
+    public var baseModel: String
+    public var baseModelDirectory: String
+    /// The base model's architecture (OPTConfig's shape fields), to refuse other models.
+    public var architecture: String
+    public var jobID: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case name, baseModel = "base_model", baseModelDirectory = "base_model_directory", architecture
+        case jobID = "job_id"
+    }
+
+    public static let fileName = "muwa_adapter.json"
+
+    /// The shape of `config` in one line: the fields an adapter's fit depends on.
+    public static func architecture(of config: OPTConfig) -> String {
+        "opt hidden=\(config.hiddenSize) ffn=\(config.ffnDim) layers=\(config.numHiddenLayers) "
+            + "heads=\(config.numAttentionHeads) vocab=\(config.vocabSize) positions=\(config.maxPositionEmbeddings) "
+            + "embed=\(config.wordEmbedProjDim) pre_ln=\(config.doLayerNormBefore)"
+    }
+
+    static func read(directory: String) -> AdapterProvenance? {
+        let path = directory + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(AdapterProvenance.self, from: data)
+    }
+
+    func write(directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: directory + "/" + Self.fileName), options: .atomic)
+    }
+}
+
+/// Resolves the names in payloads. `stateDirectory` nil: only explicit paths work.
+public struct Locations: Sendable {
+    public let stateDirectory: String?
+    public let registry: (any AdapterRegistry)?
+
+    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil) {
+        self.stateDirectory = stateDirectory
+        self.registry = registry
+    }
+
+    public var modelsDirectory: String? { stateDirectory.map { $0 + "/models" } }
+    public var adaptersDirectory: String? { stateDirectory.map { $0 + "/adapters" } }
+
+    static func isPath(_ value: String) -> Bool {
+        value.contains("/") || value == "." || value == ".."
+    }
+
+    /// The checkpoint directory for a payload's model value. Fails with a message naming the field.
+    public func model(_ value: String, field: String, kind: String) throws -> ModelLocation {
+        let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
+        guard !value.isEmpty else {
+            throw failure("\(field) must name a checkpoint directory or a model under the state directory, got \"\"")
+        }
+        let directory: String
+        if Self.isPath(value) {
+            directory = value
+        } else if let models = modelsDirectory, Self.isDirectory(models + "/" + value) {
+            directory = models + "/" + value
+        } else if Self.isDirectory(value) {
+            directory = value
+        } else {
+            let known = modelsDirectory.map { Self.listDirectories($0) } ?? []
+            let place = modelsDirectory.map { "no model called \"\(value)\" in \($0)" }
+                ?? "\"\(value)\" is not a directory (no state directory to look names up in)"
+            let hint = known.isEmpty ? "" : " (there: \(known.joined(separator: ", ")))"
+            throw failure("\(field): \(place)\(hint); give a checkpoint directory path or a model name")
+        }
+        guard Self.isDirectory(directory) else {
+            throw failure("\(field): the model directory \(directory) does not exist")
+        }
+        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+            throw failure("\(field): \(directory) is not a checkpoint directory (no config.json)")
+        }
+        return ModelLocation(name: value, directory: URL(fileURLWithPath: directory).standardizedFileURL.path)
+    }
+
+    /// The adapter directory for a payload's adapter value.
+    public func adapter(_ value: String, field: String, kind: String) async throws -> AdapterLocation {
+        let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
+        guard !value.isEmpty else { throw failure("\(field) must name an adapter or an adapter directory, got \"\"") }
+        if Self.isPath(value) {
+            guard Self.isDirectory(value) else { throw failure("\(field): the adapter directory \(value) does not exist") }
+            let directory = URL(fileURLWithPath: value).standardizedFileURL.path
+            return AdapterLocation(name: value, directory: directory,
+                                   baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
+        }
+        if let registry {
+            let registered: RegisteredAdapter?
+            do {
+                registered = try await registry.adapter(named: value)
+            } catch {
+                throw JobFailure.retryable("cannot look up adapter \"\(value)\" in muwa.adapters: \(error)")
+            }
+            if let registered {
+                guard Self.isDirectory(registered.path) else {
+                    throw failure("\(field): adapter \"\(value)\" is registered at \(registered.path), which does not exist")
+                }
+                return AdapterLocation(name: value, directory: registered.path, baseModel: registered.baseModel)
+            }
+        }
+        if let adapters = adaptersDirectory, Self.isDirectory(adapters + "/" + value) {
+            let directory = adapters + "/" + value
+            return AdapterLocation(name: value, directory: directory,
+                                   baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
+        }
+        var places: [String] = []
+        if registry != nil { places.append("not registered in muwa.adapters") }
+        if let adapters = adaptersDirectory { places.append("no directory \(adapters)/\(value)") }
+        if places.isEmpty { places.append("no state directory to look names up in") }
+        throw failure("\(field): unknown adapter \"\(value)\" (\(places.joined(separator: ", ")))")
+    }
+
+    /// Loads the adapter for `model`, refusing one trained for a different base model.
+    public static func loadAdapter(_ location: AdapterLocation, for model: OPTModel, modelName: String, kind: String)
+        throws -> LoRAAdapter
+    {
+        let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
+        let provenance = AdapterProvenance.read(directory: location.directory)
+        if let provenance, provenance.architecture != AdapterProvenance.architecture(of: model.config) {
+            throw failure(
+                "adapter \"\(location.name)\" was trained for base model \(provenance.baseModel) "
+                    + "(\(provenance.architecture)), not for \(modelName) (\(AdapterProvenance.architecture(of: model.config)))")
+        }
+        do {
+            return try LoRAAdapter.load(directory: location.directory, model: model.config)
+        } catch {
+            let base = location.baseModel.map { " (trained for \($0))" } ?? ""
+            throw failure("adapter \"\(location.name)\"\(base) cannot be used with \(modelName): \(error)")
+        }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    static func listDirectories(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+            .filter { !$0.hasPrefix(".") && isDirectory(path + "/" + $0) }.sorted()
+    }
+}
