@@ -61,9 +61,13 @@ struct FineTuneRun: @unchecked Sendable {
         let (config, train, held) = try prepare(opt)
         let checkpoints = TrainingCheckpoints(workDirectory: context.workDirectory)
         let trainer: LoRATrainer
-        if let (resumed, directory) = checkpoints.resume(model: opt, examples: train, logger: logger) {
-            logger.notice("resuming from \(directory) at step \(resumed.step) of \(config.maxSteps)")
-            trainer = resumed
+        var events: [JSONValue] = []
+        if let resumed = checkpoints.resume(model: opt, examples: train, logger: logger) {
+            logger.notice("resuming from \(resumed.directory) at step \(resumed.trainer.step) of \(config.maxSteps)")
+            trainer = resumed.trainer
+            // Rows written before a crash may not have reached the database: record them again.
+            events = resumed.events
+            for event in events { context.record(event: event) }
         } else {
             do {
                 trainer = try LoRATrainer(model: opt, config: config, examples: train)
@@ -84,11 +88,13 @@ struct FineTuneRun: @unchecked Sendable {
                              "max_steps": .number(Double(config.maxSteps))])
                 if log.isEventStep(report.step) {
                     let evalLoss = log.isEvalStep(report.step) && !held.isEmpty ? try trainer.evaluate(held) : nil
-                    context.record(event: log.event(history: trainer.history, step: report.step,
-                                                    epoch: Double(report.step) / steps, evalLoss: evalLoss))
+                    let event = log.event(history: trainer.history, step: report.step,
+                                          epoch: Double(report.step) / steps, evalLoss: evalLoss)
+                    events.append(event)
+                    context.record(event: event)
                 }
                 if report.step % request.saveEvery == 0, report.step < config.maxSteps {
-                    try checkpoints.save(trainer)
+                    try checkpoints.save(trainer, events: events)
                 }
                 return context.shouldStop ? .stop : .more
             }
@@ -100,7 +106,7 @@ struct FineTuneRun: @unchecked Sendable {
         guard trainer.isFinished else {
             // Asked to stop: keep the work for the next attempt (a lost lease writes nothing, not even files).
             guard context.stopReason != .leaseLost else { return .stopped }
-            let directory = try checkpoints.save(trainer)
+            let directory = try checkpoints.save(trainer, events: events)
             logger.notice("stopped at step \(trainer.step) of \(config.maxSteps); checkpoint \(directory)")
             return .stopped(
                 partial: .object(summary), outputs: [],

@@ -1,7 +1,10 @@
 // TrainingCheckpoints: a fine-tune job's checkpoints in its work directory, one directory per saved step:
 //
 //   <state>/jobs/<id>/checkpoints/step-00000150/   adapter + optimizer + trainer state (LoRATrainer's format)
+//                                                  + train_log.json: the training-log rows emitted so far
 //
+// The rows travel with the checkpoint because a crash can lose the last ones before they reached the
+// database; a resumed run records them again (muwa.train_log keeps the newest copy of each step).
 // A checkpoint is written into a ".partial" sibling and renamed into place, so a crash mid-write (kill -9,
 // power loss) leaves the previous checkpoints intact and no half-written one under a real name. The two
 // newest are kept. Resuming takes the newest that loads; one that does not (a disk that lied) is skipped
@@ -10,10 +13,12 @@ import Foundation
 import LoRAOps
 import Logging
 import OPTEngine
+import Storage
 
 struct TrainingCheckpoints {
     let root: String
     static let keep = 2
+    static let eventsFile = "train_log.json"
 
     init(workDirectory: String) {
         root = workDirectory + "/checkpoints"
@@ -32,7 +37,7 @@ struct TrainingCheckpoints {
 
     /// Writes `trainer`'s state as the checkpoint of its current step and prunes old ones.
     @discardableResult
-    func save(_ trainer: LoRATrainer) throws -> String {
+    func save(_ trainer: LoRATrainer, events: [JSONValue]) throws -> String {
         let fm = FileManager.default
         try fm.createDirectory(atPath: root, withIntermediateDirectories: true)
         let name = String(format: "step-%08d", trainer.step)
@@ -41,6 +46,8 @@ struct TrainingCheckpoints {
         try? fm.removeItem(atPath: partial)
         try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
         try trainer.saveCheckpoint(directory: partial)
+        try Data(JSONValue.array(events).jsonText.utf8).write(
+            to: URL(fileURLWithPath: partial + "/" + Self.eventsFile), options: .atomic)
         try? fm.removeItem(atPath: final)
         try fm.moveItem(atPath: partial, toPath: final)
         for old in saved().dropFirst(Self.keep) {
@@ -50,11 +57,15 @@ struct TrainingCheckpoints {
     }
 
     /// A trainer continuing from the newest checkpoint that loads, or nil when there is none.
-    func resume(model: OPTModel, examples: [TrainingExample], logger: Logger) -> (LoRATrainer, String)? {
+    func resume(model: OPTModel, examples: [TrainingExample], logger: Logger)
+        -> (trainer: LoRATrainer, directory: String, events: [JSONValue])?
+    {
         for checkpoint in saved() {
             do {
-                return (try LoRATrainer.resume(directory: checkpoint.directory, model: model, examples: examples),
-                        checkpoint.directory)
+                let trainer = try LoRATrainer.resume(directory: checkpoint.directory, model: model, examples: examples)
+                let data = FileManager.default.contents(atPath: checkpoint.directory + "/" + Self.eventsFile)
+                let events = data.flatMap { try? JSONValue(parsing: String(decoding: $0, as: UTF8.self)) }?.arrayValue ?? []
+                return (trainer, checkpoint.directory, events)
             } catch {
                 logger.warning("cannot resume from \(checkpoint.directory), trying an older checkpoint: \(error)")
             }
