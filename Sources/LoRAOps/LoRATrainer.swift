@@ -138,6 +138,10 @@ public final class LoRATrainer: @unchecked Sendable {
         let lr = schedule.learningRate(step: step)
         var batches: [TrainingBatch] = []
         for _ in 0..<config.gradientAccumulationSteps {
+            // transformers ≥ 4.46 (loss_normalization tokens) ends an accumulation with the epoch: an epoch's
+            // last optimizer step takes only the micro-batches left in it (ceil(batches / accumulation) steps
+            // per epoch). ≤ 4.45 (micro_batch_mean) counted micro-batches across epochs.
+            if !batches.isEmpty, config.lossNormalization == .tokens, cursor.index >= examples.count { break }
             let indices = cursor.next(batchSize: config.batchSize, count: examples.count, shuffle: config.shuffle,
                                       seed: config.seed)
             batches.append(try TrainingBatch.collate(indices.map { examples[$0] }, padTokenId: cfg.padTokenId,

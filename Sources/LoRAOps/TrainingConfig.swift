@@ -7,9 +7,10 @@ import OPTEngine
 /// How micro-batch losses combine under gradient accumulation.
 public enum LossNormalization: String, Codable, Sendable {
     /// transformers ≥ 4.46: Σ token losses / all non-ignored tokens of the accumulated step
-    /// (`num_items_in_batch`).
+    /// (`num_items_in_batch`); an accumulation ends with the epoch, as there.
     case tokens
-    /// transformers ≤ 4.45 (the original Muwa run): the mean of each micro-batch's mean loss.
+    /// transformers ≤ 4.45 (the original Muwa run): the mean of each micro-batch's mean loss; accumulations
+    /// run across epoch boundaries, as there.
     case microBatchMean = "micro_batch_mean"
 }
 

@@ -76,7 +76,7 @@ struct FineTuneRun: @unchecked Sendable {
             }
             logger.info("training \(config.maxSteps) steps on \(train.count) examples (\(held.count) held out)")
         }
-        let steps = Double(max(1, stepsPerEpoch(examples: train.count, config: config)))
+        let steps = Double(request.stepsPerEpoch(examples: train.count))
         var log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
 
         do {
@@ -168,10 +168,6 @@ struct FineTuneRun: @unchecked Sendable {
             throw JobFailure.permanent("invalid finetune payload: \(error)")
         }
         return (config, train, held)
-    }
-
-    private func stepsPerEpoch(examples: Int, config: TrainingConfig) -> Int {
-        max(1, ((examples + config.batchSize - 1) / config.batchSize) / config.gradientAccumulationSteps)
     }
 
     /// Writes the adapter to <adapters>/<output>, replacing an earlier one of that name only once the new one

@@ -171,13 +171,22 @@ struct FineTuneRequest {
         }
     }
 
-    /// Optimizer steps for `count` training examples: Trainer's rule (transformers 4.28): ⌊batches per epoch ÷
-    /// accumulation⌋ (at least 1) × epochs, unless max_steps is given.
+    /// Optimizer steps per epoch, as Trainer counts them: with `micro_batch_mean` (transformers 4.28, the
+    /// notebook's) ⌊batches ÷ accumulation⌋, the last partial accumulation dropped; with `tokens` (transformers
+    /// ≥ 4.46, whose accumulation ends with the epoch, as LoRATrainer's does then) ⌈batches ÷ accumulation⌉.
+    func stepsPerEpoch(examples count: Int) -> Int {
+        let batches = (count + config.batchSize - 1) / config.batchSize
+        let accumulation = config.gradientAccumulationSteps
+        switch config.lossNormalization {
+        case .microBatchMean: return max(1, batches / accumulation)
+        case .tokens: return max(1, (batches + accumulation - 1) / accumulation)
+        }
+    }
+
+    /// Optimizer steps for `count` training examples: steps per epoch × epochs, unless max_steps is given.
     func maxSteps(examples count: Int) -> Int {
         if let maxStepsGiven { return maxStepsGiven }
-        let batches = (count + config.batchSize - 1) / config.batchSize
-        let perEpoch = max(1, batches / config.gradientAccumulationSteps)
-        return max(1, Int((Double(perEpoch) * epochs).rounded(.up)))
+        return max(1, Int((Double(stepsPerEpoch(examples: count)) * epochs).rounded(.up)))
     }
 
     /// The settings as they were used, for muwa.adapters.training_args.
