@@ -31,6 +31,7 @@ public enum StandardExecutors {
             PingExecutor(),
             GenerateJobExecutor(environment: environment),
             FineTuneJobExecutor(environment: environment),
+            EvaluateJobExecutor(environment: environment),
         ])
     }
 }

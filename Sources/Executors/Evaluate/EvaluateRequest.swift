@@ -65,7 +65,8 @@ struct EvaluateRequest {
 
         compareBase = try reader.optionalBool("compare_base") ?? false
         if compareBase && adapter == nil {
-            throw reader.failure("compare_base needs an adapter: it evaluates the base model and the adapter on the same examples")
+            throw reader.failure(
+                "compare_base needs an adapter: it evaluates the base model and the adapter on the same examples")
         }
 
         let generates = method == .muwa && task != .wikitext
@@ -141,7 +142,8 @@ struct EvaluateRequest {
             "model": .string(modelDirectory), "adapter": adapterDirectory.map { .string($0) } ?? .null,
             "task": .string(task.rawValue), "method": .string(method.rawValue), "dataset": .array(stamps),
             "compare_base": .bool(compareBase), "limit": options.limit.map { .number(Double($0)) } ?? .null,
-            "squad_stride": .number(Double(options.squadStride)), "max_new_tokens": .number(Double(options.maxNewTokens)),
+            "squad_stride": .number(Double(options.squadStride)),
+            "max_new_tokens": .number(Double(options.maxNewTokens)),
             "repetition_penalty": .number(Double(options.repetitionPenalty)),
             "max_length": .number(Double(options.maxLength)), "stride": .number(Double(options.stride)),
         ]
