@@ -9,12 +9,14 @@
 -- Events written while a job runs (training curves) go to muwa.job_events, flushed with the heartbeat
 -- and guarded by the lease like every other write; muwa.train_log reads them.
 
--- Events of running jobs, in order. A resumed fine-tune logs again from its checkpoint on; the views keep
--- the latest attempt's row for each step.
+-- Events of running jobs, in order. A resumed fine-tune records again the rows its checkpoint carries (a
+-- crash may have lost the last ones) and goes on from there, so the newest run's rows tell the whole story;
+-- a run that started over without a checkpoint replaces the earlier runs' rows the same way.
 CREATE TABLE muwa.job_events (
     id         bigserial   PRIMARY KEY,                   -- write order (a released job reuses its attempt)
     job_id     bigint      NOT NULL REFERENCES muwa.jobs (id) ON DELETE CASCADE,
     attempt    integer     NOT NULL,
+    run_id     bigint      NOT NULL,                      -- muwa.job_runs.id of the run that wrote it
     event      jsonb       NOT NULL CONSTRAINT job_events_is_object CHECK (jsonb_typeof(event) = 'object'),
     created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -63,13 +65,15 @@ CREATE INDEX job_outputs_type ON muwa.job_outputs ((output ->> 'type'), job_id);
 -- One row per generated text.
 CREATE VIEW muwa.generations AS
 SELECT o.job_id,
-       (o.output ->> 'index')::integer               AS idx,
+       (o.output ->> 'index')::numeric::integer      AS idx,
        j.payload ->> 'model'                          AS model,
        o.output ->> 'adapter'                         AS adapter,
        o.output ->> 'prompt'                          AS prompt,
+       o.output ->> 'input'                           AS input,
+       o.output ->> 'formatted_prompt'                AS formatted_prompt,
        o.output ->> 'text'                            AS text,
-       (o.output ->> 'prompt_tokens')::integer        AS prompt_tokens,
-       (o.output ->> 'completion_tokens')::integer    AS completion_tokens,
+       (o.output ->> 'prompt_tokens')::numeric::integer AS prompt_tokens,
+       (o.output ->> 'completion_tokens')::numeric::integer AS completion_tokens,
        o.output ->> 'finish_reason'                   AS finish_reason,
        (o.output ->> 'milliseconds')::double precision AS milliseconds,
        j.status                                       AS job_status,
@@ -78,11 +82,17 @@ FROM muwa.job_outputs o
 JOIN muwa.jobs j ON j.id = o.job_id
 WHERE o.output ->> 'type' = 'generation';
 
--- Training curves: one row per logged step (the latest written, when a resumed job logged a step twice).
+-- Training curves: one row per logged step, from the newest run of each job that logged anything.
 CREATE VIEW muwa.train_log AS
-SELECT DISTINCT ON (e.job_id, (e.event ->> 'step')::integer)
+WITH newest AS (
+    SELECT job_id, max(run_id) AS run_id
+    FROM muwa.job_events
+    WHERE event ->> 'type' = 'train_step'
+    GROUP BY job_id
+)
+SELECT DISTINCT ON (e.job_id, (e.event ->> 'step')::numeric::integer)
        e.job_id,
-       (e.event ->> 'step')::integer                  AS step,
+       (e.event ->> 'step')::numeric::integer         AS step,
        (e.event ->> 'epoch')::double precision        AS epoch,
        (e.event ->> 'loss')::double precision         AS loss,
        (e.event ->> 'eval_loss')::double precision    AS eval_loss,
@@ -91,10 +101,12 @@ SELECT DISTINCT ON (e.job_id, (e.event ->> 'step')::integer)
        (e.event ->> 'tokens_per_second')::double precision AS tokens_per_second,
        (e.event ->> 'elapsed_seconds')::double precision AS elapsed_seconds,
        e.attempt,
+       e.run_id,
        e.created_at
 FROM muwa.job_events e
+JOIN newest n ON n.job_id = e.job_id AND n.run_id = e.run_id
 WHERE e.event ->> 'type' = 'train_step'
-ORDER BY e.job_id, (e.event ->> 'step')::integer, e.id DESC;
+ORDER BY e.job_id, (e.event ->> 'step')::numeric::integer, e.id DESC;
 
 -- Metrics of evaluate jobs: one row per (job, model, adapter, task, method, metric).
 CREATE VIEW muwa.eval_results AS
@@ -105,7 +117,7 @@ SELECT o.job_id,
        o.output ->> 'method'                          AS method,
        o.output ->> 'metric'                          AS metric,
        (o.output ->> 'value')::double precision       AS value,
-       (o.output ->> 'n')::integer                    AS n,
+       (o.output ->> 'n')::numeric::integer           AS n,
        j.status                                       AS job_status,
        o.created_at
 FROM muwa.job_outputs o
@@ -119,25 +131,32 @@ SELECT o.job_id,
        o.output ->> 'adapter'                         AS adapter,
        o.output ->> 'task'                            AS task,
        o.output ->> 'method'                          AS method,
-       (o.output ->> 'index')::integer                AS idx,
+       (o.output ->> 'index')::numeric::integer       AS idx,
        o.output ->> 'example_id'                      AS example_id,
        o.output ->> 'input'                           AS input,
        o.output ->> 'expected'                        AS expected,
        o.output ->> 'output'                          AS output,
        (o.output ->> 'score')::double precision       AS score,
-       o.output -> 'details'                          AS details
+       o.output -> 'details'                          AS details,
+       j.status                                       AS job_status,
+       o.created_at
 FROM muwa.job_outputs o
+JOIN muwa.jobs j ON j.id = o.job_id
 WHERE o.output ->> 'type' = 'eval_sample';
 
 -- The seed's table: task × metric with the base model beside each adapter, from succeeded evaluate jobs.
--- For every adapter result, the newest base result of the same model, task, method and metric.
+-- For the newest result of each adapter, the base result of the same job when it ran with compare_base (the
+-- same examples), else the newest base result of the same model, task, method and metric (`paired` says
+-- which; compare base_n with n).
 CREATE VIEW muwa.model_comparison AS
-WITH latest AS (
-    SELECT DISTINCT ON (r.model, coalesce(r.adapter, ''), r.task, r.method, r.metric)
+WITH ok AS (
+    SELECT * FROM muwa.eval_results WHERE job_status = 'succeeded'
+), latest AS (
+    SELECT DISTINCT ON (r.model, r.adapter, r.task, r.method, r.metric)
            r.*
-    FROM muwa.eval_results r
-    WHERE r.job_status = 'succeeded'
-    ORDER BY r.model, coalesce(r.adapter, ''), r.task, r.method, r.metric, r.created_at DESC, r.job_id DESC
+    FROM ok r
+    WHERE r.adapter IS NOT NULL
+    ORDER BY r.model, r.adapter, r.task, r.method, r.metric, r.created_at DESC, r.job_id DESC
 )
 SELECT a.task,
        a.method,
@@ -148,13 +167,19 @@ SELECT a.task,
        a.value                AS with_adapter,
        a.value - b.value      AS difference,
        a.n,
+       b.n                    AS base_n,
+       b.job_id = a.job_id    AS paired,
        b.job_id               AS base_job_id,
        a.job_id               AS adapter_job_id
 FROM latest a
-LEFT JOIN latest b
-       ON b.adapter IS NULL AND b.model = a.model AND b.task = a.task AND b.method = a.method
-      AND b.metric = a.metric
-WHERE a.adapter IS NOT NULL;
+LEFT JOIN LATERAL (
+    SELECT r.value, r.n, r.job_id
+    FROM ok r
+    WHERE r.adapter IS NULL AND r.model = a.model AND r.task = a.task AND r.method = a.method
+      AND r.metric = a.metric
+    ORDER BY (r.job_id = a.job_id) DESC, r.created_at DESC, r.job_id DESC
+    LIMIT 1
+) b ON true;
 
 UPDATE muwa.job_kinds SET description = 'SQuAD, PIQA or wikitext evaluation of an OPT checkpoint (and adapter)'
 WHERE kind = 'evaluate';

@@ -58,7 +58,7 @@ struct Completer: Sendable {
         // Events recorded since the last heartbeat go first, so a finished job's log is complete.
         let events = context.takeEvents()
         do {
-            _ = try await store.appendEvents(lease, events: events)
+            _ = try await store.appendEvents(lease, runID: context.job.runID, events: events)
         } catch {
             context.restoreEvents(events)
             throw error

@@ -49,7 +49,7 @@ struct LeaseKeeper: Sendable {
             do {
                 let events = context.takeEvents()
                 do {
-                    _ = try await store.appendEvents(lease, events: events)
+                    _ = try await store.appendEvents(lease, runID: context.job.runID, events: events)
                 } catch {
                     context.restoreEvents(events)
                     throw error

@@ -35,11 +35,11 @@ public struct JobStore: Sendable {
     }
 
     /// Appends events (training-log rows) written while the job runs. Returns false when the job is not ours.
-    public func appendEvents(_ lease: JobLease, events: [JSONValue]) async throws -> Bool {
+    public func appendEvents(_ lease: JobLease, runID: Int64, events: [JSONValue]) async throws -> Bool {
         guard !events.isEmpty else { return true }
         let rows = try await database.execute(
             .jobEventsAppend,
-            [String(lease.jobID), lease.workerID, String(lease.attempt), JSONValue.array(events).jsonText])
+            [String(lease.jobID), lease.workerID, String(lease.attempt), JSONValue.array(events).jsonText, String(runID)])
         return !rows.rows.isEmpty
     }
 

@@ -2,10 +2,10 @@
 -- Event writes are guarded like every write after the claim: (id, worker_id, attempt, status = 'running').
 
 -- name: JobEventsAppend
--- Appends the events in $4 (a jsonb array of objects) for the job, in order, if it is still ours.
+-- Appends the events in $4 (a jsonb array of objects) for the job's run $5, in order, if it is still ours.
 -- Returns one row per event written; none means the job was taken away.
-INSERT INTO muwa.job_events (job_id, attempt, event)
-SELECT j.id, j.attempt, e.value
+INSERT INTO muwa.job_events (job_id, attempt, run_id, event)
+SELECT j.id, j.attempt, $5::bigint, e.value
 FROM muwa.jobs j,
      jsonb_array_elements($4::jsonb) WITH ORDINALITY AS e (value, ordinality)
 WHERE j.id = $1 AND j.worker_id = $2 AND j.attempt = $3 AND j.status = 'running'
