@@ -1,41 +1,58 @@
-// ModelCache: loaded checkpoints shared by all generate jobs of a daemon. A model is loaded once (on a
-// thread of its own: loading reads and converts hundreds of megabytes) and kept while it is among the
-// `capacity` most recently used; concurrent jobs asking for a model being loaded wait for that load.
+// ModelCache: loaded checkpoints shared by all jobs of a daemon (generate, finetune, evaluate). A model is
+// loaded once (on a thread of its own: loading reads and converts hundreds of megabytes) and kept while it
+// is among the `capacity` most recently used; concurrent jobs asking for a model being loaded wait for that
+// load. Beside each model sits its GenerationBatcher, the one decode batch all generate jobs on that model
+// share (an evicted model's batcher lives on until the jobs using it are done).
 import JobQueue
 import OPTEngine
 
 actor ModelCache {
     struct Entry: @unchecked Sendable {
         let generator: Generator
+        let batcher: GenerationBatcher
     }
 
     private let capacity: Int
+    /// Rows of each model's generation batch.
+    let batchRows: Int
     private var entries: [String: Entry] = [:]
     private var recency: [String] = []
     private var waiting: [String: [CheckedContinuation<Entry, Error>]] = [:]
 
-    init(capacity: Int = 2) {
+    init(capacity: Int = 2, batchRows: Int = 16) {
         self.capacity = max(1, capacity)
+        self.batchRows = max(1, batchRows)
     }
 
     /// The generator for the checkpoint in `directory`, loading it on first use.
     func generator(for directory: String) async throws -> Generator {
+        try await entry(for: directory).generator
+    }
+
+    /// The generation batch of the checkpoint in `directory`, loading it on first use.
+    func batcher(for directory: String) async throws -> GenerationBatcher {
+        try await entry(for: directory).batcher
+    }
+
+    private func entry(for directory: String) async throws -> Entry {
         if let entry = entries[directory] {
             touch(directory)
-            return entry.generator
+            return entry
         }
         if waiting[directory] != nil {
             return try await withCheckedThrowingContinuation { continuation in
                 waiting[directory, default: []].append(continuation)
-            }.generator
+            }
         }
         waiting[directory] = []
         let result: Result<Entry, Error>
+        let rows = batchRows
         do {
             let entry = try await BlockingWork.run(label: "muwa-load-model") { () -> Entry in
                 let model = try OPTModel.load(directory: directory)
                 let tokenizer = try BPETokenizer.load(directory: directory)
-                return Entry(generator: Generator(model: model, tokenizer: tokenizer))
+                let generator = Generator(model: model, tokenizer: tokenizer)
+                return Entry(generator: generator, batcher: GenerationBatcher(generator: generator, maxRows: rows))
             }
             result = .success(entry)
         } catch {
@@ -48,7 +65,7 @@ actor ModelCache {
             evict()
         }
         for waiter in waiters { waiter.resume(with: result) }
-        return try result.get().generator
+        return try result.get()
     }
 
     private func touch(_ directory: String) {

@@ -13,9 +13,11 @@ public struct ExecutorEnvironment: Sendable {
     ///   - stateDirectory: where models/, adapters/ and jobs/ live; nil: payloads must give paths.
     ///   - registry: muwa.adapters, when there is a database.
     ///   - cachedModels: base models kept loaded at once.
-    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2) {
+    ///   - batchRows: most sequences in one model's decode batch, across generate jobs.
+    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2,
+                batchRows: Int = 16) {
         locations = Locations(stateDirectory: stateDirectory, registry: registry)
-        models = ModelCache(capacity: cachedModels)
+        models = ModelCache(capacity: cachedModels, batchRows: batchRows)
     }
 }
 

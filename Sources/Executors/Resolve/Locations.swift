@@ -99,8 +99,11 @@ public struct Locations: Sendable {
             let hint = known.isEmpty ? "" : " (there: \(known.joined(separator: ", ")))"
             throw failure("\(field): \(place)\(hint); give a checkpoint directory path or a model name")
         }
-        guard Self.isDirectory(directory) else {
+        guard FileManager.default.fileExists(atPath: directory) else {
             throw failure("\(field): the model directory \(directory) does not exist")
+        }
+        guard Self.isDirectory(directory) else {
+            throw failure("\(field): \(directory) is not a directory (give the checkpoint's directory)")
         }
         guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
             throw failure("\(field): \(directory) is not a checkpoint directory (no config.json)")

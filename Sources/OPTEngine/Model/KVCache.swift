@@ -1,5 +1,9 @@
-// KVCache: keys and values of every layer for a batch of B sequences of up to S tokens.
-//   per layer: K, V (B, NH, S, hs) F32 — one allocation for the whole cache, sliced by layer.
+// KVCache: keys and values of every layer for the sequences of an InferenceSession.
+//   KVCache     — a batch of B sequences that advance together (one shared length):
+//                 per layer K, V (B, NH, S, hs) F32 — one allocation for the whole cache, sliced by layer.
+//   SlotKVCache — continuous batching: each slot holds one sequence with its own length and its own
+//                 allocation, sized to what that sequence needs, made when it joins and freed when it leaves:
+//                 per slot, per layer K, V (NH, S_slot, hs) F32.
 
 public final class KVCache: @unchecked Sendable {
     public let layers: Int, B: Int, NH: Int, S: Int, hs: Int
@@ -23,4 +27,61 @@ public final class KVCache: @unchecked Sendable {
 
     /// Bytes held (for memory reporting).
     public var byteCount: Int { 2 * layers * perTensor * 4 }
+}
+
+public final class SlotKVCache: @unchecked Sendable {
+    public let layers: Int, slots: Int, NH: Int, hs: Int
+    /// Per slot: K/V of every layer, (layers, 2, NH, S_slot, hs); nil while the slot is free.
+    private var storage: [UnsafeMutablePointer<Float>?]
+    /// Per slot: S_slot, the tokens it can hold (0 while free).
+    public private(set) var capacities: [Int]
+    /// Per slot: tokens cached so far.
+    public internal(set) var lengths: [Int]
+
+    public init(layers: Int, slots: Int, heads NH: Int, headDim hs: Int) {
+        self.layers = layers; self.slots = slots; self.NH = NH; self.hs = hs
+        storage = [UnsafeMutablePointer<Float>?](repeating: nil, count: slots)
+        capacities = [Int](repeating: 0, count: slots)
+        lengths = [Int](repeating: 0, count: slots)
+    }
+
+    deinit { for p in storage { p?.deallocate() } }
+
+    /// Bytes a slot of `capacity` tokens takes.
+    public func bytes(capacity S: Int) -> Int { 2 * layers * NH * S * hs * 4 }
+
+    /// Gives `slot` room for `capacity` tokens (dropping whatever it held) and sets its length to 0.
+    public func open(slot: Int, capacity S: Int) {
+        precondition(slot >= 0 && slot < slots, "slot \(slot) out of 0..<\(slots)")
+        let S = max(S, 1)
+        if capacities[slot] != S {
+            storage[slot]?.deallocate()
+            // Not zeroed: a slot only ever reads the positions it has written.
+            storage[slot] = .allocate(capacity: 2 * layers * NH * S * hs)
+            capacities[slot] = S
+        }
+        lengths[slot] = 0
+    }
+
+    /// Frees the memory of `slot`.
+    public func close(slot: Int) {
+        precondition(slot >= 0 && slot < slots, "slot \(slot) out of 0..<\(slots)")
+        storage[slot]?.deallocate()
+        storage[slot] = nil
+        capacities[slot] = 0
+        lengths[slot] = 0
+    }
+
+    public func isOpen(_ slot: Int) -> Bool { storage[slot] != nil }
+
+    /// (K, V) of layer l for `slot`, each (NH, S_slot, hs).
+    @inline(__always)
+    func layer(_ l: Int, slot: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        guard let base = storage[slot] else { preconditionFailure("slot \(slot) is not open") }
+        let perTensor = NH * capacities[slot] * hs
+        return (base + 2 * l * perTensor, base + (2 * l + 1) * perTensor)
+    }
+
+    /// Bytes held by open slots.
+    public var byteCount: Int { capacities.reduce(0) { $0 + bytes(capacity: $1) } }
 }

@@ -41,11 +41,12 @@ public final class OPTModel: @unchecked Sendable {
                             directory: directory)
     }
 
-    /// Runs `s.T` new tokens per sequence through the decoder, leaving the final hidden states (B·T, E)
-    /// in `s.hidden`. Token ids and positions must already be in the session's buffers.
+    /// Runs `s.T` new tokens for each of the `s.rows` sequences of the pass through the decoder, leaving the
+    /// final hidden states (B·T, E) in `s.hidden`. Token ids and positions must already be in the session's
+    /// buffers; the session's `attend` runs attention over its cache.
     func forwardHidden(_ s: InferenceSession, delta: ProjectionDelta?) {
         let cfg = config, w = weights
-        let B = s.B, T = s.T, R = B * T, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
+        let B = s.rows, T = s.T, R = B * T, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
         let x = s.x, h = s.xn, scratch = s.kernelScratch
 
         // embeddings: x (R, C) = project_in(wte[tokens]) + wpe[positions + 2]
@@ -78,9 +79,7 @@ public final class OPTModel: @unchecked Sendable {
             for i in 0..<(R * C) { s.q[i] *= scaling }
             project(lw.kProj, l, .kProj, out: s.k, inp: h, K: C, N: C)
             project(lw.vProj, l, .vProj, out: s.v, inp: h, K: C, N: C)
-            let (ck, cv) = s.cache.layer(l)
-            attentionForward(out: s.att, q: s.q, k: s.k, v: s.v, cacheK: ck, cacheV: cv, keyMask: s.keyMask,
-                             scores: s.scores, shape: attShape)
+            s.attend(layer: l, shape: attShape)
             project(lw.outProj, l, .outProj, out: s.tmp, inp: s.att, K: C, N: C)
             for i in 0..<(R * C) { x[i] += s.tmp[i] }
             if !preLN { norm(lw.lnAttn, out: x, inp: x) }

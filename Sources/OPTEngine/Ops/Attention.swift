@@ -2,6 +2,7 @@
 // (bias included); softmax is in fp32 with additive masks. Shapes (NH heads of hs, C = NH·hs):
 //   q, k, v, out: (B, T, C) for the T new tokens      cache K/V: (B, NH, S, hs), S = capacity
 //   keyMask: (B, S) 1 = real token, 0 = padding       past: tokens already in the cache
+// attentionForwardRows is the same for sequences of different lengths, each with a cache of its own.
 // A query row whose every visible key is padding attends uniformly to all keys of the row — what
 // transformers' additive-min mask yields — so padded positions match the reference too.
 import Foundation
@@ -62,6 +63,55 @@ public func attentionForward(
                 }
                 // out (T, hs; row stride C) = P (T, L) · V (L, hs)
                 BLAS.gemm(M: s.T, N: hs, K: L, a: scores, lda: L, b: vc, ldb: hs, bTransposed: false, c: obh, ldc: C)
+            }
+        }
+    }
+}
+
+/// One sequence of a pass over sequences of different lengths (continuous batching): where its keys and
+/// values live for the layer being run, (NH, capacity, hs) each, and how many tokens it already holds.
+public struct AttentionRow {
+    public var cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>
+    public var capacity: Int, past: Int
+
+    public init(cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, capacity: Int, past: Int) {
+        self.cacheK = cacheK; self.cacheV = cacheV; self.capacity = capacity; self.past = past
+    }
+}
+
+/// Attention for B sequences of different lengths, T new tokens each: sequence b writes its new k/v rows at
+/// rows[b].past… of its own cache and attends causally to its own tokens only (no padding). For each
+/// sequence this makes exactly the calls `attentionForward` makes for a batch of one with every key real,
+/// so a sequence gets the same bits whatever else is in the pass. `scores` needs T·L floats, L the longest.
+public func attentionForwardRows(
+    out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+    rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int
+) {
+    let C = NH * hs
+    for b in 0..<B {
+        let row = rows[b], S = row.capacity, past = row.past, L = past + T
+        precondition(L <= S, "attention row \(b): \(L) tokens exceed its capacity of \(S)")
+        for h in 0..<NH {
+            let kc = row.cacheK + h * S * hs
+            let vc = row.cacheV + h * S * hs
+            for t in 0..<T {
+                let src = (b * T + t) * C + h * hs
+                (kc + (past + t) * hs).update(from: k + src, count: hs)
+                (vc + (past + t) * hs).update(from: v + src, count: hs)
+            }
+            let qbh = q + b * T * C + h * hs
+            let obh = out + b * T * C + h * hs
+            if T == 1 {
+                BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
+                maskedSoftmax(scores, n: L) { _ in true }
+                BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
+            } else {
+                BLAS.gemm(M: T, N: L, K: hs, a: qbh, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores, ldc: L)
+                for t in 0..<T {
+                    let limit = past + t
+                    maskedSoftmax(scores + t * L, n: L) { j in j <= limit }
+                }
+                BLAS.gemm(M: T, N: hs, K: L, a: scores, lda: L, b: vc, ldb: hs, bTransposed: false, c: obh, ldc: C)
             }
         }
     }

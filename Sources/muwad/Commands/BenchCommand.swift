@@ -1,6 +1,7 @@
 // muwad bench: prompt-processing and decode throughput and peak memory of the engine on a checkpoint,
-// or (--train) the throughput of one LoRA training step, optionally beside PyTorch + transformers
-// (+ peft) on the same machine in the same run (--pytorch).
+// (--continuous) of continuous batching (ContinuousBench.swift), or (--train) the throughput of one LoRA
+// training step, optionally beside PyTorch + transformers (+ peft) on the same machine in the same run
+// (--pytorch).
 import ArgumentParser
 import Foundation
 import LoRAOps
@@ -25,10 +26,14 @@ struct BenchCommand: ParsableCommand {
     var loraTargets = "q_proj,v_proj"
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer in the backward pass (--train).")
     var gradientCheckpointing = false
+    @Flag(help: "Decode through the continuous batcher (what generate jobs share): --batch sequences in one batch.")
+    var continuous = false
+    @Option(help: "With --continuous: sequence i joins after i × N decode steps.") var stagger = 0
 
     func run() throws {
         if train { return try withCleanAdapterErrors { try runTraining() } }
         let batch = self.batch ?? 1
+        if continuous { return try withCleanErrors { try runContinuous(batch: batch) } }
         try withCleanErrors {
             let loadStart = Date()
             let model = try modelOptions.loadModel()

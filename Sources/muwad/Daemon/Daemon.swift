@@ -87,7 +87,9 @@ enum Daemon {
         }
 
         let registry = makeRegistry(
-            ExecutorEnvironment(stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database)))
+            ExecutorEnvironment(
+                stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database),
+                cachedModels: settings.cachedModels, batchRows: settings.batchRows))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)

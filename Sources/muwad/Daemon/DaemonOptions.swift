@@ -42,8 +42,14 @@ struct QueueOptions: ParsableArguments {
     @Option(help: "Comma-separated job kinds to serve (env MUWA_KINDS; default: every kind with an executor).")
     var kinds: String?
 
-    @Option(help: "Jobs run at once (env MUWA_CONCURRENCY; default 1).")
+    @Option(help: "Jobs run at once (env MUWA_CONCURRENCY; default 1). Generate jobs running together share a decode batch.")
     var concurrency: Int?
+
+    @Option(help: "Most sequences in one model's decode batch, across generate jobs (env MUWA_BATCH_ROWS; default 16).")
+    var batchRows: Int?
+
+    @Option(help: "Base models kept loaded at once (env MUWA_CACHED_MODELS; default 2).")
+    var cachedModels: Int?
 
     @Option(help: "Lease of a claimed job (env MUWA_LEASE; default 60s).")
     var lease: String?

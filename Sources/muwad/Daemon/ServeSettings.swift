@@ -19,6 +19,10 @@ struct ServeSettings {
     let logLevel: Logger.Level
     let migrationsDirectory: String?
     let autoMigrate: Bool
+    /// Most sequences in one model's decode batch.
+    let batchRows: Int
+    /// Base models kept loaded.
+    let cachedModels: Int
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -55,6 +59,10 @@ struct ServeSettings {
                 baseSeconds: try source.seconds(queue.retryBase, env: "MUWA_RETRY_BASE", default: 10),
                 maximumSeconds: try source.seconds(queue.retryMax, env: "MUWA_RETRY_MAX", default: 3600)),
             stateDirectory: stateDirectory(flag: queue.stateDirectory, source: source))
+        let batchRows = try source.int(queue.batchRows, env: "MUWA_BATCH_ROWS", default: 16)
+        let cachedModels = try source.int(queue.cachedModels, env: "MUWA_CACHED_MODELS", default: 2)
+        guard (1...256).contains(batchRows) else { throw ValidationError("batch rows must be 1…256, got \(batchRows)") }
+        guard (1...64).contains(cachedModels) else { throw ValidationError("cached models must be 1…64, got \(cachedModels)") }
         let problems = configuration.problems()
         guard problems.isEmpty else {
             throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
@@ -62,7 +70,8 @@ struct ServeSettings {
         return ServeSettings(
             connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
             migrationsDirectory: options.migrationsFolder(source),
-            autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"))
+            autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
+            batchRows: batchRows, cachedModels: cachedModels)
     }
 
     /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
