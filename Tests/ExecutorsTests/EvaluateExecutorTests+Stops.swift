@@ -127,6 +127,38 @@ extension EvaluateExecutorTests {
         }
     }
 
+    func testPeriodicSavesLetAnAttemptAfterACrashResume() async throws {
+        let payload: JSONValue = [
+            "model": .string(model), "adapter": .string(lora), "compare_base": true, "task": "wikitext",
+            "method": "loglikelihood", "dataset": .string(wikitext), "max_length": 32, "stride": 16,
+        ]
+        let (once, onceRows) = try await succeed(payload)
+        // Saves every few milliseconds; the attempt then loses its lease (as when its worker is killed): it
+        // writes nothing at the stop, and the job row has no checkpoint for the next attempt.
+        let context = makeContext(payload, checkpoint: nil)
+        let executor = EvaluateJobExecutor(environment: environment, checkpointSeconds: 0.002)
+        let watcher = Task {
+            while !Task.isCancelled {
+                if (context.progress ?? 0) >= 0.6 {
+                    context.requestStop(.leaseLost)
+                    return
+                }
+                try? await Task.sleep(for: .microseconds(50))
+            }
+        }
+        let outcome = try await executor.execute(context.job, context: context)
+        watcher.cancel()
+        guard case .stopped = outcome else { return XCTFail("expected a stop, got \(outcome)") }
+        let file = state.appendingPathComponent("jobs/1/\(EvaluateCheckpoint.fileName)").path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file), "a periodic save is left behind")
+
+        let (resumed, resumedRows) = try await succeed(payload)
+        XCTAssertGreaterThan(resumed["resumed_after"]?.doubleValue ?? 0, 0)
+        XCTAssertEqual(resumedRows, onceRows)
+        XCTAssertEqual(resumed["metrics"], once["metrics"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "the samples file is removed")
+    }
+
     func testACheckpointOfAnotherRequestIsNotUsed() async throws {
         let payload: JSONValue = [
             "model": .string(model), "task": "piqa", "method": "loglikelihood", "dataset": .string(piqaDirectory),

@@ -66,9 +66,11 @@ enum EvaluateCheckpoint {
     static func load(_ checkpoint: JSONValue, identity: JSONValue, fresh: [EvaluationRunState]) throws
         -> [EvaluationRunState]
     {
-        guard let path = checkpoint["samples_file"]?.stringValue, let done = checkpoint["done"]?.doubleValue else {
-            throw CheckpointMismatch(description: "the checkpoint has no samples_file and done")
+        guard let path = checkpoint["samples_file"]?.stringValue else {
+            throw CheckpointMismatch(description: "the checkpoint has no samples_file")
         }
+        // `done` is in a released job's checkpoint; a periodic save found after a crash has none.
+        let done = checkpoint["done"]?.doubleValue
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
         else { throw CheckpointMismatch(description: "cannot read \(path)") }
         let document: JSONValue
@@ -101,7 +103,7 @@ enum EvaluateCheckpoint {
             return state
         }
         let count = states.reduce(0) { $0 + $1.samples.count }
-        guard Double(count) == done else {
+        if let done, Double(count) != done {
             throw CheckpointMismatch(description: "\(path) holds \(count) samples, the checkpoint says \(Int(done))")
         }
         return states

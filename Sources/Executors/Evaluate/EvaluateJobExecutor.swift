@@ -6,8 +6,11 @@
 //
 // Shutdown: the samples done are saved in the job's work directory (EvaluateCheckpoint) and the job is
 // released with a checkpoint naming them; the next attempt evaluates only the rest, and the metrics are
-// computed over all samples in order, so they equal an uninterrupted run's. A cancel keeps the samples
-// done as outputs and the partial metrics in the result.
+// computed over all samples in order, so they equal an uninterrupted run's. The samples are also saved
+// every `checkpointSeconds` (the evaluator is paused between examples, the file written, and the run
+// continued), and an attempt without a checkpoint in the job row (after kill -9 or a lost lease) resumes
+// from that file when it was made for the same request. A cancel keeps the samples done as outputs and the
+// partial metrics in the result.
 //
 // Outputs, one per row of muwa.eval_results / muwa.eval_samples (migrations/0005):
 //   {"type": "eval_result", "model", "adapter", "task", "method", "metric", "value", "n"}
@@ -24,8 +27,12 @@ public struct EvaluateJobExecutor: JobExecutor {
     public let kind = "evaluate"
     private let environment: ExecutorEnvironment
 
-    public init(environment: ExecutorEnvironment) {
+    /// How often the samples done are saved while the evaluation runs.
+    private let checkpointSeconds: Double
+
+    public init(environment: ExecutorEnvironment, checkpointSeconds: Double = 60) {
         self.environment = environment
+        self.checkpointSeconds = max(0.001, checkpointSeconds)
     }
 
     public var checkpointsOnShutdown: Bool { true }
@@ -63,7 +70,11 @@ public struct EvaluateJobExecutor: JobExecutor {
         let identity = request.identity(modelDirectory: model.directory, adapterDirectory: adapterLocation?.directory)
         var states = runs.map { EvaluationRunState(adapter: $0.adapter) }
         var resumed = 0
-        if let checkpoint = job.checkpoint {
+        // The job row's checkpoint (a release), else a periodic save in the work directory (a crash).
+        let periodic = context.workDirectory + "/" + EvaluateCheckpoint.fileName
+        let saved: JSONValue? = job.checkpoint
+            ?? (FileManager.default.fileExists(atPath: periodic) ? ["samples_file": .string(periodic)] : nil)
+        if let checkpoint = saved {
             do {
                 states = try EvaluateCheckpoint.load(checkpoint, identity: identity, fresh: states)
                 resumed = states.reduce(0) { $0 + $1.samples.count }
@@ -73,14 +84,27 @@ public struct EvaluateJobExecutor: JobExecutor {
             }
         }
 
+        var interval = checkpointSeconds
         for (part, run) in runs.enumerated() where !states[part].completed {
-            let report = try await evaluate(
-                run, request, skip: states[part].samples.count, part: part, of: runs.count, context: context)
-            states[part].samples += report.samples
-            states[part].settings = report.settings
-            states[part].completed = report.completed
-            if !report.completed {
-                return stopped(states, request: request, identity: identity, resumed: resumed, context: context)
+            while true {
+                let report = try await evaluate(
+                    run, request, skip: states[part].samples.count, part: part, of: runs.count, context: context,
+                    pauseAfter: interval)
+                states[part].samples += report.samples
+                states[part].settings = report.settings
+                states[part].completed = report.completed
+                if report.completed { break }
+                if context.shouldStop {
+                    return stopped(states, request: request, identity: identity, resumed: resumed, context: context)
+                }
+                // Paused for a periodic save. An example longer than the interval widens it, so each pause
+                // follows at least one finished example.
+                if report.samples.isEmpty { interval *= 2 }
+                do {
+                    _ = try EvaluateCheckpoint.save(states, identity: identity, directory: context.workDirectory)
+                } catch {
+                    context.logger.warning("cannot save the evaluated examples so far (\(error))")
+                }
             }
         }
         EvaluateCheckpoint.remove(directory: context.workDirectory)
@@ -109,10 +133,14 @@ public struct EvaluateJobExecutor: JobExecutor {
         }
     }
 
-    /// Runs the Evaluator after the first `skip` examples; progress spans part/parts … (part+1)/parts.
+    /// Runs the Evaluator after the first `skip` examples until it ends, a stop is requested, or
+    /// `pauseAfter` seconds have passed (then the report is incomplete and the caller continues it);
+    /// progress spans part/parts … (part+1)/parts.
     private func evaluate(
-        _ run: Run, _ request: EvaluateRequest, skip: Int, part: Int, of parts: Int, context: JobContext
+        _ run: Run, _ request: EvaluateRequest, skip: Int, part: Int, of parts: Int, context: JobContext,
+        pauseAfter: Double
     ) async throws -> EvalReport {
+        let pauseAt = ContinuousClock.now + .milliseconds(Int64(pauseAfter * 1000))
         var settings = request.options
         settings.skip = skip
         let options = settings
@@ -123,7 +151,7 @@ public struct EvaluateJobExecutor: JobExecutor {
                     task: request.task, method: request.method, dataset: request.dataset, options: options,
                     delta: run.delta,
                     progress: { context.reportProgress((Double(part) + $0) / Double(parts), detail: detail) },
-                    shouldCancel: { context.shouldStop })
+                    shouldCancel: { context.shouldStop || ContinuousClock.now >= pauseAt })
             }
         } catch let error as EvaluationError {
             throw JobFailure.permanent("\(error)")
@@ -139,6 +167,7 @@ public struct EvaluateJobExecutor: JobExecutor {
         let partial = summary(states, request, resumed: resumed, completed: false)
         guard context.stopReason == .shuttingDown else {
             // Cancelled (or out of time): the examples done stay visible in muwa.eval_samples.
+            if context.stopReason != .leaseLost { EvaluateCheckpoint.remove(directory: context.workDirectory) }
             return .stopped(partial: partial, outputs: states.flatMap { sampleRows($0, request) }, checkpoint: nil)
         }
         do {
