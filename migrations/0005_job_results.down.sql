@@ -7,6 +7,7 @@ DROP VIEW IF EXISTS muwa.eval_results;
 DROP VIEW IF EXISTS muwa.train_log;
 DROP VIEW IF EXISTS muwa.generations;
 DROP INDEX IF EXISTS muwa.job_outputs_type;
+DROP INDEX IF EXISTS muwa.jobs_kind_id;
 DROP TRIGGER IF EXISTS job_outputs_register_adapter ON muwa.job_outputs;
 DROP FUNCTION IF EXISTS muwa.register_adapter();
 DROP TABLE IF EXISTS muwa.adapters;

@@ -59,6 +59,9 @@ AFTER INSERT ON muwa.job_outputs
 FOR EACH ROW WHEN (NEW.output ->> 'type' = 'adapter')
 EXECUTE FUNCTION muwa.register_adapter();
 
+-- Dashboards list jobs of one kind (fine-tunes, evaluations) newest first.
+CREATE INDEX jobs_kind_id ON muwa.jobs (kind, id);
+
 -- Typed outputs are found by type within a job.
 CREATE INDEX job_outputs_type ON muwa.job_outputs ((output ->> 'type'), job_id);
 
