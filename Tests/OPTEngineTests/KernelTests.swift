@@ -37,6 +37,34 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Decode batches: a row's product is bit-identical alone and among any other rows, for every dtype and
+    /// every batch size up to rowInvariantMaxRows (K not a multiple of the vector width: the tails too).
+    func testRowsAreBitIdenticalAloneAndInAnyBatch() {
+        for dtype in [DType.f32, .bf16, .f16] {
+            let K = 803, N = 517
+            let weight = narrowTensor(randomFloats(N * K, seed: 4), shape: [N, K], dtype: dtype)
+            let scratch = KernelScratch(maxInputDim: K)
+            let rows = randomFloats(rowInvariantMaxRows * K, seed: 5)
+            var alone = [[Float]]()
+            for m in 0..<rowInvariantMaxRows {
+                var y = [Float](repeating: 0, count: N)
+                matmul(out: &y, inp: Array(rows[(m * K)..<((m + 1) * K)]), weight: weight, bias: nil, M: 1, K: K,
+                       N: N, scratch: scratch)
+                alone.append(y)
+            }
+            for M in 2...rowInvariantMaxRows {
+                // rows in reverse order: row m of the batch is input row (M - 1 - m)
+                var x = [Float]()
+                for m in 0..<M { x += rows[((M - 1 - m) * K)..<((M - m) * K)] }
+                var y = [Float](repeating: 0, count: M * N)
+                matmul(out: &y, inp: x, weight: weight, bias: nil, M: M, K: K, N: N, scratch: scratch)
+                for m in 0..<M {
+                    XCTAssertEqual(Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "dtype \(dtype) M \(M) row \(m)")
+                }
+            }
+        }
+    }
+
     func testMatmulAccumulates() {
         let M = 2, K = 5, N = 4
         let x = randomFloats(M * K, seed: 4), w = Tensor.f32(randomFloats(N * K, seed: 5), shape: [N, K])

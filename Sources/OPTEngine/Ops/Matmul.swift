@@ -2,8 +2,10 @@
 //   out[M, N] = inp[M, K] · Wᵀ + bias      W: [N, K] in PyTorch's nn.Linear layout, any DType.
 // F32 weights go straight to OpenBLAS. BF16/F16 weights are widened block by block into a small
 // scratch buffer and multiplied there, so narrow checkpoints stay narrow in memory. matmulNaive is
-// the reference the tests hold the fast path to. For a single row (decode), narrow weights go through
-// fused widen-and-dot kernels (CKernels) split across the cores, so decode reads each weight once.
+// the reference the tests hold the fast path to. Up to `rowInvariantMaxRows` rows (decode, alone or in a
+// batch) go through the fused widen-and-dot kernels of CKernels, split across the cores: they read each
+// weight once for all the rows, and compute every row with the same operations in the same order whatever
+// the other rows are, so a sequence decodes to the same bits alone or in any batch.
 import CKernels
 import Dispatch
 import Foundation
@@ -38,35 +40,34 @@ func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, 
     }
 }
 
+/// Up to this many rows, products use the row-invariant kernels (a row's result never depends on the others).
+public let rowInvariantMaxRows = 16
+
 /// out[M, N] = inp[M, K] · weightᵀ (+ bias); `accumulate` adds into `out` instead of overwriting.
 public func matmul(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, bias: UnsafePointer<Float>?,
     M: Int, K: Int, N: Int, scratch: KernelScratch, accumulate: Bool = false
 ) {
     let beta: Float = accumulate ? 1 : 0
-    switch weight.dtype {
-    case .f32:
-        let w = weight.raw.assumingMemoryBound(to: Float.self)
-        if M == 1 {
-            BLAS.gemv(rows: N, cols: K, a: w, lda: K, x: inp, beta: beta, y: out)
-        } else {
-            BLAS.gemm(M: M, N: N, K: K, a: inp, lda: K, b: w, ldb: K, bTransposed: true, beta: beta, c: out, ldc: N)
-        }
-    case .bf16 where M <= 2, .f16 where M <= 2:
-        let w = weight.raw.assumingMemoryBound(to: UInt16.self)
-        let isBF16 = weight.dtype == .bf16
+    let dtype = weight.dtype
+    if M <= rowInvariantMaxRows, dtype == .f32 || dtype == .bf16 || dtype == .f16 {
         let parts = N >= 256 ? kernelThreads : 1
-        for m in 0..<M {
-            let x = inp + m * K, y = out + m * N
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                let n0 = N * p / parts, n1 = N * (p + 1) / parts
-                if isBF16 {
-                    muwa_gemv_bf16(w, x, y, n0, n1, K, accumulate ? 1 : 0)
-                } else {
-                    muwa_gemv_f16(w, x, y, n0, n1, K, accumulate ? 1 : 0)
-                }
+        let raw = weight.raw, acc: Int32 = accumulate ? 1 : 0
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let n0 = N * p / parts, n1 = N * (p + 1) / parts
+            switch dtype {
+            case .f32: muwa_gemv_rows_f32(raw.assumingMemoryBound(to: Float.self), inp, M, out, N, n0, n1, K, acc)
+            case .bf16: muwa_gemv_rows_bf16(raw.assumingMemoryBound(to: UInt16.self), inp, M, out, N, n0, n1, K, acc)
+            default: muwa_gemv_rows_f16(raw.assumingMemoryBound(to: UInt16.self), inp, M, out, N, n0, n1, K, acc)
             }
         }
+        addBias(out, bias, M: M, N: N)
+        return
+    }
+    switch dtype {
+    case .f32:
+        let w = weight.raw.assumingMemoryBound(to: Float.self)
+        BLAS.gemm(M: M, N: N, K: K, a: inp, lda: K, b: w, ldb: K, bTransposed: true, beta: beta, c: out, ldc: N)
     default:
         let blockRows = scratch.blockRows(K: K)
         var n0 = 0
