@@ -45,7 +45,7 @@ struct QueueOptions: ParsableArguments {
     @Option(help: "Jobs run at once (env MUWA_CONCURRENCY; default 1). Generate jobs running together share a decode batch.")
     var concurrency: Int?
 
-    @Option(help: "Most sequences in one model's decode batch, across generate jobs (env MUWA_BATCH_ROWS; default 16).")
+    @Option(help: "Most sequences in one model's decode batch, across generate jobs (env MUWA_BATCH_ROWS; 1…16, default 16).")
     var batchRows: Int?
 
     @Option(help: "Base models kept loaded at once (env MUWA_CACHED_MODELS; default 2).")

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import JobQueue
 import Logging
+import OPTEngine
 import Storage
 
 /// The version muwad reports in muwa.workers and its start-up line.
@@ -61,7 +62,11 @@ struct ServeSettings {
             stateDirectory: stateDirectory(flag: queue.stateDirectory, source: source))
         let batchRows = try source.int(queue.batchRows, env: "MUWA_BATCH_ROWS", default: 16)
         let cachedModels = try source.int(queue.cachedModels, env: "MUWA_CACHED_MODELS", default: 2)
-        guard (1...256).contains(batchRows) else { throw ValidationError("batch rows must be 1…256, got \(batchRows)") }
+        guard (1...rowInvariantMaxRows).contains(batchRows) else {
+            throw ValidationError(
+                "batch rows must be 1…\(rowInvariantMaxRows) (the row-invariant decode kernels' limit, which keeps a "
+                    + "sequence's text the same alone or batched), got \(batchRows)")
+        }
         guard (1...64).contains(cachedModels) else { throw ValidationError("cached models must be 1…64, got \(cachedModels)") }
         let problems = configuration.problems()
         guard problems.isEmpty else {
