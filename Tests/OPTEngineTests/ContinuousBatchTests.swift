@@ -91,17 +91,43 @@ final class ContinuousBatchTests: XCTestCase {
         let model = try ReferenceFixtures.loadModel("pre-ln-f32")
         let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32"))
         let requests = Self.mixedRequests(tokenizer)
+        // Cancelled at step 8: the eight prompts were prefilled a chunk per step (sequence 2's in step 2), so it
+        // has decoded some tokens but not all.
         let run = try Self.runStaggered(model, tokenizer, requests, joins: [0, 0, 0, 0, 0, 0, 0, 0], rows: 8,
-                                        cancelAt: [2: 4])
+                                        cancelAt: [2: 8])
         let cancelled = try XCTUnwrap(run.outputs[2])
         XCTAssertEqual(cancelled.finishReason, .cancelled)
-        XCTAssertEqual(cancelled.tokenIds.count, 4)
         let alone = try Generator(model: model, tokenizer: tokenizer)
             .generate(promptIds: [requests[2].promptIds], options: [requests[2].options])[0]
-        XCTAssertEqual(Array(alone.tokenIds.prefix(4)), cancelled.tokenIds)
+        XCTAssertGreaterThan(cancelled.tokenIds.count, 0)
+        XCTAssertLessThan(cancelled.tokenIds.count, alone.tokenIds.count)
+        XCTAssertEqual(Array(alone.tokenIds.prefix(cancelled.tokenIds.count)), cancelled.tokenIds)
         var others = requests, outputs = run.outputs
         others.remove(at: 2); outputs.remove(at: 2)
         try assertMatchesAlone(model, tokenizer, others, outputs: outputs, "beside a cancelled sequence")
+    }
+
+    /// A long prompt joins a chunk per step: the sequences already decoding get a token every step meanwhile,
+    /// and the newcomer's tokens are still those it gets alone.
+    func testALongPromptJoinsAChunkPerStepWhileOthersDecode() throws {
+        let model = try ReferenceFixtures.loadModel("pre-ln-f32")
+        let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32"))
+        let decoder = BatchDecoder(model: model, tokenizer: tokenizer, maxRows: 4, chunk: 8)
+        let first = try decoder.add(
+            DecodeRequest(promptIds: [2, 100, 200], options: GenerationOptions(maxNewTokens: 20, stopAtEOS: false)))
+        _ = try decoder.step()
+        let longPrompt = [2] + (0..<39).map { 300 + 7 * $0 }   // 40 tokens: 5 chunks of 8
+        let options = GenerationOptions(maxNewTokens: 3, stopAtEOS: false)
+        let second = try decoder.add(DecodeRequest(promptIds: longPrompt, options: options))
+        var output: GenerationOutput?
+        for step in 1...8 {
+            let events = try decoder.step()
+            XCTAssertTrue(events.contains { $0.slot == first && $0.token != nil }, "step \(step)")
+            XCTAssertEqual(events.contains { $0.slot == second && $0.token != nil }, (5...7).contains(step), "step \(step)")
+            output = output ?? events.first { $0.slot == second }?.output
+        }
+        let alone = try Generator(model: model, tokenizer: tokenizer).generate(promptIds: [longPrompt], options: [options])[0]
+        XCTAssertEqual(output?.tokenIds, alone.tokenIds)
     }
 
     func testMixedDeltasInOneBatchMatchEachAlone() throws {

@@ -1,18 +1,18 @@
 // BatchDecoder: continuous batching over one OPTModel. Up to `maxRows` sequences decode together, one
 // token per sequence per `step`, each in a slot with its own KV-cache length (an InferenceSession in slot
-// mode). Sequences join between steps (`add` prefills the prompt into a free slot while the others wait)
-// and leave between steps (when they finish, or by `remove`), so a long sequence never holds a short one
-// back. Each sequence has its own options — sampling settings, seed, limits, stop strings — and its own
-// ProjectionDelta (an adapter, or none): the rows of a step are grouped by delta and each group's delta
-// sees only its own rows.
+// mode). Sequences join between steps and leave between steps (when they finish, or by `remove`), so a
+// long sequence never holds a short one back. Joining prompts are prefilled about `chunk` tokens per step
+// (in pieces of `chunk` tokens, each prompt alone in its slot) before that step's decode pass, so a long
+// prompt delays the others by one chunk per step rather than by the whole prompt. Each sequence has its own options — sampling
+// settings, seed, limits, stop strings — and its own ProjectionDelta (an adapter, or none): the rows of a
+// step are grouped by delta and each group's delta sees only its own rows.
 //
-// Nothing a sequence computes reads another sequence's state: its prompt is prefilled alone, its attention
-// reads only its own cache, its sampler has its own RNG. The projections of a step are one (rows, K) matrix
-// product; OpenBLAS's sgemm computes every row the same way whatever the row count, so a row's logits are
-// bit-identical in any batch of two or more rows. A step of a single row goes through sgemv (and narrow
-// weights through a fused kernel for one or two rows), which sums in another order: last-bit differences
-// (≤ 2e-5 on the fixtures), which change a token only if two logits tie to within them. ContinuousBatchTests
-// hold every sequence's tokens (greedy and sampled) equal to those it gets alone.
+// Nothing a sequence computes reads another sequence's state: its prompt is prefilled alone (in the same
+// chunks whenever it joins), its attention reads only its own cache, its sampler has its own RNG, and the
+// projections of a step (at most `rowInvariantMaxRows` rows) go through matmul's row-invariant kernels,
+// which compute every row the same way whatever the other rows are. So a sequence's logits — and its text —
+// are bit-identical alone and in any batch; ContinuousBatchTests hold every sequence's tokens (greedy and
+// sampled) equal to those it gets alone.
 //
 //   let decoder = BatchDecoder(model: model, tokenizer: tokenizer, maxRows: 16)
 //   let slot = try decoder.add(DecodeRequest(promptIds: ids, options: options))
@@ -33,6 +33,8 @@ public final class BatchDecoder: @unchecked Sendable {
     public let maxRows: Int
     let session: InferenceSession
     private var sequences: [DecodeSequence?]
+    /// Slots whose prompt is still being prefilled, in the order they joined, with the tokens left.
+    private var prefilling: [(slot: Int, ids: ArraySlice<Int>)] = []
     private let router = DeltaRouter()
     /// Decode steps run, and the most rows one of them had.
     public private(set) var steps = 0, maxRowsInStep = 0
@@ -60,8 +62,9 @@ public final class BatchDecoder: @unchecked Sendable {
         return session.slotCache?.bytes(capacity: max(tokens, 1)) ?? 0
     }
 
-    /// Puts `request` in a free slot and prefills its prompt; its first token comes out of the next `step`.
-    /// Throws when there is no free slot or the request is invalid (nothing is kept then).
+    /// Puts `request` in a free slot; its prompt is prefilled by the coming steps (a chunk per step), and its
+    /// first token comes out of the step that finishes the prompt. Throws when there is no free slot or the
+    /// request is invalid (nothing is kept then).
     public func add(_ request: DecodeRequest) throws -> Int {
         try request.options.validate()
         let positions = model.config.maxPositionEmbeddings
@@ -73,18 +76,41 @@ public final class BatchDecoder: @unchecked Sendable {
         guard let slot = sequences.firstIndex(where: { $0 == nil }) else {
             throw EngineError.invalidRequest("all \(maxRows) rows are busy")
         }
+        let vocabulary = model.config.vocabSize
+        if let bad = request.promptIds.first(where: { $0 < 0 || $0 >= vocabulary }) {
+            throw EngineError.invalidRequest("token id \(bad) is outside the vocabulary of \(vocabulary)")
+        }
         let sequence = DecodeSequence(request, config: model.config, tokenizer: tokenizer)
         if sequence.finish == nil {
             try session.openSlot(slot, capacity: sequence.capacity)
-            do {
-                try session.prefill(slot: slot, tokens: request.promptIds, delta: request.delta)
-            } catch {
-                session.closeSlot(slot)
-                throw error
-            }
+            prefilling.append((slot, request.promptIds[...]))
         }
         sequences[slot] = sequence
         return slot
+    }
+
+    /// True while `slot`'s prompt is not fully prefilled.
+    private func isPrefilling(_ slot: Int) -> Bool {
+        prefilling.contains { $0.slot == slot }
+    }
+
+    /// Prefills the next chunk of the oldest pending prompt.
+    private func prefillNextChunk() throws {
+        guard let (slot, ids) = prefilling.first else { return }
+        let piece = ids.prefix(session.chunk)
+        do {
+            try session.prefill(slot: slot, tokens: Array(piece), delta: sequences[slot]?.delta)
+        } catch {
+            prefilling.removeFirst()
+            sequences[slot] = nil
+            session.closeSlot(slot)
+            throw error
+        }
+        if piece.count == ids.count {
+            prefilling.removeFirst()
+        } else {
+            prefilling[0].ids = ids.dropFirst(piece.count)
+        }
     }
 
     /// Takes `slot`'s sequence out before it finished (cancellation); returns what it had produced.
@@ -93,6 +119,7 @@ public final class BatchDecoder: @unchecked Sendable {
         guard slot >= 0 && slot < maxRows, var sequence = sequences[slot] else { return nil }
         sequence.cancel()
         sequences[slot] = nil
+        prefilling.removeAll { $0.slot == slot }
         session.closeSlot(slot)
         return sequence.output
     }
@@ -103,14 +130,22 @@ public final class BatchDecoder: @unchecked Sendable {
         return sequences[slot]?.output
     }
 
-    /// One token for every active sequence: samples from each slot's logits, frees the slots that finished,
-    /// and runs the others' new tokens through the model in one pass (ready for the next step).
+    /// Prefills about a chunk of joining prompts, then one token for every sequence whose prompt is in: samples
+    /// from each slot's logits, frees the slots that finished, and runs the others' new tokens through the
+    /// model in one pass (ready for the next step).
     public func step() throws -> [DecodeEvent] {
         let V = model.config.vocabSize
+        // Up to about `chunk` prompt tokens per step, in whole pieces (a prompt is always cut at the same places,
+        // whenever it joins): several short prompts join in one step, a long one takes several.
+        var budget = session.chunk
+        while budget > 0, let pending = prefilling.first {
+            budget -= min(pending.ids.count, session.chunk)
+            try prefillNextChunk()
+        }
         var events: [DecodeEvent] = []
         var next: [Int] = []
         for slot in 0..<maxRows {
-            guard var sequence = sequences[slot] else { continue }
+            guard var sequence = sequences[slot], !isPrefilling(slot) else { continue }
             var token: Int?
             if sequence.finish == nil {
                 let id = sequence.accept(logits: session.lastLogits + slot * V, count: V)
