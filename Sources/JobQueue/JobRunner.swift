@@ -55,7 +55,8 @@ struct JobRunner: Sendable {
         let keeper = self.keeper
         let job = context.job
         return await withTaskGroup(of: Event.self) { group in
-            group.addTask {
+            // The executor runs on JobThreads, never on the cooperative pool the lease keeper needs.
+            group.addTask(executorPreference: JobThreads.shared) {
                 do {
                     return .ended(.returned(try await executor.execute(job, context: context)))
                 } catch let failure as JobFailure {
