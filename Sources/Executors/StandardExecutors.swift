@@ -8,17 +8,26 @@ import Storage
 public struct ExecutorEnvironment: Sendable {
     public let locations: Locations
     let models: ModelCache
+    /// The most bytes of prompt text one generate job may bring (all its prompts and inputs, templated).
+    public let maxPromptBytes: Int
 
     /// - Parameters:
     ///   - stateDirectory: where models/, adapters/ and jobs/ live; nil: payloads must give paths.
     ///   - registry: muwa.adapters, when there is a database.
     ///   - cachedModels: base models kept loaded at once.
     ///   - batchRows: most sequences in one model's decode batch, across generate jobs.
+    ///   - roots: where payload paths may point (AccessRoots); `muwad serve` always sets them.
+    ///   - maxPromptBytes: see ``maxPromptBytes``.
     public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2,
-                batchRows: Int = 16) {
-        locations = Locations(stateDirectory: stateDirectory, registry: registry)
+                batchRows: Int = 16, roots: AccessRoots = .unrestricted,
+                maxPromptBytes: Int = ExecutorEnvironment.defaultMaxPromptBytes) {
+        locations = Locations(stateDirectory: stateDirectory, registry: registry, roots: roots)
         models = ModelCache(capacity: cachedModels, batchRows: batchRows)
+        self.maxPromptBytes = maxPromptBytes
     }
+
+    /// 1 MiB of prompt text per generate job.
+    public static let defaultMaxPromptBytes = 1 << 20
 }
 
 public enum StandardExecutors {

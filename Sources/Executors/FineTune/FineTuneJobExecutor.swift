@@ -28,8 +28,9 @@ public struct FineTuneJobExecutor: JobExecutor {
     }
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
-        let request = try FineTuneRequest(payload: job.payload)
+        var request = try FineTuneRequest(payload: job.payload)
         let locations = environment.locations
+        request.datasetPath = try locations.dataPath(request.datasetPath, field: "dataset.path", kind: kind)
         let model = try locations.model(request.baseModel, field: "base_model", kind: kind)
         guard let adaptersDirectory = locations.adaptersDirectory else {
             throw JobFailure.permanent("finetune needs a state directory to write the adapter to")

@@ -37,7 +37,7 @@ struct FineTuneRequest {
     }
 
     let baseModel: String
-    let datasetPath: String
+    var datasetPath: String
     let evalFraction: Double
     let output: String
     let template: FineTuneTemplate

@@ -21,6 +21,13 @@ public struct GenerateJobExecutor: JobExecutor {
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
         let request = try GenerateRequest(payload: job.payload)
+        let promptBytes = request.prompts.reduce(0) { $0 + $1.formatted.utf8.count }
+        guard promptBytes <= environment.maxPromptBytes else {
+            throw JobFailure.permanent(
+                "invalid generate payload: the prompts hold \(promptBytes) bytes with their template, more than this "
+                    + "daemon takes in one job (\(environment.maxPromptBytes) bytes, MUWA_MAX_PROMPT_BYTES); split them "
+                    + "into several jobs")
+        }
         let location = try environment.locations.model(request.model, field: "model", kind: kind)
         let batcher: GenerationBatcher
         do {

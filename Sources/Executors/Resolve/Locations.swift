@@ -66,10 +66,22 @@ public struct AdapterProvenance: Codable, Sendable, Equatable {
 public struct Locations: Sendable {
     public let stateDirectory: String?
     public let registry: (any AdapterRegistry)?
+    /// Where payload paths may point (AccessRoots); the state directory always counts for models.
+    public let roots: AccessRoots
 
-    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil) {
+    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, roots: AccessRoots = .unrestricted) {
         self.stateDirectory = stateDirectory
         self.registry = registry
+        if let stateDirectory, let models = roots.models {
+            self.roots = AccessRoots(models: models + [stateDirectory], data: roots.data)
+        } else {
+            self.roots = roots
+        }
+    }
+
+    /// A dataset path from a payload, resolved and checked against the data roots.
+    public func dataPath(_ path: String, field: String, kind: String) throws -> String {
+        try roots.resolve(path, use: .data, field: field, kind: kind)
     }
 
     public var modelsDirectory: String? { stateDirectory.map { $0 + "/models" } }
@@ -105,10 +117,11 @@ public struct Locations: Sendable {
         guard Self.isDirectory(directory) else {
             throw failure("\(field): \(directory) is not a directory (give the checkpoint's directory)")
         }
-        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+        let real = try roots.resolve(directory, use: .model, field: field, kind: kind)
+        guard FileManager.default.fileExists(atPath: real + "/config.json") else {
             throw failure("\(field): \(directory) is not a checkpoint directory (no config.json)")
         }
-        return ModelLocation(name: value, directory: URL(fileURLWithPath: directory).standardizedFileURL.path)
+        return ModelLocation(name: value, directory: real)
     }
 
     /// The adapter directory for a payload's adapter value.
@@ -117,7 +130,7 @@ public struct Locations: Sendable {
         guard !value.isEmpty else { throw failure("\(field) must name an adapter or an adapter directory, got \"\"") }
         if Self.isPath(value) {
             guard Self.isDirectory(value) else { throw failure("\(field): the adapter directory \(value) does not exist") }
-            let directory = URL(fileURLWithPath: value).standardizedFileURL.path
+            let directory = try roots.resolve(value, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
@@ -132,11 +145,12 @@ public struct Locations: Sendable {
                 guard Self.isDirectory(registered.path) else {
                     throw failure("\(field): adapter \"\(value)\" is registered at \(registered.path), which does not exist")
                 }
-                return AdapterLocation(name: value, directory: registered.path, baseModel: registered.baseModel)
+                let directory = try roots.resolve(registered.path, use: .model, field: field, kind: kind)
+                return AdapterLocation(name: value, directory: directory, baseModel: registered.baseModel)
             }
         }
         if let adapters = adaptersDirectory, Self.isDirectory(adapters + "/" + value) {
-            let directory = adapters + "/" + value
+            let directory = try roots.resolve(adapters + "/" + value, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }

@@ -42,7 +42,12 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "muwad.run")
         let source = try SettingsSource(envFile: nil)
         let state = ServeSettings.stateDirectory(flag: stateDirectory, source: source)
-        let registry = StandardExecutors.registry(environment: ExecutorEnvironment(stateDirectory: state))
+        // A user's own command: any path, unless MUWA_MODEL_ROOTS / MUWA_DATA_ROOTS say otherwise.
+        let roots = ServeSettings.accessRoots(models: nil, data: nil, source: source, fallback: nil)
+        let maxPromptBytes = try source.int(
+            nil, env: "MUWA_MAX_PROMPT_BYTES", default: ExecutorEnvironment.defaultMaxPromptBytes)
+        let registry = StandardExecutors.registry(
+            environment: ExecutorEnvironment(stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes))
         guard let executor = registry.executor(for: kind) else {
             throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }

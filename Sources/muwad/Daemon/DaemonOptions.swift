@@ -78,6 +78,21 @@ struct QueueOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: "Checkpoints and adapters (env MUWA_STATE_DIR, else $STATE_DIRECTORY, else ./.muwa-local/state).")
     var stateDirectory: String?
 
+    @Option(
+        name: .customLong("model-roots"),
+        help: "Directories payloads may name models and adapters in, ':'-separated; '*': any (env MUWA_MODEL_ROOTS; default: the state directory and /srv/muwa).")
+    var modelRoots: String?
+
+    @Option(
+        name: .customLong("data-roots"),
+        help: "Directories payloads may name datasets in, ':'-separated; '*': any (env MUWA_DATA_ROOTS; default: the state directory and /srv/muwa).")
+    var dataRoots: String?
+
+    @Option(
+        name: .customLong("max-prompt-bytes"),
+        help: "Most bytes of prompt text in one generate job (env MUWA_MAX_PROMPT_BYTES; default 1048576).")
+    var maxPromptBytes: Int?
+
     @Flag(name: .customLong("auto-migrate"), help: "Apply pending migrations at start instead of refusing to run (env MUWA_AUTO_MIGRATE).")
     var autoMigrate = false
 }

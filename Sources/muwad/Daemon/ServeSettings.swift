@@ -2,6 +2,7 @@
 // checked before anything connects. Bad values stop the daemon at start with a sentence saying which
 // setting is wrong (systemd then shows it in `systemctl status`).
 import ArgumentParser
+import Executors
 import Foundation
 import JobQueue
 import Logging
@@ -24,6 +25,10 @@ struct ServeSettings {
     let batchRows: Int
     /// Base models kept loaded.
     let cachedModels: Int
+    /// Where payload paths may point.
+    let roots: AccessRoots
+    /// Most bytes of prompt text in one generate job.
+    let maxPromptBytes: Int
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -68,6 +73,12 @@ struct ServeSettings {
                     + "sequence's text the same alone or batched), got \(batchRows)")
         }
         guard (1...64).contains(cachedModels) else { throw ValidationError("cached models must be 1…64, got \(cachedModels)") }
+        let maxPromptBytes = try source.int(
+            queue.maxPromptBytes, env: "MUWA_MAX_PROMPT_BYTES", default: ExecutorEnvironment.defaultMaxPromptBytes)
+        guard maxPromptBytes >= 1 else { throw ValidationError("max prompt bytes must be at least 1, got \(maxPromptBytes)") }
+        let roots = accessRoots(
+            models: queue.modelRoots, data: queue.dataRoots, source: source,
+            fallback: AccessRoots.defaultRoots(stateDirectory: configuration.stateDirectory))
         let problems = configuration.problems()
         guard problems.isEmpty else {
             throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
@@ -76,7 +87,19 @@ struct ServeSettings {
             connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
-            batchRows: batchRows, cachedModels: cachedModels)
+            batchRows: batchRows, cachedModels: cachedModels, roots: roots, maxPromptBytes: maxPromptBytes)
+    }
+
+    /// --model-roots / MUWA_MODEL_ROOTS and --data-roots / MUWA_DATA_ROOTS; `fallback` where neither is set
+    /// (nil: unrestricted, as `muwad run` has it).
+    static func accessRoots(models: String?, data: String?, source: SettingsSource, fallback: [String]?)
+        -> AccessRoots
+    {
+        func roots(_ flag: String?, _ env: String) -> [String]? {
+            guard let raw = flag ?? source.value(env) else { return fallback }
+            return AccessRoots.parse(raw)
+        }
+        return AccessRoots(models: roots(models, "MUWA_MODEL_ROOTS"), data: roots(data, "MUWA_DATA_ROOTS"))
     }
 
     /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
@@ -93,7 +116,8 @@ struct ServeSettings {
         return "muwad \(MuwadVersion.current) worker \(identity.id): queues \(q.queues.joined(separator: ",")), "
             + "kinds \(q.kinds.joined(separator: ",")), concurrency \(q.concurrency), lease \(q.leaseSeconds) s, "
             + "heartbeat \(q.heartbeatSeconds) s, poll \(q.pollSeconds) s, grace \(q.gracePeriodSeconds) s, "
-            + "state \(q.stateDirectory), database \(connection.redacted)"
+            + "state \(q.stateDirectory), model roots \(roots.models?.joined(separator: ":") ?? "*"), "
+            + "data roots \(roots.data?.joined(separator: ":") ?? "*"), database \(connection.redacted)"
     }
 }
 
