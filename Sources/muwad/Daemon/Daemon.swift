@@ -107,7 +107,9 @@ enum Daemon {
             Rescuer(configuration: configuration, store: jobs, workers: workers, monitor: monitor, logger: logger),
             Producer(
                 configuration: configuration, store: jobs, registry: registry, monitor: monitor, doorbell: doorbell,
-                logger: logger),
+                logger: logger,
+                // Heartbeats on a connection of their own: never queued behind a claim or a job's final write.
+                leaseStore: JobStore(database: Database(settings: settings.connection, label: "leases", logger: logger))),
         ]
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(
