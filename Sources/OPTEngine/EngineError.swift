@@ -19,6 +19,9 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
     case tokenizer(String)
     /// A request the model cannot serve (too long, bad parameter).
     case invalidRequest(String)
+    /// A hub id ("facebook/opt-125m") that is not in the local Hugging Face cache; `searched` is the
+    /// directory or file looked at, `hint` how to get it.
+    case notCached(reference: String, searched: String, hint: String)
 
     public var description: String {
         switch self {
@@ -38,6 +41,8 @@ public enum EngineError: Error, CustomStringConvertible, LocalizedError, Equatab
             return "tokenizer: \(message)"
         case .invalidRequest(let message):
             return "invalid request: \(message)"
+        case .notCached(let reference, let searched, let hint):
+            return "\(reference) is not in the Hugging Face cache (looked for \(searched)): \(hint)"
         }
     }
 

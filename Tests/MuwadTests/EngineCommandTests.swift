@@ -46,6 +46,29 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertEqual(line["finish_reason"] as? String, "length")
     }
 
+    func testHubIdsResolveThroughTheLocalCache() throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-hub-cli-\(getpid())").path
+        let commit = String(repeating: "e5", count: 20), folder = cache + "/models--tiny-org--opt-tiny"
+        try? FileManager.default.removeItem(atPath: cache)
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        try FileManager.default.createDirectory(atPath: folder + "/refs", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/snapshots", withIntermediateDirectories: true)
+        try commit.write(toFile: folder + "/refs/main", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: folder + "/snapshots/" + commit, withDestinationPath: Self.model)
+        setenv("HF_HUB_CACHE", cache, 1)
+        defer { unsetenv("HF_HUB_CACHE") }
+
+        let args = ["--prompt", "Hello world", "--max-new-tokens", "6", "--json"]
+        let byPath = try muwad(["generate", "--model", Self.model] + args)
+        let byID = try muwad(["generate", "--model", "tiny-org/opt-tiny"] + args)
+        XCTAssertEqual(byID.status, 0, byID.err)
+        XCTAssertEqual(byID.out, byPath.out)
+        let missing = try muwad(["generate", "--model", "facebook/opt-125m"] + args)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("facebook/opt-125m is not in the Hugging Face cache (looked for \(cache)/models--facebook--opt-125m)"), missing.err)
+        XCTAssertTrue(missing.err.contains("huggingface-cli download facebook/opt-125m"), missing.err)
+    }
+
     func testSampledGenerationRepeatsWithTheSameSeed() throws {
         let args = ["generate", "--model", Self.model, "--prompt", "Hello world", "--prompt", "Hi", "--max-new-tokens", "10",
                     "--do-sample", "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json"]

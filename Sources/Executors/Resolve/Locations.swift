@@ -98,7 +98,9 @@ public struct Locations: Sendable {
             throw failure("\(field) must name a checkpoint directory or a model under the state directory, got \"\"")
         }
         let directory: String
-        if Self.isPath(value) {
+        if Self.isPath(value), !FileManager.default.fileExists(atPath: value), HubReference(value) != nil {
+            directory = try Self.hubSnapshot(value, field: field, kind: kind)
+        } else if Self.isPath(value) {
             directory = value
         } else if let models = modelsDirectory, Self.isDirectory(models + "/" + value) {
             directory = models + "/" + value
@@ -129,8 +131,12 @@ public struct Locations: Sendable {
         let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
         guard !value.isEmpty else { throw failure("\(field) must name an adapter or an adapter directory, got \"\"") }
         if Self.isPath(value) {
-            guard Self.isDirectory(value) else { throw failure("\(field): the adapter directory \(value) does not exist") }
-            let directory = try roots.resolve(value, use: .model, field: field, kind: kind)
+            var path = value
+            if !FileManager.default.fileExists(atPath: value), HubReference(value) != nil {
+                path = try Self.hubSnapshot(value, field: field, kind: kind)
+            }
+            guard Self.isDirectory(path) else { throw failure("\(field): the adapter directory \(value) does not exist") }
+            let directory = try roots.resolve(path, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
@@ -177,6 +183,16 @@ public struct Locations: Sendable {
         } catch {
             let base = location.baseModel.map { " (trained for \($0))" } ?? ""
             throw failure("adapter \"\(location.name)\"\(base) cannot be used with \(modelName): \(error)")
+        }
+    }
+
+    /// A hub id's snapshot in the local Hugging Face cache (HubCache), as a payload failure when missing.
+    static func hubSnapshot(_ value: String, field: String, kind: String) throws -> String {
+        guard let reference = HubReference(value) else { return value }
+        do {
+            return try HubCache.snapshot(reference)
+        } catch {
+            throw JobFailure.permanent("invalid \(kind) payload: \(field): \(error)")
         }
     }
 

@@ -4,19 +4,26 @@ import Foundation
 import OPTEngine
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights).")
+    @Option(
+        name: .long,
+        help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights), or a hub id (facebook/opt-125m[@revision]) in the local Hugging Face cache.")
     var model: String
 
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    /// The checkpoint directory: `model` itself, or its snapshot in the Hugging Face cache.
+    func directory() throws -> String {
+        try HubCache.resolveDirectory(model)
+    }
+
     func loadTokenizer() throws -> BPETokenizer {
-        try BPETokenizer.load(directory: model)
+        try BPETokenizer.load(directory: try directory())
     }
 
     func loadModel() throws -> OPTModel {
         if let threads { BLAS.threads = max(1, threads) }
-        return try OPTModel.load(directory: model)
+        return try OPTModel.load(directory: try directory())
     }
 }
 
