@@ -94,6 +94,17 @@ final class FineTuneExecutorTests: XCTestCase {
         }
     }
 
+    func testAWarmupLongerThanTheRunIsReported() async throws {
+        let dataset = try writeDolly()
+        let outcome = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 50]), state: scratch + "/state-warm")
+        guard case .succeeded(let result, _) = outcome else { return XCTFail("\(outcome)") }
+        XCTAssertEqual(result?["warnings"]?.arrayValue?.first?.stringValue,
+                       "warmup_steps 50 is longer than the run (2 steps): the learning rate never reaches 0.01")
+        let normal = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 1]), state: scratch + "/state-normal")
+        guard case .succeeded(let plain, _) = normal else { return XCTFail("\(normal)") }
+        XCTAssertNil(plain?["warnings"])
+    }
+
     func testDefaultsAreTheMuwaNotebooks() throws {
         let request = try FineTuneRequest(payload: [
             "base_model": "opt-1.3b", "dataset": ["path": "/data/dolly.jsonl"], "output": "muwa",

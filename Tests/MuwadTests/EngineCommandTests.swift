@@ -82,6 +82,28 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertEqual(try jsonLines(alone.out)[0]["token_ids"] as? [Int], try jsonLines(a.out)[1]["token_ids"] as? [Int])
     }
 
+    func testSamplingDefaultsDoNotSurprise() throws {
+        let base = ["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "10"]
+        // Sampling settings without --do-sample are refused, not silently ignored.
+        for flag in [["--temperature", "0.5"], ["--top-k", "5"], ["--top-p", "0.9"], ["--seed", "3"]] {
+            let r = try muwad(base + flag)
+            XCTAssertNotEqual(r.status, 0, "\(flag) was accepted without --do-sample")
+            XCTAssertTrue(r.err.contains("\(flag[0]) applies only to sampling: add --do-sample"), r.err)
+        }
+        // --do-sample without --seed: a fresh seed each run, reported, and repeatable with --seed.
+        let a = try muwad(base + ["--do-sample", "--json"]), b = try muwad(base + ["--do-sample", "--json"])
+        XCTAssertEqual(a.status, 0, a.err)
+        let seedA = try XCTUnwrap(try jsonLines(a.out)[0]["seed"] as? Int)
+        let seedB = try XCTUnwrap(try jsonLines(b.out)[0]["seed"] as? Int)
+        XCTAssertNotEqual(seedA, seedB)
+        let again = try muwad(base + ["--do-sample", "--json", "--seed", String(seedA)])
+        XCTAssertEqual(again.out, a.out)
+        // More new tokens than the model has positions: said, not silently cut.
+        let long = try muwad(["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "100", "--json"])
+        XCTAssertEqual(long.status, 0, long.err)
+        XCTAssertTrue(long.err.contains("warning: a prompt of 3 tokens leaves room for 61 new tokens, not 100"), long.err)
+    }
+
     func testStopStringEndsGeneration() throws {
         // the greedy continuation of "Hello world" is " dissatisfiedstuff pet pet …"
         let r = try muwad(["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "12",

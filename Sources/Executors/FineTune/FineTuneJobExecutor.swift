@@ -168,6 +168,7 @@ struct FineTuneRun: @unchecked Sendable {
         } catch {
             throw JobFailure.permanent("invalid finetune payload: \(error)")
         }
+        if let warning = Self.warmupWarning(config) { logger.warning("\(warning)") }
         return (config, train, held)
     }
 
@@ -201,8 +202,15 @@ struct FineTuneRun: @unchecked Sendable {
         return final
     }
 
+    /// transformers warns too: a warmup that never ends keeps the learning rate below its peak throughout.
+    static func warmupWarning(_ config: TrainingConfig) -> String? {
+        guard config.warmupSteps > config.maxSteps else { return nil }
+        return "warmup_steps \(config.warmupSteps) is longer than the run (\(config.maxSteps) steps): the learning rate "
+            + "never reaches \(config.learningRate)"
+    }
+
     private func summary(_ trainer: LoRATrainer, config: TrainingConfig, examples: Int) -> [String: JSONValue] {
-        [
+        var fields: [String: JSONValue] = [
             "base_model": .string(request.baseModel),
             "output": .string(request.output),
             "steps": .number(Double(trainer.step)),
@@ -210,6 +218,8 @@ struct FineTuneRun: @unchecked Sendable {
             "examples": .number(Double(examples)),
             "loss": trainer.history.last.map { .number($0.loss) } ?? .null,
         ]
+        if let warning = Self.warmupWarning(config) { fields["warnings"] = [.string(warning)] }
+        return fields
     }
 
     /// `dropout` from the checkpoint's config.json, if it says.

@@ -35,6 +35,11 @@ func printJSONLine(_ object: [String: Any]) {
     print(line)
 }
 
+/// A warning on stderr, as `muwad: warning: …`.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("muwad: warning: \(message)\n".utf8))
+}
+
 /// Turns engine errors into a clean CLI failure (message, exit code 1) instead of a stack trace.
 func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
     do {
