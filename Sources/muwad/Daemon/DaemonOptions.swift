@@ -63,7 +63,7 @@ struct QueueOptions: ParsableArguments {
     @Option(name: .customLong("grace-period"), help: "Time running jobs get to finish on SIGTERM (env MUWA_GRACE_PERIOD; default 30s).")
     var gracePeriod: String?
 
-    @Option(name: .customLong("stop-timeout"), help: "Time a job asked to stop gets to checkpoint (env MUWA_STOP_TIMEOUT; default 30s).")
+    @Option(name: .customLong("stop-timeout"), help: "Time a job asked to stop gets to reach a safe point and checkpoint (env MUWA_STOP_TIMEOUT; default 10m: an opt-1.3b fine-tune step on 2 cores).")
     var stopTimeout: String?
 
     @Option(name: .customLong("rescue-interval"), help: "How often expired leases are looked for (env MUWA_RESCUE_INTERVAL; default lease/4).")
