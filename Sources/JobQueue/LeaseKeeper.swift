@@ -27,6 +27,7 @@ struct LeaseKeeper: Sendable {
             try? await Task.sleep(for: .milliseconds(Int64(tick * 1000)))
             if Task.isCancelled { return }
 
+            if let line = context.progressLine() { context.logger.notice("\(line)") }
             if let limit = context.job.timeLimitSeconds, context.elapsedSeconds > limit {
                 context.requestStop(.timeLimit(limit))
             }

@@ -80,13 +80,16 @@ struct FineTuneRun: @unchecked Sendable {
         let steps = Double(request.stepsPerEpoch(examples: train.count))
         var log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
 
+        var trainedTokens = 0  // this attempt's, for tokens per second
         do {
             try trainer.train { event in
                 guard case .step(let report) = event else { return .more }
+                trainedTokens += report.tokens
                 context.reportProgress(
                     Double(report.step) / Double(config.maxSteps),
                     detail: ["step": .number(Double(report.step)), "loss": .number(report.loss),
-                             "max_steps": .number(Double(config.maxSteps))])
+                             "max_steps": .number(Double(config.maxSteps))],
+                    tokens: trainedTokens)
                 if log.isEventStep(report.step) {
                     let evalLoss = log.isEvalStep(report.step) && !held.isEmpty ? try trainer.evaluate(held) : nil
                     let event = log.event(history: trainer.history, step: report.step,

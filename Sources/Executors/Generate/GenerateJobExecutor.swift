@@ -63,7 +63,8 @@ public struct GenerateJobExecutor: JobExecutor {
         let run: BatchedRun
         do {
             run = try await batcher.run(sequences, shouldStop: { context.shouldStop }) { tokens in
-                context.reportProgress(Double(tokens) / Double(asked), detail: ["tokens": .number(Double(tokens))])
+                context.reportProgress(
+                    Double(tokens) / Double(asked), detail: ["tokens": .number(Double(tokens))], tokens: tokens)
             }
         } catch let error as EngineError {
             if case .invalidRequest = error { throw JobFailure.permanent("invalid generate payload: \(error)") }

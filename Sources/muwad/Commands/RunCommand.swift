@@ -74,13 +74,17 @@ struct RunCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
                 events.print(context.takeEvents())
+                if let line = context.progressLine() { logger.notice("\(line)") }
             }
         }
 
         var report: [String: JSONValue] = ["kind": .string(kind)]
         let exitCode: Int32
         do {
-            let outcome = try await executor.execute(job, context: context)
+            // On JobThreads, as in the daemon: the cooperative pool stays free for signals and progress lines.
+            let outcome = try await Task(executorPreference: JobThreads.shared) {
+                try await executor.execute(job, context: context)
+            }.value
             switch outcome {
             case .succeeded(let result, let outputs):
                 report["status"] = "succeeded"
