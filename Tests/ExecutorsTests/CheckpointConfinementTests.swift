@@ -55,4 +55,16 @@ final class CheckpointConfinementTests: XCTestCase {
         XCTAssertNoThrow(
             try EvaluateCheckpoint.load(viaLink, identity: identity, fresh: fresh, allowedDirectory: scratch + "/state-link/jobs/7"))
     }
+
+    func testFineTuneCheckpointsThatLeadOutOfTheWorkDirectoryAreIgnored() throws {
+        let work = scratch + "/state/jobs/7"
+        let checkpoints = TrainingCheckpoints(workDirectory: work)
+        try FileManager.default.createDirectory(atPath: work + "/checkpoints/step-00000004", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: work + "/checkpoints/step-00000004/trainer_state.json", contents: Data("{}".utf8))
+        try FileManager.default.createDirectory(atPath: scratch + "/elsewhere/step", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: scratch + "/elsewhere/step/trainer_state.json", contents: Data("{}".utf8))
+        try FileManager.default.createSymbolicLink(
+            atPath: work + "/checkpoints/step-00000009", withDestinationPath: scratch + "/elsewhere/step")
+        XCTAssertEqual(checkpoints.saved().map(\.step), [4], "the symlinked step-00000009 is not a checkpoint")
+    }
 }

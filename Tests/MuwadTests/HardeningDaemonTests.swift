@@ -46,13 +46,27 @@ final class HardeningDaemonTests: XCTestCase {
         await survivor.stop()
     }
 
+    func testTheLimitSettingsAreChecked() throws {
+        for (arguments, expected) in [
+            (["--default-time-limit", "0"], "default time limit must be positive"),
+            (["--default-time-limit", "soon"], "--default-time-limit must be a duration"),
+            (["--max-lost-runs=-1"], "max lost runs must be 0…1000"),
+        ] {
+            let result = try Harness.runMuwad(["serve", "--database-url", "host=/nonexistent-muwa-dir"] + arguments)
+            XCTAssertNotEqual(result.status, 0, result.output)
+            XCTAssertTrue(result.output.contains(expected), result.output)
+        }
+    }
+
     func testTheStartUpLineAndReconnectWarningsHideThePassword() async throws {
         let (settings, _) = try Harness.migratedDatabase(Self.name)
         // A reachable server (it trusts local connections, so the password is not even checked) …
         let withPassword = ConnectionSettings(conninfo: settings.conninfo + " password = '\(Self.secret)'")
-        let daemon = try DaemonProcess(withPassword, name: "password")
+        let daemon = try DaemonProcess(
+            withPassword, name: "password", arguments: ["--default-time-limit", "12h", "--max-lost-runs", "3"])
         try await eventually(15, daemon.log) { daemon.log.contains("database password=***") || daemon.log.contains("password=***") }
         await daemon.stop()
+        XCTAssertTrue(daemon.log.contains("default time limit 43200.0 s, max lost runs 3"), daemon.log)
         XCTAssertFalse(daemon.log.contains("Sup3r"), daemon.log)
         XCTAssertFalse(daemon.log.contains("S3cret"), daemon.log)
 

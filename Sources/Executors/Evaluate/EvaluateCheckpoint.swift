@@ -75,7 +75,7 @@ enum EvaluateCheckpoint {
         guard let path = checkpoint["samples_file"]?.stringValue else {
             throw CheckpointMismatch(description: "the checkpoint has no samples_file")
         }
-        guard isInside(path, directory: allowedDirectory) else {
+        guard WorkDirectoryConfinement.isInside(path, directory: allowedDirectory) else {
             throw CheckpointMismatch(
                 description: "the checkpoint's samples_file is not inside this job's work directory \(allowedDirectory); "
                     + "it was not read")
@@ -118,20 +118,6 @@ enum EvaluateCheckpoint {
             throw CheckpointMismatch(description: "\(path) holds \(count) samples, the checkpoint says \(Int(done))")
         }
         return states
-    }
-
-    /// True when `path`, with every symlink resolved, is a file strictly inside `directory` (also resolved).
-    static func isInside(_ path: String, directory: String) -> Bool {
-        guard let resolvedDirectory = realPath(directory), let resolvedFile = realPath(path) else { return false }
-        let prefix = resolvedDirectory.hasSuffix("/") ? resolvedDirectory : resolvedDirectory + "/"
-        return resolvedFile.hasPrefix(prefix) && resolvedFile.count > prefix.count
-    }
-
-    /// realpath(3): the absolute path with symlinks, "." and ".." resolved; nil when it does not exist.
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 
     /// Removes the samples file once the job no longer needs it.
