@@ -40,20 +40,25 @@ ALTER TABLE muwa.jobs ADD COLUMN created_by text NOT NULL DEFAULT session_user;
 
 -- May the session's role manage (cancel, retry, read) jobs enqueued by `creator`?
 CREATE FUNCTION muwa.may_manage_job(creator text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, muwa AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, muwa, pg_temp AS $$
     SELECT creator = session_user
-        OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = creator AND pg_has_role(session_user, r.oid, 'MEMBER'))
-        OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = 'muwa.jobs'::regclass), 'MEMBER')
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                   WHERE r.rolname = creator AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'))
+        OR pg_catalog.pg_has_role(
+               session_user,
+               (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'muwa.jobs'::pg_catalog.regclass), 'MEMBER')
 $$;
 
 COMMENT ON FUNCTION muwa.may_manage_job IS 'True when the session role enqueued the job, is a member of the role that did, or of the owner of muwa.jobs.';
 
--- The SQL API runs with its owner's rights, on a fixed search_path, checking ownership itself.
+-- The SQL API runs with its owner's rights, on a fixed search_path, checking ownership itself. pg_temp is
+-- listed last (unlisted, it would be searched first for tables, so a caller's temporary table could stand
+-- in for a catalog), and every table is schema-qualified.
 ALTER FUNCTION muwa.enqueue(text, jsonb, text, integer, timestamptz, integer, text, interval)
-    SECURITY DEFINER SET search_path = pg_catalog, muwa;
+    SECURITY DEFINER SET search_path = pg_catalog, muwa, pg_temp;
 
 CREATE OR REPLACE FUNCTION muwa.cancel(job_id bigint) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, muwa AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, muwa, pg_temp AS $$
 DECLARE
     current_status text;
     creator text;
@@ -84,7 +89,7 @@ END;
 $$;
 
 CREATE OR REPLACE FUNCTION muwa.retry(job_id bigint) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, muwa AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, muwa, pg_temp AS $$
 DECLARE
     creator text;
 BEGIN

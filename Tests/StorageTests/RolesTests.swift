@@ -87,6 +87,21 @@ final class RolesTests: XCTestCase {
         XCTAssertEqual(cancelled, "cancelled")
         let retried = try await alice.scalar("SELECT muwa.retry($1::bigint)", [aliceJob])
         XCTAssertEqual(retried, "t")
+        // A temporary table cannot stand in for a catalog inside the SECURITY DEFINER functions or the policy
+        // (pg_temp is searched last there, and the catalogs are schema-qualified).
+        do {
+            try await alice.withConnection { connection in
+                _ = try connection.execute("CREATE TEMP TABLE pg_roles (rolname name, oid oid)")
+                _ = try connection.execute(
+                    "INSERT INTO pg_roles SELECT 'muwa_t_bob', oid FROM pg_catalog.pg_roles WHERE rolname = 'muwa_t_alice'")
+                let visible = try connection.execute("SELECT count(*) AS n FROM muwa.jobs WHERE id = $1", [bobJob])
+                XCTAssertEqual(try visible.first?.int("n"), 0, "the policy is not fooled")
+                _ = try connection.execute("SELECT muwa.cancel($1::bigint)", [bobJob])
+            }
+            XCTFail("a temporary pg_roles let alice cancel bob's job")
+        } catch let error as StorageError {
+            XCTAssertEqual(error.sqlState, "42501", "\(error)")
+        }
         // Unless granted: a member of bob's role manages bob's jobs.
         _ = try await database.execute("GRANT muwa_t_bob TO muwa_t_alice")
         let granted = try await alice.scalar("SELECT muwa.cancel($1::bigint)", [bobJob])
