@@ -79,7 +79,8 @@ public struct EvaluateJobExecutor: JobExecutor {
             ?? (FileManager.default.fileExists(atPath: periodic) ? ["samples_file": .string(periodic)] : nil)
         if let checkpoint = saved {
             do {
-                states = try EvaluateCheckpoint.load(checkpoint, identity: identity, fresh: states)
+                states = try EvaluateCheckpoint.load(
+                    checkpoint, identity: identity, fresh: states, allowedDirectory: context.workDirectory)
                 resumed = states.reduce(0) { $0 + $1.samples.count }
                 context.logger.info("resuming the evaluation after \(resumed) evaluated examples")
             } catch {

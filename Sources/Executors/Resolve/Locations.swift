@@ -1,7 +1,8 @@
 // Locations: how payloads name models and adapters. A `model` is a checkpoint directory (a value with a
 // "/") or a name under the state directory's models/; an `adapter` is a peft directory (with a "/") or a
-// name — looked up in muwa.adapters when the daemon has a database, else in the state directory's
-// adapters/, where fine-tune jobs write them. Fine-tune jobs also leave a muwa_adapter.json beside the
+// name — NAME for the newest version, NAME@N for version N (AdapterVersions) — looked up in muwa.adapters /
+// muwa.adapter_versions when the daemon has a database, else in the state directory's adapters/, where
+// fine-tune jobs write them. Fine-tune jobs also leave a muwa_adapter.json beside the
 // adapter recording the base model it was trained on, so that an adapter is refused on another model even
 // when its shapes happen to fit.
 import Foundation
@@ -34,10 +35,12 @@ public struct AdapterProvenance: Codable, Sendable, Equatable {
     /// The base model's architecture (OPTConfig's shape fields), to refuse other models.
     public var architecture: String
     public var jobID: Int64?
+    /// The version this directory holds (NAME@N); nil in adapters saved before versions existed.
+    public var version: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, baseModel = "base_model", baseModelDirectory = "base_model_directory", architecture
-        case jobID = "job_id"
+        case jobID = "job_id", version
     }
 
     public static let fileName = "muwa_adapter.json"
@@ -140,10 +143,20 @@ public struct Locations: Sendable {
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
+        let reference: AdapterReference
+        do {
+            reference = try AdapterReference(value)
+        } catch {
+            throw failure("\(field): \(error)")
+        }
         if let registry {
             let registered: RegisteredAdapter?
             do {
-                registered = try await registry.adapter(named: value)
+                if let version = reference.version {
+                    registered = try await registry.adapter(named: reference.name, version: version)
+                } else {
+                    registered = try await registry.adapter(named: reference.name)
+                }
             } catch {
                 throw JobFailure.retryable("cannot look up adapter \"\(value)\" in muwa.adapters: \(error)")
             }
@@ -155,16 +168,37 @@ public struct Locations: Sendable {
                 return AdapterLocation(name: value, directory: directory, baseModel: registered.baseModel)
             }
         }
-        if let adapters = adaptersDirectory, Self.isDirectory(adapters + "/" + value) {
-            let directory = try roots.resolve(adapters + "/" + value, use: .model, field: field, kind: kind)
+        if let adapters = adaptersDirectory,
+            let found = AdapterVersions.directory(reference.name, version: reference.version, in: adapters)
+        {
+            let directory = try roots.resolve(found, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
         var places: [String] = []
         if registry != nil { places.append("not registered in muwa.adapters") }
-        if let adapters = adaptersDirectory { places.append("no directory \(adapters)/\(value)") }
+        if let adapters = adaptersDirectory {
+            let wanted = reference.version.map { AdapterVersions.directoryName(reference.name, version: $0) }
+                ?? "\(reference.name)@N"
+            places.append("no directory \(adapters)/\(wanted)")
+        }
         if places.isEmpty { places.append("no state directory to look names up in") }
         throw failure("\(field): unknown adapter \"\(value)\" (\(places.joined(separator: ", ")))")
+    }
+
+    /// The newest version of adapter `name`, from the registry and the state directory (the higher wins),
+    /// and the job that made it when known; nil when the name is unknown to both.
+    public func newestAdapterVersion(_ name: String) async throws -> (version: Int, jobID: Int64?)? {
+        var newest: (version: Int, jobID: Int64?)?
+        if let registry, let registered = try await registry.adapter(named: name) {
+            newest = (registered.version, registered.jobID)
+        }
+        if let adapters = adaptersDirectory, let onDisk = AdapterVersions.onDisk(name, in: adapters).last,
+            onDisk.version > (newest?.version ?? 0)
+        {
+            newest = (onDisk.version, AdapterProvenance.read(directory: onDisk.directory)?.jobID)
+        }
+        return newest
     }
 
     /// Loads the adapter for `model`, refusing one trained for a different base model.

@@ -99,7 +99,7 @@ enum Daemon {
         let services: [any Service] = [
             SystemdService(notifier: notifier, monitor: monitor, configuration: configuration, logger: logger),
             NotificationService(
-                settings: settings.connection, configuration: configuration, monitor: monitor, doorbell: doorbell,
+                settings: settings.connection, store: jobs, configuration: configuration, monitor: monitor, doorbell: doorbell,
                 logger: logger),
             WorkerPresence(
                 identity: settings.identity, configuration: configuration, workers: workers, monitor: monitor,

@@ -75,6 +75,16 @@ struct QueueOptions: ParsableArguments {
     @Option(name: .customLong("retry-max"), help: "Longest retry backoff (env MUWA_RETRY_MAX; default 1h).")
     var retryMax: String?
 
+    @Option(
+        name: .customLong("default-time-limit"),
+        help: "Time limit of jobs enqueued without one, e.g. 7d or 12h; none for no limit (env MUWA_DEFAULT_TIME_LIMIT; default 7d).")
+    var defaultTimeLimit: String?
+
+    @Option(
+        name: .customLong("max-lost-runs"),
+        help: "A job whose worker stopped (crashed, was killed) this many times while running it fails for good (env MUWA_MAX_LOST_RUNS; default 2; 0: no limit).")
+    var maxLostRuns: Int?
+
     @Option(name: .customLong("state-dir"), help: "Checkpoints and adapters (env MUWA_STATE_DIR, else $STATE_DIRECTORY, else ./.muwa-local/state).")
     var stateDirectory: String?
 

@@ -54,6 +54,8 @@ struct ServeSettings {
         if queue.rescueInterval != nil || source.value("MUWA_RESCUE_INTERVAL") != nil {
             rescue = try source.seconds(queue.rescueInterval, env: "MUWA_RESCUE_INTERVAL", default: 15)
         }
+        let defaultTimeLimit = try defaultTimeLimitSeconds(flag: queue.defaultTimeLimit, source: source)
+        let maxLostRuns = try source.int(queue.maxLostRuns, env: "MUWA_MAX_LOST_RUNS", default: 2)
         let configuration = QueueConfiguration(
             workerID: identity.id,
             queues: source.list(queue.queues, env: "MUWA_QUEUES", default: ["default"]),
@@ -68,7 +70,8 @@ struct ServeSettings {
             retryPolicy: RetryPolicy(
                 baseSeconds: try source.seconds(queue.retryBase, env: "MUWA_RETRY_BASE", default: 10),
                 maximumSeconds: try source.seconds(queue.retryMax, env: "MUWA_RETRY_MAX", default: 3600)),
-            stateDirectory: stateDirectory(flag: queue.stateDirectory, source: source))
+            stateDirectory: stateDirectory(flag: queue.stateDirectory, source: source),
+            defaultTimeLimitSeconds: defaultTimeLimit, maxLostRuns: maxLostRuns)
         let batchRows = try source.int(queue.batchRows, env: "MUWA_BATCH_ROWS", default: 16)
         let cachedModels = try source.int(queue.cachedModels, env: "MUWA_CACHED_MODELS", default: 2)
         guard (1...rowInvariantMaxRows).contains(batchRows) else {
@@ -106,6 +109,22 @@ struct ServeSettings {
         return AccessRoots(models: roots(models, "MUWA_MODEL_ROOTS"), data: roots(data, "MUWA_DATA_ROOTS"))
     }
 
+    /// --default-time-limit / MUWA_DEFAULT_TIME_LIMIT: a positive duration, or "none"; default 7 days (a real
+    /// opt-1.3b fine-tune on 2 cores runs for days, so the default must not cut one short; it only makes sure
+    /// that a job without a limit of its own cannot hold a worker for ever).
+    static func defaultTimeLimitSeconds(flag: String?, source: SettingsSource) throws -> Double? {
+        let raw = flag ?? source.value("MUWA_DEFAULT_TIME_LIMIT")
+        if let raw, ["none", "off", "unlimited"].contains(raw.trimmingCharacters(in: .whitespaces).lowercased()) {
+            return nil
+        }
+        let seconds = try source.seconds(
+            flag, env: "MUWA_DEFAULT_TIME_LIMIT", default: QueueConfiguration.standardDefaultTimeLimitSeconds)
+        guard seconds > 0 else {
+            throw ValidationError("the default time limit must be positive, or \"none\" for no limit, got \"\(raw ?? "")\"")
+        }
+        return seconds
+    }
+
     /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
     static func stateDirectory(flag: String?, source: SettingsSource) -> String {
         if let flag { return flag }
@@ -120,6 +139,7 @@ struct ServeSettings {
         return "muwad \(MuwadVersion.current) worker \(identity.id): queues \(q.queues.joined(separator: ",")), "
             + "kinds \(q.kinds.joined(separator: ",")), concurrency \(q.concurrency), lease \(q.leaseSeconds) s, "
             + "heartbeat \(q.heartbeatSeconds) s, poll \(q.pollSeconds) s, grace \(q.gracePeriodSeconds) s, "
+            + "default time limit \(q.defaultTimeLimitSeconds.map { "\($0) s" } ?? "none"), max lost runs \(q.maxLostRuns), "
             + "state \(q.stateDirectory), model roots \(roots.models?.joined(separator: ":") ?? "*"), "
             + "data roots \(roots.data?.joined(separator: ":") ?? "*"), database \(connection.redacted)"
     }
