@@ -70,11 +70,13 @@ enum Harness {
     }
 
     /// Runs muwad to completion and returns its exit status and combined output.
-    static func runMuwad(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
+    static func runMuwad(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws
+        -> (status: Int32, output: String)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
         process.arguments = arguments
-        process.environment = cleanEnvironment([:])
+        process.environment = cleanEnvironment(environment)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
