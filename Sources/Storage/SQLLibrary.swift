@@ -32,6 +32,7 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case statusWorkers = "StatusWorkers"
     case statusQueueDepth = "StatusQueueDepth"
     case statusRecentFailures = "StatusRecentFailures"
+    case statusRunningJobs = "StatusRunningJobs"
 
     case jobEventsAppend = "JobEventsAppend"
     case adapterLookup = "AdapterLookup"
