@@ -10,13 +10,18 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     func loadTokenizer() throws -> BPETokenizer {
         try BPETokenizer.load(directory: model)
     }
 
     func loadModel() throws -> OPTModel {
         if let threads { BLAS.threads = max(1, threads) }
-        return try OPTModel.load(directory: model)
+        let memory = try MemoryLimitSetting.resolve(
+            flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
+        return try OPTModel.load(directory: model, memoryBudget: memory.budget)
     }
 }
 

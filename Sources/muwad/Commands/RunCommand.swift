@@ -14,6 +14,7 @@ import Executors
 import Foundation
 import JobQueue
 import Logging
+import OPTEngine
 import Storage
 
 struct RunCommand: AsyncParsableCommand {
@@ -36,13 +37,18 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         LineLogHandler.bootstrap(level: level)
         let logger = Logger(label: "muwad.run")
         let source = try SettingsSource(envFile: nil)
         let state = ServeSettings.stateDirectory(flag: stateDirectory, source: source)
-        let registry = StandardExecutors.registry(environment: ExecutorEnvironment(stateDirectory: state))
+        let memory = try MemoryLimitSetting.resolve(flag: memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
+        let registry = StandardExecutors.registry(
+            environment: ExecutorEnvironment(stateDirectory: state, memoryBudget: memory.budget))
         guard let executor = registry.executor(for: kind) else {
             throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }

@@ -89,7 +89,8 @@ enum Daemon {
         let registry = makeRegistry(
             ExecutorEnvironment(
                 stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database),
-                cachedModels: settings.cachedModels, batchRows: settings.batchRows))
+                cachedModels: settings.cachedModels, batchRows: settings.batchRows,
+                memoryBudget: settings.memoryBudget))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)

@@ -24,6 +24,9 @@ struct ServeSettings {
     let batchRows: Int
     /// Base models kept loaded.
     let cachedModels: Int
+    /// What a model's weights and buffers, or an adapter, may take (--memory-limit / MUWA_MEMORY_LIMIT).
+    let memoryBudget: MemoryBudget
+    let memoryBudgetSource: MemoryBudget.Source
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -68,6 +71,7 @@ struct ServeSettings {
                     + "sequence's text the same alone or batched), got \(batchRows)")
         }
         guard (1...64).contains(cachedModels) else { throw ValidationError("cached models must be 1…64, got \(cachedModels)") }
+        let memory = try MemoryLimitSetting.resolve(flag: queue.memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
         let problems = configuration.problems()
         guard problems.isEmpty else {
             throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
@@ -76,7 +80,8 @@ struct ServeSettings {
             connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
-            batchRows: batchRows, cachedModels: cachedModels)
+            batchRows: batchRows, cachedModels: cachedModels, memoryBudget: memory.budget,
+            memoryBudgetSource: memory.source)
     }
 
     /// --state-dir, MUWA_STATE_DIR, systemd's $STATE_DIRECTORY (first entry), else ./.muwa-local/state.
@@ -93,7 +98,8 @@ struct ServeSettings {
         return "muwad \(MuwadVersion.current) worker \(identity.id): queues \(q.queues.joined(separator: ",")), "
             + "kinds \(q.kinds.joined(separator: ",")), concurrency \(q.concurrency), lease \(q.leaseSeconds) s, "
             + "heartbeat \(q.heartbeatSeconds) s, poll \(q.pollSeconds) s, grace \(q.gracePeriodSeconds) s, "
-            + "state \(q.stateDirectory), database \(connection.redacted)"
+            + "state \(q.stateDirectory), memory limit \(memoryBudget) (\(memoryBudgetSource.rawValue)), "
+            + "database \(connection.redacted)"
     }
 }
 
