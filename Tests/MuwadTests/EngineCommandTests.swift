@@ -69,6 +69,21 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertTrue(missing.err.contains("huggingface-cli download facebook/opt-125m"), missing.err)
     }
 
+    /// --memory-limit (issue 9): a model over the limit is a clean failure naming the estimate and the
+    /// limit; a value that is not a size is refused by name; a roomy limit runs.
+    func testMemoryLimitIsEnforced() throws {
+        let tight = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "2",
+                               "--memory-limit", "64KiB"])
+        XCTAssertEqual(tight.status, 1, tight.err)
+        XCTAssertTrue(tight.err.contains("more than the memory limit of 64 KiB"), tight.err)
+        let bad = try muwad(["score", "--model", Self.model, "--text", "Hi", "--memory-limit", "lots"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--memory-limit 'lots' is not a size"), bad.err)
+        let roomy = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "2",
+                               "--memory-limit", "1GiB", "--json"])
+        XCTAssertEqual(roomy.status, 0, roomy.err)
+    }
+
     func testSampledGenerationRepeatsWithTheSameSeed() throws {
         let args = ["generate", "--model", Self.model, "--prompt", "Hello world", "--prompt", "Hi", "--max-new-tokens", "10",
                     "--do-sample", "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json"]

@@ -27,6 +27,7 @@ final class EnvExampleTests: XCTestCase {
         // What each documented value must equal; keys without an entry fail the test (add them here).
         let checks: [String: (String) -> Bool] = [
             "MUWA_DATABASE_URL": { _ in true },  // an example, not a default
+            "MUWA_MEMORY_LIMIT": { _ in true },  // an example: the default is detected (cgroup, then memory)
             "MUWA_QUEUES": { $0 == q.queues.joined(separator: ",") },
             "MUWA_KINDS": { $0 == q.kinds.joined(separator: ",") },
             "MUWA_CONCURRENCY": { Int($0) == q.concurrency },

@@ -213,7 +213,8 @@ public struct Locations: Sendable {
                     + "(\(provenance.architecture)), not for \(modelName) (\(AdapterProvenance.architecture(of: model.config)))")
         }
         do {
-            return try LoRAAdapter.load(directory: location.directory, model: model.config)
+            return try LoRAAdapter.load(directory: location.directory, model: model.config,
+                                        memoryBudget: model.memoryBudget)
         } catch {
             let base = location.baseModel.map { " (trained for \($0))" } ?? ""
             throw failure("adapter \"\(location.name)\"\(base) cannot be used with \(modelName): \(error)")

@@ -21,7 +21,8 @@ struct AdapterOptions: ParsableArguments {
     /// (merged copy, nil) with --merge.
     func apply(to model: OPTModel) throws -> (OPTModel, ProjectionDelta?) {
         guard let adapter else { return (model, nil) }
-        let loaded = try LoRAAdapter.load(directory: try HubCache.resolveDirectory(adapter), model: model.config)
+        let loaded = try LoRAAdapter.load(
+            directory: try HubCache.resolveDirectory(adapter), model: model.config, memoryBudget: model.memoryBudget)
         if merge { return (try loaded.merge(into: model).merged, nil) }
         return (model, try AdapterBatch(adapter: loaded, model: model))
     }

@@ -12,6 +12,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     /// The checkpoint directory: `model` itself, or its snapshot in the Hugging Face cache.
     func directory() throws -> String {
         try HubCache.resolveDirectory(model)
@@ -23,7 +26,9 @@ struct ModelOptions: ParsableArguments {
 
     func loadModel() throws -> OPTModel {
         if let threads { BLAS.threads = max(1, threads) }
-        return try OPTModel.load(directory: try directory())
+        let memory = try MemoryLimitSetting.resolve(
+            flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
+        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget)
     }
 }
 

@@ -14,6 +14,7 @@ import Executors
 import Foundation
 import JobQueue
 import Logging
+import OPTEngine
 import Storage
 
 struct RunCommand: AsyncParsableCommand {
@@ -36,6 +37,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         LineLogHandler.bootstrap(level: level)
@@ -46,8 +50,10 @@ struct RunCommand: AsyncParsableCommand {
         let roots = ServeSettings.accessRoots(models: nil, data: nil, source: source, fallback: nil)
         let maxPromptBytes = try source.int(
             nil, env: "MUWA_MAX_PROMPT_BYTES", default: ExecutorEnvironment.defaultMaxPromptBytes)
+        let memory = try MemoryLimitSetting.resolve(flag: memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
         let registry = StandardExecutors.registry(
-            environment: ExecutorEnvironment(stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes))
+            environment: ExecutorEnvironment(
+                stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes, memoryBudget: memory.budget))
         guard let executor = registry.executor(for: kind) else {
             throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }

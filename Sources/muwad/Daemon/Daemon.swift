@@ -90,7 +90,7 @@ enum Daemon {
             ExecutorEnvironment(
                 stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database),
                 cachedModels: settings.cachedModels, batchRows: settings.batchRows, roots: settings.roots,
-                maxPromptBytes: settings.maxPromptBytes))
+                maxPromptBytes: settings.maxPromptBytes, memoryBudget: settings.memoryBudget))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)

@@ -51,6 +51,9 @@ struct QueueOptions: ParsableArguments {
     @Option(help: "Base models kept loaded at once (env MUWA_CACHED_MODELS; default 2).")
     var cachedModels: Int?
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     @Option(help: "Lease of a claimed job (env MUWA_LEASE; default 60s).")
     var lease: String?
 

@@ -33,6 +33,9 @@ struct ServeSettings {
     let roots: AccessRoots
     /// Most bytes of prompt text in one generate job.
     let maxPromptBytes: Int
+    /// What a model's weights and buffers, or an adapter, may take (--memory-limit / MUWA_MEMORY_LIMIT).
+    let memoryBudget: MemoryBudget
+    let memoryBudgetSource: MemoryBudget.Source
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -86,6 +89,7 @@ struct ServeSettings {
         let roots = accessRoots(
             models: queue.modelRoots, data: queue.dataRoots, source: source,
             fallback: AccessRoots.defaultRoots(stateDirectory: configuration.stateDirectory))
+        let memory = try MemoryLimitSetting.resolve(flag: queue.memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
         let problems = configuration.problems()
         guard problems.isEmpty else {
             throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
@@ -94,7 +98,8 @@ struct ServeSettings {
             connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
-            batchRows: batchRows, cachedModels: cachedModels, roots: roots, maxPromptBytes: maxPromptBytes)
+            batchRows: batchRows, cachedModels: cachedModels, roots: roots, maxPromptBytes: maxPromptBytes,
+            memoryBudget: memory.budget, memoryBudgetSource: memory.source)
     }
 
     /// --model-roots / MUWA_MODEL_ROOTS and --data-roots / MUWA_DATA_ROOTS; `fallback` where neither is set
@@ -141,7 +146,8 @@ struct ServeSettings {
             + "heartbeat \(q.heartbeatSeconds) s, poll \(q.pollSeconds) s, grace \(q.gracePeriodSeconds) s, "
             + "default time limit \(q.defaultTimeLimitSeconds.map { "\($0) s" } ?? "none"), max lost runs \(q.maxLostRuns), "
             + "state \(q.stateDirectory), model roots \(roots.models?.joined(separator: ":") ?? "*"), "
-            + "data roots \(roots.data?.joined(separator: ":") ?? "*"), database \(connection.redacted)"
+            + "data roots \(roots.data?.joined(separator: ":") ?? "*"), memory limit \(memoryBudget) (\(memoryBudgetSource.rawValue)), "
+            + "database \(connection.redacted)"
     }
 }
 
