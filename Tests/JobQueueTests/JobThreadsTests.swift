@@ -78,3 +78,54 @@ final class JobThreadsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(pool.counts.started, 2)
     }
 }
+
+/// An executor that overruns its time limit and ignores the stop for longer than the stop timeout is
+/// abandoned (the job fails at once), and its work then really stops: the stop flag stays set, so the
+/// blocking loop ends at its next check instead of burning a core for as long as it likes.
+final class AbandonedWorkTests: XCTestCase {
+    final class Probe: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ended: Date?
+        func end() { lock.withLock { ended = Date() } }
+        var endedAt: Date? { lock.withLock { ended } }
+    }
+
+    struct SlowToStopExecutor: JobExecutor {
+        let kind = "ping"
+        let probe: Probe
+
+        func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
+            try await BlockingWork.run(label: "slow-to-stop") {
+                // Work in slices of 1.5 s (longer than the 0.5 s stop timeout), checking for a stop between them.
+                while !context.shouldStop {
+                    let slice = Date().addingTimeInterval(1.5)
+                    while Date() < slice { usleep(5_000) }
+                }
+                probe.end()
+                return .stopped(partial: nil, outputs: [], checkpoint: nil)
+            }
+        }
+    }
+
+    func testAbandonedWorkStopsAtItsNextCheck() async throws {
+        let database = try await QueueTestDatabase.migrated("muwa_test_abandoned_work")
+        let probe = Probe()
+        let id = try await database.scalar(
+            "SELECT muwa.enqueue('ping', '{}', time_limit => interval '300 milliseconds')") ?? "?"
+        let configuration = testConfiguration(kinds: ["ping"], stopTimeout: 0.5)
+        var failedAt = Date.distantFuture
+        try await withProducer(database, configuration: configuration, executors: [SlowToStopExecutor(probe: probe)]) {
+            try await waitUntil(seconds: 20) {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "failed"
+            }
+            failedAt = Date()
+        }
+        let message = try await database.scalar("SELECT errors->0->>'message' FROM muwa.jobs WHERE id = $1", [id])
+        XCTAssertEqual(message, "the job exceeded its time limit of 300 ms (the executor did not stop and was abandoned)")
+        // The abandoned loop ends within one slice of the failure.
+        let deadline = Date().addingTimeInterval(5)
+        while probe.endedAt == nil, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let ended = try XCTUnwrap(probe.endedAt, "the abandoned work never stopped")
+        XCTAssertLessThan(ended.timeIntervalSince(failedAt), 2.5)
+    }
+}
