@@ -47,6 +47,7 @@ final class EnvExampleTests: XCTestCase {
             "MUWA_MAX_PROMPT_BYTES": { Int($0) == settings.maxPromptBytes },
             "MUWA_MIGRATIONS_DIR": { _ in true },  // the unit sets it; without it muwad uses the built-in set
             "MUWA_LOG_LEVEL": { $0 == "\(settings.logLevel)" },
+            "MUWA_LOG_FORMAT": { $0 == settings.logFormat.rawValue },
             "MUWA_AUTO_MIGRATE": { ($0 == "true") == settings.autoMigrate },
             "MUWA_DEFAULT_TIME_LIMIT": { seconds($0) == q.defaultTimeLimitSeconds },
             "MUWA_MAX_LOST_RUNS": { Int($0) == q.maxLostRuns },

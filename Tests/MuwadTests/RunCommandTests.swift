@@ -26,6 +26,26 @@ final class RunCommandTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.contains("ETA ") && $0.contains("slept_ms ") && $0.contains("elapsed ") }, result.output)
     }
 
+    func testJSONLogLinesAreObjects() throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-run-json-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let result = try Harness.runMuwad(
+            ["run", "--kind", "ping", "--payload", #"{"sleep_ms": 700}"#, "--state-dir", state, "--log-format", "json"],
+            environment: ["MUWA_PROGRESS_LOG_INTERVAL": "0.2"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let logLines = result.output.split(separator: "\n").filter { $0.contains("\"level\"") }
+        XCTAssertFalse(logLines.isEmpty, result.output)
+        for line in logLines {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            XCTAssertNotNil(object["ts"] as? String)
+            XCTAssertNotNil(object["message"] as? String)
+        }
+        let progress = try XCTUnwrap(logLines.first { $0.contains("progress ") }, result.output)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(progress.utf8)) as? [String: Any])
+        XCTAssertEqual(object["kind"] as? String, "ping")
+        XCTAssertEqual(object["level"] as? String, "notice")
+    }
+
     func testGenerateMatchesTransformersGreedyAndBadInputFails() throws {
         let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
             Self.fixtures.appendingPathComponent("expected/pre-ln-f32/greedy.json"))) as? [String: Any])

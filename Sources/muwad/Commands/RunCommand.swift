@@ -37,14 +37,21 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(name: .long, help: "Log lines as text, or json (one object per line; env MUWA_LOG_FORMAT).")
+    var logFormat: String?
+
     @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
     var memoryLimit: String?
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
-        LineLogHandler.bootstrap(level: level)
-        let logger = Logger(label: "muwad.run")
         let source = try SettingsSource(envFile: nil)
+        let formatName = source.string(logFormat, env: "MUWA_LOG_FORMAT", default: "text")
+        guard let format = LineLogHandler.Format(rawValue: formatName.lowercased()) else {
+            throw ValidationError("log format must be text or json, got \"\(formatName)\"")
+        }
+        LineLogHandler.bootstrap(level: level, format: format)
+        let logger = Logger(label: "muwad.run")
         let state = ServeSettings.stateDirectory(flag: stateDirectory, source: source)
         // A user's own command: any path, unless MUWA_MODEL_ROOTS / MUWA_DATA_ROOTS say otherwise.
         let roots = ServeSettings.accessRoots(models: nil, data: nil, source: source, fallback: nil)
@@ -80,7 +87,7 @@ struct RunCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
                 events.print(context.takeEvents())
-                if let line = context.progressLine() { logger.notice("\(line)") }
+                if let line = context.progressLine() { context.logger.notice("\(line)") }
             }
         }
 

@@ -18,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try ServeSettings.resolve(connection: connection, queue: queue, servedKinds: StandardExecutors.kinds)
-        LineLogHandler.bootstrap(level: settings.logLevel)
+        LineLogHandler.bootstrap(level: settings.logLevel, format: settings.logFormat)
         let logger = Logger(label: "muwad")
         let status = try await Daemon.serve(
             settings: settings, makeRegistry: { StandardExecutors.registry(environment: $0) }, logger: logger)

@@ -16,6 +16,18 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env MUWA_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(name: .customLong("log-format"), help: "text, or json (one object per line) for log shippers (env MUWA_LOG_FORMAT).")
+    var logFormat: String?
+
+    /// --log-format / MUWA_LOG_FORMAT, default text.
+    func logFormat(_ source: SettingsSource) throws -> LineLogHandler.Format {
+        let name = source.string(logFormat, env: "MUWA_LOG_FORMAT", default: "text")
+        guard let format = LineLogHandler.Format(rawValue: name.lowercased()) else {
+            throw ValidationError("log format must be text or json, got \"\(name)\"")
+        }
+        return format
+    }
+
     @Option(
         name: .customLong("migrations-dir"),
         help: "Folder of NNNN_name.up.sql files (env MUWA_MIGRATIONS_DIR; default: found beside the binary).")

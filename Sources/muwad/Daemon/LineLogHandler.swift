@@ -1,29 +1,39 @@
 // LineLogHandler: one line per event on stderr, readable in journald. Job id and kind come first so that
 // `journalctl -u muwad | grep job=42` finds a job's story. Under systemd (JOURNAL_STREAM set) each line
 // starts with a syslog priority prefix ("<4>") instead of a timestamp: journald adds its own and maps
-// the prefix to the entry's priority.
+// the prefix to the entry's priority. With `--log-format json` (MUWA_LOG_FORMAT=json) each line is one
+// JSON object instead — {"ts", "level", "message", "label", "job", "kind", …metadata} — for log shippers.
 import Foundation
 import Logging
+import Storage
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 struct LineLogHandler: LogHandler {
+    /// How each line is written.
+    enum Format: String, CaseIterable {
+        case text, json
+    }
+
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level
     private let label: String
     private let journald: Bool
+    private let format: Format
 
-    init(label: String, level: Logger.Level, journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
+    init(label: String, level: Logger.Level, format: Format = .text,
+         journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
         self.label = label
         self.logLevel = level
+        self.format = format
         self.journald = journald
     }
 
     /// Installs the handler for every logger of this process.
-    static func bootstrap(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
+    static func bootstrap(level: Logger.Level, format: Format = .text) {
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -37,6 +47,10 @@ struct LineLogHandler: LogHandler {
         var all = metadata
         if let explicit = event.metadata { all.merge(explicit) { _, new in new } }
         if let error = event.error { all["error"] = "\(error)" }
+        if format == .json {
+            Self.writeLine(Self.jsonLine(level: level, message: "\(message)", label: label, metadata: all) + "\n")
+            return
+        }
         var text = journald ? "<\(Self.syslogPriority(level))>" : Self.timestamp() + " "
         text += Self.levelName(level)
         for key in ["job", "kind"] {
@@ -47,8 +61,23 @@ struct LineLogHandler: LogHandler {
             if let value = all[key] { text += " \(key)=\(value)" }
         }
         text = text.replacingOccurrences(of: "\n", with: " ⏎ ")
-        text += "\n"
-        // One write(2) per line, so lines of concurrent tasks never interleave.
+        Self.writeLine(text + "\n")
+    }
+
+    /// {"ts", "level", "message", "label", metadata…}: one JSON object (keys sorted), metadata as strings.
+    static func jsonLine(level: Logger.Level, message: String, label: String, metadata: Logger.Metadata,
+                         timestamp: String = timestamp()) -> String {
+        var fields: [String: JSONValue] = [:]
+        for (key, value) in metadata { fields[key] = .string("\(value)") }
+        fields["ts"] = .string(timestamp)
+        fields["level"] = .string(levelName(level).lowercased())
+        fields["message"] = .string(message)
+        fields["label"] = .string(label)
+        return JSONValue.object(fields).jsonText
+    }
+
+    /// One write(2) per line, so lines of concurrent tasks never interleave.
+    private static func writeLine(_ text: String) {
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { buffer in
             var offset = 0
@@ -60,7 +89,7 @@ struct LineLogHandler: LogHandler {
         }
     }
 
-    private static func levelName(_ level: Logger.Level) -> String {
+    static func levelName(_ level: Logger.Level) -> String {
         switch level {
         case .trace: return "TRACE"
         case .debug: return "DEBUG"
@@ -83,7 +112,7 @@ struct LineLogHandler: LogHandler {
         }
     }
 
-    private static func timestamp() -> String {
+    static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec

@@ -23,6 +23,7 @@ struct ServeSettings {
     let queue: QueueConfiguration
     let identity: WorkerIdentity
     let logLevel: Logger.Level
+    let logFormat: LineLogHandler.Format
     let migrationsDirectory: String?
     let autoMigrate: Bool
     /// Most sequences in one model's decode batch.
@@ -96,6 +97,7 @@ struct ServeSettings {
         }
         return ServeSettings(
             connection: options.connectionSettings(source), queue: configuration, identity: identity, logLevel: level,
+            logFormat: try options.logFormat(source),
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
             batchRows: batchRows, cachedModels: cachedModels, roots: roots, maxPromptBytes: maxPromptBytes,
