@@ -181,6 +181,30 @@ final class FineTuneExecutorTests: XCTestCase {
         XCTAssertEqual(try adapterBytes(crash + "/adapters/tiny@1"), expected)
     }
 
+    func testAnotherPayloadUnderTheSameJobIDNeverResumesTheCheckpoints() async throws {
+        let dataset = try writeDolly()
+        let state = scratch + "/reused-id"
+        let mine = payload(dataset: dataset, train: ["max_steps": 10, "save_every": 2])
+        let first = try await run(mine, state: state, stopWhen: { ($0.progress ?? 0) >= 0.45 })
+        guard case .stopped = first else { return XCTFail("expected a stop, got \(first)") }
+        let before = TrainingCheckpoints(workDirectory: state + "/jobs/1").saved().map(\.directory)
+        XCTAssertFalse(before.isEmpty)
+
+        // Someone else's payload (another learning rate) with the same job id: refused, checkpoints untouched.
+        let theirs = payload(dataset: dataset, train: ["max_steps": 10, "save_every": 2, "learning_rate": 0.02])
+        do {
+            let outcome = try await run(theirs, state: state, attempt: 2)
+            XCTFail("another payload ran on the checkpoints: \(outcome)")
+        } catch let failure as JobFailure {
+            XCTAssertFalse(failure.retryable)
+            XCTAssertTrue(failure.message.contains("holds the checkpoints of another fine-tune"), failure.message)
+        }
+        XCTAssertEqual(TrainingCheckpoints(workDirectory: state + "/jobs/1").saved().map(\.directory), before)
+
+        // The payload they belong to still resumes them.
+        guard case .succeeded = try await run(mine, state: state, attempt: 3) else { return XCTFail("resume failed") }
+    }
+
     func adapterBytes(_ directory: String) throws -> Data {
         try XCTUnwrap(FileManager.default.contents(atPath: directory + "/adapter_model.safetensors"))
     }

@@ -132,12 +132,7 @@ struct EvaluateRequest {
     /// What a checkpoint must have been made for to be resumed: the resolved model and adapter, the
     /// normalized request, and the dataset files' sizes and modification times.
     func identity(modelDirectory: String, adapterDirectory: String?) -> JSONValue {
-        let stamps: [JSONValue] = dataset.map { path in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            let size = (attributes?[.size] as? NSNumber)?.doubleValue ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
-            return ["path": .string(path), "size": .number(size), "modified": .number(modified)]
-        }
+        let stamps = dataset.map(FileStamp.of)
         return [
             "model": .string(modelDirectory), "adapter": adapterDirectory.map { .string($0) } ?? .null,
             "task": .string(task.rawValue), "method": .string(method.rawValue), "dataset": .array(stamps),

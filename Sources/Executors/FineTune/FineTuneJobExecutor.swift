@@ -85,6 +85,7 @@ struct FineTuneRun: @unchecked Sendable {
         let opt = engine.model
         let (config, train, held) = try prepare(opt)
         let checkpoints = TrainingCheckpoints(workDirectory: context.workDirectory)
+        try checkpoints.claim(for: trainingSettings(config))
         let trainer: LoRATrainer
         var events: [JSONValue] = []
         if let resumed = checkpoints.resume(model: opt, examples: train, logger: logger) {
@@ -175,6 +176,19 @@ struct FineTuneRun: @unchecked Sendable {
     }
 
     /// The training config with the model-dependent settings, and the tokenized data split into train / held out.
+    /// What decides the trained adapter: the resolved base model, the dataset file, how it is read, and every
+    /// training setting (LoRA included). Checkpoints are only resumed by a run with the same.
+    private func trainingSettings(_ config: TrainingConfig) throws -> JSONValue {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let configText = String(decoding: try encoder.encode(config), as: UTF8.self)
+        return [
+            "base_model": .string(model.directory), "dataset": FileStamp.of(request.datasetPath),
+            "eval_fraction": .number(request.evalFraction), "template": .string(request.template.rawValue),
+            "train_on_prompt": .bool(request.trainOnPrompt), "config": try JSONValue(parsing: configText),
+        ]
+    }
+
     private func prepare(_ opt: OPTModel) throws -> (TrainingConfig, [TrainingExample], [TrainingExample]) {
         var config = request.config
         let positions = opt.config.maxPositionEmbeddings

@@ -10,7 +10,12 @@
 // newest are kept. Resuming takes the newest that loads; one that does not (a disk that lied) is skipped
 // with a warning, falling back to the one before it. Only the work directory is read, never a path from the
 // job's row, and a checkpoint entry that resolves outside it (a symlink) is not a checkpoint.
+//
+// checkpoints/settings.json records what the checkpoints were made for (the resolved base model, the dataset
+// file's size and time, the template and every training setting). A run whose settings differ refuses to
+// touch them: `muwad run` with a reused --job-id must never resume, or delete, someone else's fine-tune.
 import Foundation
+import JobQueue
 import LoRAOps
 import Logging
 import OPTEngine
@@ -20,6 +25,7 @@ struct TrainingCheckpoints {
     let root: String
     static let keep = 2
     static let eventsFile = "train_log.json"
+    static let settingsFile = "settings.json"
 
     init(workDirectory: String) {
         root = workDirectory + "/checkpoints"
@@ -36,6 +42,24 @@ struct TrainingCheckpoints {
             else { return nil }
             return (step, directory)
         }.sorted { $0.0 > $1.0 }
+    }
+
+    /// Claims the checkpoint folder for `settings`: fails when it holds checkpoints made for other settings,
+    /// records them otherwise. Checkpoints from before settings were recorded are taken as they are.
+    func claim(for settings: JSONValue) throws {
+        let path = root + "/" + Self.settingsFile
+        if let data = FileManager.default.contents(atPath: path) {
+            let recorded = try? JSONValue(parsing: String(decoding: data, as: UTF8.self))
+            guard recorded == settings else {
+                throw JobFailure.permanent(
+                    "\(root) holds the checkpoints of another fine-tune (made with other settings, see \(path)); "
+                        + "they were left alone. Run this payload under another job id, or remove that folder to "
+                        + "start over")
+            }
+            return
+        }
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try Data(settings.jsonText.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Writes `trainer`'s state as the checkpoint of its current step and prunes old ones.
