@@ -117,4 +117,20 @@ public struct JobStore: Sendable {
                 attempt: try row.int("attempt"), lostWorker: try row.text("lost_worker") ?? "?")
         }
     }
+
+    /// Of `ids`, the jobs that exist, each with whether it finished more than `seconds` ago.
+    public func workExpiry(ids: [Int64], olderThan seconds: Double) async throws -> [Int64: Bool] {
+        guard !ids.isEmpty else { return [:] }
+        let result = try await database.execute(
+            .jobWorkExpiry, [PGArray.bigint(ids), String(seconds)])
+        var expiry: [Int64: Bool] = [:]
+        for row in result.rows { expiry[Int64(try row.int("id"))] = try row.bool("expired") }
+        return expiry
+    }
+
+    /// Deletes up to `limit` jobs finished more than `seconds` ago (outputs, runs and events with them).
+    public func pruneFinished(olderThan seconds: Double, limit: Int) async throws -> [Int64] {
+        let result = try await database.execute(.jobPruneFinished, [String(seconds), String(limit)])
+        return try result.rows.map { Int64(try $0.int("id")) }
+    }
 }

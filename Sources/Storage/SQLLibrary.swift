@@ -14,6 +14,8 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case jobRelease = "JobRelease"
     case jobState = "JobState"
     case jobRescueExpired = "JobRescueExpired"
+    case jobWorkExpiry = "JobWorkExpiry"
+    case jobPruneFinished = "JobPruneFinished"
     case jobCancelRequested = "JobCancelRequested"
     // workers.sql
     case workerRegister = "WorkerRegister"

@@ -180,3 +180,25 @@ SELECT id, kind, status, attempt, lost_worker FROM rescued;
 -- Does the job's row ask for a cancel? Guarded like every write: no row means the job is not ours any more.
 -- A 'cancel <id>' notification only makes the worker run this; anyone may send a notification.
 SELECT cancel_requested FROM muwa.jobs WHERE id = $1 AND worker_id = $2 AND attempt = $3 AND status = 'running';
+
+-- name: JobWorkExpiry
+-- Of the job ids $1 (work directories found on disk), those that exist, and whether each finished more than
+-- $2 seconds ago (its work directory may then go). Queued and running jobs never expire.
+SELECT id, coalesce(finished_at < now() - make_interval(secs => $2::float8), false) AS expired
+FROM muwa.jobs
+WHERE id = ANY ($1::bigint[]);
+
+-- name: JobPruneFinished
+-- Deletes up to $2 jobs that finished more than $1 seconds ago, with their outputs, runs and events
+-- (ON DELETE CASCADE; adapters keep their files and rows, their job id becomes NULL). Returns the ids.
+WITH doomed AS (
+    SELECT id
+    FROM muwa.jobs
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
+      AND finished_at < now() - make_interval(secs => $1::float8)
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM muwa.jobs j USING doomed WHERE j.id = doomed.id
+RETURNING j.id;

@@ -105,6 +105,8 @@ enum Daemon {
                 identity: settings.identity, configuration: configuration, workers: workers, monitor: monitor,
                 logger: logger),
             Rescuer(configuration: configuration, store: jobs, workers: workers, monitor: monitor, logger: logger),
+            Cleaner(
+                configuration: settings.cleaner, stateDirectory: configuration.stateDirectory, store: jobs, logger: logger),
             Producer(
                 configuration: configuration, store: jobs, registry: registry, monitor: monitor, doorbell: doorbell,
                 logger: logger,

@@ -104,6 +104,19 @@ struct QueueOptions: ParsableArguments {
     var stateDirectory: String?
 
     @Option(
+        name: .customLong("work-retention"),
+        help: "How long a finished job's work directory (checkpoints) stays (env MUWA_WORK_RETENTION; default 7d).")
+    var workRetention: String?
+
+    @Option(
+        name: .customLong("job-retention"),
+        help: "Delete finished jobs (and their outputs) older than this, e.g. 90d; none keeps them (env MUWA_JOB_RETENTION; default none).")
+    var jobRetention: String?
+
+    @Option(name: .customLong("clean-interval"), help: "Time between cleaning rounds (env MUWA_CLEAN_INTERVAL; default 10m).")
+    var cleanInterval: String?
+
+    @Option(
         name: .customLong("model-roots"),
         help: "Directories payloads may name models and adapters in, ':'-separated; '*': any (env MUWA_MODEL_ROOTS; default: the state directory and /srv/muwa).")
     var modelRoots: String?

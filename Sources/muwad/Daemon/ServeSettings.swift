@@ -30,6 +30,8 @@ struct ServeSettings {
     let batchRows: Int
     /// Base models kept loaded.
     let cachedModels: Int
+    /// Retention of work directories and finished jobs.
+    let cleaner: CleanerConfiguration
     /// Where payload paths may point.
     let roots: AccessRoots
     /// Most bytes of prompt text in one generate job.
@@ -100,7 +102,8 @@ struct ServeSettings {
             logFormat: try options.logFormat(source),
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
-            batchRows: batchRows, cachedModels: cachedModels, roots: roots, maxPromptBytes: maxPromptBytes,
+            batchRows: batchRows, cachedModels: cachedModels, cleaner: try CleanerSettings.resolve(queue, source: source),
+            roots: roots, maxPromptBytes: maxPromptBytes,
             memoryBudget: memory.budget, memoryBudgetSource: memory.source)
     }
 
