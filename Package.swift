@@ -36,11 +36,15 @@ let package = Package(
         .target(
             name: "LoRAOps", dependencies: ["OPTEngine"],
             swiftSettings: [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]),
-        // PostgreSQL through libpq; results and artifacts on disk.
+        // PostgreSQL through libpq; results and artifacts on disk. Its SQL (SQL/*.sql) and the migrations are
+        // compiled in by the EmbedSQL plugin: an installed muwad needs no resource bundle.
         .target(
             name: "Storage",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
-            resources: [.copy("SQL")]),
+            exclude: ["SQL"],
+            plugins: ["EmbedSQL"]),
+        .executableTarget(name: "EmbedSQLTool", path: "Sources/EmbedSQLTool"),
+        .plugin(name: "EmbedSQL", capability: .buildTool(), dependencies: ["EmbedSQLTool"]),
         // Claim, heartbeat, retry, cancel, rescue.
         .target(
             name: "JobQueue",

@@ -1,7 +1,8 @@
 // MigrationSet: the numbered migration files (`migrations/NNNN_name.up.sql` with an optional
-// `NNNN_name.down.sql`; a plain `NNNN_name.sql` counts as an up file without a down), read from disk.
-// The folder is found explicitly (--migrations-dir, MUWA_MIGRATIONS_DIR), in an installed layout
-// (<prefix>/share/muwa/migrations next to <prefix>/bin/muwad), or in the source tree above the binary.
+// `NNNN_name.down.sql`; a plain `NNNN_name.sql` counts as an up file without a down). The binary carries its
+// own (EmbeddedSQL, compiled in from migrations/ by the EmbedSQL build plugin), so an installed or copied
+// muwad migrates with nothing beside it; a folder given explicitly (--migrations-dir, MUWA_MIGRATIONS_DIR)
+// replaces them.
 import Foundation
 
 /// One numbered schema change.
@@ -34,6 +35,20 @@ public struct MigrationSet: Sendable {
         self.migrations = migrations.sorted { $0.version < $1.version }
     }
 
+    /// The migrations compiled into this binary.
+    public static func embedded() throws -> MigrationSet {
+        try load(files: EmbeddedSQL.migrations, directory: "(built in)")
+    }
+
+    /// `explicit` (a flag) or MUWA_MIGRATIONS_DIR when given, else the migrations compiled into this binary.
+    public static func find(explicit: String?) throws -> MigrationSet {
+        if let explicit, !explicit.isEmpty { return try load(directory: explicit) }
+        if let env = ProcessInfo.processInfo.environment["MUWA_MIGRATIONS_DIR"], !env.isEmpty {
+            return try load(directory: env)
+        }
+        return try embedded()
+    }
+
     /// Reads every `NNNN_name[.up|.down].sql` file of `directory`.
     public static func load(directory: String) throws -> MigrationSet {
         let names: [String]
@@ -42,19 +57,28 @@ public struct MigrationSet: Sendable {
         } catch {
             throw StorageError(.missingResource, "cannot read the migrations folder \(directory): \(error.localizedDescription)")
         }
+        let files = try names.filter { $0.hasSuffix(".sql") }.map { file -> (name: String, text: String) in
+            let path = directory + "/" + file
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+            else {
+                throw StorageError(.missingResource, "\(path): cannot read it as UTF-8 text")
+            }
+            return (file, text)
+        }
+        return try load(files: files, directory: directory)
+    }
+
+    /// Migrations from (file name, text) pairs; `directory` names where they came from in messages.
+    static func load(files: [(name: String, text: String)], directory: String) throws -> MigrationSet {
         var ups: [Int: (name: String, text: String)] = [:]
         var downs: [Int: String] = [:]
-        for file in names where file.hasSuffix(".sql") {
+        for (file, text) in files {
             guard let parsed = parse(fileName: file) else {
                 throw StorageError(
                     .missingResource,
                     "\(directory)/\(file): migration files are named NNNN_name.up.sql / NNNN_name.down.sql")
             }
             let path = directory + "/" + file
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
-            else {
-                throw StorageError(.missingResource, "\(path): cannot read it as UTF-8 text")
-            }
             if parsed.isDown {
                 guard downs[parsed.version] == nil else {
                     throw StorageError(.missingResource, "\(path): a second down migration \(parsed.version)")

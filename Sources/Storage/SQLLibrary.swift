@@ -1,4 +1,5 @@
-// SQLLibrary: the named statements of Sources/Storage/SQL/*.sql, loaded once from the resource bundle.
+// SQLLibrary: the named statements of Sources/Storage/SQL/*.sql, compiled into the binary (EmbeddedSQL, made by
+// the EmbedSQL build plugin) and parsed once.
 // A file holds blocks introduced by `-- name: StatementName`; the comment lines right under the name
 // document the statement. `SQLStatement` lists every name the code uses, and loading fails with a clear
 // message when one is missing, so a typo shows at start-up rather than mid-job.
@@ -97,15 +98,7 @@ public struct SQLLibrary: Sendable {
     // MARK: - The bundled library
 
     private static let bundled: Result<SQLLibrary, StorageError> = Result {
-        guard let directory = Bundle.module.url(forResource: "SQL", withExtension: nil) else {
-            throw StorageError(.missingResource, "the SQL resource folder is missing from \(Bundle.module.bundlePath)")
-        }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".sql") }.sorted()
-        let files = try names.map { name in
-            (name: name, text: try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8))
-        }
-        let library = try SQLLibrary(files: files)
+        let library = try SQLLibrary(files: EmbeddedSQL.statements)
         let missing = library.mismatches().missing
         guard missing.isEmpty else {
             throw StorageError(.missingResource, "SQL resources lack statements: \(missing.joined(separator: ", "))")
@@ -115,7 +108,7 @@ public struct SQLLibrary: Sendable {
         (error as? StorageError) ?? StorageError(.missingResource, "cannot read the SQL resources: \(error)")
     }
 
-    /// The library bundled with the Storage target (loaded once).
+    /// The library compiled into the Storage target (parsed once).
     public static func shared() throws -> SQLLibrary {
         try bundled.get()
     }

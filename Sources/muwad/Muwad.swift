@@ -6,6 +6,7 @@ struct Muwad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muwad",
         abstract: "A batch worker for OPT language models: generate, fine-tune and evaluate jobs from PostgreSQL.",
+        version: MuwadVersion.current,
         subcommands: [
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, BenchCommand.self,
             RunCommand.self, MigrateCommand.self, ServeCommand.self, StatusCommand.self, BenchQueueCommand.self,

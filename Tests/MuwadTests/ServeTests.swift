@@ -46,6 +46,42 @@ final class ServeTests: XCTestCase {
         }
     }
 
+    /// A copied binary, with no build folder, resource bundle or migrations beside it, still migrates and
+    /// answers (issue 11.6): its SQL is compiled in.
+    func testACopiedBinaryNeedsNothingBesideIt() async throws {
+        let settings = try Harness.freshDatabase(Self.name + "_copied")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-copied-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.copyItem(atPath: try Harness.binary(), toPath: folder + "/muwad")
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: folder + "/muwad")
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: folder)
+            var environment = Harness.cleanEnvironment([:])
+            environment.removeValue(forKey: "MUWA_MIGRATIONS_DIR")
+            process.environment = environment
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let version = try run(["--version"])
+        XCTAssertEqual(version.status, 0, version.output)
+        XCTAssertEqual(version.output.trimmingCharacters(in: .whitespacesAndNewlines), "0.1.0")
+        let migrate = try run(["migrate", "--database-url", settings.conninfo])
+        XCTAssertEqual(migrate.status, 0, migrate.output)
+        XCTAssertTrue(migrate.output.contains("applied  0001_jobs"), migrate.output)
+        let status = try run(["status", "--database-url", settings.conninfo])
+        XCTAssertEqual(status.status, 0, status.output)
+        XCTAssertTrue(status.output.contains("QUEUE DEPTH"), status.output)
+    }
+
     func testServeRefusesAnOlderSchemaAndNamesTheMissingMigration() async throws {
         let settings = try Harness.freshDatabase(Self.name)
         let partial = try Harness.runMuwad(["migrate", "--database-url", settings.conninfo, "--to", "3"])

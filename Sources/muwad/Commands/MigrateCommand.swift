@@ -23,8 +23,7 @@ struct MigrateCommand: AsyncParsableCommand {
         LineLogHandler.bootstrap(level: Logger.Level(name: levelName) ?? .info, format: try connection.logFormat(source))
         let logger = Logger(label: "muwad")
         do {
-            let migrations = try MigrationSet.load(
-                directory: try MigrationSet.locate(explicit: connection.migrationsFolder(source)))
+            let migrations = try MigrationSet.find(explicit: connection.migrationsFolder(source))
             let database = Database(settings: connection.connectionSettings(source), label: "migrate", logger: logger)
             let migrator = Migrator(database: database, migrations: migrations, logger: logger)
             if status {

@@ -34,7 +34,7 @@ struct BenchQueueCommand: AsyncParsableCommand {
         let logger = Logger(label: "muwad")
         let settings = connection.connectionSettings(source)
         let database = Database(settings: settings, label: "bench", logger: logger)
-        let migrations = try MigrationSet.load(directory: try MigrationSet.locate(explicit: connection.migrationsFolder(source)))
+        let migrations = try MigrationSet.find(explicit: connection.migrationsFolder(source))
         try await Migrator(database: database, migrations: migrations, logger: logger).requireCurrent()
         guard workers >= 1, concurrency >= 1, jobs >= 1 else { throw ValidationError("workers, concurrency and jobs must be ≥ 1") }
 

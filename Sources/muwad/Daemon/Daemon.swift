@@ -74,7 +74,7 @@ enum Daemon {
             return 0
         }
         do {
-            let migrations = try MigrationSet.load(directory: try MigrationSet.locate(explicit: settings.migrationsDirectory))
+            let migrations = try MigrationSet.find(explicit: settings.migrationsDirectory)
             let migrator = Migrator(database: database, migrations: migrations, logger: logger)
             if settings.autoMigrate {
                 for step in try await migrator.migrate() { logger.info("applied migration \(step.migration)") }
