@@ -73,8 +73,15 @@ enum Harness {
     static func runMuwad(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws
         -> (status: Int32, output: String)
     {
+        try runMuwadAt(try binary(), arguments, environment: environment)
+    }
+
+    /// Runs the muwad binary at `path` to completion.
+    static func runMuwadAt(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws
+        -> (status: Int32, output: String)
+    {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = cleanEnvironment(environment)
         let pipe = Pipe()
