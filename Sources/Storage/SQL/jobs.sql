@@ -4,7 +4,8 @@
 
 -- name: JobClaim
 -- Claims up to $3 runnable jobs for worker $4 with a lease of $5 seconds, in (priority, run_at, id) order,
--- from queues $1 and kinds $2. One short transaction; opens a job_runs row per claimed job.
+-- from queues $1 and kinds $2, skipping paused queues (muwa.paused_queues). One short transaction; opens a
+-- job_runs row per claimed job.
 WITH next AS (
     SELECT id
     FROM muwa.jobs
@@ -12,6 +13,7 @@ WITH next AS (
       AND run_at <= now()
       AND queue = ANY ($1::text[])
       AND kind = ANY ($2::text[])
+      AND NOT EXISTS (SELECT 1 FROM muwa.paused_queues p WHERE p.queue = muwa.jobs.queue)
     ORDER BY priority, run_at, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
