@@ -17,6 +17,9 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case jobRescueExpired = "JobRescueExpired"
     case jobWorkExpiry = "JobWorkExpiry"
     case jobPruneFinished = "JobPruneFinished"
+    case schedulesDue = "SchedulesDue"
+    case scheduleEnqueue = "ScheduleEnqueue"
+    case scheduleAdvance = "ScheduleAdvance"
     case jobCancelRequested = "JobCancelRequested"
     // workers.sql
     case workerRegister = "WorkerRegister"

@@ -204,3 +204,31 @@ WITH doomed AS (
 )
 DELETE FROM muwa.jobs j USING doomed WHERE j.id = doomed.id
 RETURNING j.id;
+
+-- name: SchedulesDue
+-- Locks up to $1 enabled schedules that are due or have no next time yet (run inside a transaction; other
+-- workers skip the locked ones).
+SELECT name, cron, kind, payload::text AS payload, queue, priority, max_attempts,
+       extract(epoch FROM next_run_at)::float8 AS next_run_epoch, next_run_at <= now() AS due,
+       extract(epoch FROM now())::float8 AS now_epoch
+FROM muwa.schedules
+WHERE enabled AND (next_run_at IS NULL OR next_run_at <= now())
+ORDER BY next_run_at NULLS FIRST, name
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: ScheduleEnqueue
+-- The job of schedule $1's run at epoch $2 (unique per schedule and time), with kind $3, payload $4, queue $5,
+-- priority $6 and max_attempts $7.
+SELECT muwa.enqueue($3, $4::jsonb, queue => $5, priority => $6::integer, max_attempts => $7::integer,
+                    unique_key => 'schedule:' || $1 || ':' || $2) AS id;
+
+-- name: ScheduleAdvance
+-- Records schedule $1's next time (epoch $2; NULL with error $4 disables it) and the job $3 just enqueued.
+UPDATE muwa.schedules
+SET next_run_at = to_timestamp($2::float8),
+    last_job_id = coalesce($3::bigint, last_job_id),
+    last_enqueued_at = CASE WHEN $3::bigint IS NULL THEN last_enqueued_at ELSE now() END,
+    last_error = $4::text,
+    enabled = $4::text IS NULL
+WHERE name = $1;

@@ -107,6 +107,7 @@ enum Daemon {
             Rescuer(configuration: configuration, store: jobs, workers: workers, monitor: monitor, logger: logger),
             Cleaner(
                 configuration: settings.cleaner, stateDirectory: configuration.stateDirectory, store: jobs, logger: logger),
+            Scheduler(store: jobs, logger: logger),
             Producer(
                 configuration: configuration, store: jobs, registry: registry, monitor: monitor, doorbell: doorbell,
                 logger: logger,
