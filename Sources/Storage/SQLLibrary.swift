@@ -39,6 +39,7 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case statusQueueDepth = "StatusQueueDepth"
     case statusRecentFailures = "StatusRecentFailures"
     case statusRunningJobs = "StatusRunningJobs"
+    case statusRecentDurations = "StatusRecentDurations"
 
     case jobEventsAppend = "JobEventsAppend"
     case adapterLookup = "AdapterLookup"

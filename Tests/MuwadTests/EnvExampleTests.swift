@@ -51,6 +51,7 @@ final class EnvExampleTests: XCTestCase {
             "MUWA_MIGRATIONS_DIR": { _ in true },  // the unit sets it; without it muwad uses the built-in set
             "MUWA_LOG_LEVEL": { $0 == "\(settings.logLevel)" },
             "MUWA_LOG_FORMAT": { $0 == settings.logFormat.rawValue },
+            "MUWA_METRICS_LISTEN": { $0.isEmpty && settings.metricsListen == nil },
             "MUWA_AUTO_MIGRATE": { ($0 == "true") == settings.autoMigrate },
             "MUWA_DEFAULT_TIME_LIMIT": { seconds($0) == q.defaultTimeLimitSeconds },
             "MUWA_MAX_LOST_RUNS": { Int($0) == q.maxLostRuns },

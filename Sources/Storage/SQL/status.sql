@@ -26,6 +26,7 @@ LIMIT $1;
 SELECT id, kind, queue, attempt, worker_id, coalesce(progress, 0)::float8 AS progress,
        (progress_detail->>'eta_seconds')::float8 AS eta_seconds,
        (progress_detail->>'tokens_per_second')::float8 AS tokens_per_second,
+       CASE WHEN jsonb_typeof(progress_detail->'loss') = 'number' THEN (progress_detail->>'loss')::float8 END AS loss,
        extract(epoch FROM now() - started_at)::float8 AS running_seconds,
        extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_seconds_ago,
        cancel_requested
@@ -33,3 +34,13 @@ FROM muwa.jobs
 WHERE status = 'running'
 ORDER BY started_at, id
 LIMIT $1;
+
+-- name: StatusRecentDurations
+-- Jobs finished in the last $1 seconds per kind and outcome: how many, and the sum of their run times
+-- (claim to finish of the last attempt), for the metrics endpoint.
+SELECT kind, status, count(*)::bigint AS jobs,
+       coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)::float8 AS seconds
+FROM muwa.jobs
+WHERE finished_at > now() - make_interval(secs => $1::float8) AND started_at IS NOT NULL
+GROUP BY kind, status
+ORDER BY kind, status;

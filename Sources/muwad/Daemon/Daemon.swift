@@ -96,7 +96,7 @@ enum Daemon {
         let jobs = JobStore(database: database)
         let workers = WorkerStore(database: database)
         let configuration = settings.queue
-        let services: [any Service] = [
+        var services: [any Service] = [
             SystemdService(notifier: notifier, monitor: monitor, configuration: configuration, logger: logger),
             NotificationService(
                 settings: settings.connection, store: jobs, configuration: configuration, monitor: monitor, doorbell: doorbell,
@@ -114,6 +114,11 @@ enum Daemon {
                 // Heartbeats on a connection of their own: never queued behind a claim or a job's final write.
                 leaseStore: JobStore(database: Database(settings: settings.connection, label: "leases", logger: logger))),
         ]
+        if let metrics = settings.metricsListen {
+            services.append(MetricsService(
+                host: metrics.host, port: metrics.port,
+                database: Database(settings: settings.connection, label: "metrics", logger: logger), logger: logger))
+        }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(
             Int64((configuration.gracePeriodSeconds + configuration.stopTimeoutSeconds + 30) * 1000))

@@ -113,6 +113,11 @@ struct QueueOptions: ParsableArguments {
         help: "Delete finished jobs (and their outputs) older than this, e.g. 90d; none keeps them (env MUWA_JOB_RETENTION; default none).")
     var jobRetention: String?
 
+    @Option(
+        name: .customLong("metrics-listen"),
+        help: "Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464 (env MUWA_METRICS_LISTEN; default off).")
+    var metricsListen: String?
+
     @Option(name: .customLong("clean-interval"), help: "Time between cleaning rounds (env MUWA_CLEAN_INTERVAL; default 10m).")
     var cleanInterval: String?
 

@@ -30,6 +30,8 @@ struct ServeSettings {
     let batchRows: Int
     /// Base models kept loaded.
     let cachedModels: Int
+    /// Where the Prometheus endpoint listens, if anywhere.
+    let metricsListen: (host: String, port: UInt16)?
     /// Retention of work directories and finished jobs.
     let cleaner: CleanerConfiguration
     /// Where payload paths may point.
@@ -102,7 +104,11 @@ struct ServeSettings {
             logFormat: try options.logFormat(source),
             migrationsDirectory: options.migrationsFolder(source),
             autoMigrate: try source.bool(queue.autoMigrate, env: "MUWA_AUTO_MIGRATE"),
-            batchRows: batchRows, cachedModels: cachedModels, cleaner: try CleanerSettings.resolve(queue, source: source),
+            batchRows: batchRows, cachedModels: cachedModels,
+            metricsListen: try (queue.metricsListen ?? source.value("MUWA_METRICS_LISTEN")).flatMap { setting in
+                do { return try MetricsService.parse(setting) } catch { throw ValidationError("\(error)") }
+            },
+            cleaner: try CleanerSettings.resolve(queue, source: source),
             roots: roots, maxPromptBytes: maxPromptBytes,
             memoryBudget: memory.budget, memoryBudgetSource: memory.source)
     }
