@@ -70,4 +70,15 @@ final class AccessRootsTests: XCTestCase {
         XCTAssertTrue(message { try locations.dataPath(state + "/data/train.jsonl", field: "dataset.path", kind: "evaluate") }
             .contains("(MUWA_DATA_ROOTS: )"))
     }
+
+    func testParquetFilesAreRefusedWithTheConversionCommand() throws {
+        let parquet = base + "/allowed/data/train-00000-of-00001.parquet"
+        try Data("PAR1".utf8 + [0, 0, 0, 0] + "PAR1".utf8).write(to: URL(fileURLWithPath: parquet))
+        let locations = Locations(stateDirectory: nil)
+        let text = message { try locations.dataPath(parquet, field: "dataset.path", kind: "finetune") }
+        XCTAssertTrue(text.contains("is a Parquet file"), text)
+        XCTAssertTrue(text.contains("pd.read_parquet('\(parquet)').to_json('\(parquet).jsonl'"), text)
+        XCTAssertEqual(message { try locations.dataPath(base + "/allowed/data/train.jsonl", field: "dataset.path", kind: "finetune") },
+                       "resolved: " + base + "/allowed/data/train.jsonl")
+    }
 }

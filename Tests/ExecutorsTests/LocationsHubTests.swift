@@ -1,6 +1,6 @@
 // Payloads name models and adapters by hub id ("facebook/opt-1.3b", "theSLWayne/Muwa-1.3b"): resolved
 // through the local Hugging Face cache (HF_HUB_CACHE here), checked against the roots like any path.
-import Executors
+@testable import Executors
 import Foundation
 import JobQueue
 import XCTest
@@ -36,6 +36,16 @@ final class LocationsHubTests: XCTestCase {
             XCTAssertTrue(failure.message.hasPrefix("invalid evaluate payload: model: facebook/opt-1.3b is not in the Hugging Face cache"), failure.message)
             XCTAssertTrue(failure.message.contains("huggingface-cli download facebook/opt-1.3b"), failure.message)
         }
+        // What a fine-tune writes as the adapter's base_model_name_or_path: the hub id, however it was named.
+        XCTAssertEqual(PortableModelName.of(model), "tiny-org/opt-tiny")
+        let bySnapshotPath = try open.model(cache + "/models--tiny-org--opt-tiny/snapshots/" + commit, field: "model", kind: "finetune")
+        XCTAssertEqual(PortableModelName.of(ModelLocation(name: cache + "/models--tiny-org--opt-tiny/snapshots/" + commit,
+                                                          directory: cache + "/models--tiny-org--opt-tiny/snapshots/" + commit)),
+                       "tiny-org/opt-tiny")
+        XCTAssertEqual(bySnapshotPath.directory, fixtures + "/models/pre-ln-f32")
+        let plain = try open.model(fixtures + "/models/pre-ln-f32", field: "model", kind: "finetune")
+        XCTAssertEqual(PortableModelName.of(plain), fixtures + "/models/pre-ln-f32")
+
         // The snapshot is checked against the roots like any path.
         let confined = Locations(stateDirectory: nil, roots: AccessRoots(models: ["/srv/muwa"], data: nil))
         XCTAssertThrowsError(try confined.model("tiny-org/opt-tiny", field: "model", kind: "generate")) { error in

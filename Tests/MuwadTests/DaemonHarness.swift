@@ -80,10 +80,17 @@ enum Harness {
     static func runMuwadAt(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws
         -> (status: Int32, output: String)
     {
+        try runProgram(path, arguments, environment: cleanEnvironment(environment))
+    }
+
+    /// Runs any program to completion with exactly `environment`; its exit status and combined output.
+    static func runProgram(_ path: String, _ arguments: [String], environment: [String: String],
+                           currentDirectory: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.environment = cleanEnvironment(environment)
+        process.environment = environment
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -10,18 +10,10 @@ final class InstallScriptTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: stage)
         defer { try? FileManager.default.removeItem(atPath: stage) }
         func install() throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = [Harness.repositoryRoot.appendingPathComponent("scripts/install.sh").path]
-            process.environment = Harness.cleanEnvironment(
-                ["DESTDIR": stage, "PREFIX": "/opt/muwa", "MUWA_BINARY": try Harness.binary()])
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            try Harness.runProgram(
+                "/bin/bash", [Harness.repositoryRoot.appendingPathComponent("scripts/install.sh").path],
+                environment: Harness.cleanEnvironment(
+                    ["DESTDIR": stage, "PREFIX": "/opt/muwa", "MUWA_BINARY": try Harness.binary()]))
         }
         let first = try install()
         XCTAssertEqual(first.status, 0, first.output)

@@ -55,21 +55,10 @@ final class ServeTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.copyItem(atPath: try Harness.binary(), toPath: folder + "/muwad")
+        var environment = Harness.cleanEnvironment([:])
+        environment.removeValue(forKey: "MUWA_MIGRATIONS_DIR")
         func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: folder + "/muwad")
-            process.arguments = arguments
-            process.currentDirectoryURL = URL(fileURLWithPath: folder)
-            var environment = Harness.cleanEnvironment([:])
-            environment.removeValue(forKey: "MUWA_MIGRATIONS_DIR")
-            process.environment = environment
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+            try Harness.runProgram(folder + "/muwad", arguments, environment: environment, currentDirectory: folder)
         }
         let version = try run(["--version"])
         XCTAssertEqual(version.status, 0, version.output)

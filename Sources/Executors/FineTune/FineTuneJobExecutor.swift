@@ -232,6 +232,7 @@ struct FineTuneRun: @unchecked Sendable {
             try? fm.removeItem(atPath: partial)
             try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
             try trainer.saveAdapter(directory: partial)
+            try PortableModelName.write(PortableModelName.of(model), adapterDirectory: partial)
             var provenance = AdapterProvenance(
                 name: request.output, baseModel: request.baseModel, baseModelDirectory: model.directory,
                 architecture: AdapterProvenance.architecture(of: engine.model.config), jobID: context.job.id)

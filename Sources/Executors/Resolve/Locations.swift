@@ -82,9 +82,22 @@ public struct Locations: Sendable {
         }
     }
 
-    /// A dataset path from a payload, resolved and checked against the data roots.
+    /// A dataset path from a payload, resolved and checked against the data roots. Parquet files (what the
+    /// Hugging Face hub serves) are refused with the command that converts them to the JSON Lines muwa reads.
     public func dataPath(_ path: String, field: String, kind: String) throws -> String {
-        try roots.resolve(path, use: .data, field: field, kind: kind)
+        let real = try roots.resolve(path, use: .data, field: field, kind: kind)
+        if let handle = FileHandle(forReadingAtPath: real) {
+            defer { try? handle.close() }
+            if (try? handle.read(upToCount: 4)) == Data("PAR1".utf8) {
+                throw JobFailure.permanent(
+                    "invalid \(kind) payload: \(field): \(path) is a Parquet file (as the Hugging Face hub serves "
+                        + "datasets); muwad reads the original formats and JSON Lines. Convert it once with "
+                        + "`python3 -c \"import pandas as pd; pd.read_parquet('\(path)').to_json('\(path).jsonl', "
+                        + "orient='records', lines=True, force_ascii=False)\"` (pip install pandas pyarrow) and point the "
+                        + "payload at the .jsonl")
+            }
+        }
+        return real
     }
 
     public var modelsDirectory: String? { stateDirectory.map { $0 + "/models" } }
