@@ -30,6 +30,19 @@ final class EvaluateExecutorTests: XCTestCase {
         try? FileManager.default.removeItem(at: state)
     }
 
+    /// Evaluations report a pace like fine-tunes: tokens per second (tokens read, generated or scored) and
+    /// an ETA in the progress line.
+    func testEvaluationProgressCarriesTokensPerSecond() async throws {
+        let context = makeContext(["model": .string(model), "task": "squad", "dataset": ["path": .string(squad)]])
+        let outcome = try await EvaluateJobExecutor(environment: ExecutorEnvironment(stateDirectory: state.path))
+            .execute(context.job, context: context)
+        guard case .succeeded = outcome else { return XCTFail("\(outcome)") }
+        context.progressLogInterval = 0.000_001
+        let line = try XCTUnwrap(context.progressLine())
+        XCTAssertTrue(line.hasPrefix("progress 100.0%"), line)
+        XCTAssertTrue(line.contains(" tokens/s"), line)
+    }
+
     // MARK: - Parity with the reference, through the executor
 
     func testSquadMiniForBaseAndAdapterEqualsTheReference() async throws {

@@ -94,6 +94,8 @@ final class GeneratePayloadTests: XCTestCase {
             (["prompt": "x", "max_new_tokens": "many"], ["max_new_tokens", "string"]),
             (["prompt": "x", "max_new_tokens": -1], ["max_new_tokens", "-1"]),
             (["prompt": "x", "temperature": "hot"], ["temperature", "string"]),
+            (["prompt": "x", "temperature": 0.7], ["temperature applies only to sampling", "do_sample"]),
+            (["prompt": "x", "seed": 3, "do_sample": false], ["seed applies only to sampling"]),
             (["prompt": "x", "top_p": 0], ["top_p"]),
             (["prompt": "x", "do_sample": "yes"], ["do_sample", "true or false"]),
             (["prompt": "x", "stop": [""]], ["stop[0]"]),

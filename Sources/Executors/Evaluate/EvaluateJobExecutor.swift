@@ -149,12 +149,17 @@ public struct EvaluateJobExecutor: JobExecutor {
         settings.skip = skip
         let options = settings
         let detail: JSONValue? = parts > 1 ? ["phase": .string(run.adapter == nil ? "base" : "adapter")] : nil
+        // Tokens of this attempt: the evaluator's tally counts across its pauses.
+        let tally = run.evaluator.tally
         do {
             return try await BlockingWork.run(label: "muwa-evaluate") {
                 try run.evaluator.evaluate(
                     task: request.task, method: request.method, dataset: request.dataset, options: options,
                     delta: run.delta,
-                    progress: { context.reportProgress((Double(part) + $0) / Double(parts), detail: detail) },
+                    progress: {
+                        context.reportProgress(
+                            (Double(part) + $0) / Double(parts), detail: detail, tokens: tally.count)
+                    },
                     shouldCancel: { context.shouldStop || ContinuousClock.now >= pauseAt })
             }
         } catch let error as EvaluationError {

@@ -1,5 +1,6 @@
 // EvalTypes: what an evaluation is asked (task, method, options) and what it answers (EvalReport: the
 // metrics, the number of examples, and one EvalSample per example for drill-down).
+import Foundation
 
 /// The benchmark being run.
 public enum EvalTask: String, CaseIterable, Sendable {
@@ -130,4 +131,17 @@ public struct EvalReport: Sendable, Equatable {
     public var settings: [String: String]
 
     public func metric(_ name: String) -> Double? { metrics.first { $0.name == name }?.value }
+}
+
+/// A running count of the tokens an evaluation processed (read by the job's progress reports while the
+/// evaluation runs on its own thread).
+public final class TokenTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+
+    public init() {}
+
+    func add(_ tokens: Int) { lock.withLock { total += tokens } }
+
+    public var count: Int { lock.withLock { total } }
 }

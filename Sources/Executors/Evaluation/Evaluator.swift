@@ -15,6 +15,8 @@ import OPTEngine
 public final class Evaluator: @unchecked Sendable {
     public let model: OPTModel
     public let tokenizer: BPETokenizer
+    /// Counts the tokens the runs process (prompts read, tokens generated, windows scored), for tokens/s.
+    public let tally = TokenTally()
 
     public init(model: OPTModel, tokenizer: BPETokenizer) {
         self.model = model
@@ -51,7 +53,7 @@ public final class Evaluator: @unchecked Sendable {
             settings["questions_in_file"] = "\(all.count)"
             settings["squad_stride"] = "\(options.squadStride)"
             let runner = MuwaRunner(
-                generator: Generator(model: model, tokenizer: tokenizer), options: options, delta: delta)
+                generator: Generator(model: model, tokenizer: tokenizer), options: options, delta: delta, tally: tally)
             let run = try runner.squad(chosen, progress: progress, shouldCancel: shouldCancel)
             return report(
                 task, method, run.samples, MuwaRunner.squadMetrics(run.samples), run.completed,
@@ -59,14 +61,14 @@ public final class Evaluator: @unchecked Sendable {
         case (.piqa, .muwa):
             let chosen = try limited(PIQADataset.load(paths: dataset), options, dataset[0])
             let runner = MuwaRunner(
-                generator: Generator(model: model, tokenizer: tokenizer), options: options, delta: delta)
+                generator: Generator(model: model, tokenizer: tokenizer), options: options, delta: delta, tally: tally)
             let run = try runner.piqa(chosen, progress: progress, shouldCancel: shouldCancel)
             return report(
                 task, method, run.samples, MuwaRunner.accuracy(run.samples), run.completed,
                 generationSettings(options, settings))
         case (.piqa, .loglikelihood):
             let chosen = try limited(PIQADataset.load(paths: dataset), options, dataset[0])
-            let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta)
+            let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta, tally: tally)
                 .piqa(chosen, skip: options.skip, progress: progress, shouldCancel: shouldCancel)
             return report(task, method, run.samples, LikelihoodRunner.piqaMetrics(run.samples), run.completed, settings)
         case (.wikitext, _):
@@ -78,7 +80,7 @@ public final class Evaluator: @unchecked Sendable {
             settings["max_length"] = "\(window.maxLength)"
             settings["stride"] = "\(window.stride)"
             settings["rows"] = "\(data.rows.count)"
-            let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta)
+            let run = try LikelihoodRunner(model: model, tokenizer: tokenizer, delta: delta, tally: tally)
                 .wikitext(
                     data, maxLength: window.maxLength, stride: window.stride, skip: options.skip,
                     progress: progress, shouldCancel: shouldCancel)

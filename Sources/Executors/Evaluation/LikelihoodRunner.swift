@@ -13,6 +13,7 @@ struct LikelihoodRunner {
     let model: OPTModel
     let tokenizer: BPETokenizer
     let delta: ProjectionDelta?
+    var tally: TokenTally? = nil
 
     /// log p(tokens[t] | tokens[..<t]) for t in firstTarget..<tokens.count (firstTarget ≥ 1). The model
     /// reads tokens[..<count-1], so up to positions + 1 tokens fit.
@@ -30,6 +31,7 @@ struct LikelihoodRunner {
                 guard target >= firstTarget else { return }
                 out[target - firstTarget] = logSoftmaxAt(logits, V: V, index: tokens[target])
             }))
+        tally?.add(input.count)
         return out
     }
 

@@ -11,6 +11,7 @@ struct MuwaRunner {
     let generator: Generator
     let options: EvalOptions
     let delta: ProjectionDelta?
+    var tally: TokenTally? = nil
 
     /// The whole decoded sequence (prompt and the new tokens), or nil when cancelled during generation.
     /// `step` is called with the number of tokens generated so far.
@@ -37,6 +38,7 @@ struct MuwaRunner {
                 step(steps)
                 return shouldCancel()
             })
+        tally?.add(ids.count + (output.first?.tokenIds.count ?? 0))
         guard let result = output.first, result.finishReason != .cancelled else { return nil }
         let sequence = ids + result.tokenIds
         return (sequence, tokenizer.decode(sequence, skipSpecialTokens: false, cleanUpTokenizationSpaces: true))

@@ -106,6 +106,11 @@ struct GenerateRequest {
         } catch {
             throw reader.failure("\(error)")
         }
+        // transformers ignores sampling settings without do_sample (with a warning); a job refuses them, so its
+        // text is never silently greedy when sampling was meant.
+        if !doSample, let key = ["temperature", "top_k", "top_p", "seed"].first(where: { reader.has($0) }) {
+            throw reader.failure("\(key) applies only to sampling: add \"do_sample\": true (without it decoding is greedy)")
+        }
     }
 
     /// The items of `prompts`: strings, or objects with "prompt" or "instruction" and an optional "input".
