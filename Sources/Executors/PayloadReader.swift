@@ -64,6 +64,15 @@ struct PayloadReader {
         return Int(number)
     }
 
+    /// A seed: any whole number from 0 to 2^63 − 1, kept exactly (JSON numbers past 2^53 are not rounded).
+    func optionalSeed(_ key: String) throws -> UInt64? {
+        guard let value = object[key], value != .null else { return nil }
+        let expected = "\(prefix)\(key) must be a whole number from 0 to \(Int64.max)"
+        guard value.doubleValue != nil else { throw failure("\(expected), got \(value.typeName)") }
+        guard let number = value.int64Value, number >= 0 else { throw failure("\(expected), got \(value.jsonText)") }
+        return UInt64(number)
+    }
+
     func optionalDouble(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let value = object[key], value != .null else { return nil }
         let expected = "\(prefix)\(key) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"

@@ -7,6 +7,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An integer a Double cannot hold exactly (|n| > 2^53), such as a 64-bit seed: kept to the last digit.
+    case integer(Int64)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -22,6 +24,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
             self = .null
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = Self.exact(value)
         } else if let value = try? container.decode(Double.self) {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
@@ -39,6 +43,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         case .null: try container.encodeNil()
         case .bool(let value): try container.encode(value)
         case .number(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
         case .string(let value): try container.encode(value)
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
@@ -68,8 +73,26 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     public var doubleValue: Double? {
-        if case .number(let value) = self { return value }
-        return nil
+        switch self {
+        case .number(let value): return value
+        case .integer(let value): return Double(value)
+        default: return nil
+        }
+    }
+
+    /// The value as an exact integer, when it is one (a whole `.number` within ±2^53, or an `.integer`).
+    public var int64Value: Int64? {
+        switch self {
+        case .integer(let value): return value
+        case .number(let value) where value == value.rounded() && abs(value) <= 9_007_199_254_740_992:
+            return Int64(value)
+        default: return nil
+        }
+    }
+
+    /// `value` as a number: `.number` when a Double holds it exactly, else `.integer`.
+    public static func exact(_ value: Int64) -> JSONValue {
+        value.magnitude <= 1 << 53 ? .number(Double(value)) : .integer(value)
     }
 
     public var boolValue: Bool? {
@@ -82,7 +105,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         switch self {
         case .null: return "null"
         case .bool: return "boolean"
-        case .number: return "number"
+        case .number, .integer: return "number"
         case .string: return "string"
         case .array: return "array"
         case .object: return "object"
@@ -107,6 +130,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
             out += value ? "true" : "false"
         case .number(let value):
             out += Self.format(value)
+        case .integer(let value):
+            out += String(value)
         case .string(let value):
             Self.writeString(value, to: &out)
         case .array(let values):
@@ -161,7 +186,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
-    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(integerLiteral value: Int) { self = Self.exact(Int64(value)) }
     public init(floatLiteral value: Double) { self = .number(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }

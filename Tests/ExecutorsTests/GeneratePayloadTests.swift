@@ -137,6 +137,14 @@ final class GeneratePayloadTests: XCTestCase {
         XCTAssertNotEqual(first.options.seed, second.options.seed, "two sampled jobs without a seed got one seed")
         XCTAssertEqual(try request(["prompt": "x", "do_sample": true, "seed": 9007199254740992]).options.seed, 1 << 53)
         XCTAssertEqual(try request(["prompt": "x"]).options.seed, 0)
+        // Seeds past 2^53 are kept to the last digit (a Double would round 2^53 + 1 to 2^53).
+        let big = try JSONValue(parsing: #"{"prompt": "x", "do_sample": true, "seed": 9007199254740993}"#)
+        XCTAssertEqual(try request(big.objectValue ?? [:]).options.seed, 9_007_199_254_740_993)
+        let largest = try JSONValue(parsing: #"{"prompt": "x", "do_sample": true, "seed": 9223372036854775807}"#)
+        XCTAssertEqual(try request(largest.objectValue ?? [:]).options.seed, UInt64(Int64.max))
+        XCTAssertThrowsError(try request(["prompt": "x", "do_sample": true, "seed": -1])) { error in
+            XCTAssertTrue("\(error)".contains("seed must be a whole number from 0 to 9223372036854775807, got -1"), "\(error)")
+        }
 
         let outcome = try await execute(["model": .string(model), "prompt": "Hello", "max_new_tokens": 80, "do_sample": true])
         guard case .succeeded(let result, _) = outcome else { return XCTFail("\(outcome)") }

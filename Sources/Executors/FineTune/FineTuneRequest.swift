@@ -158,7 +158,7 @@ struct FineTuneRequest {
         } else if let norm = try train?.optionalDouble("max_grad_norm", in: 1e-9...1e9) {
             config.maxGradNorm = norm
         }
-        config.seed = UInt64(try train?.optionalInt("seed", in: 0...(1 << 53)) ?? 42)
+        config.seed = try train?.optionalSeed("seed") ?? 42
         maxLengthGiven = try train?.optionalInt("max_length", in: 2...1_000_000)
         logEvery = try train?.optionalInt("log_every", in: 1...1_000_000) ?? 10
         saveEvery = try train?.optionalInt("save_every", in: 1...1_000_000) ?? 50
@@ -217,7 +217,7 @@ struct FineTuneRequest {
             "warmup_steps": .number(Double(config.warmupSteps)),
             "weight_decay": .number(config.adamw.weightDecay),
             "max_grad_norm": config.maxGradNorm.map { .number($0) } ?? .null,
-            "seed": .number(Double(config.seed)),
+            "seed": .exact(Int64(clamping: config.seed)),
             "max_length": .number(Double(config.maxLength)),
             "loss_normalization": .string(config.lossNormalization.rawValue),
             "residual_dropout": .number(config.residualDropout),

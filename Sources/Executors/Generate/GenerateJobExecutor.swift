@@ -81,7 +81,7 @@ public struct GenerateJobExecutor: JobExecutor {
             "milliseconds": .number(run.outputs.map(\.milliseconds).max() ?? 0),
             "max_batch_rows": .number(Double(run.maxBatchRows)),
         ]
-        if options.doSample { summary["seed"] = .number(Double(options.seed)) }
+        if options.doSample { summary["seed"] = .exact(Int64(clamping: options.seed)) }
         if !warnings.isEmpty { summary["warnings"] = .array(warnings) }
         let result = JSONValue.object(summary)
         if run.stopped || context.shouldStop {

@@ -89,8 +89,7 @@ struct GenerateRequest {
         if let index = stop.firstIndex(of: "") { throw reader.failure("stop[\(index)] must not be empty") }
         let doSample = try reader.optionalBool("do_sample") ?? false
         // Sampling without a seed: a fresh one per job (reported in the result), never the same text each time.
-        let seed = try reader.optionalInt("seed", in: 0...(1 << 53)).map(UInt64.init)
-            ?? (doSample ? UInt64.random(in: 0...(1 << 53)) : 0)
+        let seed = try reader.optionalSeed("seed") ?? (doSample ? UInt64.random(in: 0...UInt64(Int64.max)) : 0)
         options = GenerationOptions(
             maxNewTokens: try reader.optionalInt("max_new_tokens", in: 0...Self.maxNewTokensLimit) ?? 50,
             doSample: doSample,
