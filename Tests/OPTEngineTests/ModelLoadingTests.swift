@@ -22,6 +22,16 @@ final class ModelLoadingTests: XCTestCase {
         }
     }
 
+    /// A config of absurd sizes counts Int.max parameters instead of trapping on overflow (found by fuzzing:
+    /// fuzz/regressions/config/parameter-count-overflow.json).
+    func testParameterCountSaturates() {
+        let huge = 1 << 40
+        let cfg = OPTConfig(hiddenSize: huge, ffnDim: huge, numHiddenLayers: 2, numAttentionHeads: 1, wordEmbedProjDim: huge)
+        XCTAssertEqual(cfg.parameterCount, Int.max)
+        XCTAssertEqual(OPTConfig(hiddenSize: 16, ffnDim: 64, numHiddenLayers: 2, numAttentionHeads: 4).parameterCount,
+                       50272 * 16 + 2050 * 16 + 2 * 16 + 2 * (4 * (16 * 16 + 16) + (16 * 64 + 64) + (64 * 16 + 16) + 2 * 32))
+    }
+
     func testConfigErrorsNameTheProblem() throws {
         func check(_ json: String, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) throws {
             let tmp = try temporaryDirectory()

@@ -130,12 +130,16 @@ public struct OPTConfig: Codable, Sendable, Equatable {
     /// True when the decoder ends in a final layer norm (pre-LN models, unless removed).
     public var hasFinalLayerNorm: Bool { doLayerNormBefore && !removeFinalLayerNorm }
     /// Unique parameters of OPTForCausalLM of this shape (lm_head tied to embed_tokens).
+    /// Saturating: a hostile config gives Int.max, never a wrapped number or a trap.
     public var parameterCount: Int {
         let C = hiddenSize, F = ffnDim, E = wordEmbedProjDim, b = enableBias ? 1 : 0
-        let ln = layerNormElementwiseAffine ? 2 * C : 0
-        let layer = 4 * (C * C + b * C) + (C * F + b * F) + (F * C + b * C) + 2 * ln
-        return vocabSize * E + (maxPositionEmbeddings + optPositionOffset) * C + (hasProjections ? 2 * C * E : 0)
-            + (hasFinalLayerNorm ? ln : 0) + numHiddenLayers * layer
+        func sum(_ terms: Int...) -> Int { terms.reduce(0, saturatingSum) }
+        func product(_ factors: Int...) -> Int { factors.reduce(1, saturatingProduct) }
+        let ln = layerNormElementwiseAffine ? product(2, C) : 0
+        let layer = sum(product(4, sum(product(C, C), product(b, C))), product(C, F), product(b, F), product(F, C),
+                        product(b, C), product(2, ln))
+        return sum(product(vocabSize, E), product(sum(maxPositionEmbeddings, optPositionOffset), C),
+                   hasProjections ? product(2, C, E) : 0, hasFinalLayerNorm ? ln : 0, product(numHiddenLayers, layer))
     }
 
     /// True for opt-350m-style models whose embeddings are narrower than the hidden size.
