@@ -108,7 +108,11 @@ final class GenerateExecutorTests: XCTestCase {
         let longTask = Task { () -> (JobOutcome, ContinuousClock.Instant) in
             (try await executor.execute(longContext.job, context: longContext), .now)
         }
-        while (longContext.progress ?? 0) == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while (longContext.progress ?? 0) == 0 {
+            guard ContinuousClock.now < deadline else { return XCTFail("the long job never reported progress") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
         let (shortOutcome, shortDone) = (try await executor.execute(shortContext.job, context: shortContext), ContinuousClock.now)
         let (longOutcome, longDone) = try await longTask.value
         XCTAssertLessThan(shortDone, longDone, "the short job waited for the long one")
