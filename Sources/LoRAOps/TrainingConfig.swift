@@ -43,7 +43,24 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// OPT's own dropout (config.json `dropout`, 0.1) as train mode applies it; 0 = off (eval-mode base).
     public var residualDropout = 0.0
 
+    /// The library's defaults are peft's and transformers' TrainingArguments' (lora_alpha 16, no warmup, no
+    /// accumulation, tokens-normalized loss, no checkpointing); fine-tune jobs start from ``muwaNotebook``.
     public init() {}
+
+    /// The Muwa notebook's settings, the one preset a `finetune` payload starts from: r 8, lora_alpha 32,
+    /// lora_dropout 0.05 on q_proj/v_proj; batch 4 × accumulation 4, lr 2e-4 linear after 100 warmup steps,
+    /// max_grad_norm 1, seed 42; micro-batch-mean loss as transformers 4.28 (the notebook's release) computed
+    /// it; gradient checkpointing on (the memory of a 1.3B model on a small machine).
+    public static var muwaNotebook: TrainingConfig {
+        var config = TrainingConfig()
+        config.loraAlpha = 32
+        config.warmupSteps = 100
+        config.batchSize = 4
+        config.gradientAccumulationSteps = 4
+        config.lossNormalization = .microBatchMean
+        config.gradientCheckpointing = true
+        return config
+    }
 
     enum CodingKeys: String, CodingKey {
         case r, loraAlpha = "lora_alpha", loraDropout = "lora_dropout", targetModules = "target_modules"

@@ -19,6 +19,7 @@ final class ModelLoadingTests: XCTestCase {
             XCTAssertEqual(cfg.headDim, facts["head_dim"] as? Int, name)
             XCTAssertEqual(cfg.hasFinalLayerNorm, facts["has_final_layer_norm"] as? Bool, name)
             XCTAssertEqual(cfg.hasProjections, facts["has_projections"] as? Bool, name)
+            XCTAssertEqual(cfg.dropout, 0.1, name)  // every published OPT trains with dropout 0.1
         }
     }
 
@@ -43,6 +44,7 @@ final class ModelLoadingTests: XCTestCase {
         }
         let base = #""hidden_size": 16, "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4"#
         try check(#"{"model_type": "gpt2", \#(base)}"#, "model_type is 'gpt2'")
+        try check(#"{"dropout": 1.5, \#(base)}"#, "dropout is 1.5")
         try check(#"{"model_type": "opt", "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "hidden_size")
         try check(#"{"hidden_size": 18, "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "not divisible")
         try check(#"{\#(base), "activation_function": "swish"}"#, "swish")

@@ -198,7 +198,7 @@ struct FineTuneRun: @unchecked Sendable {
         }
         config.maxLength = request.maxLengthGiven ?? min(1024, positions)
         // OPT's own dropout is active in train mode (transformers' Trainer): the config's `dropout`, 0.1 by default.
-        config.residualDropout = request.residualDropoutGiven ?? Self.configDropout(directory: model.directory) ?? 0.1
+        config.residualDropout = request.residualDropoutGiven ?? opt.config.dropout
 
         let dataset: InstructionDataset
         do {
@@ -271,13 +271,5 @@ struct FineTuneRun: @unchecked Sendable {
         ]
         if let warning = Self.warmupWarning(config) { fields["warnings"] = [.string(warning)] }
         return fields
-    }
-
-    /// `dropout` from the checkpoint's config.json, if it says.
-    static func configDropout(directory: String) -> Double? {
-        guard let data = FileManager.default.contents(atPath: directory + "/config.json"),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return nil }
-        return (object["dropout"] as? NSNumber)?.doubleValue
     }
 }

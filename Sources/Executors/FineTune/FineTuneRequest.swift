@@ -101,12 +101,7 @@ struct FineTuneRequest {
             throw reader.failure("train_on_prompt applies to the alpaca template only (template is \(templateName))")
         }
 
-        var config = TrainingConfig()
-        config.loraAlpha = 32
-        config.warmupSteps = 100
-        config.gradientAccumulationSteps = 4
-        config.lossNormalization = .microBatchMean  // transformers 4.28, the notebook's release
-        config.gradientCheckpointing = true
+        var config = TrainingConfig.muwaNotebook
         if let lora = try reader.nested("lora") {
             try lora.rejectUnknownKeys(Self.loraFields)
             config.r = try lora.optionalInt("r", in: 1...4096) ?? config.r
@@ -138,7 +133,7 @@ struct FineTuneRequest {
         try train?.rejectUnknownKeys(Self.trainFields)
         epochs = try train?.optionalDouble("num_train_epochs", in: 1e-3...10_000) ?? 2
         maxStepsGiven = try train?.optionalInt("max_steps", in: 1...10_000_000)
-        config.batchSize = try train?.optionalInt("per_device_train_batch_size", in: 1...4096) ?? 4
+        config.batchSize = try train?.optionalInt("per_device_train_batch_size", in: 1...4096) ?? config.batchSize
         config.gradientAccumulationSteps = try train?.optionalInt("gradient_accumulation_steps", in: 1...4096)
             ?? config.gradientAccumulationSteps
         config.learningRate = try train?.optionalDouble("learning_rate", in: 0...10) ?? config.learningRate

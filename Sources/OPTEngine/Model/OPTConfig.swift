@@ -19,6 +19,8 @@ public struct OPTConfig: Codable, Sendable, Equatable {
     public var padTokenId: Int
     public var bosTokenId: Int
     public var eosTokenId: Int
+    /// The residual dropout transformers applies in train mode (config.json "dropout", default 0.1).
+    public var dropout: Double
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -37,6 +39,7 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         case padTokenId = "pad_token_id"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
+        case dropout
     }
 
     public init(
@@ -61,6 +64,7 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         self.padTokenId = padTokenId
         self.bosTokenId = bosTokenId
         self.eosTokenId = eosTokenId
+        self.dropout = 0.1
     }
 
     public init(from decoder: Decoder) throws {
@@ -81,6 +85,7 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId) ?? 1
         bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId) ?? 2
         eosTokenId = try c.decodeIfPresent(Int.self, forKey: .eosTokenId) ?? 2
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0.1
     }
 
     /// Reads and validates `directory/config.json`.
@@ -114,6 +119,7 @@ public struct OPTConfig: Codable, Sendable, Equatable {
                               ("word_embed_proj_dim", wordEmbedProjDim)] where value <= 0 || value > 1 << 24 {
             throw bad("\(name) is \(value), expected a positive number")
         }
+        guard dropout.isFinite, (0..<1).contains(dropout) else { throw bad("dropout is \(dropout), expected 0 ≤ dropout < 1") }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw bad("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
