@@ -43,6 +43,18 @@ public enum SQLStatement: String, CaseIterable, Sendable {
 
     case jobEventsAppend = "JobEventsAppend"
     case adapterLookup = "AdapterLookup"
+    // bench.sql
+    case benchFillFinished = "BenchFillFinished"
+    case benchAnalyzeJobs = "BenchAnalyzeJobs"
+    case benchEnqueueBatch = "BenchEnqueueBatch"
+    case benchBatchFigures = "BenchBatchFigures"
+    case benchEnqueueSingle = "BenchEnqueueSingle"
+    case benchSingleFigures = "BenchSingleFigures"
+    case benchWorkersReady = "BenchWorkersReady"
+    case benchSucceeded = "BenchSucceeded"
+    case benchJobStatus = "BenchJobStatus"
+    case benchDeleteJobs = "BenchDeleteJobs"
+    case benchDeleteWorkers = "BenchDeleteWorkers"
     case adapterVersionLookup = "AdapterVersionLookup"
 }
 

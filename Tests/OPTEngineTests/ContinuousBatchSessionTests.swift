@@ -73,6 +73,14 @@ final class ContinuousBatchSessionTests: XCTestCase {
         }
     }
 
+    /// The batch is capped where it is built: more rows than the row-invariant kernels take are not given.
+    func testTheBatchNeverExceedsTheRowInvariantLimit() throws {
+        let model = try ReferenceFixtures.loadModel("pre-ln-f32")
+        let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32"))
+        XCTAssertEqual(BatchDecoder(model: model, tokenizer: tokenizer, maxRows: 64).maxRows, rowInvariantMaxRows)
+        XCTAssertEqual(BatchDecoder(model: model, tokenizer: tokenizer, maxRows: 0).maxRows, 1)
+    }
+
     func testSlotsHoldOnlyTheirSequencesMemory() throws {
         let model = try ReferenceFixtures.loadModel("pre-ln-f32")
         let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32"))

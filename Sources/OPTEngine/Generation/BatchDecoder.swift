@@ -42,7 +42,9 @@ public final class BatchDecoder: @unchecked Sendable {
     public init(model: OPTModel, tokenizer: BPETokenizer, maxRows: Int = 16, chunk: Int = 256) {
         self.model = model
         self.tokenizer = tokenizer
-        self.maxRows = max(1, maxRows)
+        // Past rowInvariantMaxRows a step's projections would leave the row-invariant kernels and a sequence's
+        // text could depend on its neighbours: the batch is capped here, where it is built.
+        self.maxRows = min(max(1, maxRows), rowInvariantMaxRows)
         session = InferenceSession(model: model, slots: self.maxRows, chunk: chunk)
         sequences = [DecodeSequence?](repeating: nil, count: self.maxRows)
     }

@@ -42,33 +42,17 @@ struct BenchQueueCommand: AsyncParsableCommand {
         print("bench-queue: \(jobs) ping jobs, \(workers) worker(s) × concurrency \(concurrency), queue \(queue)")
         if finishedRows > 0 {
             print("  adding \(finishedRows) finished rows to muwa.jobs …")
-            _ = try await database.execute(
-                """
-                INSERT INTO muwa.jobs (kind, queue, status, attempt, started_at, finished_at)
-                SELECT 'ping', $1, 'succeeded', 1, now(), now() FROM generate_series(1, $2::int)
-                """, [queue, String(finishedRows)])
-            _ = try await database.execute("ANALYZE muwa.jobs")
+            _ = try await database.execute(.benchFillFinished, [queue, String(finishedRows)])
+            _ = try await database.execute(.benchAnalyzeJobs)
         }
         let daemons = try startDaemons(queue: queue, settings: settings)
         defer { stop(daemons) }
         try await waitForWorkers(database, queue: queue, count: workers)
 
         // The batch.
-        _ = try await database.execute(
-            "INSERT INTO muwa.jobs (kind, queue, payload) SELECT 'ping', $1, '{}' FROM generate_series(1, $2::int)",
-            [queue, String(jobs)])
+        _ = try await database.execute(.benchEnqueueBatch, [queue, String(jobs)])
         try await waitUntilDone(database, queue: queue, expected: jobs + finishedRows, daemons: daemons)
-        let batch = try await database.execute(
-            """
-            SELECT count(*) AS jobs,
-                   extract(epoch FROM max(r.finished_at) - min(j.created_at))::float8 AS span,
-                   avg(extract(epoch FROM r.finished_at - r.started_at))::float8 AS mean,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)) AS p50,
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)) AS p99,
-                   count(*) FILTER (WHERE r.outcome <> 'succeeded') AS bad
-            FROM muwa.job_runs r JOIN muwa.jobs j ON j.id = r.job_id
-            WHERE j.queue = $1 AND j.payload = '{}'
-            """, [queue])
+        let batch = try await database.execute(.benchBatchFigures, [queue])
         if let row = batch.first {
             let span = try row.double("span")
             print(String(format: "  throughput:       %.0f jobs/s (%d jobs in %.2f s, first enqueue to last finish)",
@@ -81,26 +65,18 @@ struct BenchQueueCommand: AsyncParsableCommand {
         // Single jobs on idle workers: the LISTEN/NOTIFY path.
         if singleJobs > 0 {
             for index in 0..<singleJobs {
-                let id = try await database.execute(
-                    "INSERT INTO muwa.jobs (kind, queue, payload) VALUES ('ping', $1, jsonb_build_object('single', $2::int)) RETURNING id",
-                    [queue, String(index)]).first?.int("id") ?? 0
+                let id = try await database.execute(.benchEnqueueSingle, [queue, String(index)]).first?.int("id") ?? 0
                 try await waitForJob(database, id: id)
                 try await Task.sleep(for: .milliseconds(20))
             }
-            let single = try await database.execute(
-                """
-                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.started_at - j.created_at)) AS pickup,
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - j.created_at)) AS total
-                FROM muwa.job_runs r JOIN muwa.jobs j ON j.id = r.job_id
-                WHERE j.queue = $1 AND j.payload ? 'single'
-                """, [queue])
+            let single = try await database.execute(.benchSingleFigures, [queue])
             if let row = single.first {
                 print(String(format: "  idle pickup:      p50 %.2f ms enqueue → claimed, p50 %.2f ms enqueue → finished (%d single jobs)",
                              try row.double("pickup") * 1000, try row.double("total") * 1000, singleJobs))
             }
         }
-        _ = try await database.execute("DELETE FROM muwa.jobs WHERE queue = $1", [queue])
-        _ = try await database.execute("DELETE FROM muwa.workers WHERE $1 = ANY (queues)", [queue])
+        _ = try await database.execute(.benchDeleteJobs, [queue])
+        _ = try await database.execute(.benchDeleteWorkers, [queue])
     }
 
     private func startDaemons(queue: String, settings: ConnectionSettings) throws -> [Process] {
@@ -142,8 +118,7 @@ struct BenchQueueCommand: AsyncParsableCommand {
 
     private func waitForWorkers(_ database: Database, queue: String, count: Int) async throws {
         for _ in 0..<600 {
-            let ready = try await database.execute(
-                "SELECT count(*) AS n FROM muwa.workers WHERE state = 'running' AND $1 = ANY (queues)", [queue])
+            let ready = try await database.execute(.benchWorkersReady, [queue])
             if try ready.first?.int("n") ?? 0 >= count { return }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -152,8 +127,7 @@ struct BenchQueueCommand: AsyncParsableCommand {
 
     private func waitUntilDone(_ database: Database, queue: String, expected: Int, daemons: [Process]) async throws {
         while true {
-            let done = try await database.execute(
-                "SELECT count(*) AS n FROM muwa.jobs WHERE queue = $1 AND status = 'succeeded'", [queue])
+            let done = try await database.execute(.benchSucceeded, [queue])
             if try done.first?.int("n") ?? 0 >= expected { return }
             guard daemons.allSatisfy(\.isRunning) else { throw ValidationError("a bench daemon exited early") }
             try await Task.sleep(for: .milliseconds(50))
@@ -162,7 +136,7 @@ struct BenchQueueCommand: AsyncParsableCommand {
 
     private func waitForJob(_ database: Database, id: Int) async throws {
         for _ in 0..<2000 {
-            let status = try await database.execute("SELECT status FROM muwa.jobs WHERE id = $1", [String(id)])
+            let status = try await database.execute(.benchJobStatus, [String(id)])
             if try status.first?.string("status") == "succeeded" { return }
             try await Task.sleep(for: .milliseconds(2))
         }
