@@ -37,14 +37,14 @@ let package = Package(
             name: "LoRAOps", dependencies: ["OPTEngine"],
             swiftSettings: [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]),
         // PostgreSQL through libpq; results and artifacts on disk. Its SQL (SQL/*.sql) and the migrations are
-        // compiled in by the EmbedSQL plugin: an installed muwad needs no resource bundle.
+        // compiled in (EmbeddedSQL.swift, written by scripts/embed-sql.sh; EmbeddedSQLTests fails when it is
+        // stale): an installed muwad needs no resource bundle.
         .target(
             name: "Storage",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
-            exclude: ["SQL"],
-            plugins: ["EmbedSQL"]),
+            exclude: ["SQL"]),
+        // Writes Storage's EmbeddedSQL.swift from the .sql files (scripts/embed-sql.sh).
         .executableTarget(name: "EmbedSQLTool", path: "Sources/EmbedSQLTool"),
-        .plugin(name: "EmbedSQL", capability: .buildTool(), dependencies: ["EmbedSQLTool"]),
         // Claim, heartbeat, retry, cancel, rescue.
         .target(
             name: "JobQueue",

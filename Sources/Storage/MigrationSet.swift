@@ -1,6 +1,6 @@
 // MigrationSet: the numbered migration files (`migrations/NNNN_name.up.sql` with an optional
 // `NNNN_name.down.sql`; a plain `NNNN_name.sql` counts as an up file without a down). The binary carries its
-// own (EmbeddedSQL, compiled in from migrations/ by the EmbedSQL build plugin), so an installed or copied
+// own (EmbeddedSQL.swift, written from migrations/ by scripts/embed-sql.sh), so an installed or copied
 // muwad migrates with nothing beside it; a folder given explicitly (--migrations-dir, MUWA_MIGRATIONS_DIR)
 // replaces them.
 import Foundation

@@ -1,5 +1,5 @@
-// SQLLibrary: the named statements of Sources/Storage/SQL/*.sql, compiled into the binary (EmbeddedSQL, made by
-// the EmbedSQL build plugin) and parsed once.
+// SQLLibrary: the named statements of Sources/Storage/SQL/*.sql, compiled into the binary (EmbeddedSQL.swift,
+// written by scripts/embed-sql.sh) and parsed once.
 // A file holds blocks introduced by `-- name: StatementName`; the comment lines right under the name
 // document the statement. `SQLStatement` lists every name the code uses, and loading fails with a clear
 // message when one is missing, so a typo shows at start-up rather than mid-job.
