@@ -90,11 +90,13 @@ def torch_zip(tensors, name="archive"):
     P(buf, protocol=2).dump(state)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(name + "/data.pkl", buf.getvalue())
-        z.writestr(name + "/byteorder", "little")
+        def put(member, data):  # a fixed date, so the seeds are the same on every run
+            z.writestr(zipfile.ZipInfo(name + "/" + member, date_time=(1980, 1, 1, 0, 0, 0)), data)
+        put("data.pkl", buf.getvalue())
+        put("byteorder", "little")
         for key, raw in storages.items():
-            z.writestr(name + "/data/" + key, raw)
-        z.writestr(name + "/version", "3\n")
+            put("data/" + key, raw)
+        put("version", "3\n")
     return out.getvalue()
 
 
@@ -148,7 +150,15 @@ def main():
     write("tokenizer", "files-plain", join([vocab_json, merges_txt, text], selector=0))
     write("tokenizer", "files-configs", join([vocab_json, merges_txt, config, special, text], selector=6 | 8))
     write("tokenizer", "files-cases", join([vocab_json, merges_txt, b"\n".join(texts)], selector=16))
+    # The same, cut to ids below 300 (bytes, specials and the first merges): small inputs fuzz faster.
+    tiny = {t: i for t, i in vocab.items() if i < 300}
+    tiny_merges = [l for l in small_merges if all(p in tiny for p in l.split(" ")) and l.replace(" ", "") in tiny]
+    write("tokenizer", "files-tiny", join([json.dumps(tiny, ensure_ascii=False).encode(),
+                                           ("\n".join(tiny_merges) + "\n").encode(), b"the cat's hat \xe2\x80\x94 ok"],
+                                          selector=0))
     tj = json.loads(read("tokenizer-json/tokenizer.json"))
+    tj_tiny = dict(tj, model=dict(tj["model"], vocab=tiny, merges=[l.split(" ") for l in tiny_merges]))
+    write("tokenizer", "json-tiny", join([json.dumps(tj_tiny, ensure_ascii=False).encode(), b"in the end"], selector=1))
     tj["model"]["vocab"] = small
     tj["model"]["merges"] = [l.split(" ") for l in small_merges]
     tj_small = json.dumps(tj, ensure_ascii=False).encode()
