@@ -80,7 +80,8 @@ runs=$(grep -oE 'stat::number_of_executed_units: +[0-9]+' "$log" | tail -1 | gre
 [[ -z $runs ]] && runs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
 rate=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
 [[ -z $rate ]] && rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
-corpus=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+corpus=$(grep -oE 'corp: [0-9]+(/[0-9]+[a-zA-Z]*)?' "$log" | tail -1 | cut -d' ' -f2 || true)
+forked=$(grep -oE 'oom/timeout/crash: [0-9]+/[0-9]+/[0-9]+' "$log" | tail -1 | cut -d' ' -f2 || true)
 peak=$(grep -oE 'stat::peak_rss_mb: +[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+$' || true)
 new=$(( $(find "$regressions" -type f | wc -l) - before ))
 sanitizer=$(grep -cE "^==[0-9]+==ERROR: (AddressSanitizer|LeakSanitizer)" "$log" || true)
@@ -88,6 +89,7 @@ mallocs=$(grep -cE 'out-of-memory \(malloc\(' "$log" || true)
 traps=$(grep -cE 'deadly signal' "$log" || true)
 echo "fuzz.sh: $target: ${runs:-?} executions in ${elapsed}s (${rate:-?} exec/s), corpus ${corpus:-?} (entries/bytes)," \
      "peak RSS ${peak:-?} MB, new crash inputs: $new, Swift traps/signals: $traps, sanitizer reports: $sanitizer, allocations over the limit: $mallocs"
+[[ -n $forked ]] && echo "fuzz.sh: $target: fork mode: oom/timeout/crash $forked"
 echo "fuzz.sh: log: $log"
 if [[ $status -ne 0 || $new -gt 0 ]]; then
     grep -E 'ERROR|Fatal error|SUMMARY|out-of-memory|timeout|deadly signal|Test unit written' "$log" | head -20 >&2 || true
