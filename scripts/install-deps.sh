@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages muwa needs (Debian/Ubuntu): OpenBLAS, libpq, PostgreSQL, pkg-config.
+# Installs the system packages muwa needs (Debian/Ubuntu): OpenBLAS, libpq, PostgreSQL, pkg-config, and
+# systemd (its systemd-analyze checks the unit in the tests).
 # Idempotent; skips apt when everything is already there. Needs root (or sudo).
 set -euo pipefail
-need=(libopenblas-dev libpq-dev postgresql pkg-config)
+need=(libopenblas-dev libpq-dev postgresql pkg-config systemd)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

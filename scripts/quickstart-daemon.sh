@@ -10,13 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib-daemon.sh
-start_daemon --concurrency 2
+model=${MUWA_QUICKSTART_MODEL:-$root/Tests/Fixtures/models/pre-ln-f32}
+# Payloads may name models only under the daemon's model roots (default: its state directory and /srv/muwa).
+start_daemon --concurrency 2 --model-roots "$(realpath "$model" 2>/dev/null || echo "$model")"
 
 ping=$(sql "SELECT muwa.enqueue('ping', '{\"hello\": \"world\", \"sleep_ms\": 300}')")
 echo "quickstart: enqueued ping job $ping" >&2
 wait_for "$ping"
 
-model=${MUWA_QUICKSTART_MODEL:-$root/Tests/Fixtures/models/pre-ln-f32}
 if [ -f "$model/config.json" ]; then
     payload=$(printf '{"model": "%s", "prompt": "Hello, my name is", "max_new_tokens": 12}' "$model")
     gen=$(sql "SELECT muwa.enqueue('generate', '$payload')")

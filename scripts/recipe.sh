@@ -27,7 +27,11 @@ export MUWA_STATE_DIR=${MUWA_STATE_DIR:-$root/.muwa-local/recipe-state}
 mkdir -p "$MUWA_STATE_DIR/models"
 ln -sfn "$model" "$MUWA_STATE_DIR/models/recipe-base"
 
-start_daemon --concurrency 2
+# The daemon reads payload paths only under its roots: the state directory, the model's and the datasets'.
+dir_of() { dirname "$(realpath "$1")"; }
+start_daemon --concurrency 2 \
+    --model-roots "$MUWA_STATE_DIR:$(realpath "$model")" \
+    --data-roots "$(dir_of "$dolly"):$(dir_of "$squad"):$(dir_of "$piqa"):$(dir_of "$wikitext")"
 
 train=""
 [ -n "$steps" ] && train=", \"train\": {\"max_steps\": $steps, \"warmup_steps\": 4, \"log_every\": 4, \"save_every\": 8, \"learning_rate\": 0.001}"

@@ -19,7 +19,11 @@ actor ModelCache {
     private var recency: [String] = []
     private var waiting: [String: [CheckedContinuation<Entry, Error>]] = [:]
 
-    init(capacity: Int = 2, batchRows: Int = 16) {
+    /// Passed to every model loaded (``OPTModel/memoryBudget``).
+    let memoryBudget: MemoryBudget
+
+    init(capacity: Int = 2, batchRows: Int = 16, memoryBudget: MemoryBudget = .unlimited) {
+        self.memoryBudget = memoryBudget
         self.capacity = max(1, capacity)
         self.batchRows = max(1, batchRows)
     }
@@ -46,10 +50,10 @@ actor ModelCache {
         }
         waiting[directory] = []
         let result: Result<Entry, Error>
-        let rows = batchRows
+        let rows = batchRows, budget = memoryBudget
         do {
             let entry = try await BlockingWork.run(label: "muwa-load-model") { () -> Entry in
-                let model = try OPTModel.load(directory: directory)
+                let model = try OPTModel.load(directory: directory, memoryBudget: budget)
                 let tokenizer = try BPETokenizer.load(directory: directory)
                 let generator = Generator(model: model, tokenizer: tokenizer)
                 return Entry(generator: generator, batcher: GenerationBatcher(generator: generator, maxRows: rows))

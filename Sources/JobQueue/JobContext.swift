@@ -47,6 +47,15 @@ public final class JobContext: @unchecked Sendable {
     private var stopHandlers: [@Sendable (StopReason) -> Void] = []
     private var _events: [JSONValue] = []
     private var _eventsRecorded = 0
+    private var meter: ProgressMeter
+    private var _progressLogInterval = JobContext.defaultProgressLogInterval
+
+    /// MUWA_PROGRESS_LOG_INTERVAL (seconds) when set to a positive number, else 30.
+    static let defaultProgressLogInterval: Double = {
+        let raw = ProcessInfo.processInfo.environment["MUWA_PROGRESS_LOG_INTERVAL"] ?? ""
+        guard let seconds = Double(raw.trimmingCharacters(in: .whitespaces)), seconds > 0, seconds.isFinite else { return 30 }
+        return seconds
+    }()
 
     public init(job: ClaimedJob, stateDirectory: String, logger: Logger) {
         self.job = job
@@ -56,7 +65,9 @@ public final class JobContext: @unchecked Sendable {
         logger[metadataKey: "job"] = "\(job.id)"
         logger[metadataKey: "kind"] = "\(job.kind)"
         self.logger = logger
-        self.startedAt = .now
+        let now = ContinuousClock.now
+        self.startedAt = now
+        self.meter = ProgressMeter(start: now)
     }
 
     // MARK: - For executors
@@ -71,14 +82,29 @@ public final class JobContext: @unchecked Sendable {
         lock.withLock { _stopReason }
     }
 
-    /// Records progress (0…1) and an optional short detail; cheap enough to call every token or step.
-    public func reportProgress(_ fraction: Double, detail: JSONValue? = nil) {
+    /// Records progress (0…1), an optional short detail, and optionally the tokens this attempt has
+    /// processed so far (generated, trained or scored): the daemon derives an ETA and tokens per second from
+    /// them. Cheap enough to call every token or step.
+    public func reportProgress(_ fraction: Double, detail: JSONValue? = nil, tokens: Int? = nil) {
         let clamped = fraction.isFinite ? min(max(fraction, 0), 1) : 0
         lock.withLock {
             _progress = clamped
             if let detail { _detail = detail }
             _progressDirty = true
+            meter.record(fraction: clamped, tokens: tokens)
         }
+    }
+
+    /// How often ``progressLine()`` answers (seconds; default 30).
+    public var progressLogInterval: Double {
+        get { lock.withLock { _progressLogInterval } }
+        set { lock.withLock { _progressLogInterval = newValue } }
+    }
+
+    /// A line for the log ("progress 6.4%, step 120, loss 2.31, 143.0 tokens/s, elapsed 12 min, ETA 3.0 h")
+    /// once every ``progressLogInterval``, nil in between or before the first report.
+    public func progressLine() -> String? {
+        lock.withLock { meter.line(every: _progressLogInterval, detail: _detail, at: .now) }
     }
 
     /// Records an event (a JSON object with a "type", e.g. a training-log row) to be written while the job
@@ -138,12 +164,13 @@ public final class JobContext: @unchecked Sendable {
         for handler in handlers { handler(reason) }
     }
 
-    /// The progress reported since the last call, if any.
+    /// The progress reported since the last call, if any, its detail with eta_seconds, tokens_per_second and
+    /// elapsed_seconds added.
     func takeProgress() -> (fraction: Double, detail: JSONValue?)? {
         lock.withLock {
             guard _progressDirty, let progress = _progress else { return nil }
             _progressDirty = false
-            return (progress, _detail)
+            return (progress, meter.annotate(_detail, at: .now))
         }
     }
 

@@ -16,7 +16,9 @@ public protocol JobExecutor: Sendable {
     /// Runs one job. Throw a ``JobFailure`` (or return `.failed`) for failures; other errors count as
     /// retryable failures described by their text.
     ///
-    /// CPU-heavy work must not block Swift's cooperative threads: run it through ``BlockingWork/run(label:_:)``.
+    /// JobRunner calls this on ``JobThreads`` (a task executor preference), not on Swift's cooperative pool,
+    /// so CPU-bound work here cannot stall heartbeats. Long computations that should survive an abandoned
+    /// await (a training run) still go through ``BlockingWork/run(label:_:)``, and check `context.shouldStop`.
     func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome
 }
 

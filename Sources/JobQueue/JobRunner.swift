@@ -55,7 +55,8 @@ struct JobRunner: Sendable {
         let keeper = self.keeper
         let job = context.job
         return await withTaskGroup(of: Event.self) { group in
-            group.addTask {
+            // The executor runs on JobThreads, never on the cooperative pool the lease keeper needs.
+            group.addTask(executorPreference: JobThreads.shared) {
                 do {
                     return .ended(.returned(try await executor.execute(job, context: context)))
                 } catch let failure as JobFailure {
@@ -104,21 +105,21 @@ struct JobRunner: Sendable {
         case .returned(.failed(let failure)):
             return .failed(failure)
         case .returned(.stopped(let partial, let outputs, let checkpoint)):
-            return stopped(reason, partial: partial, outputs: outputs, checkpoint: checkpoint, abandoned: false)
+            return stopped(reason, context: context, partial: partial, outputs: outputs, checkpoint: checkpoint, abandoned: false)
         case .interrupted:
-            return stopped(reason, partial: nil, outputs: [], checkpoint: nil, abandoned: true)
+            return stopped(reason, context: context, partial: nil, outputs: [], checkpoint: nil, abandoned: true)
         case .threw(let message, let failure):
             if let failure { return .failed(failure) }
             if let reason, reason != .cancelRequested {
                 // An executor that throws while being stopped: the stop explains it better than the error.
-                return stopped(reason, partial: nil, outputs: [], checkpoint: nil, abandoned: false)
+                return stopped(reason, context: context, partial: nil, outputs: [], checkpoint: nil, abandoned: false)
             }
             return .failed(.retryable(message))
         }
     }
 
     private func stopped(
-        _ reason: StopReason?, partial: JSONValue?, outputs: [JSONValue], checkpoint: JSONValue?, abandoned: Bool
+        _ reason: StopReason?, context: JobContext, partial: JSONValue?, outputs: [JSONValue], checkpoint: JSONValue?, abandoned: Bool
     ) -> Completion {
         let note = abandoned ? " (the executor did not stop and was abandoned)" : ""
         switch reason {
@@ -126,6 +127,10 @@ struct JobRunner: Sendable {
             return .cancelled(partial: partial, outputs: outputs)
         case .shuttingDown:
             return .released(checkpoint: checkpoint, reason: "daemon shutting down\(note)")
+        case .timeLimit(let seconds) where context.job.timeLimitSeconds == nil:
+            return .failed(.permanent(
+                "the job exceeded the worker's default time limit of \(formatSeconds(seconds)) (MUWA_DEFAULT_TIME_LIMIT; "
+                    + "enqueue it with a time_limit to give it longer)\(note)"))
         case .timeLimit(let seconds):
             return .failed(.permanent("the job exceeded its time limit of \(formatSeconds(seconds))\(note)"))
         case .leaseLost:

@@ -1,6 +1,6 @@
 // LeaseKeeper: runs beside each job. It renews the lease every heartbeat interval, writes the latest
 // progress at most once per progress interval (the same guarded UPDATE also renews the lease), enforces the
-// job's time limit, writes the events the executor recorded (training-log rows) with the same cadence as
+// job's time limit (or the daemon's default time limit for a job without one), writes the events the executor recorded (training-log rows) with the same cadence as
 // progress, turns a cancel flag into a stop request, and abandons an executor that ignores a stop
 // request for longer than the stop timeout. A heartbeat that matches no row means the job was taken away:
 // the executor is stopped and nothing more is written for it.
@@ -27,7 +27,10 @@ struct LeaseKeeper: Sendable {
             try? await Task.sleep(for: .milliseconds(Int64(tick * 1000)))
             if Task.isCancelled { return }
 
-            if let limit = context.job.timeLimitSeconds, context.elapsedSeconds > limit {
+            if let line = context.progressLine() { context.logger.notice("\(line)") }
+            if let limit = context.job.timeLimitSeconds ?? configuration.defaultTimeLimitSeconds,
+                context.elapsedSeconds > limit
+            {
                 context.requestStop(.timeLimit(limit))
             }
             if let reason = context.stopReason {

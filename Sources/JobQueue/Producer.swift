@@ -18,9 +18,11 @@ public struct Producer: Service {
     let logger: Logger
     private let runner: JobRunner
 
+    /// - Parameter leaseStore: where heartbeats go; give it a connection of its own so that a lease is never
+    ///   renewed behind a claim or a large final write on the shared one (default: `store`).
     public init(
         configuration: QueueConfiguration, store: JobStore, registry: ExecutorRegistry, monitor: QueueMonitor,
-        doorbell: Doorbell, logger: Logger
+        doorbell: Doorbell, logger: Logger, leaseStore: JobStore? = nil
     ) {
         self.configuration = configuration
         self.store = store
@@ -30,7 +32,7 @@ public struct Producer: Service {
         self.logger = logger
         self.runner = JobRunner(
             registry: registry,
-            keeper: LeaseKeeper(store: store, monitor: monitor, configuration: configuration),
+            keeper: LeaseKeeper(store: leaseStore ?? store, monitor: monitor, configuration: configuration),
             completer: Completer(store: store, monitor: monitor, retryPolicy: configuration.retryPolicy))
     }
 

@@ -29,12 +29,22 @@ public struct QueueConfiguration: Sendable {
     public var retryPolicy: RetryPolicy
     /// Root of per-job work directories (checkpoints, adapters).
     public var stateDirectory: String
+    /// The time limit of jobs that have none of their own (nil: none). Generous by default: a real
+    /// opt-1.3b fine-tune on 2 cores takes days; the limit is there so that no job holds a worker for ever.
+    public var defaultTimeLimitSeconds: Double?
+    /// A job whose runs were lost (lease expired: the daemon crashed or was killed while running it) this
+    /// many times fails permanently, whatever its max_attempts. 0: no limit.
+    public var maxLostRuns: Int
+
+    /// 7 days: the default of `defaultTimeLimitSeconds`.
+    public static let standardDefaultTimeLimitSeconds: Double = 7 * 86400
 
     public init(
         workerID: String, queues: [String] = ["default"], kinds: [String], concurrency: Int = 1,
         leaseSeconds: Double = 60, heartbeatSeconds: Double = 15, pollSeconds: Double = 5,
         gracePeriodSeconds: Double = 30, stopTimeoutSeconds: Double = 30, rescueIntervalSeconds: Double? = nil,
-        progressIntervalSeconds: Double = 1, retryPolicy: RetryPolicy = RetryPolicy(), stateDirectory: String
+        progressIntervalSeconds: Double = 1, retryPolicy: RetryPolicy = RetryPolicy(), stateDirectory: String,
+        defaultTimeLimitSeconds: Double? = QueueConfiguration.standardDefaultTimeLimitSeconds, maxLostRuns: Int = 2
     ) {
         self.workerID = workerID
         self.queues = queues
@@ -49,6 +59,8 @@ public struct QueueConfiguration: Sendable {
         self.progressIntervalSeconds = progressIntervalSeconds
         self.retryPolicy = retryPolicy
         self.stateDirectory = stateDirectory
+        self.defaultTimeLimitSeconds = defaultTimeLimitSeconds
+        self.maxLostRuns = maxLostRuns
     }
 
     /// Problems that would make the queue misbehave, as sentences; empty when the configuration is sound.
@@ -66,6 +78,10 @@ public struct QueueConfiguration: Sendable {
         if !(gracePeriodSeconds >= 0) { problems.append("the grace period cannot be negative") }
         if !(stopTimeoutSeconds >= 0) { problems.append("the stop timeout cannot be negative") }
         if !(rescueIntervalSeconds > 0) { problems.append("the rescue interval must be positive") }
+        if let limit = defaultTimeLimitSeconds, !(limit > 0) {
+            problems.append("the default time limit must be positive (0 is not \"no limit\"; leave it out instead)")
+        }
+        if maxLostRuns < 0 || maxLostRuns > 1000 { problems.append("max lost runs must be 0…1000, got \(maxLostRuns)") }
         return problems
     }
 }

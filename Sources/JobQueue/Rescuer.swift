@@ -1,7 +1,7 @@
 // Rescuer: every worker periodically takes back jobs whose lease expired (their worker was killed, lost
 // power, or lost the database for longer than a lease), cf. river's job_rescuer. A rescued job goes back
 // to `queued` with its attempt counted and a line in its error history, or to `failed` when its attempts
-// are used up. Right after a PostgreSQL restart it waits one lease period, so that workers that are alive
+// are used up, or when its runs were lost `maxLostRuns` times (a job that crashes the daemon). Right after a PostgreSQL restart it waits one lease period, so that workers that are alive
 // get the chance to renew their leases first. It also marks vanished workers `lost` in muwa.workers.
 import Logging
 import ServiceLifecycle
@@ -50,7 +50,8 @@ public struct Rescuer: Service {
                 rescued = try await store.rescueExpired(
                     limit: 100,
                     minimumServerUptime: configuration.leaseSeconds,
-                    retryDelaySeconds: configuration.retryPolicy.delay(afterAttempt: 1))
+                    retryDelaySeconds: configuration.retryPolicy.delay(afterAttempt: 1),
+                    maxLostRuns: configuration.maxLostRuns)
                 for job in rescued {
                     var jobLogger = logger
                     jobLogger[metadataKey: "job"] = "\(job.id)"

@@ -3,6 +3,7 @@
 // or a list); every option the engine does not implement is refused by its peft name rather than
 // silently ignored. Written back with the key set peft 0.21 writes, so peft loads it unchanged.
 import Foundation
+import OPTEngine
 
 public struct AdapterConfig: Sendable, Equatable {
     /// `target_modules` / `exclude_modules`: module names matched as peft does (exact or a `.name`
@@ -60,10 +61,19 @@ public struct AdapterConfig: Sendable, Equatable {
         "layer_replication", "use_qalora", "alora_invocation_tokens", "arrow_config", "use_bdlora",
     ]
 
-    /// Reads and validates `directory/adapter_config.json`.
+    /// The largest rank read (`r`, rank_pattern values): above every OPT hidden size (12,288), so any
+    /// useful adapter fits, while r = 2^20 or 2^40 from a hostile file is refused before sizes are computed.
+    public static let maxRank = 16_384
+
+    /// Reads and validates `directory/adapter_config.json`. Throws ``LoRAError/missingFile(path:)`` when
+    /// it is absent, the engine's directory / readability errors (``EngineError``) otherwise.
     public static func load(directory: String) throws -> AdapterConfig {
+        try FileAccess.requireDirectory(directory)
         let path = (directory as NSString).appendingPathComponent("adapter_config.json")
-        guard let data = FileManager.default.contents(atPath: path) else { throw LoRAError.missingFile(path: path) }
+        let data: Data
+        do { data = try FileAccess.readFile(path, limit: 1 << 20) } catch EngineError.missingFile(let missing) {
+            throw LoRAError.missingFile(path: missing)
+        }
         return try parse(data, path: path)
     }
 
@@ -112,6 +122,7 @@ public struct AdapterConfig: Sendable, Equatable {
         guard let rValue = try number("r"), rValue == rValue.rounded(), rValue >= 1 else {
             throw bad("'r' must be a positive integer")
         }
+        guard rValue <= Double(maxRank) else { throw bad("'r' must be at most \(maxRank)") }
         guard let targets = try selector("target_modules") else {
             throw bad("'target_modules' is missing")
         }
@@ -141,6 +152,7 @@ public struct AdapterConfig: Sendable, Equatable {
             guard let d = v as? [String: Any] else { throw bad("'rank_pattern' must be an object") }
             for (k, value) in d {
                 guard let n = jsonNumber(value), n == n.rounded(), n >= 1 else { throw bad("rank_pattern['\(k)'] must be a positive integer") }
+                guard n <= Double(maxRank) else { throw bad("rank_pattern['\(k)'] must be at most \(maxRank)") }
                 config.rankPattern[k] = Int(n)
             }
         }

@@ -10,11 +10,19 @@ import OPTEngine
 extension LoRAAdapter {
     public static let weightFiles = ["adapter_model.safetensors", "adapter_model.bin"]
 
-    /// Loads the adapter in `directory` for a model of shape `model`.
-    public static func load(directory: String, model: OPTConfig) throws -> LoRAAdapter {
+    /// Loads the adapter in `directory` for a model of shape `model`. Throws
+    /// ``EngineError/overMemoryBudget(what:estimate:limit:)`` when its parameters (4 bytes each) exceed
+    /// `memoryBudget`, before anything is allocated.
+    public static func load(directory: String, model: OPTConfig, memoryBudget: MemoryBudget = .unlimited) throws
+        -> LoRAAdapter
+    {
         let configPath = (directory as NSString).appendingPathComponent("adapter_config.json")
         let config = try AdapterConfig.load(directory: directory)
         let targets = try config.targets(for: model, path: configPath)
+        let bytes = LoRALayout.checkedParameterCount(targets: targets, model: model)
+            .flatMap { $0.multipliedReportingOverflow(by: 4).overflow ? nil : $0 * 4 } ?? .max
+        try memoryBudget.check(bytes, for: "adapter \(directory) (\(targets.count) projections, r up to "
+                                   + "\(targets.map(\.r).max() ?? 0))")
         let layout = LoRALayout(targets: targets, model: model)
 
         guard let file = weightFiles.map({ (directory as NSString).appendingPathComponent($0) })

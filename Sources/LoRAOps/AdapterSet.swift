@@ -28,7 +28,7 @@ public final class AdapterSet: @unchecked Sendable {
     /// Loads the adapter in `directory` and registers it as `name` (default: the directory's last component).
     @discardableResult
     public func load(directory: String, name: String? = nil) throws -> LoRAAdapter {
-        let adapter = try LoRAAdapter.load(directory: directory, model: model.config)
+        let adapter = try LoRAAdapter.load(directory: directory, model: model.config, memoryBudget: model.memoryBudget)
         try add(adapter, name: name ?? URL(fileURLWithPath: directory).lastPathComponent)
         return adapter
     }

@@ -69,7 +69,7 @@ extension AdapterConfig {
         if try excluded(key) { return false }
         switch targetModules {
         case .pattern(let p):
-            return try fullMatch(p, key)
+            return try fullMatch(p, key, option: "target_modules")
         case .names(let names):
             guard names.contains(key) || names.contains(where: { key.hasSuffix("." + $0) }) else { return false }
             if names.contains(key) { return true }
@@ -82,7 +82,7 @@ extension AdapterConfig {
     private func excluded(_ key: String) throws -> Bool {
         switch excludeModules {
         case .none: return false
-        case .pattern(let p)?: return try fullMatch(p, key)
+        case .pattern(let p)?: return try fullMatch(p, key, option: "exclude_modules")
         case .names(let names)?: return names.contains(key) || names.contains(where: { key.hasSuffix("." + $0) })
         }
     }
@@ -91,12 +91,11 @@ extension AdapterConfig {
     private func layerIndex(_ key: String) throws -> Int? {
         let patterns = (layersPattern ?? []).isEmpty ? [#".*?\.[^.]*\.(\d+)\."#]
             : (layersPattern ?? []).map { #"(?:^|.*?\.)"# + $0 + #"\.(\d+)\."# }
+        let scalars = Array(key.unicodeScalars)
         for p in patterns {
-            let re = try regex(p)
-            let range = NSRange(key.startIndex..., in: key)
-            if let m = re.firstMatch(in: key, options: [.anchored], range: range), m.numberOfRanges > 1,
-               let r = Range(m.range(at: 1), in: key) {
-                return Int(key[r])
+            if let groups = try compiled(p, option: "layers_pattern").prefixMatch(scalars), groups.count > 1,
+               let range = groups[1] {
+                return Int(String(String.UnicodeScalarView(scalars[range])))
             }
         }
         return nil
@@ -104,18 +103,21 @@ extension AdapterConfig {
 
     /// peft's get_pattern_key: the first pattern p with re.match(rf"(.*\.)?({p})$", key).
     private func patternKey(_ patterns: [String], _ key: String) throws -> String? {
-        for p in patterns.sorted() where try fullMatch(#"(.*\.)?("# + p + ")", key) { return p }
+        for p in patterns.sorted() where try fullMatch(#"(.*\.)?("# + p + ")", key, option: "rank_pattern") {
+            return p
+        }
         return nil
     }
 
-    private func fullMatch(_ pattern: String, _ key: String) throws -> Bool {
-        let re = try regex("^(?:" + pattern + ")$")
-        return re.firstMatch(in: key, range: NSRange(key.startIndex..., in: key)) != nil
+    /// Python's re.fullmatch(pattern, key), without backtracking (``ModulePattern``).
+    private func fullMatch(_ pattern: String, _ key: String, option: String = "target_modules") throws -> Bool {
+        try compiled(pattern, option: option).fullMatch(key)
     }
 
-    private func regex(_ pattern: String) throws -> NSRegularExpression {
-        do { return try NSRegularExpression(pattern: pattern) } catch {
-            throw LoRAError.invalidConfig(path: "adapter_config.json", reason: "invalid regex '\(pattern)'")
+    private func compiled(_ pattern: String, option: String) throws -> ModulePattern {
+        do { return try ModulePattern(pattern) } catch let refusal as ModulePattern.Refusal {
+            throw LoRAError.invalidConfig(
+                path: "adapter_config.json", reason: "\(option) regex '\(pattern.prefix(80))': \(refusal.reason)")
         }
     }
 }

@@ -41,6 +41,21 @@ public struct LoRALayout: Sendable, Equatable {
         self.index = index
     }
 
+    /// The floats a layout of `targets` holds (Σ r·(K + N)), or nil when that overflows Int: computed
+    /// with checked arithmetic before ``init(targets:model:)`` sizes anything.
+    public static func checkedParameterCount(targets: [AdapterTarget], model: OPTConfig) -> Int? {
+        var total = 0
+        for t in targets {
+            let (K, N) = shape(t.module, model)
+            let (sum, o1) = K.addingReportingOverflow(N)
+            let (count, o2) = t.r.multipliedReportingOverflow(by: sum)
+            let (next, o3) = total.addingReportingOverflow(count)
+            guard !o1, !o2, !o3 else { return nil }
+            total = next
+        }
+        return total
+    }
+
     /// The slot of (layer, module), or nil when that projection is not adapted.
     @inline(__always)
     public func slot(layer: Int, module: ProjectionModule) -> LoRASlot? {

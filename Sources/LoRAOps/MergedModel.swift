@@ -52,7 +52,8 @@ extension LoRAAdapter {
             }
             if parts[2] == "self_attn_layer_norm" { weights.layers[l].lnAttn.bias = t } else { weights.layers[l].lnFfn.bias = t }
         }
-        let model = try OPTModel(config: base.config, weights: weights, directory: base.directory)
+        let model = try OPTModel(config: base.config, weights: weights, directory: base.directory,
+                                 memoryBudget: base.memoryBudget)
         return MergedModel(merged: model, base: base, adapter: self)
     }
 }

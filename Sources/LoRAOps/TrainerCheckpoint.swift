@@ -64,7 +64,7 @@ extension LoRATrainer {
         guard state.exampleCount == examples.count, state.examplesDigest == digest(examples) else {
             throw LoRAError.invalidTraining("the examples differ from those of the checkpointed run (\(statePath))")
         }
-        let adapter = try LoRAAdapter.load(directory: directory, model: model.config)
+        let adapter = try LoRAAdapter.load(directory: directory, model: model.config, memoryBudget: model.memoryBudget)
         let trainer = try LoRATrainer(model: model, config: state.config, examples: examples, initialAdapter: adapter)
 
         let optPath = (directory as NSString).appendingPathComponent("optimizer.safetensors")

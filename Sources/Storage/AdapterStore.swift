@@ -1,6 +1,7 @@
-// AdapterStore: reads the adapter registry (muwa.adapters). Fine-tune jobs register adapters through their
-// outputs (a trigger in migration 0005 fills the table when the job's success is recorded); generate and
-// evaluate jobs name adapters, and this is where a daemon looks those names up.
+// AdapterStore: reads the adapter registry (muwa.adapters, the newest version of each name, and
+// muwa.adapter_versions, every version). Fine-tune jobs register adapters through their outputs (a trigger
+// fills the tables when the job's success is recorded, migrations 0005 and 0007); generate and evaluate jobs
+// name adapters ("muwa" for the newest, "muwa@2" for version 2), and this is where a daemon looks them up.
 
 /// One row of muwa.adapters.
 public struct RegisteredAdapter: Sendable, Equatable {
@@ -11,9 +12,15 @@ public struct RegisteredAdapter: Sendable, Equatable {
     public let path: String
     public let loraConfig: JSONValue?
     public let jobID: Int64?
+    /// The version (1, 2, …); muwa.adapters holds the newest of each name.
+    public let version: Int
 
-    public init(name: String, baseModel: String, path: String, loraConfig: JSONValue? = nil, jobID: Int64? = nil) {
+    public init(
+        name: String, baseModel: String, path: String, loraConfig: JSONValue? = nil, jobID: Int64? = nil,
+        version: Int = 1
+    ) {
         self.name = name
+        self.version = version
         self.baseModel = baseModel
         self.path = path
         self.loraConfig = loraConfig
@@ -23,8 +30,10 @@ public struct RegisteredAdapter: Sendable, Equatable {
 
 /// Looks adapters up by name.
 public protocol AdapterRegistry: Sendable {
-    /// The registered adapter called `name`, or nil when there is none.
+    /// The newest version of the registered adapter called `name`, or nil when there is none.
     func adapter(named name: String) async throws -> RegisteredAdapter?
+    /// Version `version` of the adapter called `name`, or nil when there is none.
+    func adapter(named name: String, version: Int) async throws -> RegisteredAdapter?
 }
 
 /// The registry in PostgreSQL.
@@ -37,8 +46,20 @@ public struct AdapterStore: AdapterRegistry {
 
     public func adapter(named name: String) async throws -> RegisteredAdapter? {
         guard let row = try await database.execute(.adapterLookup, [name]).first else { return nil }
-        return RegisteredAdapter(
+        return try Self.adapter(row)
+    }
+
+    public func adapter(named name: String, version: Int) async throws -> RegisteredAdapter? {
+        guard let row = try await database.execute(.adapterVersionLookup, [name, String(version)]).first else {
+            return nil
+        }
+        return try Self.adapter(row)
+    }
+
+    private static func adapter(_ row: Row) throws -> RegisteredAdapter {
+        RegisteredAdapter(
             name: try row.string("name"), baseModel: try row.string("base_model"), path: try row.string("path"),
-            loraConfig: try row.json("lora_config"), jobID: try row.text("job_id").flatMap { Int64($0) })
+            loraConfig: try row.json("lora_config"), jobID: try row.text("job_id").flatMap { Int64($0) },
+            version: try row.int("version"))
     }
 }

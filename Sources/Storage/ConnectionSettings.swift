@@ -59,20 +59,6 @@ public struct ConnectionSettings: Sendable, Equatable {
         }
         return copy
     }
-
-    /// The conninfo with any password blanked, for log lines and error messages.
-    public var redacted: String {
-        if conninfo.isEmpty { return "(libpq defaults / PG* environment)" }
-        if isURL {
-            guard let at = conninfo.lastIndex(of: "@"), let scheme = conninfo.range(of: "://") else { return conninfo }
-            let userInfo = conninfo[scheme.upperBound..<at]
-            guard let colon = userInfo.firstIndex(of: ":") else { return conninfo }
-            return String(conninfo[..<colon]) + ":***" + String(conninfo[at...])
-        }
-        return conninfo.split(separator: " ").map { part in
-            part.hasPrefix("password=") ? "password=***" : String(part)
-        }.joined(separator: " ")
-    }
 }
 
 extension String {

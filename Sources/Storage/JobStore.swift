@@ -88,17 +88,28 @@ public struct JobStore: Sendable {
         return (JobStatus(rawValue: try row.string("status")) ?? .failed, try row.text("worker_id"), try row.int("attempt"))
     }
 
+    /// Whether the job's row asks for a cancel: true only while the job is still ours (id, worker, attempt,
+    /// running) and `cancel_requested` is set. A notification is never trusted on its own.
+    public func cancelRequested(_ lease: JobLease) async throws -> Bool {
+        let rows = try await database.execute(
+            .jobCancelRequested, [String(lease.jobID), lease.workerID, String(lease.attempt)])
+        return try rows.first?.bool("cancel_requested") ?? false
+    }
+
     /// Takes back up to `limit` jobs whose lease expired.
     ///
     /// - Parameters:
     ///   - minimumServerUptime: rescue nothing while PostgreSQL has been up for less than this (seconds),
     ///     so live workers can renew their leases after a server restart.
     ///   - retryDelaySeconds: when a rescued job may run again.
-    public func rescueExpired(limit: Int, minimumServerUptime: Double, retryDelaySeconds: Double) async throws
-        -> [RescuedJob]
+    ///   - maxLostRuns: a job whose runs were lost this many times (this one included) fails permanently,
+    ///     whatever its max_attempts (a job that crashes the daemon must not crash every worker); 0: no limit.
+    public func rescueExpired(limit: Int, minimumServerUptime: Double, retryDelaySeconds: Double, maxLostRuns: Int = 2)
+        async throws -> [RescuedJob]
     {
         let rows = try await database.execute(
-            .jobRescueExpired, [String(limit), String(minimumServerUptime), String(retryDelaySeconds)])
+            .jobRescueExpired,
+            [String(limit), String(minimumServerUptime), String(retryDelaySeconds), String(max(0, maxLostRuns))])
         return try rows.rows.map { row in
             RescuedJob(
                 id: Int64(try row.int("id")), kind: try row.string("kind"),

@@ -40,7 +40,10 @@ public final class PGConnection {
             throw StorageError(.connectionFailed, "libpq could not allocate a connection")
         }
         guard PQstatus(handle) == CONNECTION_OK else {
-            let message = Self.errorText(handle)
+            // libpq's parse errors quote the connection string ('missing "=" after "…"'), which may hold a
+            // password: say only that it does not parse.
+            let message = settings.conninfoParses
+                ? Self.errorText(handle) : "libpq cannot parse the connection string (not shown: it may hold a password)"
             PQfinish(handle)
             throw StorageError(.connectionFailed, "cannot connect to PostgreSQL at \(settings.redacted): \(message)")
         }

@@ -14,6 +14,7 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case jobRelease = "JobRelease"
     case jobState = "JobState"
     case jobRescueExpired = "JobRescueExpired"
+    case jobCancelRequested = "JobCancelRequested"
     // workers.sql
     case workerRegister = "WorkerRegister"
     case workerUpdate = "WorkerUpdate"
@@ -31,9 +32,11 @@ public enum SQLStatement: String, CaseIterable, Sendable {
     case statusWorkers = "StatusWorkers"
     case statusQueueDepth = "StatusQueueDepth"
     case statusRecentFailures = "StatusRecentFailures"
+    case statusRunningJobs = "StatusRunningJobs"
 
     case jobEventsAppend = "JobEventsAppend"
     case adapterLookup = "AdapterLookup"
+    case adapterVersionLookup = "AdapterVersionLookup"
 }
 
 /// Named SQL statements parsed from `.sql` text.

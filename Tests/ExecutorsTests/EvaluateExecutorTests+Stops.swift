@@ -51,7 +51,7 @@ extension EvaluateExecutorTests {
         let missing = dir + "/missing/dev-v1.1.json"
         await assertFails(
             ["model": .string(model), "task": "squad", "dataset": .string(missing)],
-            "dataset file not found: \(missing)")
+            "dataset.path: \(missing) does not exist")
 
         let broken = dir + "/broken.jsonl"
         try Data("{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 0}\n{not json\n".utf8)
@@ -65,7 +65,7 @@ extension EvaluateExecutorTests {
         try Data("0\n7\n".utf8).write(to: URL(fileURLWithPath: labels))
         await assertFails(
             ["model": .string(model), "task": "piqa", "dataset": ["path": .string(examples), "labels": .string(labels)]],
-            "\(labels), line 2: a label must be 0 or 1, got \"7\"")
+            "\(labels), line 2: a label must be 0 or 1, got something else (1 characters, not shown)")
         try Data("0\n".utf8).write(to: URL(fileURLWithPath: labels))
         await assertFails(
             ["model": .string(model), "task": "piqa", "dataset": ["path": .string(examples), "labels": .string(labels)]],

@@ -94,6 +94,17 @@ final class FineTuneExecutorTests: XCTestCase {
         }
     }
 
+    func testAWarmupLongerThanTheRunIsReported() async throws {
+        let dataset = try writeDolly()
+        let outcome = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 50]), state: scratch + "/state-warm")
+        guard case .succeeded(let result, _) = outcome else { return XCTFail("\(outcome)") }
+        XCTAssertEqual(result?["warnings"]?.arrayValue?.first?.stringValue,
+                       "warmup_steps 50 is longer than the run (2 steps): the learning rate never reaches 0.01")
+        let normal = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 1]), state: scratch + "/state-normal")
+        guard case .succeeded(let plain, _) = normal else { return XCTFail("\(normal)") }
+        XCTAssertNil(plain?["warnings"])
+    }
+
     func testDefaultsAreTheMuwaNotebooks() throws {
         let request = try FineTuneRequest(payload: [
             "base_model": "opt-1.3b", "dataset": ["path": "/data/dolly.jsonl"], "output": "muwa",
@@ -126,16 +137,16 @@ final class FineTuneExecutorTests: XCTestCase {
         let row = try XCTUnwrap(outputs.first)
         XCTAssertEqual(row["type"]?.stringValue, "adapter")
         XCTAssertEqual(row["name"]?.stringValue, "tiny")
-        XCTAssertEqual(row["path"]?.stringValue, state + "/adapters/tiny")
+        XCTAssertEqual(row["path"]?.stringValue, state + "/adapters/tiny@1")
         XCTAssertNotNil(row["final_loss"]?.doubleValue)
         XCTAssertNotNil(row["eval_loss"]?.doubleValue)
         XCTAssertEqual(row["lora_config"]?["lora_alpha"]?.doubleValue, 32)
         XCTAssertEqual(row["training_args"]?["max_steps"]?.doubleValue, 8)
 
         let model = try OPTModel.load(directory: Self.model)
-        let adapter = try LoRAAdapter.load(directory: state + "/adapters/tiny", model: model.config)
+        let adapter = try LoRAAdapter.load(directory: state + "/adapters/tiny@1", model: model.config)
         XCTAssertGreaterThan(adapter.weights.toArray().map(abs).max() ?? 0, 0)
-        let provenance = try XCTUnwrap(AdapterProvenance.read(directory: state + "/adapters/tiny"))
+        let provenance = try XCTUnwrap(AdapterProvenance.read(directory: state + "/adapters/tiny@1"))
         XCTAssertEqual(provenance.architecture, AdapterProvenance.architecture(of: model.config))
         XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/jobs/1/checkpoints"), "checkpoints are removed")
     }
@@ -145,7 +156,7 @@ final class FineTuneExecutorTests: XCTestCase {
         let whole = scratch + "/whole"
         let body = payload(dataset: dataset, train: ["max_steps": 10, "save_every": 2])
         guard case .succeeded = try await run(body, state: whole) else { return XCTFail("uninterrupted run failed") }
-        let expected = try adapterBytes(whole + "/adapters/tiny")
+        let expected = try adapterBytes(whole + "/adapters/tiny@1")
 
         // Stopped at some step (a shutdown: it checkpoints), then resumed by the next attempt.
         let split = scratch + "/split"
@@ -154,7 +165,7 @@ final class FineTuneExecutorTests: XCTestCase {
         let step = try XCTUnwrap(checkpoint?["step"]?.doubleValue)
         XCTAssertLessThan(step, 10)
         guard case .succeeded = try await run(body, state: split, attempt: 2) else { return XCTFail("resume failed") }
-        XCTAssertEqual(try adapterBytes(split + "/adapters/tiny"), expected, "resumed after a stop at step \(step)")
+        XCTAssertEqual(try adapterBytes(split + "/adapters/tiny@1"), expected, "resumed after a stop at step \(step)")
 
         // As after kill -9: no stop checkpoint, only the periodic one (the newest is dropped).
         let crash = scratch + "/crash"
@@ -167,7 +178,7 @@ final class FineTuneExecutorTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: crash + "/jobs/1/checkpoints/step-00000009.partial",
                                                 withIntermediateDirectories: true)  // a half-written one is ignored
         guard case .succeeded = try await run(body, state: crash, attempt: 2) else { return XCTFail("resume failed") }
-        XCTAssertEqual(try adapterBytes(crash + "/adapters/tiny"), expected)
+        XCTAssertEqual(try adapterBytes(crash + "/adapters/tiny@1"), expected)
     }
 
     func adapterBytes(_ directory: String) throws -> Data {
@@ -211,6 +222,6 @@ final class FineTuneExecutorTests: XCTestCase {
         XCTAssertTrue(message.contains("attn"), message)
         message = await failure(payload(dataset: good, extra: ["base_model": "no-such-model"]))
         XCTAssertTrue(message.contains("no model called \"no-such-model\""), message)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/state-bad/adapters/tiny"), "nothing half written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/state-bad/adapters/tiny@1"), "nothing half written")
     }
 }

@@ -130,6 +130,19 @@ final class GeneratePayloadTests: XCTestCase {
         }
     }
 
+    func testSamplingWithoutASeedDiffersPerJobAndPositionsAreSaid() async throws {
+        let first = try request(["prompt": "x", "do_sample": true]), second = try request(["prompt": "x", "do_sample": true])
+        XCTAssertNotEqual(first.options.seed, second.options.seed, "two sampled jobs without a seed got one seed")
+        XCTAssertEqual(try request(["prompt": "x", "do_sample": true, "seed": 9007199254740992]).options.seed, 1 << 53)
+        XCTAssertEqual(try request(["prompt": "x"]).options.seed, 0)
+
+        let outcome = try await execute(["model": .string(model), "prompt": "Hello", "max_new_tokens": 80, "do_sample": true])
+        guard case .succeeded(let result, _) = outcome else { return XCTFail("\(outcome)") }
+        XCTAssertNotNil(result?["seed"]?.doubleValue)
+        let warning = result?["warnings"]?.arrayValue?.first?.stringValue ?? ""
+        XCTAssertTrue(warning.contains("not max_new_tokens 80: the model has 64 positions"), warning)
+    }
+
     // MARK: - Helpers
 
     /// A copy of the pre-ln-qv adapter whose muwa_adapter.json says it was trained for another architecture.

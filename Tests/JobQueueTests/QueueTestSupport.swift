@@ -81,7 +81,7 @@ func withProducer(
         configuration: configuration, store: store, registry: ExecutorRegistry(executors), monitor: monitor,
         doorbell: doorbell, logger: QueueTestDatabase.quietLogger)
     let listener = NotificationService(
-        settings: database.settings, configuration: configuration, monitor: monitor, doorbell: doorbell,
+        settings: database.settings, store: store, configuration: configuration, monitor: monitor, doorbell: doorbell,
         logger: QueueTestDatabase.quietLogger)
     let rescuer = Rescuer(
         configuration: configuration, store: store, workers: WorkerStore(database: database), monitor: monitor,

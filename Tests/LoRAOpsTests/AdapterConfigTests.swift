@@ -122,7 +122,15 @@ final class AdapterConfigTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("adapter_model.safetensors or"), "\(e)")
         }
         XCTAssertThrowsError(try LoRAAdapter.load(directory: dir + "/nowhere", model: pre)) { e in
-            XCTAssertTrue("\(e)".contains("adapter_config.json"), "\(e)")
+            XCTAssertEqual(e as? EngineError, .missingDirectory(path: dir + "/nowhere"))
+        }
+        XCTAssertThrowsError(try LoRAAdapter.load(directory: dir + "/adapter_config.json", model: pre)) { e in
+            XCTAssertEqual("\(e)", "\(dir)/adapter_config.json is a file, expected a directory")
+        }
+        let empty = dir + "/empty"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try LoRAAdapter.load(directory: empty, model: pre)) { e in
+            XCTAssertEqual(e as? LoRAError, .missingFile(path: empty + "/adapter_config.json"))
         }
     }
 

@@ -49,7 +49,10 @@ final class ModelGradCheckTests: XCTestCase {
         // ReLU pattern at the point; a probe whose ±ε points change any unit's side is skipped.
         let pattern = reluPattern(graph, model: model, batch: batch)
         let params = FloatArena(count: a.layout.count)
-        GradCheck(eps: 1e-3, rtol: 2e-2, directions: 4, coordinates: 24).check(
+        // ε = 2e-3: the loss is computed in fp32 (≈1e-6 relative), so a central difference over 2ε carries
+        // noise of order 1e-6·|loss|/ε; at ε = 1e-3 that reached the 2% tolerance on some CPUs' kernels
+        // (coordinate 803 of pre-ln: 2.3%). Probes that straddle a ReLU kink are still skipped.
+        GradCheck(eps: 2e-3, rtol: 2e-2, directions: 4, coordinates: 24).check(
             "\(modelName) \(modules)", x: a.weights.toArray(), grad: grads.toArray()) { x in
             for i in 0..<x.count { params.base[i] = x[i] }
             let value = graph.loss(batch, params: params, microStep: 9) * Double(scale)

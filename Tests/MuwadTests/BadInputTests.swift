@@ -30,7 +30,7 @@ final class BadInputTests: XCTestCase {
             ("generate", ["model": 5, "prompt": "hi"], "model must be a string, got number"),
             ("generate", ["model": "/nonexistent/opt-125m", "prompt": "hi"], "model directory /nonexistent/opt-125m does not exist"),
             ("generate", ["model": .string(m + "/config.json"), "prompt": "hi"], "is not a directory"),
-            ("generate", ["model": "/etc", "prompt": "hi"], "/etc is not a checkpoint directory (no config.json)"),
+            ("generate", ["model": "/etc", "prompt": "hi"], "/etc is outside the directories this daemon may read model files from"),
             ("generate", ["model": .string(m)], "prompt (a string) or prompts (a list of strings) is required"),
             ("generate", ["model": .string(m), "prompt": "a", "prompts": ["b"]], "not both"),
             ("generate", ["model": .string(m), "prompts": ["a", 3]], "prompts[1] must be a string, got number"),

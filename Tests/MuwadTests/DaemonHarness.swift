@@ -70,11 +70,13 @@ enum Harness {
     }
 
     /// Runs muwad to completion and returns its exit status and combined output.
-    static func runMuwad(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32, output: String) {
+    static func runMuwad(_ arguments: [String], timeout: Double = 60, environment: [String: String] = [:]) throws
+        -> (status: Int32, output: String)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
         process.arguments = arguments
-        process.environment = cleanEnvironment([:])
+        process.environment = cleanEnvironment(environment)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -99,7 +101,13 @@ enum Harness {
         "MUWA_LEASE": "2s", "MUWA_HEARTBEAT": "500ms", "MUWA_POLL_INTERVAL": "200ms", "MUWA_RESCUE_INTERVAL": "300ms",
         "MUWA_RETRY_BASE": "200ms", "MUWA_RETRY_MAX": "1s", "MUWA_GRACE_PERIOD": "3s", "MUWA_STOP_TIMEOUT": "2s",
         "MUWA_LOG_LEVEL": "info",
+        // Payload paths: the committed fixtures and the tests' scratch directories.
+        "MUWA_MODEL_ROOTS": testRoots, "MUWA_DATA_ROOTS": testRoots,
     ]
+
+    static let testRoots = [
+        repositoryRoot.appendingPathComponent("Tests/Fixtures").path, FileManager.default.temporaryDirectory.path,
+    ].joined(separator: ":")
 }
 
 /// One `muwad serve` process.

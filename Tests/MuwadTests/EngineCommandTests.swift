@@ -46,6 +46,44 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertEqual(line["finish_reason"] as? String, "length")
     }
 
+    func testHubIdsResolveThroughTheLocalCache() throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-hub-cli-\(getpid())").path
+        let commit = String(repeating: "e5", count: 20), folder = cache + "/models--tiny-org--opt-tiny"
+        try? FileManager.default.removeItem(atPath: cache)
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        try FileManager.default.createDirectory(atPath: folder + "/refs", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder + "/snapshots", withIntermediateDirectories: true)
+        try commit.write(toFile: folder + "/refs/main", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: folder + "/snapshots/" + commit, withDestinationPath: Self.model)
+        setenv("HF_HUB_CACHE", cache, 1)
+        defer { unsetenv("HF_HUB_CACHE") }
+
+        let args = ["--prompt", "Hello world", "--max-new-tokens", "6", "--json"]
+        let byPath = try muwad(["generate", "--model", Self.model] + args)
+        let byID = try muwad(["generate", "--model", "tiny-org/opt-tiny"] + args)
+        XCTAssertEqual(byID.status, 0, byID.err)
+        XCTAssertEqual(byID.out, byPath.out)
+        let missing = try muwad(["generate", "--model", "facebook/opt-125m"] + args)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("facebook/opt-125m is not in the Hugging Face cache (looked for \(cache)/models--facebook--opt-125m)"), missing.err)
+        XCTAssertTrue(missing.err.contains("huggingface-cli download facebook/opt-125m"), missing.err)
+    }
+
+    /// --memory-limit (issue 9): a model over the limit is a clean failure naming the estimate and the
+    /// limit; a value that is not a size is refused by name; a roomy limit runs.
+    func testMemoryLimitIsEnforced() throws {
+        let tight = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "2",
+                               "--memory-limit", "64KiB"])
+        XCTAssertEqual(tight.status, 1, tight.err)
+        XCTAssertTrue(tight.err.contains("more than the memory limit of 64 KiB"), tight.err)
+        let bad = try muwad(["score", "--model", Self.model, "--text", "Hi", "--memory-limit", "lots"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--memory-limit 'lots' is not a size"), bad.err)
+        let roomy = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "2",
+                               "--memory-limit", "1GiB", "--json"])
+        XCTAssertEqual(roomy.status, 0, roomy.err)
+    }
+
     func testSampledGenerationRepeatsWithTheSameSeed() throws {
         let args = ["generate", "--model", Self.model, "--prompt", "Hello world", "--prompt", "Hi", "--max-new-tokens", "10",
                     "--do-sample", "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json"]
@@ -57,6 +95,28 @@ final class EngineCommandTests: XCTestCase {
         let alone = try muwad(["generate", "--model", Self.model, "--prompt", "Hi", "--max-new-tokens", "10", "--do-sample",
                                "--temperature", "0.9", "--top-k", "50", "--top-p", "0.95", "--json", "--seed", "5"])
         XCTAssertEqual(try jsonLines(alone.out)[0]["token_ids"] as? [Int], try jsonLines(a.out)[1]["token_ids"] as? [Int])
+    }
+
+    func testSamplingDefaultsDoNotSurprise() throws {
+        let base = ["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "10"]
+        // Sampling settings without --do-sample are refused, not silently ignored.
+        for flag in [["--temperature", "0.5"], ["--top-k", "5"], ["--top-p", "0.9"], ["--seed", "3"]] {
+            let r = try muwad(base + flag)
+            XCTAssertNotEqual(r.status, 0, "\(flag) was accepted without --do-sample")
+            XCTAssertTrue(r.err.contains("\(flag[0]) applies only to sampling: add --do-sample"), r.err)
+        }
+        // --do-sample without --seed: a fresh seed each run, reported, and repeatable with --seed.
+        let a = try muwad(base + ["--do-sample", "--json"]), b = try muwad(base + ["--do-sample", "--json"])
+        XCTAssertEqual(a.status, 0, a.err)
+        let seedA = try XCTUnwrap(try jsonLines(a.out)[0]["seed"] as? Int)
+        let seedB = try XCTUnwrap(try jsonLines(b.out)[0]["seed"] as? Int)
+        XCTAssertNotEqual(seedA, seedB)
+        let again = try muwad(base + ["--do-sample", "--json", "--seed", String(seedA)])
+        XCTAssertEqual(again.out, a.out)
+        // More new tokens than the model has positions: said, not silently cut.
+        let long = try muwad(["generate", "--model", Self.model, "--prompt", "Hello world", "--max-new-tokens", "100", "--json"])
+        XCTAssertEqual(long.status, 0, long.err)
+        XCTAssertTrue(long.err.contains("warning: a prompt of 3 tokens leaves room for 61 new tokens, not 100"), long.err)
     }
 
     func testStopStringEndsGeneration() throws {

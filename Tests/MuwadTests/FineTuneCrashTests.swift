@@ -55,8 +55,8 @@ final class FineTuneCrashTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: alone + "/models/tiny", withDestinationPath: state + "/models/tiny")
         let run = try Harness.runMuwad(["run", "--kind", "finetune", "--state-dir", alone, "--payload", payload], timeout: 120)
         XCTAssertEqual(run.status, 0, run.output)
-        let resumed = FileManager.default.contents(atPath: state + "/adapters/crashproof/adapter_model.safetensors")
-        let uninterrupted = FileManager.default.contents(atPath: alone + "/adapters/crashproof/adapter_model.safetensors")
+        let resumed = FileManager.default.contents(atPath: state + "/adapters/crashproof@1/adapter_model.safetensors")
+        let uninterrupted = FileManager.default.contents(atPath: alone + "/adapters/crashproof@1/adapter_model.safetensors")
         XCTAssertNotNil(resumed)
         XCTAssertEqual(resumed, uninterrupted, "killed at step ≈\(stepAtKill ?? "?") and resumed")
 
@@ -69,7 +69,7 @@ final class FineTuneCrashTests: XCTestCase {
         let adapter = try await database.firstRow(
             "SELECT base_model, path, job_id::text AS job, steps FROM muwa.adapters WHERE name = 'crashproof'")
         XCTAssertEqual(try adapter.string("base_model"), "tiny")
-        XCTAssertEqual(try adapter.string("path"), state + "/adapters/crashproof")
+        XCTAssertEqual(try adapter.string("path"), state + "/adapters/crashproof@1")
         XCTAssertEqual(try adapter.string("job"), id)
         XCTAssertEqual(try adapter.int("steps"), 80)
         XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoints), "checkpoints are removed after success")

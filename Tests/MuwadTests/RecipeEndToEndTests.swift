@@ -34,7 +34,7 @@ final class RecipeEndToEndTests: XCTestCase {
             """)
         try await waitFor(database, [finetune], daemon)
         let adapterPath = try await database.scalar("SELECT path FROM muwa.adapters WHERE name = 'muwa-tiny'")
-        XCTAssertEqual(adapterPath, state + "/adapters/muwa-tiny")
+        XCTAssertEqual(adapterPath, state + "/adapters/muwa-tiny@1")
         let logged = try await database.scalar(
             "SELECT count(*) FROM muwa.train_log WHERE job_id = $1 AND loss IS NOT NULL AND learning_rate IS NOT NULL", [finetune])
         XCTAssertEqual(logged, "6")

@@ -14,6 +14,18 @@ final class RunCommandTests: XCTestCase {
         return (result.status, report, result.output)
     }
 
+    func testLongWorkPrintsProgressLinesWithAnETA() throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-run-progress-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let result = try Harness.runMuwad(
+            ["run", "--kind", "ping", "--payload", #"{"sleep_ms": 1500}"#, "--state-dir", state],
+            environment: ["MUWA_PROGRESS_LOG_INTERVAL": "0.3"])
+        XCTAssertEqual(result.status, 0, result.output)
+        let lines = result.output.split(separator: "\n").filter { $0.contains(": progress ") }
+        XCTAssertGreaterThanOrEqual(lines.count, 2, result.output)
+        XCTAssertTrue(lines.contains { $0.contains("ETA ") && $0.contains("slept_ms ") && $0.contains("elapsed ") }, result.output)
+    }
+
     func testGenerateMatchesTransformersGreedyAndBadInputFails() throws {
         let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
             Self.fixtures.appendingPathComponent("expected/pre-ln-f32/greedy.json"))) as? [String: Any])

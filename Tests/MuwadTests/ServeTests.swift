@@ -65,6 +65,19 @@ final class ServeTests: XCTestCase {
             try await eventually(10, daemon.log) {
                 try await database.scalar("SELECT progress > 0 FROM muwa.jobs WHERE id = $1", [id]) == "t"
             }
+            // `muwad status` lists it under RUNNING with its progress and an ETA read from the job row.
+            try await eventually(10, daemon.log) {
+                try await database.scalar("SELECT progress_detail ? 'eta_seconds' FROM muwa.jobs WHERE id = $1", [id]) == "t"
+            }
+            let status = try Harness.runMuwad(["status", "--database-url", settings.conninfo])
+            let runningLine = status.output.split(separator: "\n").first {
+                $0.hasPrefix("  \(id ?? "?") ") && $0.contains(" ping ") && $0.contains("%")
+            }
+            XCTAssertNotNil(runningLine, status.output)
+            XCTAssertTrue(status.output.contains("RUNNING"), status.output)
+            XCTAssertTrue(runningLine?.contains("%") == true && runningLine?.contains(" ago") == true, status.output)
+            let columns = runningLine?.split(separator: " ") ?? []  // job kind attempt progress eta tokens/s …
+            XCTAssertTrue(columns.count > 4 && columns[4] != "-", "no ETA: \(status.output)")
             let answer = try await database.scalar("SELECT muwa.cancel($1::bigint)", [id])
             XCTAssertEqual(answer, "cancel_requested")
             let asked = Date()

@@ -21,7 +21,29 @@ final class KernelTests: XCTestCase {
         return Tensor(dtype: dtype, shape: shape, region: region)
     }
 
+    /// Runs `body` once with every kernel instruction set this CPU has, then restores the process's choice.
+    func forEveryISA(_ body: (String) -> Void) {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        XCTAssertTrue(KernelISA.supported.contains("scalar"), "the scalar kernels always build")
+        for isa in KernelISA.supported {
+            XCTAssertTrue(KernelISA.select(isa))
+            XCTAssertEqual(KernelISA.current, isa)
+            body(isa)
+        }
+    }
+
+    func testAnUnsupportedOrUnknownISAIsRefused() {
+        let original = KernelISA.current
+        XCTAssertFalse(KernelISA.select("sse9"))
+        XCTAssertEqual(KernelISA.current, original)
+        for isa in KernelISA.all where !KernelISA.supported.contains(isa) {
+            XCTAssertFalse(KernelISA.select(isa), isa)
+        }
+    }
+
     func testMatmulMatchesNaiveForEveryDType() {
+        forEveryISA { isa in
         for dtype in [DType.f32, .bf16, .f16] {
             for M in [1, 3, 17] {
                 let K = 37, N = 300   // blocks of 128 rows: exercises the widening loop's tail
@@ -32,7 +54,30 @@ final class KernelTests: XCTestCase {
                 matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
                 matmulNaive(out: &ref, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
                 let maxDiff = zip(fast, ref).map { abs($0 - $1) }.max() ?? 0
-                XCTAssertLessThan(maxDiff, 1e-4, "dtype \(dtype) M \(M)")
+                XCTAssertLessThan(maxDiff, 1e-4, "\(isa) dtype \(dtype) M \(M)")
+            }
+        }
+        }
+    }
+
+    /// Widening (BF16/F16 → F32) is exact: every table gives the scalar conversion's bits, subnormals,
+    /// infinities and NaN payloads included.
+    func testWideningIsExactOnEveryISA() {
+        let bits: [UInt16] = (0..<70_000).map { UInt16(truncatingIfNeeded: $0 &* 40503) }
+        var reference: [[Float]] = []
+        forEveryISA { isa in
+            var widened: [[Float]] = []
+            for dtype in [DType.bf16, .f16] {
+                let region = ByteRegion(allocating: bits.count * 2)
+                for (i, b) in bits.enumerated() { region.mutableBase!.storeBytes(of: b, toByteOffset: i * 2, as: UInt16.self) }
+                let tensor = Tensor(dtype: dtype, shape: [bits.count], region: region)
+                widened.append(tensor.toFloatArray())
+            }
+            if reference.isEmpty { reference = widened }
+            for (dtype, (a, b)) in zip(["bf16", "f16"], zip(widened, reference)) {
+                let first = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
+                XCTAssertNil(first, "\(isa) \(dtype): bits 0x\(String(bits[first ?? 0], radix: 16)) widen to "
+                    + "0x\(String(a[first ?? 0].bitPattern, radix: 16)), not 0x\(String(b[first ?? 0].bitPattern, radix: 16))")
             }
         }
     }
@@ -40,6 +85,7 @@ final class KernelTests: XCTestCase {
     /// Decode batches: a row's product is bit-identical alone and among any other rows, for every dtype and
     /// every batch size up to rowInvariantMaxRows (K not a multiple of the vector width: the tails too).
     func testRowsAreBitIdenticalAloneAndInAnyBatch() {
+        forEveryISA { isa in
         for dtype in [DType.f32, .bf16, .f16] {
             let K = 803, N = 517
             let weight = narrowTensor(randomFloats(N * K, seed: 4), shape: [N, K], dtype: dtype)
@@ -59,9 +105,10 @@ final class KernelTests: XCTestCase {
                 var y = [Float](repeating: 0, count: M * N)
                 matmul(out: &y, inp: x, weight: weight, bias: nil, M: M, K: K, N: N, scratch: scratch)
                 for m in 0..<M {
-                    XCTAssertEqual(Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "dtype \(dtype) M \(M) row \(m)")
+                    XCTAssertEqual(Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "\(isa) dtype \(dtype) M \(M) row \(m)")
                 }
             }
+        }
         }
     }
 

@@ -40,7 +40,7 @@ final class ModelLoadingTests: XCTestCase {
         try check(#"{"hidden_size": "big"}"#, "hidden_size")
         try check("not json", "not valid JSON")
         XCTAssertThrowsError(try OPTConfig.load(directory: "/nonexistent/model")) { e in
-            XCTAssertTrue("\(e)".contains("/nonexistent/model/config.json"))
+            XCTAssertEqual(e as? EngineError, .missingDirectory(path: "/nonexistent/model"))
         }
     }
 

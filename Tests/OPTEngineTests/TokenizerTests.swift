@@ -312,7 +312,7 @@ final class TokenizerTests: XCTestCase {
             XCTAssertEqual(error as? EngineError, .missingFile(path: onlyVocab + "/merges.txt"))
         }
         XCTAssertThrowsError(try BPETokenizer.load(directory: "/nonexistent/muwa/tokenizer")) { error in
-            XCTAssertEqual(error as? EngineError, .missingFile(path: "/nonexistent/muwa/tokenizer/vocab.json"))
+            XCTAssertEqual(error as? EngineError, .missingDirectory(path: "/nonexistent/muwa/tokenizer"))
         }
     }
 

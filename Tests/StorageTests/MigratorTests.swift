@@ -22,7 +22,7 @@ final class MigratorTests: XCTestCase {
         let second = try await migrator.migrate()
         XCTAssertEqual(second, [])
         let recorded = try await database.execute("SELECT version FROM muwa.schema_migrations ORDER BY version")
-        XCTAssertEqual(try recorded.rows.map { try $0.int("version") }, [1, 2, 3, 4, 5])
+        XCTAssertEqual(try recorded.rows.map { try $0.int("version") }, [1, 2, 3, 4, 5, 6, 7])
         try await migrator.requireCurrent()
     }
 
@@ -33,7 +33,7 @@ final class MigratorTests: XCTestCase {
         async let stepsA = a.migrate()
         async let stepsB = b.migrate()
         let (doneA, doneB) = try await (stepsA, stepsB)
-        XCTAssertEqual(doneA.count + doneB.count, 5, "the advisory lock lets one of them do everything")
+        XCTAssertEqual(doneA.count + doneB.count, 7, "the advisory lock lets one of them do everything")
         XCTAssertTrue(doneA.isEmpty || doneB.isEmpty)
     }
 
@@ -51,8 +51,8 @@ final class MigratorTests: XCTestCase {
         }
         try await migrator.migrate()
         let down = try await migrator.migrate(to: 1)
-        XCTAssertEqual(down.map(\.migration), ["0005_job_results", "0004_dashboard_views", "0003_sql_api", "0002_workers"])
-        XCTAssertEqual(down.map(\.direction), [.down, .down, .down, .down])
+        XCTAssertEqual(down.map(\.migration), ["0007_adapter_versions", "0006_roles", "0005_job_results", "0004_dashboard_views", "0003_sql_api", "0002_workers"])
+        XCTAssertEqual(down.map(\.direction), Array(repeating: .down, count: 6))
         let value1 = try await database.scalar("SELECT to_regclass('muwa.workers') IS NULL")
         XCTAssertEqual(value1, "t")
         try await migrator.migrate()

@@ -1,24 +1,46 @@
-// Hand-written CPU kernels that Swift cannot express with the instructions it is compiled for:
-// fused (widen-and-)dot products of F32/BF16/F16 weights with a few input rows (AVX-512 or AVX2+F16C
-// when the CPU has them, chosen at run time, with a portable scalar fallback). Row-major; W is [N, K].
+// Hand-written CPU kernels that Swift cannot express with the instructions it is compiled for: fused
+// (widen-and-)dot products of F32/BF16/F16 weights with a few input rows, and widening conversions.
+//
+// One function table per instruction set (kernels_scalar.c: portable, always built, the reference;
+// kernels_avx2.c and kernels_avx512.c: x86-64 only), picked once at first use: the best the CPU has, or
+// the one MUWA_KERNEL_ISA names ("scalar", "avx2", "avx512") when the CPU has it. Row-major; W is [N, K].
+//
+// What "bit-identical alone and in a batch" means: with one table (one process, one ISA), a row's output is
+// computed with the same operations in the same order whatever the other rows of the call are, so a
+// sequence decodes to the same bits alone or in any batch. Across tables the order of additions differs
+// (vector widths), so results agree only to rounding (about 1e-6 relative on F32).
+//
+// Adding a weight dtype: a `muwa_dtype` value here, and one load/widen case per table file.
 #ifndef MUWA_CKERNELS_H
 #define MUWA_CKERNELS_H
 #include <stdint.h>
 
+/// Weight element types the kernels read (and widen to f32 in registers).
+typedef enum { MUWA_DTYPE_F32 = 0, MUWA_DTYPE_BF16 = 1, MUWA_DTYPE_F16 = 2 } muwa_dtype;
+
 /// y[m * ldy + n] (+)= sum_k widen(W[n, k]) * x[m * K + k] for m < M, n in [n0, n1): each weight row read
-/// once for all M rows, and each row computed exactly as it would be alone (the same operations in the same
-/// order whatever M is), so a row's result never depends on the other rows of the call.
+/// once for all M rows, and each row computed exactly as it would be alone.
+void muwa_gemv_rows(muwa_dtype dtype, const void *w, const float *x, long M, float *y, long ldy, long n0, long n1,
+                    long K, int accumulate);
+
+/// dst[i] = widen(src[i]) for i < n (F32: a copy).
+void muwa_widen(muwa_dtype dtype, const void *src, float *dst, long n);
+
+/// Typed conveniences over muwa_gemv_rows / muwa_widen.
 void muwa_gemv_rows_f32(const float *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
                         int accumulate);
 void muwa_gemv_rows_bf16(const uint16_t *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
                          int accumulate);
 void muwa_gemv_rows_f16(const uint16_t *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
                         int accumulate);
-
-/// dst[i] = widen(src[i]) for i < n.
 void muwa_widen_bf16(const uint16_t *src, float *dst, long n);
 void muwa_widen_f16(const uint16_t *src, float *dst, long n);
 
-/// Which instruction set the kernels dispatch to: "avx512", "avx2", or "scalar".
+/// The instruction set the kernels use now: "avx512", "avx2" or "scalar".
 const char *muwa_kernel_isa(void);
+/// 1 when this CPU (and build) can run `name`'s table.
+int muwa_kernel_isa_supported(const char *name);
+/// Switches every later call to `name`'s table; 0 (and no change) when unsupported. For tests and benches:
+/// not to be called while kernels run on other threads.
+int muwa_kernel_select_isa(const char *name);
 #endif

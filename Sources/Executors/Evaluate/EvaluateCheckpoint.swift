@@ -6,6 +6,9 @@
 //   the file    {"version": 1, "identity": {…the resolved request…},
 //                "runs": [{"adapter": null, "completed": true, "settings": {…}, "samples": [{…}, …]}, …]}
 //
+// The job row's checkpoint is not trusted: its samples_file must lie, symlinks resolved, inside the job's work
+// directory under the state directory, or it is not read at all (a role that could write the row must not
+// make the daemon read, or echo, any file it likes).
 // A checkpoint is used only when its file still holds exactly what it says and was made for the same
 // request (model and adapter directories, task, method, options, dataset files' sizes and times);
 // otherwise the evaluation starts over, which is always correct, only slower. Samples keep every digit
@@ -63,11 +66,19 @@ enum EvaluateCheckpoint {
     }
 
     /// The runs an earlier attempt saved, in place of `fresh` (the runs this attempt would start with).
-    static func load(_ checkpoint: JSONValue, identity: JSONValue, fresh: [EvaluationRunState]) throws
-        -> [EvaluationRunState]
-    {
+    ///
+    /// The checkpoint comes from the job's row, which the daemon does not trust: a samples file that is not,
+    /// with symlinks resolved, inside `allowedDirectory` (the job's work directory) is refused unread.
+    static func load(
+        _ checkpoint: JSONValue, identity: JSONValue, fresh: [EvaluationRunState], allowedDirectory: String
+    ) throws -> [EvaluationRunState] {
         guard let path = checkpoint["samples_file"]?.stringValue else {
             throw CheckpointMismatch(description: "the checkpoint has no samples_file")
+        }
+        guard WorkDirectoryConfinement.isInside(path, directory: allowedDirectory) else {
+            throw CheckpointMismatch(
+                description: "the checkpoint's samples_file is not inside this job's work directory \(allowedDirectory); "
+                    + "it was not read")
         }
         // `done` is in a released job's checkpoint; a periodic save found after a crash has none.
         let done = checkpoint["done"]?.doubleValue

@@ -45,7 +45,10 @@ public struct EvaluateJobExecutor: JobExecutor {
     }
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
-        let request = try EvaluateRequest(payload: job.payload)
+        var request = try EvaluateRequest(payload: job.payload)
+        request.dataset = try request.dataset.enumerated().map { index, path in
+            try environment.locations.dataPath(path, field: index == 0 ? "dataset.path" : "dataset.labels", kind: kind)
+        }
         let model = try environment.locations.model(request.model, field: "model", kind: kind)
         var adapterLocation: AdapterLocation?
         if let name = request.adapter {
@@ -76,7 +79,8 @@ public struct EvaluateJobExecutor: JobExecutor {
             ?? (FileManager.default.fileExists(atPath: periodic) ? ["samples_file": .string(periodic)] : nil)
         if let checkpoint = saved {
             do {
-                states = try EvaluateCheckpoint.load(checkpoint, identity: identity, fresh: states)
+                states = try EvaluateCheckpoint.load(
+                    checkpoint, identity: identity, fresh: states, allowedDirectory: context.workDirectory)
                 resumed = states.reduce(0) { $0 + $1.samples.count }
                 context.logger.info("resuming the evaluation after \(resumed) evaluated examples")
             } catch {

@@ -34,7 +34,7 @@ struct EvaluateRequest {
     let task: EvalTask
     let method: EvalMethod
     /// One path, or PIQA's examples file and labels file.
-    let dataset: [String]
+    var dataset: [String]
     let compareBase: Bool
     let options: EvalOptions
 

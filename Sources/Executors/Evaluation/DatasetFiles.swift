@@ -105,6 +105,6 @@ struct JSONRecord {
         guard let value = object[key], !(value is NSNull) else { throw fail("missing field \"\(key)\"") }
         if let text = value as? String, let n = Int(text), n == 0 || n == 1 { return n }
         if !(value is String), let n = value as? Int, n == 0 || n == 1 { return n }
-        throw fail("field \"\(key)\" must be 0 or 1, got \(value)")
+        throw fail("field \"\(key)\" must be 0 or 1, got \(value is String ? "another string" : "another value")")
     }
 }

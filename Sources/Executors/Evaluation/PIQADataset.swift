@@ -87,9 +87,10 @@ public enum PIQADataset {
             case "0": return 0
             case "1": return 1
             case let other:
+                // The line itself is not quoted: a payload may point at any file, and errors are public.
                 throw EvaluationError.malformedLine(
                     path: path, line: line.number,
-                    reason: "a label must be 0 or 1, got \"\(other)\"")
+                    reason: "a label must be 0 or 1, got something else (\(other.count) characters, not shown)")
             }
         }
     }

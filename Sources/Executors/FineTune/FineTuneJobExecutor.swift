@@ -9,8 +9,10 @@
 //   on a stop request  a checkpoint, then the job is released (shutdown) or cancelled
 //   at the start       the newest checkpoint, if any: a retried, rescued or released job continues where
 //                      it was and ends with the adapter an uninterrupted run would have
-//   at the end         the adapter in peft's format under <state>/adapters/<output>, with muwa_adapter.json,
-//                      and an "adapter" output row that registers it in muwa.adapters with the job's success
+//   at the end         the adapter in peft's format in a new version directory <state>/adapters/<output>@N
+//                      (never replacing an earlier version), with muwa_adapter.json, and an "adapter" output
+//                      row that registers version N in muwa.adapter_versions / muwa.adapters with the job's
+//                      success. With "if_exists": "fail" an existing <output> fails the job before training.
 import Foundation
 import JobQueue
 import LoRAOps
@@ -28,11 +30,21 @@ public struct FineTuneJobExecutor: JobExecutor {
     }
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
-        let request = try FineTuneRequest(payload: job.payload)
+        var request = try FineTuneRequest(payload: job.payload)
         let locations = environment.locations
+        request.datasetPath = try locations.dataPath(request.datasetPath, field: "dataset.path", kind: kind)
         let model = try locations.model(request.baseModel, field: "base_model", kind: kind)
         guard let adaptersDirectory = locations.adaptersDirectory else {
             throw JobFailure.permanent("finetune needs a state directory to write the adapter to")
+        }
+        let existing: (version: Int, jobID: Int64?)?
+        do {
+            existing = try await locations.newestAdapterVersion(request.output)
+        } catch {
+            throw JobFailure.retryable("cannot look up adapter \"\(request.output)\" in muwa.adapters: \(error)")
+        }
+        if let existing, request.ifExists == .fail {
+            throw Self.alreadyExists(request.output, existing)
         }
         let generator: Generator
         do {
@@ -41,8 +53,18 @@ public struct FineTuneJobExecutor: JobExecutor {
             throw JobFailure.permanent("cannot load the base model \(request.baseModel): \(error)")
         }
         let run = FineTuneRun(
-            request: request, model: model, engine: generator, adaptersDirectory: adaptersDirectory, context: context)
+            request: request, model: model, engine: generator, adaptersDirectory: adaptersDirectory, context: context,
+            nextVersion: (existing?.version ?? 0) + 1)
         return try await BlockingWork.run(label: "muwa-finetune") { try run.run() }
+    }
+
+    /// The permanent failure of an `"if_exists": "fail"` fine-tune whose output name is taken.
+    static func alreadyExists(_ name: String, _ existing: (version: Int, jobID: Int64?)) -> JobFailure {
+        let maker = existing.jobID.map { ", made by job \($0)" } ?? ""
+        return JobFailure.permanent(
+            "adapter \"\(name)\" already exists (version \(existing.version)\(maker)) and the payload says "
+                + "\"if_exists\": \"fail\": nothing was trained. Choose another output name, or leave if_exists out "
+                + "to add version \(existing.version + 1) (\(name)@\(existing.version) stays as it is)")
     }
 }
 
@@ -53,6 +75,9 @@ struct FineTuneRun: @unchecked Sendable {
     let engine: Generator
     let adaptersDirectory: String
     let context: JobContext
+    /// The version this run's adapter becomes unless a higher one appears meanwhile (the registry's and the
+    /// state directory's newest + 1, looked up before training).
+    let nextVersion: Int
 
     private var logger: Logger { context.logger }
 
@@ -79,13 +104,16 @@ struct FineTuneRun: @unchecked Sendable {
         let steps = Double(request.stepsPerEpoch(examples: train.count))
         var log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
 
+        var trainedTokens = 0  // this attempt's, for tokens per second
         do {
             try trainer.train { event in
                 guard case .step(let report) = event else { return .more }
+                trainedTokens += report.tokens
                 context.reportProgress(
                     Double(report.step) / Double(config.maxSteps),
                     detail: ["step": .number(Double(report.step)), "loss": .number(report.loss),
-                             "max_steps": .number(Double(config.maxSteps))])
+                             "max_steps": .number(Double(config.maxSteps))],
+                    tokens: trainedTokens)
                 if log.isEventStep(report.step) {
                     let evalLoss = log.isEvalStep(report.step) && !held.isEmpty ? try trainer.evaluate(held) : nil
                     let event = log.event(history: trainer.history, step: report.step,
@@ -114,16 +142,25 @@ struct FineTuneRun: @unchecked Sendable {
         }
         let finalLoss = log.lastLoss(history: trainer.history)
         let evalLoss = held.isEmpty ? nil : try trainer.evaluate(held)
-        let path = try saveAdapter(trainer)
+        if request.ifExists == .fail,
+            let taken = AdapterVersions.onDisk(request.output, in: adaptersDirectory).last
+        {
+            // Another job published the name while this one trained.
+            throw FineTuneJobExecutor.alreadyExists(
+                request.output, (taken.version, AdapterProvenance.read(directory: taken.directory)?.jobID))
+        }
+        let (version, path) = try saveAdapter(trainer)
         checkpoints.removeAll()
         var result = summary
         result["adapter"] = .string(request.output)
+        result["version"] = .number(Double(version))
         result["path"] = .string(path)
         result["final_loss"] = .number(finalLoss)
         result["eval_loss"] = evalLoss.map { .number($0) } ?? .null
         let registration: JSONValue = [
             "type": .string("adapter"),
             "name": .string(request.output),
+            "version": .number(Double(version)),
             "base_model": .string(request.baseModel),
             "path": .string(path),
             "lora_config": (try? JSONValue(parsing: String(decoding: trainer.adapterConfig.jsonData(), as: UTF8.self))) ?? .null,
@@ -133,7 +170,7 @@ struct FineTuneRun: @unchecked Sendable {
             "eval_loss": evalLoss.map { .number($0) } ?? .null,
             "steps": .number(Double(trainer.step)),
         ]
-        logger.info("adapter \(request.output) saved to \(path) (final loss \(String(format: "%.4f", finalLoss)))")
+        logger.info("adapter \(request.output)@\(version) saved to \(path) (final loss \(String(format: "%.4f", finalLoss)))")
         return .succeeded(result: .object(result), outputs: [registration])
     }
 
@@ -167,41 +204,49 @@ struct FineTuneRun: @unchecked Sendable {
         } catch {
             throw JobFailure.permanent("invalid finetune payload: \(error)")
         }
+        if let warning = Self.warmupWarning(config) { logger.warning("\(warning)") }
         return (config, train, held)
     }
 
-    /// Writes the adapter to <adapters>/<output>, replacing an earlier one of that name only once the new one
-    /// is complete.
-    private func saveAdapter(_ trainer: LoRATrainer) throws -> String {
+    /// Writes the adapter into a hidden partial directory, then publishes it as the next free version
+    /// <adapters>/<output>@N (N ≥ nextVersion). Earlier versions are never touched.
+    private func saveAdapter(_ trainer: LoRATrainer) throws -> (version: Int, path: String) {
         let fm = FileManager.default
-        let final = adaptersDirectory + "/" + request.output
         let partial = adaptersDirectory + "/.\(request.output).partial-\(context.job.id)"
         do {
             try fm.createDirectory(atPath: adaptersDirectory, withIntermediateDirectories: true)
             try? fm.removeItem(atPath: partial)
             try fm.createDirectory(atPath: partial, withIntermediateDirectories: true)
             try trainer.saveAdapter(directory: partial)
-            try AdapterProvenance(
+            var provenance = AdapterProvenance(
                 name: request.output, baseModel: request.baseModel, baseModelDirectory: model.directory,
-                architecture: AdapterProvenance.architecture(of: engine.model.config), jobID: context.job.id
-            ).write(directory: partial)
-            if fm.fileExists(atPath: final) {
-                let old = adaptersDirectory + "/.\(request.output).old-\(context.job.id)"
-                try? fm.removeItem(atPath: old)
-                try fm.moveItem(atPath: final, toPath: old)
-                try fm.moveItem(atPath: partial, toPath: final)
-                try? fm.removeItem(atPath: old)
-            } else {
-                try fm.moveItem(atPath: partial, toPath: final)
+                architecture: AdapterProvenance.architecture(of: engine.model.config), jobID: context.job.id)
+            let first = max(nextVersion, (AdapterVersions.onDisk(request.output, in: adaptersDirectory).last?.version ?? 0) + 1)
+            provenance.version = first
+            try provenance.write(directory: partial)
+            let published = try AdapterVersions.publish(
+                partial: partial, name: request.output, atLeast: first, in: adaptersDirectory)
+            if published.version != first {
+                provenance.version = published.version
+                try provenance.write(directory: published.directory)
             }
+            return (published.version, published.directory)
         } catch {
-            throw JobFailure.retryable("cannot write the adapter to \(final): \(error.localizedDescription)")
+            try? fm.removeItem(atPath: partial)
+            throw JobFailure.retryable(
+                "cannot write adapter \(request.output) to \(adaptersDirectory): \(error.localizedDescription)")
         }
-        return final
+    }
+
+    /// transformers warns too: a warmup that never ends keeps the learning rate below its peak throughout.
+    static func warmupWarning(_ config: TrainingConfig) -> String? {
+        guard config.warmupSteps > config.maxSteps else { return nil }
+        return "warmup_steps \(config.warmupSteps) is longer than the run (\(config.maxSteps) steps): the learning rate "
+            + "never reaches \(config.learningRate)"
     }
 
     private func summary(_ trainer: LoRATrainer, config: TrainingConfig, examples: Int) -> [String: JSONValue] {
-        [
+        var fields: [String: JSONValue] = [
             "base_model": .string(request.baseModel),
             "output": .string(request.output),
             "steps": .number(Double(trainer.step)),
@@ -209,6 +254,8 @@ struct FineTuneRun: @unchecked Sendable {
             "examples": .number(Double(examples)),
             "loss": trainer.history.last.map { .number($0.loss) } ?? .null,
         ]
+        if let warning = Self.warmupWarning(config) { fields["warnings"] = [.string(warning)] }
+        return fields
     }
 
     /// `dropout` from the checkpoint's config.json, if it says.

@@ -17,7 +17,9 @@ import LoRAOps
 import Storage
 
 struct FineTuneRequest {
-    static let fields: Set<String> = ["base_model", "dataset", "output", "template", "train_on_prompt", "lora", "train"]
+    static let fields: Set<String> = [
+        "base_model", "dataset", "output", "if_exists", "template", "train_on_prompt", "lora", "train",
+    ]
     static let datasetFields: Set<String> = ["path", "eval_fraction"]
     static let loraFields: Set<String> = [
         "r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora", "layers_to_transform",
@@ -37,9 +39,12 @@ struct FineTuneRequest {
     }
 
     let baseModel: String
-    let datasetPath: String
+    var datasetPath: String
     let evalFraction: Double
     let output: String
+    /// What to do when `output` already names an adapter: add a new version (the default; the name then
+    /// resolves to it, the earlier ones stay reachable as NAME@N), or fail before training starts.
+    let ifExists: IfExists
     let template: FineTuneTemplate
     let trainOnPrompt: Bool
     /// Everything but max_steps (known once the data is counted) and max_length / residual_dropout when
@@ -78,6 +83,12 @@ struct FineTuneRequest {
                 "output must be an adapter name of letters, digits, '_', '.' and '-' (at most 128, not starting "
                     + "with a punctuation mark), got \"\(output)\"")
         }
+
+        let ifExistsName = try reader.optionalString("if_exists", maxLength: 64) ?? IfExists.newVersion.rawValue
+        guard let ifExists = IfExists(rawValue: ifExistsName) else {
+            throw reader.failure("if_exists must be \"new_version\" or \"fail\", got \"\(ifExistsName)\"")
+        }
+        self.ifExists = ifExists
 
         let templateName = try reader.optionalString("template") ?? FineTuneTemplate.alpaca.rawValue
         guard let template = FineTuneTemplate(rawValue: templateName) else {
@@ -213,4 +224,12 @@ struct FineTuneRequest {
             "gradient_checkpointing": .bool(config.gradientCheckpointing),
         ]
     }
+}
+
+/// A fine-tune's `if_exists`: what to do when its `output` already names an adapter.
+enum IfExists: String {
+    /// Add a version: NAME resolves to the new one, NAME@N to each earlier one.
+    case newVersion = "new_version"
+    /// Refuse, before training starts (a permanent failure).
+    case fail
 }

@@ -8,7 +8,8 @@
 // A checkpoint is written into a ".partial" sibling and renamed into place, so a crash mid-write (kill -9,
 // power loss) leaves the previous checkpoints intact and no half-written one under a real name. The two
 // newest are kept. Resuming takes the newest that loads; one that does not (a disk that lied) is skipped
-// with a warning, falling back to the one before it.
+// with a warning, falling back to the one before it. Only the work directory is read, never a path from the
+// job's row, and a checkpoint entry that resolves outside it (a symlink) is not a checkpoint.
 import Foundation
 import LoRAOps
 import Logging
@@ -30,7 +31,9 @@ struct TrainingCheckpoints {
         return names.compactMap { name -> (Int, String)? in
             guard name.hasPrefix("step-"), !name.hasSuffix(".partial"), let step = Int(name.dropFirst(5)) else { return nil }
             let directory = root + "/" + name
-            guard FileManager.default.fileExists(atPath: directory + "/trainer_state.json") else { return nil }
+            guard FileManager.default.fileExists(atPath: directory + "/trainer_state.json"),
+                WorkDirectoryConfinement.isInside(directory + "/trainer_state.json", directory: root)
+            else { return nil }
             return (step, directory)
         }.sorted { $0.0 > $1.0 }
     }

@@ -21,6 +21,13 @@ public struct GenerateJobExecutor: JobExecutor {
 
     public func execute(_ job: ClaimedJob, context: JobContext) async throws -> JobOutcome {
         let request = try GenerateRequest(payload: job.payload)
+        let promptBytes = request.prompts.reduce(0) { $0 + $1.formatted.utf8.count }
+        guard promptBytes <= environment.maxPromptBytes else {
+            throw JobFailure.permanent(
+                "invalid generate payload: the prompts hold \(promptBytes) bytes with their template, more than this "
+                    + "daemon takes in one job (\(environment.maxPromptBytes) bytes, MUWA_MAX_PROMPT_BYTES); split them "
+                    + "into several jobs")
+        }
         let location = try environment.locations.model(request.model, field: "model", kind: kind)
         let batcher: GenerationBatcher
         do {
@@ -43,12 +50,21 @@ public struct GenerateJobExecutor: JobExecutor {
         }
 
         let options = request.options
+        var warnings: [JSONValue] = []
+        for (index, ids) in promptIds.enumerated() where ids.count + options.maxNewTokens > positions {
+            let which = request.single ? "prompt" : "prompts[\(index)]"
+            let warning = "\(which) has \(ids.count) tokens, which leaves room for \(positions - ids.count) new tokens, not "
+                + "max_new_tokens \(options.maxNewTokens): the model has \(positions) positions (finish_reason \"length\")"
+            context.logger.notice("\(warning)")
+            warnings.append(.string(warning))
+        }
         let asked = max(1, options.maxNewTokens * promptIds.count)
         let sequences = promptIds.map { BatchedSequence(promptIds: $0, options: options, delta: delta) }
         let run: BatchedRun
         do {
             run = try await batcher.run(sequences, shouldStop: { context.shouldStop }) { tokens in
-                context.reportProgress(Double(tokens) / Double(asked), detail: ["tokens": .number(Double(tokens))])
+                context.reportProgress(
+                    Double(tokens) / Double(asked), detail: ["tokens": .number(Double(tokens))], tokens: tokens)
             }
         } catch let error as EngineError {
             if case .invalidRequest = error { throw JobFailure.permanent("invalid generate payload: \(error)") }
@@ -56,7 +72,7 @@ public struct GenerateJobExecutor: JobExecutor {
         }
 
         let rows = run.outputs.map { row($0, request: request) }
-        let summary: JSONValue = [
+        var summary: [String: JSONValue] = [
             "model": .string(request.model),
             "adapter": request.adapter.map { .string($0) } ?? .null,
             "outputs": .number(Double(run.outputs.count)),
@@ -65,10 +81,13 @@ public struct GenerateJobExecutor: JobExecutor {
             "milliseconds": .number(run.outputs.map(\.milliseconds).max() ?? 0),
             "max_batch_rows": .number(Double(run.maxBatchRows)),
         ]
+        if options.doSample { summary["seed"] = .number(Double(options.seed)) }
+        if !warnings.isEmpty { summary["warnings"] = .array(warnings) }
+        let result = JSONValue.object(summary)
         if run.stopped || context.shouldStop {
-            return .stopped(partial: summary, outputs: rows, checkpoint: nil)
+            return .stopped(partial: result, outputs: rows, checkpoint: nil)
         }
-        return .succeeded(result: summary, outputs: rows)
+        return .succeeded(result: result, outputs: rows)
     }
 
     /// The job's adapter as a delta over the shared base weights, or nil.

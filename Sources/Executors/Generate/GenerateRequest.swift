@@ -87,14 +87,18 @@ struct GenerateRequest {
 
         let stop = try reader.optionalStringList("stop", maxCount: 16, maxLength: 256) ?? []
         if let index = stop.firstIndex(of: "") { throw reader.failure("stop[\(index)] must not be empty") }
+        let doSample = try reader.optionalBool("do_sample") ?? false
+        // Sampling without a seed: a fresh one per job (reported in the result), never the same text each time.
+        let seed = try reader.optionalInt("seed", in: 0...(1 << 53)).map(UInt64.init)
+            ?? (doSample ? UInt64.random(in: 0...(1 << 53)) : 0)
         options = GenerationOptions(
             maxNewTokens: try reader.optionalInt("max_new_tokens", in: 0...Self.maxNewTokensLimit) ?? 50,
-            doSample: try reader.optionalBool("do_sample") ?? false,
+            doSample: doSample,
             temperature: Float(try reader.optionalDouble("temperature", in: 1e-3...100) ?? 1),
             topK: try reader.optionalInt("top_k", in: 0...1_000_000) ?? 0,
             topP: Float(try reader.optionalDouble("top_p", in: 1e-6...1) ?? 1),
             repetitionPenalty: Float(try reader.optionalDouble("repetition_penalty", in: 1e-3...100) ?? 1),
-            seed: UInt64(try reader.optionalInt("seed", in: 0...(1 << 53)) ?? 0),
+            seed: seed,
             stop: stop,
             stopAtEOS: try reader.optionalBool("stop_at_eos") ?? true)
         do {

@@ -1,7 +1,8 @@
 // Locations: how payloads name models and adapters. A `model` is a checkpoint directory (a value with a
 // "/") or a name under the state directory's models/; an `adapter` is a peft directory (with a "/") or a
-// name — looked up in muwa.adapters when the daemon has a database, else in the state directory's
-// adapters/, where fine-tune jobs write them. Fine-tune jobs also leave a muwa_adapter.json beside the
+// name — NAME for the newest version, NAME@N for version N (AdapterVersions) — looked up in muwa.adapters /
+// muwa.adapter_versions when the daemon has a database, else in the state directory's adapters/, where
+// fine-tune jobs write them. Fine-tune jobs also leave a muwa_adapter.json beside the
 // adapter recording the base model it was trained on, so that an adapter is refused on another model even
 // when its shapes happen to fit.
 import Foundation
@@ -34,10 +35,12 @@ public struct AdapterProvenance: Codable, Sendable, Equatable {
     /// The base model's architecture (OPTConfig's shape fields), to refuse other models.
     public var architecture: String
     public var jobID: Int64?
+    /// The version this directory holds (NAME@N); nil in adapters saved before versions existed.
+    public var version: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, baseModel = "base_model", baseModelDirectory = "base_model_directory", architecture
-        case jobID = "job_id"
+        case jobID = "job_id", version
     }
 
     public static let fileName = "muwa_adapter.json"
@@ -66,10 +69,22 @@ public struct AdapterProvenance: Codable, Sendable, Equatable {
 public struct Locations: Sendable {
     public let stateDirectory: String?
     public let registry: (any AdapterRegistry)?
+    /// Where payload paths may point (AccessRoots); the state directory always counts for models.
+    public let roots: AccessRoots
 
-    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil) {
+    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, roots: AccessRoots = .unrestricted) {
         self.stateDirectory = stateDirectory
         self.registry = registry
+        if let stateDirectory, let models = roots.models {
+            self.roots = AccessRoots(models: models + [stateDirectory], data: roots.data)
+        } else {
+            self.roots = roots
+        }
+    }
+
+    /// A dataset path from a payload, resolved and checked against the data roots.
+    public func dataPath(_ path: String, field: String, kind: String) throws -> String {
+        try roots.resolve(path, use: .data, field: field, kind: kind)
     }
 
     public var modelsDirectory: String? { stateDirectory.map { $0 + "/models" } }
@@ -86,7 +101,9 @@ public struct Locations: Sendable {
             throw failure("\(field) must name a checkpoint directory or a model under the state directory, got \"\"")
         }
         let directory: String
-        if Self.isPath(value) {
+        if Self.isPath(value), !FileManager.default.fileExists(atPath: value), HubReference(value) != nil {
+            directory = try Self.hubSnapshot(value, field: field, kind: kind)
+        } else if Self.isPath(value) {
             directory = value
         } else if let models = modelsDirectory, Self.isDirectory(models + "/" + value) {
             directory = models + "/" + value
@@ -105,10 +122,11 @@ public struct Locations: Sendable {
         guard Self.isDirectory(directory) else {
             throw failure("\(field): \(directory) is not a directory (give the checkpoint's directory)")
         }
-        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+        let real = try roots.resolve(directory, use: .model, field: field, kind: kind)
+        guard FileManager.default.fileExists(atPath: real + "/config.json") else {
             throw failure("\(field): \(directory) is not a checkpoint directory (no config.json)")
         }
-        return ModelLocation(name: value, directory: URL(fileURLWithPath: directory).standardizedFileURL.path)
+        return ModelLocation(name: value, directory: real)
     }
 
     /// The adapter directory for a payload's adapter value.
@@ -116,15 +134,29 @@ public struct Locations: Sendable {
         let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
         guard !value.isEmpty else { throw failure("\(field) must name an adapter or an adapter directory, got \"\"") }
         if Self.isPath(value) {
-            guard Self.isDirectory(value) else { throw failure("\(field): the adapter directory \(value) does not exist") }
-            let directory = URL(fileURLWithPath: value).standardizedFileURL.path
+            var path = value
+            if !FileManager.default.fileExists(atPath: value), HubReference(value) != nil {
+                path = try Self.hubSnapshot(value, field: field, kind: kind)
+            }
+            guard Self.isDirectory(path) else { throw failure("\(field): the adapter directory \(value) does not exist") }
+            let directory = try roots.resolve(path, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
+        }
+        let reference: AdapterReference
+        do {
+            reference = try AdapterReference(value)
+        } catch {
+            throw failure("\(field): \(error)")
         }
         if let registry {
             let registered: RegisteredAdapter?
             do {
-                registered = try await registry.adapter(named: value)
+                if let version = reference.version {
+                    registered = try await registry.adapter(named: reference.name, version: version)
+                } else {
+                    registered = try await registry.adapter(named: reference.name)
+                }
             } catch {
                 throw JobFailure.retryable("cannot look up adapter \"\(value)\" in muwa.adapters: \(error)")
             }
@@ -132,19 +164,41 @@ public struct Locations: Sendable {
                 guard Self.isDirectory(registered.path) else {
                     throw failure("\(field): adapter \"\(value)\" is registered at \(registered.path), which does not exist")
                 }
-                return AdapterLocation(name: value, directory: registered.path, baseModel: registered.baseModel)
+                let directory = try roots.resolve(registered.path, use: .model, field: field, kind: kind)
+                return AdapterLocation(name: value, directory: directory, baseModel: registered.baseModel)
             }
         }
-        if let adapters = adaptersDirectory, Self.isDirectory(adapters + "/" + value) {
-            let directory = adapters + "/" + value
+        if let adapters = adaptersDirectory,
+            let found = AdapterVersions.directory(reference.name, version: reference.version, in: adapters)
+        {
+            let directory = try roots.resolve(found, use: .model, field: field, kind: kind)
             return AdapterLocation(name: value, directory: directory,
                                    baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
         var places: [String] = []
         if registry != nil { places.append("not registered in muwa.adapters") }
-        if let adapters = adaptersDirectory { places.append("no directory \(adapters)/\(value)") }
+        if let adapters = adaptersDirectory {
+            let wanted = reference.version.map { AdapterVersions.directoryName(reference.name, version: $0) }
+                ?? "\(reference.name)@N"
+            places.append("no directory \(adapters)/\(wanted)")
+        }
         if places.isEmpty { places.append("no state directory to look names up in") }
         throw failure("\(field): unknown adapter \"\(value)\" (\(places.joined(separator: ", ")))")
+    }
+
+    /// The newest version of adapter `name`, from the registry and the state directory (the higher wins),
+    /// and the job that made it when known; nil when the name is unknown to both.
+    public func newestAdapterVersion(_ name: String) async throws -> (version: Int, jobID: Int64?)? {
+        var newest: (version: Int, jobID: Int64?)?
+        if let registry, let registered = try await registry.adapter(named: name) {
+            newest = (registered.version, registered.jobID)
+        }
+        if let adapters = adaptersDirectory, let onDisk = AdapterVersions.onDisk(name, in: adapters).last,
+            onDisk.version > (newest?.version ?? 0)
+        {
+            newest = (onDisk.version, AdapterProvenance.read(directory: onDisk.directory)?.jobID)
+        }
+        return newest
     }
 
     /// Loads the adapter for `model`, refusing one trained for a different base model.
@@ -159,10 +213,21 @@ public struct Locations: Sendable {
                     + "(\(provenance.architecture)), not for \(modelName) (\(AdapterProvenance.architecture(of: model.config)))")
         }
         do {
-            return try LoRAAdapter.load(directory: location.directory, model: model.config)
+            return try LoRAAdapter.load(directory: location.directory, model: model.config,
+                                        memoryBudget: model.memoryBudget)
         } catch {
             let base = location.baseModel.map { " (trained for \($0))" } ?? ""
             throw failure("adapter \"\(location.name)\"\(base) cannot be used with \(modelName): \(error)")
+        }
+    }
+
+    /// A hub id's snapshot in the local Hugging Face cache (HubCache), as a payload failure when missing.
+    static func hubSnapshot(_ value: String, field: String, kind: String) throws -> String {
+        guard let reference = HubReference(value) else { return value }
+        do {
+            return try HubCache.snapshot(reference)
+        } catch {
+            throw JobFailure.permanent("invalid \(kind) payload: \(field): \(error)")
         }
     }
 

@@ -34,6 +34,7 @@ public final class Generator: @unchecked Sendable {
                 "prompt of \(maxPrompt) tokens exceeds the model's \(cfg.maxPositionEmbeddings) positions")
         }
         let capacity = min(maxPrompt + maxNew, cfg.maxPositionEmbeddings)
+        try model.checkSessionMemory(batch: B, capacity: max(capacity, 1))
 
         // left padding: (B, maxPrompt)
         let pad = cfg.padTokenId

@@ -85,8 +85,9 @@ public struct OPTConfig: Codable, Sendable, Equatable {
 
     /// Reads and validates `directory/config.json`.
     public static func load(directory: String) throws -> OPTConfig {
+        try FileAccess.requireDirectory(directory)
         let path = (directory as NSString).appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: path) else { throw EngineError.missingFile(path: path) }
+        let data = try FileAccess.readFile(path, limit: 1 << 20)
         let config: OPTConfig
         do {
             config = try JSONDecoder().decode(OPTConfig.self, from: data)

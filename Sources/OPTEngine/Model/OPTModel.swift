@@ -21,8 +21,13 @@ public final class OPTModel: @unchecked Sendable {
     public let weights: OPTWeights
     public let activation: Activation
     public let directory: String?
+    /// What loading and sessions may use; sessions check against it before allocating.
+    public let memoryBudget: MemoryBudget
+    /// Bytes of the weights (``OPTWeights/byteCount``).
+    public let weightBytes: Int
 
-    public init(config: OPTConfig, weights: OPTWeights, directory: String? = nil) throws {
+    public init(config: OPTConfig, weights: OPTWeights, directory: String? = nil,
+                memoryBudget: MemoryBudget = .unlimited) throws {
         try config.validate()
         guard let act = Activation(name: config.activationFunction) else {
             throw EngineError.invalidConfig(path: "config.json", reason: "unsupported activation")
@@ -31,14 +36,20 @@ public final class OPTModel: @unchecked Sendable {
         self.weights = weights
         self.activation = act
         self.directory = directory
+        self.memoryBudget = memoryBudget
+        self.weightBytes = weights.byteCount
     }
 
-    /// Loads config.json and the weights of a Hugging Face OPT directory.
-    public static func load(directory: String) throws -> OPTModel {
+    /// Loads config.json and the weights of a Hugging Face OPT directory. Throws
+    /// ``EngineError/overMemoryBudget(what:estimate:limit:)`` when the weights plus the buffers of one
+    /// full-length sequence exceed `memoryBudget` (checked before any buffer is allocated).
+    public static func load(directory: String, memoryBudget: MemoryBudget = .unlimited) throws -> OPTModel {
         let config = try OPTConfig.load(directory: directory)
         let checkpoint = try CheckpointReader.load(directory: directory)
-        return try OPTModel(config: config, weights: try OPTWeights(checkpoint: checkpoint, config: config),
-                            directory: directory)
+        let model = try OPTModel(config: config, weights: try OPTWeights(checkpoint: checkpoint, config: config),
+                                 directory: directory, memoryBudget: memoryBudget)
+        try model.checkLoadMemory()
+        return model
     }
 
     /// Runs `s.T` new tokens for each of the `s.rows` sequences of the pass through the decoder, leaving the

@@ -8,14 +8,11 @@ public final class ByteRegion: @unchecked Sendable {
     private enum Owner { case mapped(UnsafeMutableRawPointer, Int), heap(UnsafeMutableRawPointer) }
     private let owner: Owner
 
-    /// Maps `path` read-only. Throws `missingFile` / `corruptFile` naming the path.
+    /// Maps the regular file `path` read-only. Throws `missingFile`, `notReadable`, `notAFile` or
+    /// `corruptFile` naming the path.
     public init(mapping path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw EngineError.missingFile(path: path) }
+        let (fd, size) = try FileAccess.openRegularFile(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw EngineError.corruptFile(path: path, reason: "cannot stat") }
-        let size = Int(st.st_size)
         guard size > 0 else { throw EngineError.corruptFile(path: path, reason: "file is empty") }
         guard let ptr = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), ptr != MAP_FAILED else {
             throw EngineError.corruptFile(path: path, reason: "mmap failed (errno \(errno))")

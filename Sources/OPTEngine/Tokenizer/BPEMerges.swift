@@ -4,11 +4,8 @@
 // Algorithm (as `tokenizers`' `Word::merge_all` without dropout): start from one symbol per byte;
 // repeatedly pick, among all adjacent pairs that have a merge, the one with the lowest rank — the
 // leftmost one on a tie — and replace it by the merged symbol; stop when no adjacent pair has a
-// merge. Words are usually short (a few symbols): for them we keep the rank of every adjacent pair in an
-// array and rescan it, and after a merge only the two neighbouring pairs need a fresh lookup. That is
-// O(n²) in the word's length, so a long word (a letter repeated 256 Ki times, base64) merges through a
-// priority queue of (rank, position) over a linked list of symbols instead, O(n log n), as `tokenizers`
-// does; both give the same symbols.
+// merge. Short words rescan an array of pair ranks (`applyReference`); long ones use a min-heap with
+// lazy deletion over a linked list of symbols, so a hostile word of a million bytes stays O(n log n).
 import Foundation
 
 struct BPEMerges {
@@ -56,20 +53,58 @@ struct BPEMerges {
         table[Self.key(left, right)]
     }
 
-    /// Words longer than this many symbols merge through the queue; shorter ones by rescanning.
-    static let rescanLimit = 48
-
     /// Merges `symbols` (initially one id per byte) in place until no adjacent pair has a merge.
+    ///
+    /// O(n log n) in the word's length: a long word without spaces (a hostile prompt of a million "a"s)
+    /// must not take minutes. The symbols form a linked list over their first positions; a min-heap holds
+    /// candidate merges ordered by (rank, position), so the pop is the lowest-rank pair, leftmost on a tie —
+    /// the same pair ``applyReference(_:)`` picks by rescanning. A merge invalidates the pairs around it
+    /// lazily: a popped candidate whose left symbol is gone, which has no right neighbour any more, or
+    /// whose pair now has another rank is skipped. After a merge only the two new neighbouring pairs are
+    /// pushed, so the heap never holds more than 3n entries.
     func apply(_ symbols: inout [Int32]) {
-        if symbols.count > Self.rescanLimit {
-            applyByQueue(&symbols)
-        } else {
-            applyByRescan(&symbols)
+        let n = symbols.count
+        guard n > 1 else { return }
+        if n <= 16 {
+            applyReference(&symbols)  // short words: the rescan is faster than a heap
+            return
+        }
+        var ids = symbols
+        var next = Array(1...n)  // next[i] == n: no right neighbour
+        var previous = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MergeHeap()
+        heap.reserve(n)
+        for i in 0..<(n - 1) {
+            if let merge = lookup(ids[i], ids[i + 1]) { heap.push(rank: merge.rank, position: Int32(i)) }
+        }
+        while let top = heap.pop() {
+            let i = Int(top.position)
+            guard alive[i], next[i] < n else { continue }
+            let j = next[i]
+            guard let merge = lookup(ids[i], ids[j]), merge.rank == top.rank else { continue }
+            ids[i] = merge.result
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { previous[next[j]] = i }
+            if previous[i] >= 0, let left = lookup(ids[previous[i]], ids[i]) {
+                heap.push(rank: left.rank, position: Int32(previous[i]))
+            }
+            if next[i] < n, let right = lookup(ids[i], ids[next[i]]) {
+                heap.push(rank: right.rank, position: Int32(i))
+            }
+        }
+        symbols.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < n {
+            symbols.append(ids[i])
+            i = next[i]
         }
     }
 
-    /// The merge loop over an array of pair ranks, rescanned after each merge (fast for short words).
-    func applyByRescan(_ symbols: inout [Int32]) {
+    /// The reference merge loop: rescan every adjacent pair for the lowest rank (leftmost on a tie) and
+    /// merge it. O(n²) for an n-symbol word; kept for short words and as the tests' reference for `apply`.
+    func applyReference(_ symbols: inout [Int32]) {
         guard symbols.count > 1 else { return }
         let none = Merge(rank: Int32.max, result: -1)
         // pairs[k] is the merge of (symbols[k], symbols[k + 1]), or `none`.
@@ -99,85 +134,50 @@ struct BPEMerges {
     }
 }
 
-extension BPEMerges {
-    /// The merge loop for long words: symbols in a doubly linked list over their original positions, and
-    /// a min-queue of (rank, left position) holding every adjacent pair that has a merge. A popped entry
-    /// is acted on only when its position still starts a pair with that rank (entries go stale as their
-    /// neighbours merge); positions keep their order, so the lowest (rank, position) is the lowest-rank
-    /// pair, leftmost on a tie — the rescan's choice.
-    func applyByQueue(_ symbols: inout [Int32]) {
-        let n = symbols.count
-        guard n > 1 else { return }
-        var ids = symbols
-        var next = Array(1...n)  // n: no next symbol
-        var previous = Array(-1..<(n - 1))  // -1: no previous symbol
-        var alive = [Bool](repeating: true, count: n)
-        var queue = MergeQueue()
-        queue.reserve(n)
-        for k in 0..<(n - 1) {
-            if let merge = lookup(ids[k], ids[k + 1]) { queue.push(rank: merge.rank, position: k) }
-        }
-        while let (rank, position) = queue.pop() {
-            let right = next[position]
-            guard alive[position], right < n, let merge = lookup(ids[position], ids[right]), merge.rank == rank
-            else { continue }
-            ids[position] = merge.result
-            alive[right] = false
-            let after = next[right]
-            next[position] = after
-            if after < n { previous[after] = position }
-            let before = previous[position]
-            if before >= 0, let left = lookup(ids[before], ids[position]) {
-                queue.push(rank: left.rank, position: before)
-            }
-            if after < n, let following = lookup(ids[position], ids[after]) {
-                queue.push(rank: following.rank, position: position)
-            }
-        }
-        symbols.removeAll(keepingCapacity: true)
-        var k = 0
-        while k < n {
-            symbols.append(ids[k])
-            k = next[k]
-        }
+/// A binary min-heap of merge candidates ordered by (rank, position).
+struct MergeHeap {
+    struct Entry {
+        let rank: Int32
+        let position: Int32
     }
-}
 
-/// A binary min-heap of (rank, position), packed as rank << 32 | position (both non-negative, so the
-/// packed order is the (rank, position) order).
-struct MergeQueue {
-    private var heap: [UInt64] = []
+    private var entries: [Entry] = []
 
-    mutating func reserve(_ count: Int) { heap.reserveCapacity(count) }
+    mutating func reserve(_ count: Int) { entries.reserveCapacity(count) }
 
-    mutating func push(rank: Int32, position: Int) {
-        heap.append(UInt64(UInt32(bitPattern: rank)) << 32 | UInt64(UInt32(truncatingIfNeeded: position)))
-        var child = heap.count - 1
+    @inline(__always)
+    private static func less(_ a: Entry, _ b: Entry) -> Bool {
+        a.rank < b.rank || (a.rank == b.rank && a.position < b.position)
+    }
+
+    mutating func push(rank: Int32, position: Int32) {
+        entries.append(Entry(rank: rank, position: position))
+        var child = entries.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            guard heap[child] < heap[parent] else { break }
-            heap.swapAt(child, parent)
+            guard Self.less(entries[child], entries[parent]) else { break }
+            entries.swapAt(child, parent)
             child = parent
         }
     }
 
-    mutating func pop() -> (rank: Int32, position: Int)? {
-        guard let top = heap.first else { return nil }
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
+    mutating func pop() -> Entry? {
+        guard let top = entries.first else { return nil }
+        let last = entries.removeLast()
+        if !entries.isEmpty {
+            entries[0] = last
             var parent = 0
             while true {
-                let left = 2 * parent + 1
-                guard left < heap.count else { break }
-                var smallest = left
-                if left + 1 < heap.count, heap[left + 1] < heap[left] { smallest = left + 1 }
-                guard heap[smallest] < heap[parent] else { break }
-                heap.swapAt(smallest, parent)
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < entries.count, Self.less(entries[left], entries[smallest]) { smallest = left }
+                if right < entries.count, Self.less(entries[right], entries[smallest]) { smallest = right }
+                if smallest == parent { break }
+                entries.swapAt(parent, smallest)
                 parent = smallest
             }
         }
-        return (Int32(bitPattern: UInt32(top >> 32)), Int(UInt32(truncatingIfNeeded: top)))
+        return top
     }
 }
 

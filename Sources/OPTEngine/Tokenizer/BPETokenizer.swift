@@ -44,6 +44,7 @@ public final class BPETokenizer: @unchecked Sendable {
     /// bos = eos = unk = "</s>", pad = "<pad>".
     public static func load(directory: String) throws -> BPETokenizer {
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        try FileAccess.requireDirectory(directory)
         let fm = FileManager.default
         let vocabPath = path("vocab.json"), mergesPath = path("merges.txt"), jsonPath = path("tokenizer.json")
         var spec: TokenizerSpec

@@ -6,10 +6,7 @@ import Foundation
 
 enum TokenizerFiles {
     static func readData(_ path: String) throws -> Data {
-        guard FileManager.default.fileExists(atPath: path),
-            let data = FileManager.default.contents(atPath: path)
-        else { throw EngineError.missingFile(path: path) }
-        return data
+        try FileAccess.readFile(path)
     }
 
     /// The first line of an error's description, for wrapping into our own message.

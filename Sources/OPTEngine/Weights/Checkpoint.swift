@@ -26,14 +26,16 @@ public enum CheckpointReader {
 
     /// Loads the first of ``candidates`` present in `directory`.
     ///
-    /// Throws ``EngineError/missingFile(path:)`` when none is there (or a shard named by an index is
-    /// missing), ``EngineError/corruptFile(path:reason:)`` or ``EngineError/unsupportedDType(name:file:dtype:)``
+    /// Throws ``EngineError/missingDirectory(path:)`` / ``EngineError/notADirectory(path:)`` /
+    /// ``EngineError/notReadable(path:)`` for a bad directory, ``EngineError/missingFile(path:)`` when no
+    /// candidate is there (or a shard named by an index is missing), ``EngineError/corruptFile(path:reason:)`` or ``EngineError/unsupportedDType(name:file:dtype:)``
     /// when a file cannot be read.
     public static func load(directory: String) throws -> CheckpointTensors {
+        try FileAccess.requireDirectory(directory)
         let dir = URL(fileURLWithPath: directory)
         for name in candidates {
             let path = dir.appendingPathComponent(name).path
-            guard FileManager.default.fileExists(atPath: path) else { continue }
+            guard FileAccess.exists(path) else { continue }
             switch name {
             case "model.safetensors":
                 let file = try SafetensorsFile(path: path)
@@ -56,9 +58,7 @@ public enum CheckpointReader {
     /// A sharded checkpoint: `{"metadata": …, "weight_map": {tensor name: shard file name}}`.
     /// Every shard named is read; each tensor is taken from the shard the map names.
     private static func loadSharded(indexPath: String, directory: String) throws -> CheckpointTensors {
-        guard let data = FileManager.default.contents(atPath: indexPath) else {
-            throw EngineError.missingFile(path: indexPath)
-        }
+        let data = try FileAccess.readFile(indexPath, limit: 16 << 20)
         let json: Any
         do {
             json = try JSONSerialization.jsonObject(with: data)
@@ -83,7 +83,6 @@ public enum CheckpointReader {
         var shardTensors: [String: [String: Tensor]] = [:]  // shard file name → its tensors
         for shard in Set(shardOf.values).sorted() {
             let path = dir.appendingPathComponent(shard).path
-            guard FileManager.default.fileExists(atPath: path) else { throw EngineError.missingFile(path: path) }
             shardTensors[shard] = try isBin ? TorchZipFile(path: path).tensors : SafetensorsFile(path: path).tensors
         }
         var tensors: [String: Tensor] = [:]

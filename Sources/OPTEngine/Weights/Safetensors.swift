@@ -15,11 +15,14 @@ public struct SafetensorsFile: Sendable {
     /// The mapping of the whole file.
     public let region: ByteRegion
 
-    /// The largest header accepted (the reference implementation's limit).
-    static let maxHeaderLength = 100_000_000
+    /// The largest header accepted: 16 MiB, room for about 100,000 tensors (a published checkpoint's
+    /// header is under 1 MiB). The reference implementation allows 100 MB; parsing a header that size
+    /// is refused rather than risked. Parsing needs a few times the header's size in memory.
+    static let maxHeaderLength = 16 << 20
 
     /// Maps and validates `path`. Throws ``EngineError`` naming the file (and the tensor, where there
-    /// is one) for every malformed header, range or size.
+    /// is one) for every malformed header, range or size. Messages never quote the file's bytes: the
+    /// 8-byte length prefix of a file that is not a safetensors file may be anything (a secret).
     public init(path: String) throws {
         func corrupt(_ reason: String) -> EngineError { .corruptFile(path: path, reason: reason) }
 
@@ -29,41 +32,26 @@ public struct SafetensorsFile: Sendable {
         }
         let declared = UInt64(littleEndian: region.base.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(region.count - 8) else {
-            throw corrupt("header length \(declared) runs past the end of the file (\(region.count) bytes)")
+            throw corrupt("header length runs past the end of the file (\(region.count) bytes; not a safetensors file?)")
         }
         let headerLength = Int(declared)
         guard headerLength <= Self.maxHeaderLength else {
-            throw corrupt("header length \(headerLength) exceeds the \(Self.maxHeaderLength)-byte limit")
+            throw corrupt("header length exceeds the \(Self.maxHeaderLength >> 20) MiB limit")
         }
         guard headerLength >= 2, region.base.load(fromByteOffset: 8, as: UInt8.self) == UInt8(ascii: "{") else {
             throw corrupt("header is not a JSON object")
         }
-        let headerBytes = Data(bytes: region.base + 8, count: headerLength)
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: headerBytes)
-        } catch {
-            throw corrupt("header is not valid JSON")
-        }
-        guard let header = json as? [String: Any] else { throw corrupt("header is not a JSON object") }
+        let header = try SafetensorsHeader.parse(
+            Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: region.base + 8), count: headerLength,
+                 deallocator: .none),
+            path: path)
 
         let dataStart = 8 + headerLength
         let dataLength = region.count - dataStart
-        var metadata: [String: String] = [:]
         var ranges: [(name: String, begin: Int, end: Int)] = []
         var tensors: [String: Tensor] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" {
-                guard let object = value as? [String: Any] else { throw corrupt("__metadata__ is not an object") }
-                for (key, item) in object {
-                    guard let string = item as? String else {
-                        throw corrupt("__metadata__ value for '\(key)' is not a string")
-                    }
-                    metadata[key] = string
-                }
-                continue
-            }
-            let entry = try Self.parseEntry(name: name, value: value, path: path)
+        for (name, raw) in header.entries {
+            let entry = try Self.checkEntry(name: name, raw, path: path)
             guard entry.end <= dataLength else {
                 throw corrupt(
                     "tensor '\(name)': data_offsets [\(entry.begin), \(entry.end)] run past the end of the data "
@@ -79,31 +67,28 @@ public struct SafetensorsFile: Sendable {
         }
         self.path = path
         self.tensors = tensors
-        self.metadata = metadata
+        self.metadata = header.metadata
         self.region = region
     }
 
     /// Checks one header entry: known dtype, non-negative shape, ordered offsets, size = shape × dtype.
-    private static func parseEntry(name: String, value: Any, path: String) throws
+    private static func checkEntry(name: String, _ entry: SafetensorsHeader.Entry, path: String) throws
         -> (dtype: DType, shape: [Int], begin: Int, end: Int)
     {
         func corrupt(_ reason: String) -> EngineError {
             .corruptFile(path: path, reason: "tensor '\(name)': \(reason)")
         }
-        guard let entry = value as? [String: Any] else { throw corrupt("header entry is not an object") }
-        guard let dtypeName = entry["dtype"] as? String else { throw corrupt("no dtype") }
+        guard entry.isObject else { throw corrupt("header entry is not an object") }
+        guard let dtypeName = entry.dtype else { throw corrupt("no dtype (or not a string)") }
         guard let dtype = DType(rawValue: dtypeName) else {
             throw EngineError.unsupportedDType(name: name, file: path, dtype: dtypeName)
         }
-        guard let shapeItems = entry["shape"] as? [Any] else { throw corrupt("no shape") }
-        let shape = try shapeItems.map { item -> Int in
-            guard let d = exactInt(item) else { throw corrupt("shape \(shapeItems) is not a list of integers") }
-            guard d >= 0 else { throw corrupt("shape \(shapeItems) has a negative dimension") }
-            return d
+        guard let shape = entry.shape else { throw corrupt("shape is missing or not a list of integers") }
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw corrupt("shape \(shape) has a negative dimension") }
+        guard let offsets = entry.dataOffsets, offsets.count == 2 else {
+            throw corrupt("data_offsets is not a pair of integers")
         }
-        guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-            let begin = exactInt(offsets[0]), let end = exactInt(offsets[1])
-        else { throw corrupt("data_offsets is not a pair of integers") }
+        let (begin, end) = (offsets[0], offsets[1])
         guard begin >= 0 else { throw corrupt("data_offsets [\(begin), \(end)] start inside the header") }
         guard begin <= end else { throw corrupt("data_offsets [\(begin), \(end)] end before they begin") }
         guard let bytes = checkedElementCount(shape + [dtype.byteSize]) else {
@@ -116,9 +101,6 @@ public struct SafetensorsFile: Sendable {
         }
         return (dtype, shape, begin, end)
     }
-
-    /// A JSON number that is an integer (not a fraction, not out of Int's range), as Int.
-    private static func exactInt(_ value: Any) -> Int? { value as? Int }
 }
 
 // MARK: - writing

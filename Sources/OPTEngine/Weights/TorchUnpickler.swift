@@ -91,6 +91,12 @@ struct TorchUnpickler {
     /// released, so they are refused.
     static let maxTupleDepth = 64
 
+    /// Values the program may push or memoize in all: a torch state dict needs about 20 per tensor, so
+    /// this allows some 200,000 tensors, while a file of repeated DUP / BINPUT opcodes cannot grow the
+    /// stack or memo to gigabytes.
+    static let maxValues = 1 << 22
+    private var values = 0
+
     init(path: String, bytes: UnsafeRawBufferPointer) {
         self.path = path
         self.bytes = bytes
@@ -118,6 +124,10 @@ struct TorchUnpickler {
         while true {
             let at = position
             let op = try readBytes(1)[0]
+            values += 1
+            guard values <= Self.maxValues else {
+                throw corrupt("builds more than \(Self.maxValues) values (not a state dict torch would write)")
+            }
             switch op {
             case 0x80: _ = try readBytes(1)  // PROTO
             case 0x95: _ = try readBytes(8)  // FRAME: length only, frames need no special handling

@@ -253,11 +253,20 @@ public struct TorchZipFile: Sendable {
                 "size \(size), stride \(stride) at offset \(record.storageOffset) need \(extent) elements, "
                     + "storage '\(record.storage.key)' has \(storageElements)")
         }
+        // The tensor's bytes must fit in what the storage holds from the offset on: this bounds every
+        // copy below by the file's size (a stride-0 "broadcast" of a small storage is refused, never
+        // materialised) and keeps `count * elementSize` from overflowing.
+        let available = storageElements - record.storageOffset
+        guard count <= available else {
+            throw corrupt(
+                "size \(size) has \(count) elements, more than the \(available) storage '\(record.storage.key)' "
+                    + "holds from offset \(record.storageOffset) (broadcast strides are not read)")
+        }
         let start = storage.lowerBound + record.storageOffset * elementSize
         if isContiguous(size: size, stride: stride) {
             return checkpointTensor(dtype: dtype, shape: size, region: region, byteOffset: start)
         }
-        // Gather element by element in row-major order.
+        // Gather element by element in row-major order; every source index is < extent ≤ storageElements.
         let copy = ByteRegion(allocating: count * elementSize)
         var index = [Int](repeating: 0, count: size.count)
         for i in 0..<count {

@@ -130,6 +130,8 @@ SELECT status, worker_id, attempt, cancel_requested FROM muwa.jobs WHERE id = $1
 -- after $3 seconds, 'failed' when attempts are used up, 'cancelled' when a cancel was pending. Skips
 -- everything while the server itself has been up for less than $2 seconds, so that live workers get one
 -- lease period after a PostgreSQL restart to renew their leases before anyone takes their jobs.
+-- A job whose runs were lost $4 times (this one included; 0: no limit) fails permanently whatever its
+-- max_attempts: a job that kills the daemon running it must not take down worker after worker.
 WITH expired AS (
     SELECT id, worker_id, attempt, heartbeat_at, lease_expires_at
     FROM muwa.jobs
@@ -139,19 +141,31 @@ WITH expired AS (
     ORDER BY lease_expires_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), counted AS (
+    SELECT e.*,
+           (SELECT count(*) FROM muwa.job_runs r WHERE r.job_id = e.id AND r.outcome = 'lost') + 1 AS lost_runs,
+           $4::integer > 0
+               AND (SELECT count(*) FROM muwa.job_runs r WHERE r.job_id = e.id AND r.outcome = 'lost') + 1
+                   >= $4::integer AS too_many_lost
+    FROM expired e
 ), rescued AS (
     UPDATE muwa.jobs j
     SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
-                      WHEN j.attempt >= j.max_attempts THEN 'failed'
+                      WHEN e.too_many_lost OR j.attempt >= j.max_attempts THEN 'failed'
                       ELSE 'queued' END,
-        finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN now() END,
+        finished_at = CASE WHEN j.cancel_requested OR e.too_many_lost OR j.attempt >= j.max_attempts THEN now() END,
         run_at = now() + make_interval(secs => $3::float8),
         lease_expires_at = NULL,
         errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'at', now(), 'worker', e.worker_id,
             'message', format('lease expired at %s: worker %s stopped renewing it (last heartbeat %s); rescued',
-                              e.lease_expires_at, e.worker_id, e.heartbeat_at)))
-    FROM expired e
+                              e.lease_expires_at, e.worker_id, e.heartbeat_at)
+                       || CASE WHEN e.too_many_lost AND NOT j.cancel_requested
+                               THEN format('; the worker running this job stopped %s (the daemon crashed or was killed '
+                                           || 'while running it): the job failed permanently to protect the queue',
+                                           CASE WHEN e.lost_runs = 2 THEN 'twice' ELSE e.lost_runs || ' times' END)
+                               ELSE '' END))
+    FROM counted e
     WHERE j.id = e.id
     RETURNING j.id, j.kind, j.status, j.attempt, e.worker_id AS lost_worker
 ), runs AS (
@@ -161,3 +175,8 @@ WITH expired AS (
     WHERE r.job_id = rescued.id AND r.finished_at IS NULL
 )
 SELECT id, kind, status, attempt, lost_worker FROM rescued;
+
+-- name: JobCancelRequested
+-- Does the job's row ask for a cancel? Guarded like every write: no row means the job is not ours any more.
+-- A 'cancel <id>' notification only makes the worker run this; anyone may send a notification.
+SELECT cancel_requested FROM muwa.jobs WHERE id = $1 AND worker_id = $2 AND attempt = $3 AND status = 'running';

@@ -13,7 +13,13 @@ ORDER BY e.ordinality
 RETURNING id;
 
 -- name: AdapterLookup
--- A registered adapter by name.
-SELECT name, base_model, path, lora_config::text AS lora_config, job_id
+-- The newest version of a registered adapter, by name.
+SELECT name, version, base_model, path, lora_config::text AS lora_config, job_id
 FROM muwa.adapters
 WHERE name = $1;
+
+-- name: AdapterVersionLookup
+-- Version $2 of a registered adapter (name@N).
+SELECT name, version, base_model, path, lora_config::text AS lora_config, job_id
+FROM muwa.adapter_versions
+WHERE name = $1 AND version = $2::integer;

@@ -19,3 +19,17 @@ SELECT finished_at::text AS finished_at, job_id, kind, attempt, max_attempts, jo
        coalesce(error, '') AS error
 FROM muwa.recent_failures
 LIMIT $1;
+
+-- name: StatusRunningJobs
+-- Running jobs with their progress and the pace the worker wrote into progress_detail (eta_seconds,
+-- tokens_per_second), read from the jobs themselves, not from the worker's heartbeat line.
+SELECT id, kind, queue, attempt, worker_id, coalesce(progress, 0)::float8 AS progress,
+       (progress_detail->>'eta_seconds')::float8 AS eta_seconds,
+       (progress_detail->>'tokens_per_second')::float8 AS tokens_per_second,
+       extract(epoch FROM now() - started_at)::float8 AS running_seconds,
+       extract(epoch FROM now() - heartbeat_at)::float8 AS heartbeat_seconds_ago,
+       cancel_requested
+FROM muwa.jobs
+WHERE status = 'running'
+ORDER BY started_at, id
+LIMIT $1;

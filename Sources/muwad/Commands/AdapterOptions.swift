@@ -7,7 +7,7 @@ import LoRAOps
 import OPTEngine
 
 struct AdapterOptions: ParsableArguments {
-    @Option(name: .customLong("adapter"), help: "A peft LoRA adapter directory to apply.")
+    @Option(name: .customLong("adapter"), help: "A peft LoRA adapter directory to apply, or a hub id (theSLWayne/Muwa-1.3b) in the local Hugging Face cache.")
     var adapter: String?
 
     @Flag(name: .customLong("merge"), help: "Fold the adapter into the weights first (W + scale·B·A) instead of applying it per token.")
@@ -21,7 +21,8 @@ struct AdapterOptions: ParsableArguments {
     /// (merged copy, nil) with --merge.
     func apply(to model: OPTModel) throws -> (OPTModel, ProjectionDelta?) {
         guard let adapter else { return (model, nil) }
-        let loaded = try LoRAAdapter.load(directory: adapter, model: model.config)
+        let loaded = try LoRAAdapter.load(
+            directory: try HubCache.resolveDirectory(adapter), model: model.config, memoryBudget: model.memoryBudget)
         if merge { return (try loaded.merge(into: model).merged, nil) }
         return (model, try AdapterBatch(adapter: loaded, model: model))
     }

@@ -114,7 +114,7 @@ struct BenchCommand: ParsableCommand {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", path, "--model", modelOptions.model, "--threads", "\(BLAS.threads)",
+        p.arguments = ["python3", path, "--model", (try? modelOptions.directory()) ?? modelOptions.model, "--threads", "\(BLAS.threads)",
                        "--repeats", "\(repeats)"] + arguments
         let pipe = Pipe()
         p.standardOutput = pipe

@@ -4,19 +4,31 @@ import Foundation
 import OPTEngine
 
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights).")
+    @Option(
+        name: .long,
+        help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights), or a hub id (facebook/opt-125m[@revision]) in the local Hugging Face cache.")
     var model: String
 
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
+    /// The checkpoint directory: `model` itself, or its snapshot in the Hugging Face cache.
+    func directory() throws -> String {
+        try HubCache.resolveDirectory(model)
+    }
+
     func loadTokenizer() throws -> BPETokenizer {
-        try BPETokenizer.load(directory: model)
+        try BPETokenizer.load(directory: try directory())
     }
 
     func loadModel() throws -> OPTModel {
         if let threads { BLAS.threads = max(1, threads) }
-        return try OPTModel.load(directory: model)
+        let memory = try MemoryLimitSetting.resolve(
+            flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
+        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget)
     }
 }
 
@@ -26,6 +38,11 @@ func printJSONLine(_ object: [String: Any]) {
           let line = String(data: data, encoding: .utf8)
     else { return }
     print(line)
+}
+
+/// A warning on stderr, as `muwad: warning: …`.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("muwad: warning: \(message)\n".utf8))
 }
 
 /// Turns engine errors into a clean CLI failure (message, exit code 1) instead of a stack trace.

@@ -14,6 +14,7 @@ import Executors
 import Foundation
 import JobQueue
 import Logging
+import OPTEngine
 import Storage
 
 struct RunCommand: AsyncParsableCommand {
@@ -36,13 +37,23 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .notice
         LineLogHandler.bootstrap(level: level)
         let logger = Logger(label: "muwad.run")
         let source = try SettingsSource(envFile: nil)
         let state = ServeSettings.stateDirectory(flag: stateDirectory, source: source)
-        let registry = StandardExecutors.registry(environment: ExecutorEnvironment(stateDirectory: state))
+        // A user's own command: any path, unless MUWA_MODEL_ROOTS / MUWA_DATA_ROOTS say otherwise.
+        let roots = ServeSettings.accessRoots(models: nil, data: nil, source: source, fallback: nil)
+        let maxPromptBytes = try source.int(
+            nil, env: "MUWA_MAX_PROMPT_BYTES", default: ExecutorEnvironment.defaultMaxPromptBytes)
+        let memory = try MemoryLimitSetting.resolve(flag: memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
+        let registry = StandardExecutors.registry(
+            environment: ExecutorEnvironment(
+                stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes, memoryBudget: memory.budget))
         guard let executor = registry.executor(for: kind) else {
             throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }
@@ -69,13 +80,17 @@ struct RunCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(200))
                 events.print(context.takeEvents())
+                if let line = context.progressLine() { logger.notice("\(line)") }
             }
         }
 
         var report: [String: JSONValue] = ["kind": .string(kind)]
         let exitCode: Int32
         do {
-            let outcome = try await executor.execute(job, context: context)
+            // On JobThreads, as in the daemon: the cooperative pool stays free for signals and progress lines.
+            let outcome = try await Task(executorPreference: JobThreads.shared) {
+                try await executor.execute(job, context: context)
+            }.value
             switch outcome {
             case .succeeded(let result, let outputs):
                 report["status"] = "succeeded"

@@ -1,4 +1,5 @@
-// muwad status: what the queue looks like now: workers, queue depth per queue/kind/status, last failures.
+// muwad status: what the queue looks like now: workers, running jobs (progress, ETA, throughput, read from
+// the jobs), queue depth per queue/kind/status, last failures.
 import ArgumentParser
 import Foundation
 import Logging
@@ -27,6 +28,23 @@ struct StatusCommand: AsyncParsableCommand {
                     [
                         try row.string("id"), try row.string("state"), try row.text("current_jobs") ?? "",
                         String(format: "%.0fs ago", try row.double("seen_seconds_ago")), try row.string("status_line"),
+                    ]
+                })
+
+            let running = try await database.execute(.statusRunningJobs, ["50"])
+            print("\nRUNNING")
+            printTable(
+                ["job", "kind", "attempt", "progress", "eta", "tokens/s", "running", "heartbeat", "worker"],
+                try running.rows.map { row in
+                    let eta = try row.optionalDouble("eta_seconds")
+                    let rate = try row.optionalDouble("tokens_per_second")
+                    return [
+                        String(try row.int("id")) + (try row.bool("cancel_requested") ? " (cancelling)" : ""),
+                        try row.string("kind"), String(try row.int("attempt")),
+                        String(format: "%.1f%%", try row.double("progress") * 100),
+                        eta.map(Self.duration) ?? "-", rate.map { String(format: "%.1f", $0) } ?? "-",
+                        Self.duration(try row.double("running_seconds")),
+                        Self.duration(try row.double("heartbeat_seconds_ago")) + " ago", try row.string("worker_id"),
                     ]
                 })
 
@@ -61,6 +79,14 @@ struct StatusCommand: AsyncParsableCommand {
             }
             throw ExitCode(1)
         }
+    }
+
+    /// "42s", "12m", "3.2h", "2.1d".
+    static func duration(_ seconds: Double) -> String {
+        if seconds < 120 { return String(format: "%.0fs", seconds) }
+        if seconds < 7200 { return String(format: "%.0fm", seconds / 60) }
+        if seconds < 172_800 { return String(format: "%.1fh", seconds / 3600) }
+        return String(format: "%.1fd", seconds / 86400)
     }
 
     private func printTable(_ header: [String], _ rows: [[String]]) {

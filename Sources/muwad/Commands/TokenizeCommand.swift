@@ -11,7 +11,7 @@ struct TokenizeCommand: ParsableCommand {
 
     func run() throws {
         try withCleanErrors {
-            let tokenizer = try BPETokenizer.load(directory: model)
+            let tokenizer = try BPETokenizer.load(directory: try HubCache.resolveDirectory(model))
             for text in texts {
                 let ids = tokenizer.encode(text)
                 if json {

@@ -105,19 +105,34 @@ struct BenchQueueCommand: AsyncParsableCommand {
 
     private func startDaemons(queue: String, settings: ConnectionSettings) throws -> [Process] {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let invocation = Self.daemonInvocation(
+            queue: queue, concurrency: concurrency, settings: settings,
+            migrationsDirectory: connection.migrationsDirectory, environment: ProcessInfo.processInfo.environment)
         return try (0..<workers).map { _ in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
-            var arguments = [
-                "serve", "--queues", queue, "--kinds", "ping", "--concurrency", String(concurrency),
-                "--poll-interval", "1s", "--log-level", "warning",
-            ]
-            if !settings.conninfo.isEmpty { arguments += ["--database-url", settings.conninfo] }
-            if let folder = connection.migrationsDirectory { arguments += ["--migrations-dir", folder] }
-            process.arguments = arguments
+            process.arguments = invocation.arguments
+            process.environment = invocation.environment
             try process.run()
             return process
         }
+    }
+
+    /// The command line and environment of one bench daemon. The connection string travels in the
+    /// environment (MUWA_DATABASE_URL), never on the command line: any local user can read a process's
+    /// arguments (ps, /proc/PID/cmdline), and the string may hold a password.
+    static func daemonInvocation(
+        queue: String, concurrency: Int, settings: ConnectionSettings, migrationsDirectory: String?,
+        environment: [String: String]
+    ) -> (arguments: [String], environment: [String: String]) {
+        var arguments = [
+            "serve", "--queues", queue, "--kinds", "ping", "--concurrency", String(concurrency),
+            "--poll-interval", "1s", "--log-level", "warning",
+        ]
+        if let migrationsDirectory { arguments += ["--migrations-dir", migrationsDirectory] }
+        var childEnvironment = environment
+        if !settings.conninfo.isEmpty { childEnvironment["MUWA_DATABASE_URL"] = settings.conninfo }
+        return (arguments, childEnvironment)
     }
 
     private func stop(_ daemons: [Process]) {

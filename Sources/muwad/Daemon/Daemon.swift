@@ -89,7 +89,8 @@ enum Daemon {
         let registry = makeRegistry(
             ExecutorEnvironment(
                 stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database),
-                cachedModels: settings.cachedModels, batchRows: settings.batchRows))
+                cachedModels: settings.cachedModels, batchRows: settings.batchRows, roots: settings.roots,
+                maxPromptBytes: settings.maxPromptBytes, memoryBudget: settings.memoryBudget))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)
@@ -98,7 +99,7 @@ enum Daemon {
         let services: [any Service] = [
             SystemdService(notifier: notifier, monitor: monitor, configuration: configuration, logger: logger),
             NotificationService(
-                settings: settings.connection, configuration: configuration, monitor: monitor, doorbell: doorbell,
+                settings: settings.connection, store: jobs, configuration: configuration, monitor: monitor, doorbell: doorbell,
                 logger: logger),
             WorkerPresence(
                 identity: settings.identity, configuration: configuration, workers: workers, monitor: monitor,
@@ -106,7 +107,9 @@ enum Daemon {
             Rescuer(configuration: configuration, store: jobs, workers: workers, monitor: monitor, logger: logger),
             Producer(
                 configuration: configuration, store: jobs, registry: registry, monitor: monitor, doorbell: doorbell,
-                logger: logger),
+                logger: logger,
+                // Heartbeats on a connection of their own: never queued behind a claim or a job's final write.
+                leaseStore: JobStore(database: Database(settings: settings.connection, label: "leases", logger: logger))),
         ]
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(

@@ -51,6 +51,9 @@ struct QueueOptions: ParsableArguments {
     @Option(help: "Base models kept loaded at once (env MUWA_CACHED_MODELS; default 2).")
     var cachedModels: Int?
 
+    @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
+    var memoryLimit: String?
+
     @Option(help: "Lease of a claimed job (env MUWA_LEASE; default 60s).")
     var lease: String?
 
@@ -63,7 +66,7 @@ struct QueueOptions: ParsableArguments {
     @Option(name: .customLong("grace-period"), help: "Time running jobs get to finish on SIGTERM (env MUWA_GRACE_PERIOD; default 30s).")
     var gracePeriod: String?
 
-    @Option(name: .customLong("stop-timeout"), help: "Time a job asked to stop gets to checkpoint (env MUWA_STOP_TIMEOUT; default 30s).")
+    @Option(name: .customLong("stop-timeout"), help: "Time a job asked to stop gets to reach a safe point and checkpoint (env MUWA_STOP_TIMEOUT; default 10m: an opt-1.3b fine-tune step on 2 cores).")
     var stopTimeout: String?
 
     @Option(name: .customLong("rescue-interval"), help: "How often expired leases are looked for (env MUWA_RESCUE_INTERVAL; default lease/4).")
@@ -75,8 +78,33 @@ struct QueueOptions: ParsableArguments {
     @Option(name: .customLong("retry-max"), help: "Longest retry backoff (env MUWA_RETRY_MAX; default 1h).")
     var retryMax: String?
 
+    @Option(
+        name: .customLong("default-time-limit"),
+        help: "Time limit of jobs enqueued without one, e.g. 7d or 12h; none for no limit (env MUWA_DEFAULT_TIME_LIMIT; default 7d).")
+    var defaultTimeLimit: String?
+
+    @Option(
+        name: .customLong("max-lost-runs"),
+        help: "A job whose worker stopped (crashed, was killed) this many times while running it fails for good (env MUWA_MAX_LOST_RUNS; default 2; 0: no limit).")
+    var maxLostRuns: Int?
+
     @Option(name: .customLong("state-dir"), help: "Checkpoints and adapters (env MUWA_STATE_DIR, else $STATE_DIRECTORY, else ./.muwa-local/state).")
     var stateDirectory: String?
+
+    @Option(
+        name: .customLong("model-roots"),
+        help: "Directories payloads may name models and adapters in, ':'-separated; '*': any (env MUWA_MODEL_ROOTS; default: the state directory and /srv/muwa).")
+    var modelRoots: String?
+
+    @Option(
+        name: .customLong("data-roots"),
+        help: "Directories payloads may name datasets in, ':'-separated; '*': any (env MUWA_DATA_ROOTS; default: the state directory and /srv/muwa).")
+    var dataRoots: String?
+
+    @Option(
+        name: .customLong("max-prompt-bytes"),
+        help: "Most bytes of prompt text in one generate job (env MUWA_MAX_PROMPT_BYTES; default 1048576).")
+    var maxPromptBytes: Int?
 
     @Flag(name: .customLong("auto-migrate"), help: "Apply pending migrations at start instead of refusing to run (env MUWA_AUTO_MIGRATE).")
     var autoMigrate = false

@@ -1,0 +1,61 @@
+// Picks the kernel table once: MUWA_KERNEL_ISA when set and supported, else the best the CPU has
+// (avx512, avx2, scalar). Tests switch tables with muwa_kernel_select_isa to run every path the host has.
+#include "kernels_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static const struct muwa_kernel_table *const tables[] = {&muwa_table_avx512, &muwa_table_avx2, &muwa_table_scalar};
+static const struct muwa_kernel_table *_Atomic current = 0;
+
+static const struct muwa_kernel_table *find(const char *name) {
+    for (unsigned i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (name && strcmp(tables[i]->name, name) == 0 && tables[i]->supported()) return tables[i];
+    return 0;
+}
+
+static const struct muwa_kernel_table *table(void) {
+    const struct muwa_kernel_table *t = current;
+    if (t) return t;
+    t = find(getenv("MUWA_KERNEL_ISA"));  // an unsupported or unknown name falls back to the best
+    for (unsigned i = 0; !t && i < sizeof tables / sizeof tables[0]; i++)
+        if (tables[i]->supported()) t = tables[i];
+    current = t;
+    return t;
+}
+
+const char *muwa_kernel_isa(void) { return table()->name; }
+
+int muwa_kernel_isa_supported(const char *name) { return find(name) != 0; }
+
+int muwa_kernel_select_isa(const char *name) {
+    const struct muwa_kernel_table *t = find(name);
+    if (!t) return 0;
+    current = t;
+    return 1;
+}
+
+void muwa_gemv_rows(muwa_dtype dtype, const void *w, const float *x, long M, float *y, long ldy, long n0, long n1,
+                    long K, int accumulate) {
+    table()->gemv_rows(dtype, w, x, M, y, ldy, n0, n1, K, accumulate);
+}
+
+void muwa_widen(muwa_dtype dtype, const void *src, float *dst, long n) { table()->widen(dtype, src, dst, n); }
+
+void muwa_gemv_rows_f32(const float *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
+                        int accumulate) {
+    muwa_gemv_rows(MUWA_DTYPE_F32, w, x, M, y, ldy, n0, n1, K, accumulate);
+}
+
+void muwa_gemv_rows_bf16(const uint16_t *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
+                         int accumulate) {
+    muwa_gemv_rows(MUWA_DTYPE_BF16, w, x, M, y, ldy, n0, n1, K, accumulate);
+}
+
+void muwa_gemv_rows_f16(const uint16_t *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
+                        int accumulate) {
+    muwa_gemv_rows(MUWA_DTYPE_F16, w, x, M, y, ldy, n0, n1, K, accumulate);
+}
+
+void muwa_widen_bf16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_BF16, src, dst, n); }
+
+void muwa_widen_f16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_F16, src, dst, n); }
