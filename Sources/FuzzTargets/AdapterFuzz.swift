@@ -1,6 +1,6 @@
 // AdapterFuzz: a peft adapter directory loaded for one of the fixture models' shapes (pre-LN 16-wide
 // or post-LN 24-wide with an 8-wide projection, 2 layers each — the shapes the fixture adapters were
-// trained for), the way generate and evaluate jobs load one.
+// trained for), the way generate and evaluate jobs load one, under a 256 MiB memory budget.
 //
 //   adapter:  selector (bit 0: .bin instead of .safetensors; bit 1: post-LN model)
 //             adapter_config.json SEP adapter weights
@@ -14,6 +14,10 @@ enum AdapterFuzz {
     static let postLN = OPTConfig(vocabSize: 50272, hiddenSize: 24, ffnDim: 48, numHiddenLayers: 2,
                                   numAttentionHeads: 4, maxPositionEmbeddings: 64, wordEmbedProjDim: 8,
                                   doLayerNormBefore: false)
+
+    /// The budget adapters load under here, as the daemon's MUWA_MEMORY_LIMIT would bound them; an
+    /// adapter within it still stays under the fuzzer's allocation limit (scripts/fuzz.sh: 512 MiB).
+    static let budget = MemoryBudget(bytes: 256 << 20)
 
     static func run(_ input: FuzzInput) {
         let (selector, rest) = input.selectorAndRest
@@ -32,6 +36,6 @@ enum AdapterFuzz {
             }
             _ = attempt("config.jsonData", { try config.jsonData() })
         }
-        _ = attempt("LoRAAdapter.load", { try LoRAAdapter.load(directory: dir, model: model) })
+        _ = attempt("LoRAAdapter.load", { try LoRAAdapter.load(directory: dir, model: model, memoryBudget: budget) })
     }
 }
