@@ -45,7 +45,7 @@ work=.build-fuzz/corpus/$target
 regressions=fuzz/regressions/$target
 logs=.build-fuzz/logs
 mkdir -p "$work" "$regressions" "$logs"
-log=$logs/$target.log
+log=$logs/$target-$(date -u +%Y%m%dT%H%M%SZ)-$$.log
 scratch=$(mktemp -d /dev/shm/muwa-fuzz.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 before=$(find "$regressions" -type f | wc -l)
