@@ -69,6 +69,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
 
+        // Fuzz targets: every parser of untrusted bytes as one entry point (fuzz/README.md); muwa-fuzz
+        // replays inputs, or runs libFuzzer when built with -D FUZZING (scripts/fuzz.sh).
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["OPTEngine", "LoRAOps", "Executors", "Storage"]),
+        .executableTarget(name: "muwa-fuzz", dependencies: ["FuzzTargets"]),
+
         .testTarget(name: "OPTEngineTests", dependencies: ["OPTEngine"]),
         .testTarget(name: "LoRAOpsTests", dependencies: ["LoRAOps", "OPTEngine"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage"]),
@@ -80,5 +87,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
     ]
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs system packages, starts a private PostgreSQL, runs `swift test`.
-# Extra arguments go to `swift test` (e.g. --filter TokenizerTests).
+# Extra arguments go to `swift test` (e.g. --filter TokenizerTests); without any, it also runs scripts/fuzz-ci.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,3 +13,7 @@ echo "test.sh: PostgreSQL for tests at: $MUWA_TEST_DATABASE_URL" >&2
 swift build --build-tests
 # The suite is XCTest; Swift Testing is disabled so the run ends on XCTest's summary line.
 swift test --skip-build --disable-swift-testing "$@"
+# The whole run (no arguments: CI) then fuzzes every parser briefly (scripts/fuzz-ci.sh); MUWA_SKIP_FUZZ=1 skips it.
+if [[ $# -eq 0 && -z ${MUWA_SKIP_FUZZ:-} ]]; then
+    scripts/fuzz-ci.sh
+fi

@@ -143,14 +143,39 @@ public enum JSONValue: Sendable, Equatable, Codable {
             out += "]"
         case .object(let object):
             out += "{"
-            for (index, key) in object.keys.sorted().enumerated() {
+            for (index, (key, value)) in Self.storableMembers(object).enumerated() {
                 if index > 0 { out += "," }
                 Self.writeString(key, to: &out)
                 out += ":"
-                object[key, default: .null].write(to: &out)
+                value.write(to: &out)
             }
             out += "}"
         }
+    }
+
+    /// An object's members as they are written: keys with U+0000 made storable (U+FFFD), sorted by that
+    /// written form so the text is sorted as it reads. Keys that become equal ("a\u{0}" and "a\u{FFFD}")
+    /// would be duplicates; of those, the member whose original key sorts last is kept (as jsonb keeps
+    /// the last of duplicate keys), so the text never holds a key twice.
+    private static func storableMembers(_ object: [String: JSONValue]) -> [(key: String, value: JSONValue)] {
+        let members = object.map { (written: storableText($0.key), original: $0.key, value: $0.value) }
+            .sorted { ($0.written, $0.original) < ($1.written, $1.original) }
+        var out: [(key: String, value: JSONValue)] = []
+        out.reserveCapacity(members.count)
+        for member in members {
+            if let last = out.last, last.key == member.written {
+                out[out.count - 1] = (member.written, member.value)
+            } else {
+                out.append((member.written, member.value))
+            }
+        }
+        return out
+    }
+
+    /// `text` with U+0000 (which jsonb cannot store) replaced by U+FFFD.
+    private static func storableText(_ text: String) -> String {
+        guard text.utf8.contains(0) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : $0 }))
     }
 
     private static func format(_ value: Double) -> String {
