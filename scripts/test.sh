@@ -11,9 +11,11 @@ export MUWA_TEST_DATABASE_URL=$(scripts/pg-private.sh start "$pgdir" "$port")
 export MUWA_TEST_PG_DIR="$pgdir" MUWA_TEST_PG_PORT="$port"
 echo "test.sh: PostgreSQL for tests at: $MUWA_TEST_DATABASE_URL" >&2
 swift build --build-tests
-# The suite is XCTest; Swift Testing is disabled so the run ends on XCTest's summary line.
-swift test --skip-build --disable-swift-testing "$@"
-# The whole run (no arguments: CI) then fuzzes every parser briefly (scripts/fuzz-ci.sh); MUWA_SKIP_FUZZ=1 skips it.
+# The whole run (no arguments: CI) first fuzzes every parser briefly (scripts/fuzz-ci.sh: 7 targets × 20 s on
+# the committed seeds and crash inputs); MUWA_SKIP_FUZZ=1 skips it. Before the tests, so that the run still
+# ends on XCTest's summary line.
 if [[ $# -eq 0 && -z ${MUWA_SKIP_FUZZ:-} ]]; then
     scripts/fuzz-ci.sh
 fi
+# The suite is XCTest; Swift Testing is disabled so the run ends on XCTest's summary line.
+swift test --skip-build --disable-swift-testing "$@"

@@ -139,8 +139,9 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `bytes` for messages: "512 MiB", "8.0 GiB", "1234 bytes".
+    /// A size for messages; Int.max (a saturated estimate) reads "more than 8 EiB".
     public static func format(_ bytes: Int) -> String {
-        if bytes == .max { return "unlimited" }
+        if bytes == .max { return "more than 8 EiB" }
         if bytes >= 1 << 30 { return String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
         if bytes >= 1 << 20 { return "\(bytes >> 20) MiB" }
         if bytes >= 1 << 10 { return "\(bytes >> 10) KiB" }
