@@ -23,10 +23,10 @@ final class ProducerTests: XCTestCase {
         }
         XCTAssertEqual(tracker.peak, 3)
         XCTAssertEqual(tracker.started, 12)
-        let value1 = try await database.scalar("SELECT count(*) FROM muwa.job_outputs")
-        XCTAssertEqual(value1, "24")
-        let value2 = try await database.scalar("SELECT count(*) FROM muwa.job_runs WHERE outcome = 'succeeded'")
-        XCTAssertEqual(value2, "12")
+        let outputRows = try await database.scalar("SELECT count(*) FROM muwa.job_outputs")
+        XCTAssertEqual(outputRows, "24")
+        let succeededRuns = try await database.scalar("SELECT count(*) FROM muwa.job_runs WHERE outcome = 'succeeded'")
+        XCTAssertEqual(succeededRuns, "12")
     }
 
     func testRetryableFailuresBackOffAndThenSucceed() async throws {

@@ -33,8 +33,8 @@ final class ConnectionTests: XCTestCase {
             XCTAssertTrue(error.description.contains("no_such_table"), error.description)
         }
         // The connection is still usable afterwards.
-        let value1 = try await database.scalar("SELECT 7")
-        XCTAssertEqual(value1, "7")
+        let seven = try await database.scalar("SELECT 7")
+        XCTAssertEqual(seven, "7")
     }
 
     func testInvalidUTF8IsReportedNotRepairedSilently() async throws {
