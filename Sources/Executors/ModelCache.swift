@@ -1,15 +1,16 @@
 // ModelCache: loaded checkpoints shared by all jobs of a daemon (generate, finetune, evaluate). A model is
 // loaded once (on a thread of its own: loading reads and converts hundreds of megabytes) and kept while it
 // is among the `capacity` most recently used; concurrent jobs asking for a model being loaded wait for that
-// load. Beside each model sits its GenerationBatcher, the one decode batch all generate jobs on that model
-// share (an evicted model's batcher lives on until the jobs using it are done).
+// load. Beside a model sits its GenerationBatcher, the one decode batch all generate jobs on that model
+// share, built when the first generate job asks for it (fine-tune and evaluate jobs never make one); an
+// evicted model's batcher lives on until the jobs using it are done.
 import JobQueue
 import OPTEngine
 
 actor ModelCache {
     struct Entry: @unchecked Sendable {
         let generator: Generator
-        let batcher: GenerationBatcher
+        var batcher: GenerationBatcher?
     }
 
     private let capacity: Int
@@ -35,8 +36,15 @@ actor ModelCache {
 
     /// The generation batch of the checkpoint in `directory`, loading it on first use.
     func batcher(for directory: String) async throws -> GenerationBatcher {
-        try await entry(for: directory).batcher
+        let entry = try await entry(for: directory)
+        if let batcher = entries[directory]?.batcher ?? entry.batcher { return batcher }
+        let batcher = GenerationBatcher(generator: entry.generator, maxRows: batchRows)
+        entries[directory]?.batcher = batcher  // not kept when the model was evicted meanwhile
+        return batcher
     }
+
+    /// How many loaded models have a decode batch (tests).
+    var batcherCount: Int { entries.values.filter { $0.batcher != nil }.count }
 
     private func entry(for directory: String) async throws -> Entry {
         if let entry = entries[directory] {
@@ -50,13 +58,13 @@ actor ModelCache {
         }
         waiting[directory] = []
         let result: Result<Entry, Error>
-        let rows = batchRows, budget = memoryBudget
+        let budget = memoryBudget
         do {
             let entry = try await BlockingWork.run(label: "muwa-load-model") { () -> Entry in
                 let model = try OPTModel.load(directory: directory, memoryBudget: budget)
                 let tokenizer = try BPETokenizer.load(directory: directory)
                 let generator = Generator(model: model, tokenizer: tokenizer)
-                return Entry(generator: generator, batcher: GenerationBatcher(generator: generator, maxRows: rows))
+                return Entry(generator: generator, batcher: nil)
             }
             result = .success(entry)
         } catch {

@@ -92,6 +92,18 @@ final class GenerateExecutorTests: XCTestCase {
         XCTAssertEqual(result["adapter"], "qv")
     }
 
+    /// A model loaded for a fine-tune or an evaluation gets no decode batch; generate jobs share one.
+    func testTheDecodeBatchIsBuiltOnlyForGenerateJobs() async throws {
+        let cache = ModelCache()
+        _ = try await cache.generator(for: model)
+        let none = await cache.batcherCount
+        XCTAssertEqual(none, 0)
+        let first = try await cache.batcher(for: model), second = try await cache.batcher(for: model)
+        XCTAssertTrue(first === second)
+        let one = await cache.batcherCount
+        XCTAssertEqual(one, 1)
+    }
+
     func testTwoJobsShareOneBatchAndTheShortOneFinishesFirst() async throws {
         let batcher = try await environment.models.batcher(for: model)
         batcher.stepPause = 0.01   // ~0.5 s for the long job: time for the short one to join it
