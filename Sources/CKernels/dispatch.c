@@ -59,3 +59,12 @@ void muwa_gemv_rows_f16(const uint16_t *w, const float *x, long M, float *y, lon
 void muwa_widen_bf16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_BF16, src, dst, n); }
 
 void muwa_widen_f16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_F16, src, dst, n); }
+
+int muwa_cpu_has_bf16(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}

@@ -8,6 +8,12 @@ import JobQueue
 import OPTEngine
 
 actor ModelCache {
+    /// A checkpoint loaded for one set of engine options (the same directory in bf16 and int8 is two models).
+    struct Key: Hashable, Sendable {
+        let directory: String
+        let options: EngineOptions
+    }
+
     struct Entry: @unchecked Sendable {
         let generator: Generator
         var batcher: GenerationBatcher?
@@ -16,9 +22,9 @@ actor ModelCache {
     private let capacity: Int
     /// Rows of each model's generation batch.
     let batchRows: Int
-    private var entries: [String: Entry] = [:]
-    private var recency: [String] = []
-    private var waiting: [String: [CheckedContinuation<Entry, Error>]] = [:]
+    private var entries: [Key: Entry] = [:]
+    private var recency: [Key] = []
+    private var waiting: [Key: [CheckedContinuation<Entry, Error>]] = [:]
 
     /// Passed to every model loaded (``OPTModel/memoryBudget``).
     let memoryBudget: MemoryBudget
@@ -29,39 +35,41 @@ actor ModelCache {
         self.batchRows = max(1, batchRows)
     }
 
-    /// The generator for the checkpoint in `directory`, loading it on first use.
-    func generator(for directory: String) async throws -> Generator {
-        try await entry(for: directory).generator
+    /// The generator for the checkpoint in `directory` loaded with `options`, loading it on first use.
+    func generator(for directory: String, options: EngineOptions = .exact) async throws -> Generator {
+        try await entry(for: Key(directory: directory, options: options)).generator
     }
 
-    /// The generation batch of the checkpoint in `directory`, loading it on first use.
-    func batcher(for directory: String) async throws -> GenerationBatcher {
-        let entry = try await entry(for: directory)
-        if let batcher = entries[directory]?.batcher ?? entry.batcher { return batcher }
+    /// The generation batch of the checkpoint in `directory` loaded with `options`, loading it on first use.
+    func batcher(for directory: String, options: EngineOptions = .exact) async throws -> GenerationBatcher {
+        let key = Key(directory: directory, options: options)
+        let entry = try await entry(for: key)
+        if let batcher = entries[key]?.batcher ?? entry.batcher { return batcher }
         let batcher = GenerationBatcher(generator: entry.generator, maxRows: batchRows)
-        entries[directory]?.batcher = batcher  // not kept when the model was evicted meanwhile
+        entries[key]?.batcher = batcher  // not kept when the model was evicted meanwhile
         return batcher
     }
 
     /// How many loaded models have a decode batch (tests).
     var batcherCount: Int { entries.values.filter { $0.batcher != nil }.count }
 
-    private func entry(for directory: String) async throws -> Entry {
-        if let entry = entries[directory] {
-            touch(directory)
+    private func entry(for key: Key) async throws -> Entry {
+        if let entry = entries[key] {
+            touch(key)
             return entry
         }
-        if waiting[directory] != nil {
+        if waiting[key] != nil {
             return try await withCheckedThrowingContinuation { continuation in
-                waiting[directory, default: []].append(continuation)
+                waiting[key, default: []].append(continuation)
             }
         }
-        waiting[directory] = []
+        waiting[key] = []
+        let directory = key.directory, options = key.options
         let result: Result<Entry, Error>
         let budget = memoryBudget
         do {
             let entry = try await BlockingWork.run(label: "muwa-load-model") { () -> Entry in
-                let model = try OPTModel.load(directory: directory, memoryBudget: budget)
+                let model = try OPTModel.load(directory: directory, memoryBudget: budget, options: options)
                 let tokenizer = try BPETokenizer.load(directory: directory)
                 let generator = Generator(model: model, tokenizer: tokenizer)
                 return Entry(generator: generator, batcher: nil)
@@ -70,19 +78,19 @@ actor ModelCache {
         } catch {
             result = .failure(error)
         }
-        let waiters = waiting.removeValue(forKey: directory) ?? []
+        let waiters = waiting.removeValue(forKey: key) ?? []
         if case .success(let entry) = result {
-            entries[directory] = entry
-            touch(directory)
+            entries[key] = entry
+            touch(key)
             evict()
         }
         for waiter in waiters { waiter.resume(with: result) }
         return try result.get()
     }
 
-    private func touch(_ directory: String) {
-        recency.removeAll { $0 == directory }
-        recency.append(directory)
+    private func touch(_ key: Key) {
+        recency.removeAll { $0 == key }
+        recency.append(key)
     }
 
     private func evict() {

@@ -13,6 +13,8 @@ public struct ExecutorEnvironment: Sendable {
     public let maxPromptBytes: Int
     /// What a model (weights + buffers) or an adapter may take; larger ones fail their job with an error.
     public let memoryBudget: MemoryBudget
+    /// How a job's model computes unless its payload says (`compute`, `weights`): MUWA_COMPUTE for the daemon.
+    public let engineDefaults: EngineOptions
 
     /// - Parameters:
     ///   - stateDirectory: where models/, adapters/ and jobs/ live; nil: payloads must give paths.
@@ -22,13 +24,16 @@ public struct ExecutorEnvironment: Sendable {
     ///   - roots: where payload paths may point (AccessRoots); `muwad serve` always sets them.
     ///   - maxPromptBytes: see ``maxPromptBytes``.
     ///   - memoryBudget: checked when a model or adapter is loaded and before each generation session.
+    ///   - engineDefaults: see ``engineDefaults``.
     public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2,
                 batchRows: Int = 16, roots: AccessRoots = .unrestricted,
-                maxPromptBytes: Int = ExecutorEnvironment.defaultMaxPromptBytes, memoryBudget: MemoryBudget = .unlimited) {
+                maxPromptBytes: Int = ExecutorEnvironment.defaultMaxPromptBytes, memoryBudget: MemoryBudget = .unlimited,
+                engineDefaults: EngineOptions = .exact) {
         locations = Locations(stateDirectory: stateDirectory, registry: registry, roots: roots)
         models = ModelCache(capacity: cachedModels, batchRows: batchRows, memoryBudget: memoryBudget)
         self.maxPromptBytes = maxPromptBytes
         self.memoryBudget = memoryBudget
+        self.engineDefaults = engineDefaults
     }
 
     /// 1 MiB of prompt text per generate job.

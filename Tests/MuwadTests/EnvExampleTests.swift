@@ -48,6 +48,7 @@ final class EnvExampleTests: XCTestCase {
             "MUWA_MODEL_ROOTS": { $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.models?.count == 2 },
             "MUWA_DATA_ROOTS": { $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.data?.count == 2 },
             "MUWA_MAX_PROMPT_BYTES": { Int($0) == settings.maxPromptBytes },
+            "MUWA_COMPUTE": { $0 == settings.engineDefaults.compute.rawValue },
             "MUWA_MIGRATIONS_DIR": { _ in true },  // the unit sets it; without it muwad uses the built-in set
             "MUWA_LOG_LEVEL": { $0 == "\(settings.logLevel)" },
             "MUWA_LOG_FORMAT": { $0 == settings.logFormat.rawValue },

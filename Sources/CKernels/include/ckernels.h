@@ -43,4 +43,6 @@ int muwa_kernel_isa_supported(const char *name);
 /// Switches every later call to `name`'s table; 0 (and no change) when unsupported. For tests and benches:
 /// not to be called while kernels run on other threads.
 int muwa_kernel_select_isa(const char *name);
+/// 1 when the CPU has bf16 dot products (avx512_bf16).
+int muwa_cpu_has_bf16(void);
 #endif

@@ -56,7 +56,8 @@ public struct EvaluateJobExecutor: JobExecutor {
         }
         let generator: Generator
         do {
-            generator = try await environment.models.generator(for: model.directory)
+            generator = try await environment.models.generator(
+                for: model.directory, options: try request.engine.resolve(defaults: environment.engineDefaults))
         } catch let error as EngineError {
             throw JobFailure.permanent("cannot load the model \(request.model): \(error)")
         }

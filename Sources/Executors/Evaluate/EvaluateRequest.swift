@@ -30,6 +30,8 @@ struct EvaluateRequest {
 
     /// As the payload gave them (resolved by Locations).
     let model: String
+    /// compute / weights / int8_threshold.
+    let engine: EnginePayload
     let adapter: String?
     let task: EvalTask
     let method: EvalMethod
@@ -40,7 +42,8 @@ struct EvaluateRequest {
 
     init(payload: JSONValue?) throws {
         let reader = try PayloadReader(kind: "evaluate", payload: payload)
-        try reader.rejectUnknownKeys(Self.fields)
+        try reader.rejectUnknownKeys(Self.fields.union(EnginePayload.fields))
+        engine = try EnginePayload(reader)
 
         model = try reader.string("model")
         adapter = try reader.optionalString("adapter")

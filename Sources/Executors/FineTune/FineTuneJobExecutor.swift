@@ -48,7 +48,8 @@ public struct FineTuneJobExecutor: JobExecutor {
         }
         let generator: Generator
         do {
-            generator = try await environment.models.generator(for: model.directory)
+            generator = try await environment.models.generator(
+                for: model.directory, options: try request.engine.resolve(defaults: environment.engineDefaults))
         } catch let error as EngineError {
             throw JobFailure.permanent("cannot load the base model \(request.baseModel): \(error)")
         }

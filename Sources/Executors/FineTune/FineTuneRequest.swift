@@ -39,6 +39,8 @@ struct FineTuneRequest {
     }
 
     let baseModel: String
+    /// compute / weights / int8_threshold for the frozen base model.
+    let engine: EnginePayload
     var datasetPath: String
     let evalFraction: Double
     let output: String
@@ -60,7 +62,8 @@ struct FineTuneRequest {
 
     init(payload: JSONValue?) throws {
         let reader = try PayloadReader(kind: "finetune", payload: payload)
-        try reader.rejectUnknownKeys(Self.fields)
+        try reader.rejectUnknownKeys(Self.fields.union(EnginePayload.fields))
+        engine = try EnginePayload(reader)
 
         baseModel = try reader.string("base_model")
         guard !baseModel.isEmpty else { throw reader.failure("base_model must name a model, got \"\"") }

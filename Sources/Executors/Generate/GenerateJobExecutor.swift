@@ -31,7 +31,8 @@ public struct GenerateJobExecutor: JobExecutor {
         let location = try environment.locations.model(request.model, field: "model", kind: kind)
         let batcher: GenerationBatcher
         do {
-            batcher = try await environment.models.batcher(for: location.directory)
+            batcher = try await environment.models.batcher(
+                for: location.directory, options: try request.engine.resolve(defaults: environment.engineDefaults))
         } catch let error as EngineError {
             throw JobFailure.permanent("invalid generate payload: model: cannot load \(request.model): \(error)")
         }

@@ -43,10 +43,13 @@ struct GenerateRequest {
     /// True when the payload used `prompt` (a single string) rather than `prompts`.
     let single: Bool
     let options: GenerationOptions
+    /// compute / weights / int8_threshold.
+    let engine: EnginePayload
 
     init(payload: JSONValue?) throws {
         let reader = try PayloadReader(kind: "generate", payload: payload)
-        try reader.rejectUnknownKeys(Self.fields)
+        try reader.rejectUnknownKeys(Self.fields.union(EnginePayload.fields))
+        engine = try EnginePayload(reader)
 
         model = try reader.string("model")
         guard !model.isEmpty else {

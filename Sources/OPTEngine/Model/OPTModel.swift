@@ -25,9 +25,11 @@ public final class OPTModel: @unchecked Sendable {
     public let memoryBudget: MemoryBudget
     /// Bytes of the weights (``OPTWeights/byteCount``).
     public let weightBytes: Int
+    /// How this model computes and keeps its weights (the weights are already prepared for it).
+    public let options: EngineOptions
 
     public init(config: OPTConfig, weights: OPTWeights, directory: String? = nil,
-                memoryBudget: MemoryBudget = .unlimited) throws {
+                memoryBudget: MemoryBudget = .unlimited, options: EngineOptions = .exact) throws {
         try config.validate()
         guard let act = Activation(name: config.activationFunction) else {
             throw EngineError.invalidConfig(path: "config.json", reason: "unsupported activation")
@@ -37,17 +39,21 @@ public final class OPTModel: @unchecked Sendable {
         self.activation = act
         self.directory = directory
         self.memoryBudget = memoryBudget
+        self.options = options
         self.weightBytes = weights.byteCount
     }
 
     /// Loads config.json and the weights of a Hugging Face OPT directory. Throws
     /// ``EngineError/overMemoryBudget(what:estimate:limit:)`` when the weights plus the buffers of one
     /// full-length sequence exceed `memoryBudget` (checked before any buffer is allocated).
-    public static func load(directory: String, memoryBudget: MemoryBudget = .unlimited) throws -> OPTModel {
+    public static func load(directory: String, memoryBudget: MemoryBudget = .unlimited,
+                            options: EngineOptions = .exact) throws -> OPTModel {
         let config = try OPTConfig.load(directory: directory)
         let checkpoint = try CheckpointReader.load(directory: directory)
-        let model = try OPTModel(config: config, weights: try OPTWeights(checkpoint: checkpoint, config: config),
-                                 directory: directory, memoryBudget: memoryBudget)
+        var weights = try OPTWeights(checkpoint: checkpoint, config: config)
+        try weights.prepare(for: options)
+        let model = try OPTModel(config: config, weights: weights, directory: directory, memoryBudget: memoryBudget,
+                                 options: options)
         try model.checkLoadMemory()
         return model
     }

@@ -15,6 +15,23 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
     var memoryLimit: String?
 
+    @Option(help: "Matmul precision: f32 (exact), bf16, or auto (bf16 where the CPU has avx512_bf16; the default).")
+    var compute: String?
+
+    @Option(help: "Weights in memory: stored (as the checkpoint has them; the default) or int8 (quantized at load).")
+    var weights: String?
+
+    @Option(name: .customLong("int8-threshold"),
+            help: "With --weights int8: LLM.int8's outlier threshold on activations (default 6.0; 0 = plain int8).")
+    var int8Threshold: Double?
+
+    /// The engine options the flags ask for (MUWA_COMPUTE supplies the default compute).
+    func engineOptions() throws -> EngineOptions {
+        let env = ProcessInfo.processInfo.environment["MUWA_COMPUTE"].flatMap { $0.isEmpty ? nil : $0 }
+        let base = try EngineOptions.parse(compute: env, weights: nil, int8Threshold: nil)
+        return try EngineOptions.parse(compute: compute, weights: weights, int8Threshold: int8Threshold, base: base)
+    }
+
     /// The checkpoint directory: `model` itself, or its snapshot in the Hugging Face cache.
     func directory() throws -> String {
         try HubCache.resolveDirectory(model)
@@ -28,7 +45,7 @@ struct ModelOptions: ParsableArguments {
         if let threads { BLAS.threads = max(1, threads) }
         let memory = try MemoryLimitSetting.resolve(
             flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
-        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget)
+        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget, options: try engineOptions())
     }
 }
 

@@ -60,7 +60,8 @@ struct RunCommand: AsyncParsableCommand {
         let memory = try MemoryLimitSetting.resolve(flag: memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
         let registry = StandardExecutors.registry(
             environment: ExecutorEnvironment(
-                stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes, memoryBudget: memory.budget))
+                stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes, memoryBudget: memory.budget,
+                engineDefaults: try ServeSettings.engineOptions(source)))
         guard let executor = registry.executor(for: kind) else {
             throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }

@@ -90,7 +90,8 @@ enum Daemon {
             ExecutorEnvironment(
                 stateDirectory: settings.queue.stateDirectory, registry: AdapterStore(database: database),
                 cachedModels: settings.cachedModels, batchRows: settings.batchRows, roots: settings.roots,
-                maxPromptBytes: settings.maxPromptBytes, memoryBudget: settings.memoryBudget))
+                maxPromptBytes: settings.maxPromptBytes, memoryBudget: settings.memoryBudget,
+                engineDefaults: settings.engineDefaults))
         let monitor = QueueMonitor()
         let doorbell = Doorbell()
         let jobs = JobStore(database: database)

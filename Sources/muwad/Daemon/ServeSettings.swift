@@ -41,6 +41,8 @@ struct ServeSettings {
     /// What a model's weights and buffers, or an adapter, may take (--memory-limit / MUWA_MEMORY_LIMIT).
     let memoryBudget: MemoryBudget
     let memoryBudgetSource: MemoryBudget.Source
+    /// How jobs' models compute unless a payload says (MUWA_COMPUTE: f32, bf16 or auto).
+    let engineDefaults: EngineOptions
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -95,6 +97,7 @@ struct ServeSettings {
             models: queue.modelRoots, data: queue.dataRoots, source: source,
             fallback: AccessRoots.defaultRoots(stateDirectory: configuration.stateDirectory))
         let memory = try MemoryLimitSetting.resolve(flag: queue.memoryLimit, setting: source.value("MUWA_MEMORY_LIMIT"))
+        let engineDefaults = try engineOptions(source)
         let problems = configuration.problems()
         guard problems.isEmpty else {
             throw ValidationError("invalid settings: " + problems.joined(separator: "; "))
@@ -110,7 +113,16 @@ struct ServeSettings {
             },
             cleaner: try CleanerSettings.resolve(queue, source: source),
             roots: roots, maxPromptBytes: maxPromptBytes,
-            memoryBudget: memory.budget, memoryBudgetSource: memory.source)
+            memoryBudget: memory.budget, memoryBudgetSource: memory.source, engineDefaults: engineDefaults)
+    }
+
+    /// MUWA_COMPUTE (default auto): the compute of jobs whose payload does not say.
+    static func engineOptions(_ source: SettingsSource) throws -> EngineOptions {
+        do {
+            return try EngineOptions.parse(compute: source.value("MUWA_COMPUTE"), weights: nil, int8Threshold: nil)
+        } catch let error as EngineError {
+            throw ValidationError("MUWA_COMPUTE: \(error.description)")
+        }
     }
 
     /// --model-roots / MUWA_MODEL_ROOTS and --data-roots / MUWA_DATA_ROOTS; `fallback` where neither is set
