@@ -29,9 +29,18 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Decode through the continuous batcher (what generate jobs share): --batch sequences in one batch.")
     var continuous = false
     @Option(help: "With --continuous: sequence i joins after i × N decode steps.") var stagger = 0
+    @Flag(help: "Project the Muwa recipe (2 epochs of dolly-15k, notebook settings) from a few timed steps.")
+    var recipe = false
+    @Option(name: .customLong("recipe-steps"), help: "Timed optimizer steps with --recipe.") var recipeSteps = 2
+    @Flag(help: "Also run CTranslate2 (tools/bench/ctranslate2_bench.py) with the same settings and print it.")
+    var ctranslate2 = false
+    @Option(name: .customLong("ctranslate2-compute"),
+            help: "CTranslate2 compute types to run, comma-separated (default: float32 and int8).")
+    var ctranslate2Compute = "float32,int8"
 
     func run() throws {
         if train { return try withCleanAdapterErrors { try runTraining() } }
+        if recipe { return try withCleanAdapterErrors { try runRecipe() } }
         let batch = self.batch ?? 1
         if continuous { return try withCleanErrors { try runContinuous(batch: batch) } }
         try withCleanErrors {
@@ -72,6 +81,7 @@ struct BenchCommand: ParsableCommand {
                 "engine": "muwa",
                 "model": modelOptions.model,
                 "weights_dtype": model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?",
+                "compute": model.options.precision.rawValue,
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
                 "threads": BLAS.threads,
                 "load_s": loadSeconds,
@@ -81,10 +91,12 @@ struct BenchCommand: ParsableCommand {
                 "peak_rss_mib": peakRSSMiB(),
             ]
             report(result)
-            if pytorch {
-                runPyTorch(script: "pytorch_bench.py",
-                           arguments: ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)",
-                                       "--batch", "\(batch)"])
+            let common = ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)", "--batch", "\(batch)"]
+            if pytorch { runPeer(script: "pytorch_bench.py", arguments: common) }
+            if ctranslate2 {
+                for compute in ctranslate2Compute.split(separator: ",") {
+                    runPeer(script: "ctranslate2_bench.py", arguments: common + ["--compute", String(compute)])
+                }
             }
         }
     }
@@ -99,18 +111,19 @@ struct BenchCommand: ParsableCommand {
             print("  peak memory:       \(f("peak_rss_mib")) MiB")
             return
         }
-        print("\(r["engine"] ?? "?")  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
+        let compute = r["compute"].map { "  compute \($0)" } ?? ""
+        print("\(r["engine"] ?? "?")\(compute)  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step)")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 
-    private func runPyTorch(script name: String, arguments: [String]) {
+    private func runPeer(script name: String, arguments: [String]) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/bench/\(name)").path
         let candidates = [script, "tools/bench/\(name)"]
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            print("pytorch: tools/bench/\(name) not found"); return
+            print("\(name): tools/bench/\(name) not found"); return
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -118,13 +131,16 @@ struct BenchCommand: ParsableCommand {
                        "--repeats", "\(repeats)"] + arguments
         let pipe = Pipe()
         p.standardOutput = pipe
-        do { try p.run() } catch { print("pytorch: could not start python3: \(error)"); return }
+        do { try p.run() } catch { print("\(name): could not start python3: \(error)"); return }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0,
               let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-        else { print("pytorch: benchmark failed (is torch installed? see tools/fixtures/requirements.txt)"); return }
+        else {
+            let needs = name.hasPrefix("ctranslate2") ? "pip install ctranslate2" : "see tools/fixtures/requirements.txt"
+            print("\(name): benchmark failed (is it installed? \(needs))"); return
+        }
         report(obj)
     }
 
@@ -179,7 +195,7 @@ struct BenchCommand: ParsableCommand {
         result["peak_rss_mib"] = peakRSSMiB()
         report(result)
         if pytorch {
-            runPyTorch(script: "pytorch_train_bench.py",
+            runPeer(script: "pytorch_train_bench.py",
                        arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
                                    "--lora-targets", config.targetModules.joined(separator: ",")]
                            + (gradientCheckpointing ? ["--gradient-checkpointing"] : []))
