@@ -1,6 +1,7 @@
 // swift-tools-version:5.9
 // muwa: a Swift batch worker for OPT language models.
-// Dependencies point one way: muwad → Executors → (JobQueue, OPTEngine, LoRAOps, Storage).
+// Dependencies point one way: muwad → Executors → (JobQueue, Evaluation, OPTEngine, LoRAOps, Storage);
+// Evaluation → (OPTEngine, LoRAOps).
 import PackageDescription
 
 let package = Package(
@@ -53,11 +54,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // Datasets (dolly, SQuAD, PIQA, wikitext), metrics and the evaluation runners: no jobs, no database.
+        .target(name: "Evaluation", dependencies: ["OPTEngine", "LoRAOps"]),
         // generate / finetune / evaluate: pure functions of a job's payload.
         .target(
             name: "Executors",
             dependencies: [
-                "JobQueue", "OPTEngine", "LoRAOps", "Storage",
+                "JobQueue", "OPTEngine", "LoRAOps", "Storage", "Evaluation",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
@@ -73,7 +76,7 @@ let package = Package(
         // replays inputs, or runs libFuzzer when built with -D FUZZING (scripts/fuzz.sh).
         .target(
             name: "FuzzTargets",
-            dependencies: ["OPTEngine", "LoRAOps", "Executors", "Storage"]),
+            dependencies: ["OPTEngine", "LoRAOps", "Executors", "Evaluation", "Storage"]),
         .executableTarget(name: "muwa-fuzz", dependencies: ["FuzzTargets"]),
 
         .testTarget(name: "OPTEngineTests", dependencies: ["OPTEngine"]),
@@ -83,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "ExecutorsTests",
             dependencies: [
-                "Executors", "JobQueue", "Storage", "OPTEngine", "LoRAOps",
+                "Executors", "Evaluation", "JobQueue", "Storage", "OPTEngine", "LoRAOps",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage"]),

@@ -7,6 +7,7 @@
 //     1  SQuAD JSON (dev-v1.1.json)         2  SQuAD JSONL (validation.jsonl)
 //     3  PIQA: valid.jsonl [SEP valid-labels.lst]
 //     4  wikitext raw (wiki.test.raw)       5  wikitext JSONL (test.jsonl)
+import Evaluation
 import Executors
 import Foundation
 import LoRAOps

@@ -16,6 +16,7 @@
 // (see each target's file). Replay: `muwa-fuzz TARGET FILE|DIR…`; fuzz: `scripts/fuzz.sh TARGET SECONDS`.
 
 /// One fuzzed parser; the raw value names its corpus directory (`fuzz/corpus/<rawValue>`).
+import Evaluation
 import Foundation
 
 public enum FuzzTarget: String, CaseIterable, Sendable {

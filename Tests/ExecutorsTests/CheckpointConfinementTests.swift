@@ -5,6 +5,7 @@ import Foundation
 import Storage
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 
 final class CheckpointConfinementTests: XCTestCase {

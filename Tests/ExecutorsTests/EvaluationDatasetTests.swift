@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 
 final class EvaluationDatasetTests: XCTestCase {

@@ -5,6 +5,7 @@ import Foundation
 import OPTEngine
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 
 enum EvalFixtures {

@@ -4,6 +4,7 @@
 import Foundation
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 
 final class EvaluationMetricTests: XCTestCase {

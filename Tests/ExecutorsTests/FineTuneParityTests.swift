@@ -17,6 +17,7 @@ import Foundation
 import OPTEngine
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 @testable import LoRAOps
 

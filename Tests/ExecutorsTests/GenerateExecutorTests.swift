@@ -9,6 +9,7 @@ import OPTEngine
 import Storage
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 @testable import JobQueue
 

@@ -13,6 +13,7 @@
 // request (model and adapter directories, task, method, options, dataset files' sizes and times);
 // otherwise the evaluation starts over, which is always correct, only slower. Samples keep every digit
 // (a Double's description reads back as the same Double), so merged metrics equal an uninterrupted run's.
+import Evaluation
 import Foundation
 import Storage
 

@@ -17,6 +17,7 @@
 //   {"type": "eval_sample", "model", "adapter", "task", "method", "index", "example_id", "input",
 //    "expected", "output", "score", "details"}
 // "model" and "adapter" are the payload's values (adapter null for the base model).
+import Evaluation
 import Foundation
 import JobQueue
 import LoRAOps

@@ -17,6 +17,7 @@
 //   repetition_penalty  1.2      squad, piqa with method muwa
 //   max_length, stride  1024/512 wikitext: perplexity windows (clamped to the model's positions)
 //   compare_base        false    with adapter: the base model and the adapter on the same examples
+import Evaluation
 import Foundation
 import JobQueue
 import Storage

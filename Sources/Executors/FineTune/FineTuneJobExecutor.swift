@@ -13,6 +13,7 @@
 //                      (never replacing an earlier version), with muwa_adapter.json, and an "adapter" output
 //                      row that registers version N in muwa.adapter_versions / muwa.adapters with the job's
 //                      success. With "if_exists": "fail" an existing <output> fails the job before training.
+import Evaluation
 import Foundation
 import JobQueue
 import LoRAOps

@@ -11,6 +11,7 @@
 //
 // Checks that need the model or the data (max_length against its positions, the record fields) happen in
 // FineTuneJobExecutor once they are loaded.
+import Evaluation
 import Foundation
 import JobQueue
 import LoRAOps

@@ -9,6 +9,7 @@
 // Placeholders are filled once (text inside an instruction is never read as a placeholder). A custom
 // template's "description" and "response_split" keys are accepted, so a template file can be pasted as it is;
 // they change nothing (outputs hold only the generated continuation).
+import Evaluation
 import JobQueue
 import Storage
 

@@ -9,6 +9,7 @@
 // what the executor then reads, so a symlink inside a root that points outside it is refused too. Roots
 // are themselves resolved when the daemon starts. `muwad run` (a user's own command, with that user's
 // rights) is unrestricted unless roots are set.
+import Evaluation
 import Foundation
 import JobQueue
 

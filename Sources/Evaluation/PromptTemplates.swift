@@ -9,6 +9,12 @@ public struct PromptTemplate: Sendable, Equatable {
     /// The text the decoded output is split at; the response is the piece after its first occurrence.
     public var responseMarker: String
 
+    public init(withInput: String, withoutInput: String, responseMarker: String) {
+        self.withInput = withInput
+        self.withoutInput = withoutInput
+        self.responseMarker = responseMarker
+    }
+
     /// The notebook's `Prompter.generate_prompt`: the with-input form when `input` is non-empty.
     public func prompt(instruction: String, input: String? = nil) -> String {
         if let input, !input.isEmpty {
