@@ -79,17 +79,21 @@ let package = Package(
             dependencies: ["OPTEngine", "LoRAOps", "Executors", "Evaluation", "Storage"]),
         .executableTarget(name: "muwa-fuzz", dependencies: ["FuzzTargets"]),
 
+        // What the test targets share: a fresh database per test class, LOGIN roles, waitUntil.
+        .target(
+            name: "TestSupport", dependencies: ["Storage", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"),
         .testTarget(name: "OPTEngineTests", dependencies: ["OPTEngine"]),
         .testTarget(name: "LoRAOpsTests", dependencies: ["LoRAOps", "OPTEngine"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
-        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Storage"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Storage", "TestSupport"]),
         .testTarget(
             name: "ExecutorsTests",
             dependencies: [
-                "Executors", "Evaluation", "JobQueue", "Storage", "OPTEngine", "LoRAOps",
+                "Executors", "Evaluation", "JobQueue", "Storage", "OPTEngine", "LoRAOps", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage"]),
+        .testTarget(name: "MuwadTests", dependencies: ["muwad", "Storage", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"]),
     ]
 )

@@ -9,6 +9,7 @@ import Storage
 import XCTest
 
 @testable import Executors
+import TestSupport
 
 final class AdapterVersionTests: XCTestCase {
     static let databaseName = "muwa_t_adapter_versions"
@@ -23,29 +24,10 @@ final class AdapterVersionTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: scratch)
     }
 
-    static var quietLogger: Logger {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return logger
-    }
+    static var quietLogger: Logger { TestDatabase.quietLogger }
 
     /// A fresh, migrated database on the test server (skip without one, fail under CI=true).
-    static func migratedDatabase() async throws -> Database {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = environment["MUWA_TEST_DATABASE_URL"], !url.isEmpty else {
-            if environment["CI"] == "true" { throw AdapterTestError(description: "MUWA_TEST_DATABASE_URL is not set under CI=true") }
-            throw XCTSkip("MUWA_TEST_DATABASE_URL is not set; scripts/test.sh starts a private PostgreSQL")
-        }
-        let server = ConnectionSettings(conninfo: url, applicationName: "muwa-tests")
-        let admin = try PGConnection.connect(server)
-        _ = try admin.execute("DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)")
-        _ = try admin.execute("CREATE DATABASE \(databaseName) TEMPLATE template0 ENCODING 'UTF8'")
-        let database = Database(settings: server.withDatabase(databaseName), label: "versions", logger: quietLogger)
-        let folder = EvalFixtures.fixtures.deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("migrations").path
-        try await Migrator(database: database, migrations: try MigrationSet.load(directory: folder), logger: quietLogger).migrate()
-        return database
-    }
+    static func migratedDatabase() async throws -> Database { try await TestDatabase.migrated(databaseName) }
 
     func dataset() throws -> String {
         let path = scratch + "/dolly.jsonl"
@@ -129,16 +111,8 @@ final class AdapterVersionTests: XCTestCase {
 
     func testTheRegistryKeepsEveryVersionAndWhoReplacedIt() async throws {
         let database = try await Self.migratedDatabase()
-        _ = try await database.execute(
-            """
-            DO $$ BEGIN
-                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muwa_t_carol') THEN CREATE ROLE muwa_t_carol LOGIN; END IF;
-            END $$
-            """)
-        _ = try await database.execute("GRANT muwa_enqueuer TO muwa_t_carol")
-        let carol = Database(
-            settings: ConnectionSettings(conninfo: database.settings.conninfo + " user=muwa_t_carol"), label: "carol",
-            logger: Self.quietLogger)
+        try await TestDatabase.createLogin("muwa_t_carol", in: "muwa_enqueuer", on: database)
+        let carol = TestDatabase.connect(database, as: "muwa_t_carol")
         let store = JobStore(database: database)
         let registry = AdapterStore(database: database)
         let state = scratch + "/state"

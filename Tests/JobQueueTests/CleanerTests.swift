@@ -5,10 +5,11 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class CleanerTests: XCTestCase {
     func testWorkDirectoriesAndFinishedJobsGoAfterTheirRetention() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_cleaner")
+        let database = try await TestDatabase.migrated("muwa_test_cleaner")
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-cleaner-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: state) }
         func enqueue() async throws -> Int64 {
@@ -35,7 +36,7 @@ final class CleanerTests: XCTestCase {
 
         let store = JobStore(database: database)
         let keepRows = Cleaner(configuration: CleanerConfiguration(), stateDirectory: state, store: store,
-                               logger: QueueTestDatabase.quietLogger)
+                               logger: TestDatabase.quietLogger)
         let first = await keepRows.cleanOnce()
         XCTAssertEqual(Set(first.directories), [old, goneOld])
         XCTAssertEqual(first.jobs, 0, "rows stay without a job retention")
@@ -45,7 +46,7 @@ final class CleanerTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: state + "/jobs/not-a-job"))
 
         let pruning = Cleaner(configuration: CleanerConfiguration(jobRetentionSeconds: 86_400), stateDirectory: state,
-                              store: store, logger: QueueTestDatabase.quietLogger)
+                              store: store, logger: TestDatabase.quietLogger)
         let second = await pruning.cleanOnce()
         XCTAssertEqual(second.jobs, 1)
         let left = try await database.scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM muwa.jobs")

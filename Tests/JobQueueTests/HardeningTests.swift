@@ -5,28 +5,19 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class HardeningTests: XCTestCase {
     static let name = "muwa_t_hardening"
 
     /// A LOGIN role in muwa_dashboard: it may read the views and nothing else, but may NOTIFY.
     func dashboardConnection(_ database: Database) async throws -> Database {
-        _ = try await database.execute(
-            """
-            DO $$ BEGIN
-                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'muwa_t_notifier') THEN
-                    CREATE ROLE muwa_t_notifier LOGIN;
-                END IF;
-            END $$
-            """)
-        _ = try await database.execute("GRANT muwa_dashboard TO muwa_t_notifier")
-        let settings = ConnectionSettings(
-            conninfo: database.settings.conninfo + " user=muwa_t_notifier", applicationName: "muwa-tests")
-        return Database(settings: settings, label: "notifier", logger: QueueTestDatabase.quietLogger)
+        try await TestDatabase.createLogin("muwa_t_notifier", in: "muwa_dashboard", on: database)
+        return TestDatabase.connect(database, as: "muwa_t_notifier")
     }
 
     func testAForgedCancelNotificationDoesNotStopARunningJob() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let dashboard = try await dashboardConnection(database)
         let id = try unwrapped(try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')"))
         var configuration = testConfiguration(kinds: ["ping"])
@@ -64,7 +55,7 @@ final class HardeningTests: XCTestCase {
     }
 
     func testTheDefaultTimeLimitStopsJobsWithoutTheirOwn() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let unlimited = try unwrapped(try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')"))
         let ownLimit = try unwrapped(try await database.scalar(
             "SELECT muwa.enqueue('ping', '{\"ms\": 1500}', time_limit => interval '1 minute')"))

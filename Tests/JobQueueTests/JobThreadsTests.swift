@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class JobThreadsTests: XCTestCase {
     /// Blocks its thread for payload.ms without awaiting, then reads (synchronously, on that same thread)
@@ -36,7 +37,7 @@ final class JobThreadsTests: XCTestCase {
     }
 
     func testExecutorsHoldingTheirThreadsDoNotStopHeartbeats() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_job_threads")
+        let database = try await TestDatabase.migrated("muwa_test_job_threads")
         let ages = AgeLog()
         // More hogging jobs than cores: on the cooperative pool they would starve every lease keeper.
         let jobs = max(4, ProcessInfo.processInfo.activeProcessorCount + 2)
@@ -108,7 +109,7 @@ final class AbandonedWorkTests: XCTestCase {
     }
 
     func testAbandonedWorkStopsAtItsNextCheck() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_abandoned_work")
+        let database = try await TestDatabase.migrated("muwa_test_abandoned_work")
         let probe = Probe()
         let id = try await database.scalar(
             "SELECT muwa.enqueue('ping', '{}', time_limit => interval '300 milliseconds')") ?? "?"

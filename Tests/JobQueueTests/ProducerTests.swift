@@ -5,12 +5,13 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class ProducerTests: XCTestCase {
     static let name = "muwa_t_producer"
 
     func testRunsEveryJobOnceWithinTheConcurrencyLimit() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let tracker = ConcurrencyTracker()
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{\"ms\": 50}') FROM generate_series(1, 12)")
         try await withProducer(
@@ -30,7 +31,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testRetryableFailuresBackOffAndThenSucceed() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"fail_until\": 2}')")
         try await withProducer(
             database, configuration: testConfiguration(kinds: ["ping"]), executors: [SleepExecutor(tracker: ConcurrencyTracker())]
@@ -59,7 +60,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testCancelStopsARunningJobAndKeepsItsPartialResult() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')")
         var configuration = testConfiguration(kinds: ["ping"])
         configuration.heartbeatSeconds = 10  // the NOTIFY path, not the heartbeat, must deliver the cancel
@@ -89,7 +90,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testProgressIsWrittenAtMostOncePerInterval() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         try await database.withConnection { try $0.executeScript(
             """
             CREATE TABLE progress_writes (at timestamptz NOT NULL DEFAULT clock_timestamp(), progress real);
@@ -115,7 +116,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testTimeLimitFailsTheJobWithoutRetrying() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar(
             "SELECT muwa.enqueue('ping', '{\"ms\": 60000}', time_limit => interval '400 milliseconds')")
         try await withProducer(
@@ -130,7 +131,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testHeartbeatsKeepALongJobAliveWhileRescuersRun() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 2500}')")
         // Lease 1 s, renewed every 0.3 s; the rescuer runs every 0.2 s (its server-uptime guard is the lease).
         try await withProducer(
@@ -144,7 +145,7 @@ final class ProducerTests: XCTestCase {
     }
 
     func testALostLeaseStopsTheExecutorAndNothingMoreIsWritten() async throws {
-        let database = try await QueueTestDatabase.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')")
         let tracker = ConcurrencyTracker()
         try await withProducer(database, configuration: testConfiguration(kinds: ["ping"], concurrency: 1), executors: [SleepExecutor(tracker: tracker)]) {

@@ -5,6 +5,7 @@ import Storage
 import XCTest
 
 @testable import JobQueue
+import TestSupport
 
 final class ProgressMeterTests: XCTestCase {
     func testETAAndThroughputFollowThisAttemptsPace() {
@@ -39,7 +40,7 @@ final class ProgressMeterTests: XCTestCase {
     }
 
     func testTheDaemonWritesThePaceIntoProgressDetail() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_progress_detail")
+        let database = try await TestDatabase.migrated("muwa_test_progress_detail")
         let configuration = testConfiguration(kinds: ["ping"])
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 1500}')") ?? "?"
         try await withProducer(database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())]) {

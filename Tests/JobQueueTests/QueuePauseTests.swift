@@ -4,10 +4,11 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class QueuePauseTests: XCTestCase {
     func testAPausedQueueWaitsAndResumesWhileOthersRun() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_queue_pause")
+        let database = try await TestDatabase.migrated("muwa_test_queue_pause")
         let paused = try await database.scalar("SELECT muwa.pause_queue('default', reason => 'maintenance')")
         XCTAssertEqual(paused, "t")
         let again = try await database.scalar("SELECT muwa.pause_queue('default')")

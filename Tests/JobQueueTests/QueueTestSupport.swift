@@ -5,48 +5,7 @@ import JobQueue
 import Logging
 import Storage
 import XCTest
-
-struct TestSetupError: Error, CustomStringConvertible {
-    let description: String
-}
-
-enum QueueTestDatabase {
-    static var quietLogger: Logger {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return logger
-    }
-
-    /// A fresh, migrated database named `name` on MUWA_TEST_DATABASE_URL's server (skip locally without it,
-    /// fail under CI=true).
-    static func migrated(_ name: String) async throws -> Database {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = environment["MUWA_TEST_DATABASE_URL"], !url.isEmpty else {
-            if environment["CI"] == "true" {
-                throw TestSetupError(description: "MUWA_TEST_DATABASE_URL is not set under CI=true: run scripts/test.sh")
-            }
-            throw XCTSkip("MUWA_TEST_DATABASE_URL is not set; scripts/test.sh starts a private PostgreSQL for these tests")
-        }
-        let server = ConnectionSettings(conninfo: url, applicationName: "muwa-tests")
-        let admin = try PGConnection.connect(server)
-        _ = try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        _ = try admin.execute("CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'UTF8'")
-        let database = Database(settings: server.withDatabase(name), label: name, logger: quietLogger)
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("migrations").path
-        try await Migrator(database: database, migrations: try MigrationSet.load(directory: folder), logger: quietLogger)
-            .migrate()
-        return database
-    }
-}
-
-extension Database {
-    func scalar(_ sql: String, _ parameters: [String?] = []) async throws -> String? {
-        let result = try await execute(sql, parameters)
-        guard let column = result.columns.first, let row = result.first else { return nil }
-        return try row.text(column)
-    }
-}
+import TestSupport
 
 /// The first row of a query, or a test failure.
 func firstRow(_ database: Database, _ sql: String, _ parameters: [String?] = []) async throws -> Row {
@@ -79,13 +38,13 @@ func withProducer(
     let store = JobStore(database: database)
     let producer = Producer(
         configuration: configuration, store: store, registry: ExecutorRegistry(executors), monitor: monitor,
-        doorbell: doorbell, logger: QueueTestDatabase.quietLogger)
+        doorbell: doorbell, logger: TestDatabase.quietLogger)
     let listener = NotificationService(
         settings: database.settings, store: store, configuration: configuration, monitor: monitor, doorbell: doorbell,
-        logger: QueueTestDatabase.quietLogger)
+        logger: TestDatabase.quietLogger)
     let rescuer = Rescuer(
         configuration: configuration, store: store, workers: WorkerStore(database: database), monitor: monitor,
-        logger: QueueTestDatabase.quietLogger)
+        logger: TestDatabase.quietLogger)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await producer.run() }
         if listen { group.addTask { await listener.run() } }
@@ -100,17 +59,6 @@ func withProducer(
     }
 }
 
-/// Polls `condition` every 20 ms for up to `seconds`.
-func waitUntil(
-    seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: () async throws -> Bool
-) async throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    XCTFail("condition not met within \(seconds) s", file: file, line: line)
-}
 
 /// Sleeps for payload.ms (default 0), reporting progress every 10 ms; stops when asked, returning what
 /// it did so far. Fails while attempt <= payload.fail_until.

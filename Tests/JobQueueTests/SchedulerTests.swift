@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import Storage
 import XCTest
+import TestSupport
 
 final class SchedulerTests: XCTestCase {
     func date(_ text: String) -> Date {
@@ -38,15 +39,15 @@ final class SchedulerTests: XCTestCase {
     }
 
     func testADueScheduleEnqueuesOneJobPerTimeAcrossRacingWorkers() async throws {
-        let database = try await QueueTestDatabase.migrated("muwa_test_scheduler")
+        let database = try await TestDatabase.migrated("muwa_test_scheduler")
         _ = try await database.execute(#"SELECT muwa.schedule('tick', '* * * * *', 'ping', '{"from": "schedule"}')"#)
         _ = try await database.execute("SELECT muwa.schedule('broken', '99 * * * *', 'ping')")
         // Three workers, each with its own connection.
         let schedulers = (0..<3).map { index in
             Scheduler(
                 store: JobStore(database: Database(settings: database.settings, label: "scheduler-\(index)",
-                                                   logger: QueueTestDatabase.quietLogger)),
-                logger: QueueTestDatabase.quietLogger)
+                                                   logger: TestDatabase.quietLogger)),
+                logger: TestDatabase.quietLogger)
         }
 
         // First round: next times computed, nothing due yet.

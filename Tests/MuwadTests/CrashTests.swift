@@ -3,6 +3,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class CrashTests: XCTestCase {
     static let name = "muwa_t_crash"

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Storage
 import XCTest
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -32,36 +33,11 @@ enum Harness {
         return found
     }
 
-    static var quietLogger: Logger {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return logger
-    }
-
-    /// The test server, or a skip (locally) / an error (CI=true).
-    static func server() throws -> ConnectionSettings {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = environment["MUWA_TEST_DATABASE_URL"], !url.isEmpty else {
-            if environment["CI"] == "true" {
-                throw HarnessError(description: "MUWA_TEST_DATABASE_URL is not set under CI=true: run scripts/test.sh")
-            }
-            throw XCTSkip("MUWA_TEST_DATABASE_URL is not set; scripts/test.sh starts a private PostgreSQL for these tests")
-        }
-        return ConnectionSettings(conninfo: url, applicationName: "muwa-tests")
-    }
-
-    /// Drops and creates database `name` (not migrated).
-    static func freshDatabase(_ name: String, encoding: String = "UTF8") throws -> ConnectionSettings {
-        let server = try server()
-        let admin = try PGConnection.connect(server)
-        _ = try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        _ = try admin.execute("CREATE DATABASE \(name) TEMPLATE template0 ENCODING '\(encoding)' LC_COLLATE 'C' LC_CTYPE 'C'")
-        return server.withDatabase(name)
-    }
+    static var quietLogger: Logger { TestDatabase.quietLogger }
 
     /// A fresh database migrated by `muwad migrate`.
     static func migratedDatabase(_ name: String, encoding: String = "UTF8") throws -> (ConnectionSettings, Database) {
-        let settings = try freshDatabase(name, encoding: encoding)
+        let settings = try TestDatabase.fresh(name, encoding: encoding)
         let result = try runMuwad(["migrate", "--database-url", settings.conninfo])
         guard result.status == 0 else {
             throw HarnessError(description: "muwad migrate failed (\(result.status)): \(result.output)")
@@ -178,26 +154,6 @@ final class DaemonProcess {
 }
 
 extension Database {
-    /// The first column of the first row, as text.
-    func scalar(_ sql: String, _ parameters: [String?] = []) async throws -> String? {
-        let result = try await execute(sql, parameters)
-        guard let column = result.columns.first, let row = result.first else { return nil }
-        return try row.text(column)
-    }
-
-    /// Every row's first column.
-    func column(_ sql: String, _ parameters: [String?] = []) async throws -> [String?] {
-        let result = try await execute(sql, parameters)
-        guard let column = result.columns.first else { return [] }
-        return try result.rows.map { try $0.text(column) }
-    }
-
-    func firstRow(_ sql: String, _ parameters: [String?] = []) async throws -> Row {
-        guard let row = try await execute(sql, parameters).first else {
-            throw HarnessError(description: "no row from \(sql)")
-        }
-        return row
-    }
 }
 
 /// Polls `condition` every 50 ms for up to `seconds`; fails the test (with `context`) when it never holds.

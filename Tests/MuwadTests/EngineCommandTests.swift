@@ -2,6 +2,7 @@
 // the transformers fixtures, and clean failures (message, exit status 1) on bad input.
 import Foundation
 import XCTest
+import TestSupport
 
 final class EngineCommandTests: XCTestCase {
     private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -4,6 +4,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class HardeningDaemonTests: XCTestCase {
     static let name = "muwa_t_hardening_daemon"

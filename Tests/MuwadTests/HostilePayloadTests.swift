@@ -5,6 +5,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class HostilePayloadTests: XCTestCase {
     static let name = "muwa_t_hostile_payloads"

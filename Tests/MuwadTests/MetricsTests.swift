@@ -2,6 +2,7 @@
 // paths get 404; a bad listen address stops the daemon at start with a sentence.
 import Foundation
 import XCTest
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc

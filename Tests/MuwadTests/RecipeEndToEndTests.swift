@@ -6,6 +6,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class RecipeEndToEndTests: XCTestCase {
     static let name = "muwa_t_recipe"

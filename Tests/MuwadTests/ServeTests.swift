@@ -4,6 +4,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class ServeTests: XCTestCase {
     static let name = "muwa_t_serve"
@@ -49,7 +50,7 @@ final class ServeTests: XCTestCase {
     /// A copied binary, with no build folder, resource bundle or migrations beside it, still migrates and
     /// answers (issue 11.6): its SQL is compiled in.
     func testACopiedBinaryNeedsNothingBesideIt() async throws {
-        let settings = try Harness.freshDatabase(Self.name + "_copied")
+        let settings = try TestDatabase.fresh(Self.name + "_copied")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-copied-\(getpid())").path
         try? FileManager.default.removeItem(atPath: folder)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -72,7 +73,7 @@ final class ServeTests: XCTestCase {
     }
 
     func testServeRefusesAnOlderSchemaAndNamesTheMissingMigration() async throws {
-        let settings = try Harness.freshDatabase(Self.name)
+        let settings = try TestDatabase.fresh(Self.name)
         let partial = try Harness.runMuwad(["migrate", "--database-url", settings.conninfo, "--to", "3"])
         XCTAssertEqual(partial.status, 0, partial.output)
         let daemon = try DaemonProcess(settings, name: "old-schema")
@@ -122,7 +123,7 @@ final class ServeTests: XCTestCase {
     }
 
     func testWaitsForAnUnreachableDatabaseAndStillStopsCleanly() async throws {
-        _ = try Harness.server()
+        _ = try TestDatabase.server()
         let nowhere = ConnectionSettings(conninfo: "host=/nonexistent-muwa-test port=1 dbname=x connect_timeout=1")
         let daemon = try DaemonProcess(nowhere, name: "nowhere")
         try await Task.sleep(for: .seconds(2))

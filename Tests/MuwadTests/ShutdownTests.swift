@@ -4,6 +4,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class ShutdownTests: XCTestCase {
     static let name = "muwa_t_shutdown"

@@ -4,6 +4,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -2,6 +2,7 @@
 // `systemd-analyze security --offline=yes` at most 2.0 (issue 9.10).
 import Foundation
 import XCTest
+import TestSupport
 
 final class SystemdUnitTests: XCTestCase {
     static let unitPath = Harness.repositoryRoot.appendingPathComponent("systemd/muwad.service").path

@@ -3,12 +3,13 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class ConnectionTests: XCTestCase {
     static let name = "muwa_t_connection"
 
     func testParametersNullsAndTypes() async throws {
-        let database = Database(settings: try TestPostgres.freshDatabase(Self.name), label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let result = try await database.execute(
             "SELECT $1::int + 1 AS n, $2::text AS t, $3::text IS NULL AS isnull, $4::jsonb AS j, true AS b",
             ["41", "it's \"quoted\"", nil, #"{"a": [1, 2.5, null]}"#])
@@ -22,7 +23,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testServerErrorsCarrySQLStateAndAreNotTransient() async throws {
-        let database = Database(settings: try TestPostgres.freshDatabase(Self.name), label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         do {
             _ = try await database.execute("SELECT * FROM no_such_table", statement: "Broken")
             XCTFail("expected an error")
@@ -39,8 +40,8 @@ final class ConnectionTests: XCTestCase {
 
     func testInvalidUTF8IsReportedNotRepairedSilently() async throws {
         // A SQL_ASCII database stores bytes unchecked: the only way non-UTF-8 text reaches muwad.
-        let settings = try TestPostgres.freshDatabase(Self.name + "_ascii", encoding: "SQL_ASCII")
-        let database = Database(settings: settings, label: "t", logger: TestPostgres.quietLogger)
+        let settings = try TestDatabase.fresh(Self.name + "_ascii", encoding: "SQL_ASCII")
+        let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger)
         _ = try await database.execute(#"CREATE TABLE texts AS SELECT E'ok \xff\xfe'::text AS bad, 'fine'::text AS good"#)
         let raw1 = try await database.execute("SELECT bad, good FROM texts").first
         let row = try XCTUnwrap(raw1)
@@ -51,11 +52,11 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testReconnectsAfterTheServerDropsTheConnection() async throws {
-        let settings = try TestPostgres.freshDatabase(Self.name)
-        let database = Database(settings: settings, label: "t", logger: TestPostgres.quietLogger, initialBackoff: 0.01)
+        let settings = try TestDatabase.fresh(Self.name)
+        let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger, initialBackoff: 0.01)
         let raw2 = try await database.scalar("SELECT pg_backend_pid()")
         let pid = try XCTUnwrap(raw2)
-        let admin = Database(settings: settings, label: "admin", logger: TestPostgres.quietLogger)
+        let admin = Database(settings: settings, label: "admin", logger: TestDatabase.quietLogger)
         _ = try await admin.execute("SELECT pg_terminate_backend($1::int)", [pid])
         var failedOnce = false
         do {
@@ -72,7 +73,7 @@ final class ConnectionTests: XCTestCase {
 
     func testUnreachableServerFailsFastAsTransient() async throws {
         let settings = ConnectionSettings(conninfo: "host=/nonexistent-muwa-socket-dir port=1 dbname=x connect_timeout=1")
-        let database = Database(settings: settings, label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger)
         do {
             _ = try await database.execute("SELECT 1")
             XCTFail("expected a connection error")
@@ -87,15 +88,15 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testListenerDeliversNotifications() async throws {
-        let settings = try TestPostgres.freshDatabase(Self.name)
-        let listener = NotificationListener(settings: settings, channels: ["muwa_test"], logger: TestPostgres.quietLogger)
+        let settings = try TestDatabase.fresh(Self.name)
+        let listener = NotificationListener(settings: settings, channels: ["muwa_test"], logger: TestDatabase.quietLogger)
         let events = EventBox()
         let thread = Thread {
             listener.run(tick: 0.05, shouldStop: { events.count >= 3 || events.stopped }) { events.append($0) }
         }
         thread.start()
         defer { events.stop() }
-        let database = Database(settings: settings, label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger)
         try await waitUntil { events.all.contains(.connected) }
         _ = try await database.execute("SELECT pg_notify('muwa_test', 'hello'), pg_notify('other', 'x')")
         _ = try await database.execute("NOTIFY muwa_test, 'again'")
@@ -148,14 +149,3 @@ final class EventBox: @unchecked Sendable {
     var stopped: Bool { lock.withLock { _stopped } }
 }
 
-/// Polls `condition` every 20 ms for up to `seconds`.
-func waitUntil(seconds: Double = 10, file: StaticString = #filePath, line: UInt = #line, _ condition: () async throws -> Bool)
-    async throws
-{
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    XCTFail("condition not met within \(seconds) s", file: file, line: line)
-}

@@ -3,12 +3,13 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class JobStoreTests: XCTestCase {
     static let name = "muwa_t_jobstore"
 
     func testClaimOrderAndFilters() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute(
             """
@@ -29,7 +30,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testEveryWriteIsGuardedByTheLease() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
         let raw1 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w1", leaseSeconds: 30).first
@@ -66,7 +67,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testFailuresRetryUntilAttemptsRunOutAndKeepAHistory() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}', max_attempts => 2)")
         let raw4 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
@@ -94,7 +95,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testReleaseDoesNotUseAnAttemptAndKeepsTheCheckpoint() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
         let raw11 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
@@ -110,7 +111,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testRescueTakesBackExpiredLeasesOnly() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}', max_attempts => 1)")
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
@@ -141,7 +142,7 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testClaimStaysAnIndexScanWithManyFinishedRows() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         _ = try await database.execute(
             """
             INSERT INTO muwa.jobs (kind, status, attempt, finished_at, started_at)

@@ -3,6 +3,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class LostRunsTests: XCTestCase {
     static let name = "muwa_t_lostruns"
@@ -17,7 +18,7 @@ final class LostRunsTests: XCTestCase {
     }
 
     func testASecondLostRunFailsTheJobForGood() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         let id = try unwrapped(try await database.scalar("SELECT muwa.enqueue('ping', '{}', max_attempts => 100)"))
 
@@ -46,7 +47,7 @@ final class LostRunsTests: XCTestCase {
     }
 
     func testTheLimitIsASetting() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}', max_attempts => 100)")
         for round in 1...3 {

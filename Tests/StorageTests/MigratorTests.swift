@@ -3,18 +3,19 @@
 import Foundation
 @testable import Storage
 import XCTest
+import TestSupport
 
 final class MigratorTests: XCTestCase {
     static let name = "muwa_t_migrator"
 
     private func migrator(_ database: Database) throws -> Migrator {
         Migrator(
-            database: database, migrations: try MigrationSet.load(directory: TestPostgres.migrationsDirectory),
-            logger: TestPostgres.quietLogger)
+            database: database, migrations: try MigrationSet.load(directory: TestDatabase.migrationsDirectory),
+            logger: TestDatabase.quietLogger)
     }
 
     func testAppliesAllInOrderThenNothing() async throws {
-        let database = Database(settings: try TestPostgres.freshDatabase(Self.name), label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = try migrator(database)
         let first = try await migrator.migrate()
         XCTAssertEqual(first.map(\.migration), migrator.migrations.migrations.map(\.name))
@@ -27,9 +28,9 @@ final class MigratorTests: XCTestCase {
     }
 
     func testConcurrentMigratorsApplyEachMigrationOnce() async throws {
-        let settings = try TestPostgres.freshDatabase(Self.name)
-        let a = try migrator(Database(settings: settings, label: "a", logger: TestPostgres.quietLogger))
-        let b = try migrator(Database(settings: settings, label: "b", logger: TestPostgres.quietLogger))
+        let settings = try TestDatabase.fresh(Self.name)
+        let a = try migrator(Database(settings: settings, label: "a", logger: TestDatabase.quietLogger))
+        let b = try migrator(Database(settings: settings, label: "b", logger: TestDatabase.quietLogger))
         async let stepsA = a.migrate()
         async let stepsB = b.migrate()
         let (doneA, doneB) = try await (stepsA, stepsB)
@@ -38,7 +39,7 @@ final class MigratorTests: XCTestCase {
     }
 
     func testRequireCurrentNamesTheMissingMigrationAndDownUpWorks() async throws {
-        let database = Database(settings: try TestPostgres.freshDatabase(Self.name), label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = try migrator(database)
         try await migrator.migrate(to: 2)
         do {
@@ -67,9 +68,9 @@ final class MigratorTests: XCTestCase {
         try "CREATE TABLE muwa.a (x int);".write(toFile: folder + "/0001_a.up.sql", atomically: true, encoding: .utf8)
         try "CREATE TABLE muwa.b (x int); SELECT no_such_function();"
             .write(toFile: folder + "/0002_b.up.sql", atomically: true, encoding: .utf8)
-        let database = Database(settings: try TestPostgres.freshDatabase(Self.name), label: "t", logger: TestPostgres.quietLogger)
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = Migrator(
-            database: database, migrations: try MigrationSet.load(directory: folder), logger: TestPostgres.quietLogger)
+            database: database, migrations: try MigrationSet.load(directory: folder), logger: TestDatabase.quietLogger)
         do {
             try await migrator.migrate()
             XCTFail("expected the second migration to fail")
@@ -91,7 +92,7 @@ final class MigratorTests: XCTestCase {
         XCTAssertNil(MigrationSet.parse(fileName: "3_short.sql"))
         XCTAssertNil(MigrationSet.parse(fileName: "0003-dash.sql"))
         XCTAssertNil(MigrationSet.parse(fileName: "0003_Upper.sql"))
-        let set = try MigrationSet.load(directory: TestPostgres.migrationsDirectory)
+        let set = try MigrationSet.load(directory: TestDatabase.migrationsDirectory)
         XCTAssertTrue(set.migrations.allSatisfy { $0.down != nil }, "every migration has a down file")
     }
 }

@@ -4,6 +4,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class RolesTests: XCTestCase {
     static let name = "muwa_t_roles"
@@ -15,24 +16,13 @@ final class RolesTests: XCTestCase {
     ]
 
     static func createLogins(_ database: Database) async throws {
-        for (login, group) in logins {
-            _ = try await database.execute(
-                """
-                DO $$ BEGIN
-                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '\(login)') THEN CREATE ROLE \(login) LOGIN; END IF;
-                END $$
-                """)
-            _ = try await database.execute("GRANT \(group) TO \(login)")
-        }
+        for (login, group) in logins { try await TestDatabase.createLogin(login, in: group, on: database) }
         // Left over by an interrupted run of the test that grants it.
         _ = try await database.execute("REVOKE muwa_t_bob FROM muwa_t_alice")
     }
 
     /// A connection to the same database as `login`.
-    static func connect(_ database: Database, as login: String) -> Database {
-        let settings = ConnectionSettings(conninfo: database.settings.conninfo + " user=\(login)", applicationName: "muwa-tests")
-        return Database(settings: settings, label: login, logger: TestPostgres.quietLogger)
-    }
+    static func connect(_ database: Database, as login: String) -> Database { TestDatabase.connect(database, as: login) }
 
     private func expectDenied(
         _ database: Database, _ sql: String, _ parameters: [String?] = [], state: String = "42501",
@@ -50,8 +40,8 @@ final class RolesTests: XCTestCase {
 
     func testTheMigrationRunsTwiceOnOneServerAndTheRolesExist() async throws {
         // Two databases on one cluster: the second migration finds the roles and still succeeds.
-        let first = try await TestPostgres.migrated(Self.name)
-        let second = try await TestPostgres.migrated(Self.name + "_b")
+        let first = try await TestDatabase.migrated(Self.name)
+        let second = try await TestDatabase.migrated(Self.name + "_b")
         for database in [first, second] {
             let roles = try await database.scalar(
                 "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'muwa\\_%' AND NOT rolcanlogin")
@@ -60,7 +50,7 @@ final class RolesTests: XCTestCase {
     }
 
     func testEnqueuersSeeAndManageOnlyTheirOwnJobs() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         try await Self.createLogins(database)
         let alice = Self.connect(database, as: "muwa_t_alice")
         let bob = Self.connect(database, as: "muwa_t_bob")
@@ -134,7 +124,7 @@ final class RolesTests: XCTestCase {
     }
 
     func testTheDashboardReadsViewsNotPayloads() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         try await Self.createLogins(database)
         _ = try await database.execute(#"SELECT muwa.enqueue('ping', '{"secret": "prompt text"}')"#)
         let dashboard = Self.connect(database, as: "muwa_t_dash")
@@ -161,7 +151,7 @@ final class RolesTests: XCTestCase {
     }
 
     func testTheWorkerRoleRunsTheQueue() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         try await Self.createLogins(database)
         let alice = Self.connect(database, as: "muwa_t_alice")
         _ = try await alice.execute("SELECT muwa.enqueue('ping', '{}')")
@@ -175,8 +165,8 @@ final class RolesTests: XCTestCase {
         XCTAssertTrue(finished)
         _ = try await store.rescueExpired(limit: 10, minimumServerUptime: 0, retryDelaySeconds: 0)
         let migrator = Migrator(
-            database: worker, migrations: try MigrationSet.load(directory: TestPostgres.migrationsDirectory),
-            logger: TestPostgres.quietLogger)
+            database: worker, migrations: try MigrationSet.load(directory: TestDatabase.migrationsDirectory),
+            logger: TestDatabase.quietLogger)
         try await migrator.requireCurrent()
         // Alice sees the result of her job.
         let result = try await alice.scalar("SELECT result ->> 'ok' FROM muwa.jobs")

@@ -2,6 +2,7 @@
 import Foundation
 import Storage
 import XCTest
+import TestSupport
 
 final class SQLAPITests: XCTestCase {
     static let name = "muwa_t_sqlapi"
@@ -20,7 +21,7 @@ final class SQLAPITests: XCTestCase {
     }
 
     func testEnqueueRejectsUnknownKindsAndNonObjectPayloads() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         await expectError(
             database, "SELECT muwa.enqueue('pong', '{}')",
             contains: ["unknown job kind 'pong'", "known kinds: evaluate, finetune, generate, ping"])
@@ -37,7 +38,7 @@ final class SQLAPITests: XCTestCase {
     }
 
     func testUniqueKeyAllowsOneLiveJob() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let first = try await database.scalar("SELECT muwa.enqueue('ping', '{}', unique_key => 'daily')")
         let again = try await database.scalar("SELECT muwa.enqueue('ping', '{\"x\": 2}', unique_key => 'daily')")
         XCTAssertEqual(first, again, "a live duplicate returns the existing id")
@@ -47,7 +48,7 @@ final class SQLAPITests: XCTestCase {
     }
 
     func testCancelAndRetry() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         let raw1 = try await database.scalar("SELECT muwa.enqueue('ping', '{}', max_attempts => 1)")
         let id = try XCTUnwrap(raw1)
         let first = try await database.scalar("SELECT muwa.cancel($1::bigint)", [id])
@@ -73,8 +74,8 @@ final class SQLAPITests: XCTestCase {
     }
 
     func testTriggerNotifiesOnInsertRetryAndCancel() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
-        let listener = NotificationListener(settings: database.settings, channels: ["muwa_jobs"], logger: TestPostgres.quietLogger)
+        let database = try await TestDatabase.migrated(Self.name)
+        let listener = NotificationListener(settings: database.settings, channels: ["muwa_jobs"], logger: TestDatabase.quietLogger)
         let events = EventBox()
         let thread = Thread { listener.run(tick: 0.05, shouldStop: { events.stopped }) { events.append($0) } }
         thread.start()
@@ -95,7 +96,7 @@ final class SQLAPITests: XCTestCase {
     }
 
     func testViewsAnswer() async throws {
-        let database = try await TestPostgres.migrated(Self.name)
+        let database = try await TestDatabase.migrated(Self.name)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}') FROM generate_series(1, 3)")
         let depth = try await database.execute("SELECT kind, status, jobs FROM muwa.queue_depth")
         XCTAssertEqual(try depth.first?.int("jobs"), 3)
