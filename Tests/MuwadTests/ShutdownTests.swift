@@ -17,11 +17,10 @@ final class ShutdownTests: XCTestCase {
         try await eventually(10, daemon.log) {
             try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
         }
-        let signalled = Date()
         daemon.signal(SIGTERM)
-        let status = await daemon.waitForExit(seconds: 10)
+        let status = await daemon.waitForExit(seconds: 60)
         XCTAssertEqual(status, 0, daemon.log)
-        XCTAssertLessThan(Date().timeIntervalSince(signalled), 5, "exits within the grace period")
+        XCTAssertFalse(daemon.log.contains("job released"), "finished within the grace period: \(daemon.log)")
         let finished = try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(finished, "succeeded")
         let untouched = try await database.scalar("SELECT status || ' ' || attempt FROM muwa.jobs WHERE id = $1", [queuedLater])
@@ -37,11 +36,9 @@ final class ShutdownTests: XCTestCase {
         try await eventually(10, daemon.log) {
             try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
         }
-        let signalled = Date()
         daemon.signal(SIGTERM)
-        let status = await daemon.waitForExit(seconds: 10)
+        let status = await daemon.waitForExit(seconds: 60)
         XCTAssertEqual(status, 0, daemon.log)
-        XCTAssertLessThan(Date().timeIntervalSince(signalled), 3, "grace period (1 s) plus the time to release")
         let row = try await database.firstRow("SELECT status, attempt, jsonb_array_length(errors) AS errors FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(try row.string("status"), "queued")
         XCTAssertEqual(try row.int("attempt"), 0, "a release does not use up an attempt")
@@ -67,12 +64,12 @@ final class ShutdownTests: XCTestCase {
             try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
         }
         daemon.signal(SIGINT)
-        try await Task.sleep(for: .milliseconds(300))
-        let signalled = Date()
+        try await eventually(10, daemon.log) { daemon.log.contains("received: draining") }
         daemon.signal(SIGINT)
-        let status = await daemon.waitForExit(seconds: 5)
+        // The grace period is 30 s and the job needs 3 s: exiting with 128 + SIGINT and the job still running
+        // (checked below) shows the second signal stopped at once rather than draining.
+        let status = await daemon.waitForExit(seconds: 60)
         XCTAssertEqual(status, 128 + SIGINT, daemon.log)
-        XCTAssertLessThan(Date().timeIntervalSince(signalled), 2)
         XCTAssertTrue(daemon.log.contains("received again: stopping at once"), daemon.log)
         let still = try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(still, "running", "nothing was written: the lease will bring it back")
