@@ -49,6 +49,7 @@ public final class JobContext: @unchecked Sendable {
     private var _eventsRecorded = 0
     private var meter: ProgressMeter
     private var _progressLogInterval = JobContext.defaultProgressLogInterval
+    private var stopAtProgress: (fraction: Double, reason: StopReason)?
 
     /// MUWA_PROGRESS_LOG_INTERVAL (seconds) when set to a positive number, else 30.
     static let defaultProgressLogInterval: Double = {
@@ -87,12 +88,23 @@ public final class JobContext: @unchecked Sendable {
     /// them. Cheap enough to call every token or step.
     public func reportProgress(_ fraction: Double, detail: JSONValue? = nil, tokens: Int? = nil) {
         let clamped = fraction.isFinite ? min(max(fraction, 0), 1) : 0
-        lock.withLock {
+        let stop: StopReason? = lock.withLock {
             _progress = clamped
             if let detail { _detail = detail }
             _progressDirty = true
             meter.record(fraction: clamped, tokens: tokens)
+            guard let at = stopAtProgress, clamped >= at.fraction else { return nil }
+            stopAtProgress = nil
+            return at.reason
         }
+        if let stop { requestStop(stop) }
+    }
+
+    /// Requests a stop for `reason` from inside the first ``reportProgress(_:detail:tokens:)`` that reaches
+    /// `fraction`: on the executor's own thread, at a known point of its work (tests use it instead of a thread
+    /// that watches the progress and races the executor).
+    public func stopWhenProgress(reaches fraction: Double, reason: StopReason) {
+        lock.withLock { stopAtProgress = (fraction, reason) }
     }
 
     /// How often ``progressLine()`` answers (seconds; default 30).

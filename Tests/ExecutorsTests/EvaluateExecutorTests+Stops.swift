@@ -205,32 +205,13 @@ extension EvaluateExecutorTests {
         }
     }
 
-    /// Runs the job, asking it to stop (for `reason`) as soon as its progress reaches `fraction`: a thread
-    /// watches the progress the evaluation thread reports.
+    /// Runs the job, asking it to stop (for `reason`) from inside the first progress report that reaches
+    /// `fraction` (JobContext.stopWhenProgress: on the evaluation thread, at a known point).
     func run(_ payload: JSONValue, checkpoint: JSONValue?, stopAt fraction: Double, reason: StopReason) async throws
         -> JobOutcome
     {
         let context = makeContext(payload, checkpoint: checkpoint)
-        let finished = Flag()
-        let watcher = Thread {
-            while !finished.isSet {
-                if (context.progress ?? 0) >= fraction {
-                    context.requestStop(reason)
-                    return
-                }
-                usleep(20)
-            }
-        }
-        watcher.start()
-        defer { finished.set() }
+        context.stopWhenProgress(reaches: fraction, reason: reason)
         return try await EvaluateJobExecutor(environment: environment).execute(context.job, context: context)
     }
-}
-
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
 }

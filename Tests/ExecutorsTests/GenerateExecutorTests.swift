@@ -7,6 +7,7 @@ import Logging
 import LoRAOps
 import OPTEngine
 import Storage
+import TestSupport
 import XCTest
 
 @testable import Evaluation
@@ -107,7 +108,9 @@ final class GenerateExecutorTests: XCTestCase {
 
     func testTwoJobsShareOneBatchAndTheShortOneFinishesFirst() async throws {
         let batcher = try await environment.models.batcher(for: model)
-        batcher.stepPause = 0.01   // ~0.5 s for the long job: time for the short one to join it
+        // the long job runs 3 steps alone, then the loop waits until the short one has joined the batch
+        batcher.holdSteps(after: 3)
+        defer { batcher.releaseSteps() }
         let long: JSONValue = [
             "model": .string(model), "prompts": ["Once upon a time, there was", "def add(a, b):"], "max_new_tokens": 45,
             "stop_at_eos": false, "do_sample": true, "seed": 21, "top_k": 20,
@@ -121,12 +124,14 @@ final class GenerateExecutorTests: XCTestCase {
         let longTask = Task { () -> (JobOutcome, ContinuousClock.Instant) in
             (try await executor.execute(longContext.job, context: longContext), .now)
         }
-        let deadline = ContinuousClock.now + .seconds(60)
-        while (longContext.progress ?? 0) == 0 {
-            guard ContinuousClock.now < deadline else { return XCTFail("the long job never reported progress") }
-            try await Task.sleep(for: .milliseconds(2))
+        try await waitUntil(seconds: 120) { batcher.isHeld }
+        let shortTask = Task { () -> (JobOutcome, ContinuousClock.Instant) in
+            (try await executor.execute(shortContext.job, context: shortContext), .now)
         }
-        let (shortOutcome, shortDone) = (try await executor.execute(shortContext.job, context: shortContext), ContinuousClock.now)
+        try await waitUntil(seconds: 120) { batcher.jobCount == 2 }
+        XCTAssertGreaterThan(longContext.progress ?? 0, 0, "the long job was already running")
+        batcher.releaseSteps()
+        let (shortOutcome, shortDone) = try await shortTask.value
         let (longOutcome, longDone) = try await longTask.value
         XCTAssertLessThan(shortDone, longDone, "the short job waited for the long one")
 
@@ -139,7 +144,6 @@ final class GenerateExecutorTests: XCTestCase {
         XCTAssertEqual(longRows.map { $0["completion_tokens"] }, [45, 45])
 
         // each alone, one after the other: the same texts and tokens
-        batcher.stepPause = 0
         for (payload, rows) in [(long, longRows), (short, shortRows)] {
             let (result, alone) = try await succeed(payload)
             XCTAssertEqual(result["max_batch_rows"], 2)
@@ -150,7 +154,8 @@ final class GenerateExecutorTests: XCTestCase {
 
     func testJobsWithDifferentAdaptersRunTogetherAndMatchAlone() async throws {
         let batcher = try await environment.models.batcher(for: model)
-        batcher.stepPause = 0.005
+        batcher.holdSteps()  // the loop starts only when all three jobs are in the batch
+        defer { batcher.releaseSteps() }
         let payloads: [JSONValue] = [nil, "pre-ln-qv", "pre-ln-all-bin"].map { adapter in
             var p: [String: JSONValue] = [
                 "model": .string(model), "prompts": ["Hello world", "The capital of France is"], "max_new_tokens": 12,
@@ -165,6 +170,8 @@ final class GenerateExecutorTests: XCTestCase {
             for (i, context) in contexts.enumerated() {
                 group.addTask { (i, try await executor.execute(context.job, context: context)) }
             }
+            try await waitUntil(seconds: 120) { batcher.jobCount == contexts.count }
+            batcher.releaseSteps()
             var all = [JobOutcome?](repeating: nil, count: contexts.count)
             for try await (i, outcome) in group { all[i] = outcome }
             return all
@@ -182,15 +189,11 @@ final class GenerateExecutorTests: XCTestCase {
     }
 
     func testAStoppedJobKeepsWhatItHas() async throws {
-        let batcher = try await environment.models.batcher(for: model)
-        batcher.stepPause = 0.01
         let context = makeContext(["model": .string(model), "prompts": ["Hello world", "Paris"], "max_new_tokens": 50,
                                    "stop_at_eos": false], id: 7)
+        context.stopWhenProgress(reaches: 0.1, reason: .cancelRequested)
         let executor = GenerateJobExecutor(environment: environment)
-        let task = Task { try await executor.execute(context.job, context: context) }
-        while (context.progress ?? 0) < 0.1 { try await Task.sleep(for: .milliseconds(2)) }
-        context.requestStop(.cancelRequested)
-        let outcome = try await task.value
+        let outcome = try await executor.execute(context.job, context: context)
         guard case .stopped(let partial?, let rows, let checkpoint) = outcome else { return XCTFail("\(outcome)") }
         XCTAssertNil(checkpoint)
         XCTAssertEqual(rows.count, 2)
@@ -208,9 +211,13 @@ final class GenerateExecutorTests: XCTestCase {
         // a cancelled task (a hard stop) leaves the batch at the next step too
         let hard = makeContext(["model": .string(model), "prompt": "Hello world", "max_new_tokens": 50,
                                 "stop_at_eos": false], id: 8)
+        let batcher = try await environment.models.batcher(for: model)
+        batcher.holdSteps(after: 5)  // the task is cancelled while the loop waits after 5 steps
+        defer { batcher.releaseSteps() }
         let hardTask = Task { try await executor.execute(hard.job, context: hard) }
-        while (hard.progress ?? 0) < 0.1 { try await Task.sleep(for: .milliseconds(2)) }
+        try await waitUntil(seconds: 120) { batcher.isHeld }
         hardTask.cancel()
+        batcher.releaseSteps()
         guard case .stopped(_, let hardRows, _) = try await hardTask.value else { return XCTFail("not stopped") }
         XCTAssertEqual(hardRows.first?["finish_reason"], "cancelled")
     }

@@ -45,8 +45,11 @@ final class GenerationBatcher: @unchecked Sendable {
     let maxRows: Int
     /// KV-cache bytes the rows may hold together; a sequence waits while it would not fit (one always runs).
     let maxCacheBytes: Int
-    /// Tests slow the loop down (seconds between steps) so that jobs certainly overlap.
-    var stepPause: Double = 0
+    /// The step gate (``holdSteps(after:)``): the loop waits before a step while `statistics.steps` has reached
+    /// `holdAtStep`; `waitingAtGate` says it is waiting there.
+    private let gate = NSCondition()
+    private var holdAtStep: Int?
+    private var waitingAtGate = false
 
     private let lock = NSLock()
     private var tickets: [BatchTicket] = []
@@ -67,6 +70,37 @@ final class GenerationBatcher: @unchecked Sendable {
 
     /// Steps, sequences and the largest batch so far.
     var stats: BatcherStatistics { lock.withLock { statistics } }
+
+    /// Jobs in the batch (running or waiting for rows).
+    var jobCount: Int { lock.withLock { tickets.count } }
+
+    /// Makes the loop wait before its next step once `steps` more have run, until ``releaseSteps()``: tests use
+    /// it to make jobs meet in a batch at a known step instead of slowing the loop down and hoping.
+    func holdSteps(after steps: Int = 0) {
+        let now = lock.withLock { statistics.steps }
+        gate.withLock { holdAtStep = now + max(0, steps) }
+    }
+
+    func releaseSteps() {
+        gate.withLock {
+            holdAtStep = nil
+            gate.broadcast()
+        }
+    }
+
+    /// True while the loop waits at the gate.
+    var isHeld: Bool { gate.withLock { waitingAtGate } }
+
+    private func passGate() {
+        let steps = lock.withLock { statistics.steps }
+        gate.withLock {
+            while let hold = holdAtStep, steps >= hold {
+                waitingAtGate = true
+                gate.wait()
+            }
+            waitingAtGate = false
+        }
+    }
 
     /// Runs `sequences` in the shared batch and returns when all have finished or the job stops.
     /// `progress` gets the job's generated-token count after each step (on the loop's thread).
@@ -104,6 +138,7 @@ final class GenerationBatcher: @unchecked Sendable {
         self.decoder = decoder
         var owners = [(ticket: BatchTicket, index: Int)?](repeating: nil, count: decoder.maxRows)
         while true {
+            passGate()
             // 1. who stops, who joins (under the lock: tickets arrive from other threads)
             let (stopping, joining, done) = lock.withLock { () -> ([BatchTicket], [(BatchTicket, Int)], Bool) in
                 var stopping: [BatchTicket] = []
@@ -175,7 +210,6 @@ final class GenerationBatcher: @unchecked Sendable {
                     ticket.finish(stopped: false)
                 }
             }
-            if stepPause > 0 { Thread.sleep(forTimeInterval: stepPause) }
         }
     }
 
