@@ -62,6 +62,23 @@ public final class AdapterSet: @unchecked Sendable {
         }
         return AdapterBatch(perSequence: chosen)
     }
+
+    /// One delta per sequence for a decode batch (Generator, BatchDecoder): sequence b uses the adapter named
+    /// `assignments[b]`, or none when nil; sequences naming the same adapter share one delta object.
+    public func sequenceDeltas(_ assignments: [String?]) throws -> [ProjectionDelta?] {
+        lock.lock(); defer { lock.unlock() }
+        var shared: [String: AdapterBatch] = [:]
+        return try assignments.map { name -> ProjectionDelta? in
+            guard let name else { return nil }
+            if let delta = shared[name] { return delta }
+            guard let e = entries[name] else {
+                throw LoRAError.invalidRequest("no adapter named '\(name)' (loaded: \(entries.keys.sorted().joined(separator: ", ")))")
+            }
+            let delta = AdapterBatch(perSequence: [e], uniform: true)
+            shared[name] = delta
+            return delta
+        }
+    }
 }
 
 /// An adapter checked against a model, with its bias replacements turned into deltas.

@@ -106,9 +106,10 @@ final class AdapterInferenceTests: XCTestCase {
         let tokenizer = try BPETokenizer.load(directory: LoRAFixtures.model("pre-ln-f32"))
         let generator = Generator(model: model, tokenizer: tokenizer)
         let options = GenerationOptions(maxNewTokens: 6)
-        let together = try generator.generate(promptIds: rows, options: rows.map { _ in options }, delta: try set.batch(names))
+        let together = try generator.generate(promptIds: rows, options: rows.map { _ in options },
+                                              deltas: try set.sequenceDeltas(names))
         for (b, row) in rows.enumerated() {
-            let alone = try generator.generate(promptIds: [row], options: [options], delta: try set.batch([names[b]]))
+            let alone = try generator.generate(promptIds: [row], options: [options], deltas: try set.sequenceDeltas([names[b]]))
             XCTAssertEqual(together[b].tokenIds, alone[0].tokenIds, "generation of sequence \(b)")
         }
     }

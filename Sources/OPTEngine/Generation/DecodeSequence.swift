@@ -1,7 +1,7 @@
 // DecodeSequence: one sequence being generated in a BatchDecoder — its prompt, options, sampler (with its
 // own seeded RNG), repetition penalty, the tokens so far and why it finished. `accept` turns one row of
-// logits into the next token and decides whether the sequence is done, with Generator's rules in
-// Generator's order: penalty, sample, then EOS, stop strings, max_new_tokens, the model's positions.
+// logits into the next token and decides whether the sequence is done: penalty, sample, then EOS, stop strings,
+// max_new_tokens, the model's positions (transformers' order).
 // Nothing here depends on the other sequences of the batch.
 
 /// A sequence to decode in a ``BatchDecoder``.
@@ -67,7 +67,7 @@ struct DecodeSequence {
             finish = .eos
         } else if !options.stop.isEmpty {
             text += decoder.append(id)
-            if let cut = Self.earliestStop(in: text, stops: options.stop) {
+            if let cut = earliestStop(in: text, stops: options.stop) {
                 stopped = String(text[..<cut])
                 finish = .stop
             }
@@ -87,14 +87,5 @@ struct DecodeSequence {
         let text = stopped ?? tokenizer.decode(generated, skipSpecialTokens: true)
         return GenerationOutput(text: text, tokenIds: generated, promptTokenCount: promptIds.count,
                                 finishReason: finish ?? .cancelled)
-    }
-
-    /// Index where the earliest occurrence of any stop string begins.
-    private static func earliestStop(in text: String, stops: [String]) -> String.Index? {
-        var best: String.Index?
-        for s in stops {
-            if let r = text.range(of: s), best.map({ r.lowerBound < $0 }) ?? true { best = r.lowerBound }
-        }
-        return best
     }
 }
