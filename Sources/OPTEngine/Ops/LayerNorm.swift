@@ -1,4 +1,6 @@
 // LayerNorm over the last dimension C, eps 1e-5 (OPT). Forward caches mean and rstd for backward.
+// Rows are independent: both passes split them over EngineThreads (each row computed the same way
+// whatever the split), except a backward that accumulates dweight/dbias, which runs in row order.
 //   inp, out: (N, C)   weight, bias: (C)   mean, rstd: (N)
 import Foundation
 
@@ -8,7 +10,8 @@ public func layerNormForward(
     out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
     inp: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, N: Int, C: Int
 ) {
-    for i in 0..<N {
+    parallelRows(N, width: C) { rows in
+    for i in rows {
         let x = inp + i * C
         var sum: Float = 0
         for c in 0..<C { sum += x[c] }
@@ -25,6 +28,7 @@ public func layerNormForward(
         mean?[i] = m
         rstd?[i] = s
     }
+    }
 }
 
 /// Backward: accumulates into dinp, dweight, dbias (any may be nil when not needed).
@@ -33,7 +37,8 @@ public func layerNormBackward(
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
     mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, N: Int, C: Int
 ) {
-    for i in 0..<N {
+    let body = { (rows: Range<Int>) in
+    for i in rows {
         let x = inp + i * C, dy = dout + i * C
         let m = mean[i], s = rstd[i]
         var dnormMean: Float = 0, dnormNormMean: Float = 0
@@ -52,5 +57,11 @@ public func layerNormBackward(
             dweight?[c] += n * dy[c]
             if let dinp { dinp[i * C + c] += (dn - dnormMean - n * dnormNormMean) * s }
         }
+    }
+    }
+    if dweight == nil && dbias == nil {
+        parallelRows(N, width: C, body)
+    } else {
+        body(0..<N)
     }
 }
