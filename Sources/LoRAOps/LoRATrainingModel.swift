@@ -1,12 +1,13 @@
 // LoRATrainingModel: OPT's forward pass for training, caching what the backward pass needs, and the
 // backward pass down to the LoRA matrices (llm.c's gpt2_forward / gpt2_backward). The base model is
 // frozen: no gradient is formed for any base weight, but every op passes dinp back so the adapters of
-// lower layers get theirs. fp32 throughout.
+// lower layers get theirs. fp32 throughout. A micro-batch is packed (TrainingActivations.load): every
+// op runs on its R real tokens only, attention per sequence (PackedAttention.swift), so padding costs
+// nothing; dropout masks are drawn by padded element index, as before packing.
 //   forward:  x0 = wpe[pos] + project_in(wte[tokens]) → L decoder layers → final_layer_norm → project_out
 //             → hidden (R, E) → logits (R, V) = hidden · lm_headᵀ → cross-entropy on the shifted labels
 //   backward: the same calls in reverse; the head is fused (logits are formed `headRows` rows at a time,
 //             only for rows with a target, and turned into dhidden at once — the (R, V) logits never exist)
-import Dispatch
 import OPTEngine
 
 public final class LoRATrainingModel: @unchecked Sendable {

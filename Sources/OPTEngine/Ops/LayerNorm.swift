@@ -11,23 +11,23 @@ public func layerNormForward(
     inp: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, N: Int, C: Int
 ) {
     parallelRows(N, width: C) { rows in
-    for i in rows {
-        let x = inp + i * C
-        var sum: Float = 0
-        for c in 0..<C { sum += x[c] }
-        let m = sum / Float(C)
-        var v: Float = 0
-        for c in 0..<C { let d = x[c] - m; v += d * d }
-        v /= Float(C)
-        let s = 1 / (v + layerNormEps).squareRoot()
-        let o = out + i * C
-        for c in 0..<C {
-            let n = (x[c] - m) * s
-            o[c] = n * (weight?[c] ?? 1) + (bias?[c] ?? 0)
+        for i in rows {
+            let x = inp + i * C
+            var sum: Float = 0
+            for c in 0..<C { sum += x[c] }
+            let m = sum / Float(C)
+            var v: Float = 0
+            for c in 0..<C { let d = x[c] - m; v += d * d }
+            v /= Float(C)
+            let s = 1 / (v + layerNormEps).squareRoot()
+            let o = out + i * C
+            for c in 0..<C {
+                let n = (x[c] - m) * s
+                o[c] = n * (weight?[c] ?? 1) + (bias?[c] ?? 0)
+            }
+            mean?[i] = m
+            rstd?[i] = s
         }
-        mean?[i] = m
-        rstd?[i] = s
-    }
     }
 }
 
@@ -37,31 +37,32 @@ public func layerNormBackward(
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
     mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, N: Int, C: Int
 ) {
-    let body = { (rows: Range<Int>) in
-    for i in rows {
-        let x = inp + i * C, dy = dout + i * C
-        let m = mean[i], s = rstd[i]
-        var dnormMean: Float = 0, dnormNormMean: Float = 0
-        for c in 0..<C {
-            let n = (x[c] - m) * s
-            let dn = (weight?[c] ?? 1) * dy[c]
-            dnormMean += dn
-            dnormNormMean += dn * n
-        }
-        dnormMean /= Float(C)
-        dnormNormMean /= Float(C)
-        for c in 0..<C {
-            let n = (x[c] - m) * s
-            let dn = (weight?[c] ?? 1) * dy[c]
-            dbias?[c] += dy[c]
-            dweight?[c] += n * dy[c]
-            if let dinp { dinp[i * C + c] += (dn - dnormMean - n * dnormNormMean) * s }
+    let backwardRows = { (rows: Range<Int>) in
+        for i in rows {
+            let x = inp + i * C, dy = dout + i * C
+            let m = mean[i], s = rstd[i]
+            var dnormMean: Float = 0, dnormNormMean: Float = 0
+            for c in 0..<C {
+                let n = (x[c] - m) * s
+                let dn = (weight?[c] ?? 1) * dy[c]
+                dnormMean += dn
+                dnormNormMean += dn * n
+            }
+            dnormMean /= Float(C)
+            dnormNormMean /= Float(C)
+            for c in 0..<C {
+                let n = (x[c] - m) * s
+                let dn = (weight?[c] ?? 1) * dy[c]
+                dbias?[c] += dy[c]
+                dweight?[c] += n * dy[c]
+                if let dinp { dinp[i * C + c] += (dn - dnormMean - n * dnormNormMean) * s }
+            }
         }
     }
-    }
+    // dweight and dbias sum over rows: only a pass without them may split the rows
     if dweight == nil && dbias == nil {
-        parallelRows(N, width: C, body)
+        parallelRows(N, width: C, backwardRows)
     } else {
-        body(0..<N)
+        backwardRows(0..<N)
     }
 }
