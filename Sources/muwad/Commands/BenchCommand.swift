@@ -179,8 +179,9 @@ struct BenchCommand: ParsableCommand {
         config.maxLength = T
         config.shuffle = false
         config.gradientCheckpointing = gradientCheckpointing
-        /// The best step time on sequences of `lengths` (seeded random tokens).
-        func bestStep(_ lengths: [Int]) throws -> (seconds: Double, trainer: LoRATrainer) {
+        /// The best step time on sequences of `lengths` (seeded random tokens), its trainable parameters and
+        /// activation bytes; the trainer is gone when this returns.
+        func bestStep(_ lengths: [Int]) throws -> (seconds: Double, parameters: Int, activationBytes: Int) {
             var rng = SeededRNG(seed: 1234)
             let upper = UInt64(min(cfg.vocabSize, 50260) - 4)
             let examples = lengths.map { n in
@@ -192,9 +193,9 @@ struct BenchCommand: ParsableCommand {
                 let step = try trainer.trainStep()
                 if i > 0 { best = min(best, step.seconds) }
             }
-            return (best, trainer)
+            return (best, trainer.layout.count, trainer.activationBytes)
         }
-        let (best, trainer) = try bestStep(lengths)
+        let (best, parameters, activationBytes) = try bestStep(lengths)
         let targets = config.targetModules.joined(separator: ",")
         let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
@@ -203,7 +204,7 @@ struct BenchCommand: ParsableCommand {
         result["seq_len"] = T
         result["lora_r"] = loraR
         result["lora_targets"] = targets
-        result["trainable_params"] = trainer.layout.count
+        result["trainable_params"] = parameters
         result["gradient_checkpointing"] = gradientCheckpointing
         result["threads"] = EngineThreads.count
         result["load_s"] = loadSeconds
@@ -212,7 +213,7 @@ struct BenchCommand: ParsableCommand {
         result["real_tokens_per_s"] = Double(realTokens) / best
         result["real_tokens"] = realTokens
         result["padded_tokens"] = B * T
-        result["activation_mib"] = Double(trainer.activationBytes) / Double(1 << 20)
+        result["activation_mib"] = Double(activationBytes) / Double(1 << 20)
         if mixed {
             result["lengths"] = lengths
             let padded = try bestStep([Int](repeating: T, count: B)).seconds
