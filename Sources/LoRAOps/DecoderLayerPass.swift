@@ -17,14 +17,14 @@ extension LoRATrainingModel {
         let attnIn = preLN ? UnsafePointer(a.attnIn) : inp
         if preLN { norm(lw.lnAttn, out: a.attnIn, mean: a.ln1Mean, rstd: a.ln1Rstd, inp: inp, R: R) }
         project(l, .qProj, p, out: a.q, inp: attnIn, K: C, N: C)
-        for i in 0..<(R * C) { a.q[i] *= scaling }
+        TrainingLoops.scale(a.q, by: scaling, count: R * C)
         project(l, .kProj, p, out: a.k, inp: attnIn, K: C, N: C)
         project(l, .vProj, p, out: a.v, inp: attnIn, K: C, N: C)
-        causalAttentionForward(out: a.attOut, att: a.att, q: a.q, k: a.k, v: a.v, keyMask: s.keyMask, B: p.B, T: p.T,
-                               NH: cfg.numAttentionHeads, hs: cfg.headDim)
+        packedCausalAttentionForward(out: a.attOut, att: a.att, q: a.q, k: a.k, v: a.v, sequences: p.sequences,
+                                     NH: cfg.numAttentionHeads, hs: cfg.headDim)
         project(l, .outProj, p, out: s.tmp, inp: a.attOut, K: C, N: C)
-        residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, count: R * C) }
-        for i in 0..<(R * C) { a.res1[i] = inp[i] + s.tmp[i] }
+        residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
+        TrainingLoops.add(out: a.res1, inp, s.tmp, count: R * C)
 
         if preLN {
             norm(lw.lnFfn, out: a.ffnIn, mean: a.ln2Mean, rstd: a.ln2Rstd, inp: a.res1, R: R)
@@ -34,11 +34,11 @@ extension LoRATrainingModel {
         project(l, .fc1, p, out: a.fcPre, inp: a.ffnIn, K: C, N: F)
         activate(out: s.fcAct, pre: a.fcPre, count: R * F)
         project(l, .fc2, p, out: s.tmp, inp: s.fcAct, K: F, N: C)
-        residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, count: R * C) }
+        residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
         if preLN {
-            for i in 0..<(R * C) { out[i] = a.res1[i] + s.tmp[i] }
+            TrainingLoops.add(out: out, a.res1, s.tmp, count: R * C)
         } else {
-            for i in 0..<(R * C) { a.res2[i] = a.ffnIn[i] + s.tmp[i] }
+            TrainingLoops.add(out: a.res2, a.ffnIn, s.tmp, count: R * C)
             norm(lw.lnFfn, out: out, mean: a.ln2Mean, rstd: a.ln2Rstd, inp: a.res2, R: R)
         }
     }
@@ -60,7 +60,7 @@ extension LoRATrainingModel {
                               weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
             s.tmp.update(from: s.dRes, count: RC)
         }
-        residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, count: RC) }
+        residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
         activate(out: s.fcAct, pre: a.fcPre, count: R * F)
         s.dFcAct.update(repeating: 0, count: R * F)
         projectBackward(l, .fc2, p, dinp: s.dFcAct, dout: s.tmp, inp: s.fcAct, K: F, N: C)
@@ -72,7 +72,7 @@ extension LoRATrainingModel {
             layerNormBackward(dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
                               weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
         } else {
-            for i in 0..<RC { s.dFfnIn[i] += s.dRes[i] }
+            TrainingLoops.accumulate(s.dFfnIn, s.dRes, count: RC)
             dRes1.update(repeating: 0, count: RC)
             layerNormBackward(dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
                               weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
@@ -80,16 +80,16 @@ extension LoRATrainingModel {
 
         // --- attention block
         s.tmp.update(from: dRes1, count: RC)
-        residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, count: RC) }
+        residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
         s.dAttOut.update(repeating: 0, count: RC)
         projectBackward(l, .outProj, p, dinp: s.dAttOut, dout: s.tmp, inp: a.attOut, K: C, N: C)
         s.dq.update(repeating: 0, count: RC)
         s.dk.update(repeating: 0, count: RC)
         s.dv.update(repeating: 0, count: RC)
-        causalAttentionBackward(dq: s.dq, dk: s.dk, dv: s.dv, dscores: s.dscores, dout: s.dAttOut, att: a.att,
-                                q: a.q, k: a.k, v: a.v, keyMask: s.keyMask, B: p.B, T: p.T, NH: cfg.numAttentionHeads,
-                                hs: cfg.headDim)
-        for i in 0..<RC { s.dq[i] *= scaling }
+        packedCausalAttentionBackward(dq: s.dq, dk: s.dk, dv: s.dv, scratch: s.attScratch, parts: s.attentionScratchParts,
+                                      maxLength: s.maxT, dout: s.dAttOut, att: a.att, q: a.q, k: a.k, v: a.v,
+                                      sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim)
+        TrainingLoops.scale(s.dq, by: scaling, count: RC)
         let attnIn = preLN ? UnsafePointer(a.attnIn) : inp
         let dAttnIn: UnsafeMutablePointer<Float>? = dInp == nil ? nil : s.dAttnIn
         dAttnIn?.update(repeating: 0, count: RC)
@@ -102,7 +102,7 @@ extension LoRATrainingModel {
             layerNormBackward(dinp: dInp, dweight: nil, dbias: nil, dout: s.dAttnIn, inp: inp,
                               weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
         } else {
-            for i in 0..<RC { dInp[i] += s.dAttnIn[i] }
+            TrainingLoops.accumulate(dInp, s.dAttnIn, count: RC)
         }
     }
 
@@ -117,7 +117,7 @@ extension LoRATrainingModel {
     /// out = act(pre). ReLU (every published OPT) as one vectorisable pass; others through Activation.
     private func activate(out: UnsafeMutablePointer<Float>, pre: UnsafePointer<Float>, count n: Int) {
         if model.activation == .relu {
-            for i in 0..<n { out[i] = max(pre[i], 0) }
+            TrainingLoops.relu(out: out, pre: pre, count: n)
         } else {
             out.update(from: pre, count: n)
             model.activation.forward(out, count: n)
@@ -128,7 +128,7 @@ extension LoRATrainingModel {
     private func activateBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                   pre: UnsafePointer<Float>, count n: Int) {
         if model.activation == .relu {
-            for i in 0..<n { dinp[i] = pre[i] > 0 ? dout[i] : 0 }
+            TrainingLoops.reluBackward(dinp: dinp, dout: dout, pre: pre, count: n)
         } else {
             dinp.update(repeating: 0, count: n)
             model.activation.backward(dinp: dinp, dout: dout, pre: pre, count: n)
@@ -155,7 +155,7 @@ extension LoRATrainingModel {
         let slot = layout.slots[index]
         var x = inp
         if let mask = loraMask(l, m, p) {
-            mask.forward(out: acts.drop, inp: inp, count: p.R * K)
+            mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
             x = UnsafePointer(acts.drop)
         }
         loraForward(out: out, u: acts.layers[l].loraU + uColumn[index] * p.R, inp: x, a: p.params.a(slot),
@@ -171,12 +171,12 @@ extension LoRATrainingModel {
         let slot = layout.slots[index]
         let u = acts.layers[l].loraU + uColumn[index] * p.R
         if let mask = loraMask(l, m, p) {
-            mask.forward(out: acts.drop, inp: inp, count: p.R * K)
+            mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
             if let dinp { acts.dDrop.update(repeating: 0, count: p.R * K) }
             loraBackward(dinp: dinp == nil ? nil : acts.dDrop, da: grads.a(slot), db: grads.b(slot), g: acts.g,
                          dout: dout, inp: acts.drop, u: u, a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale,
                          M: p.R, K: K, N: N, r: slot.r)
-            if let dinp { mask.backward(dinp: dinp, dout: acts.dDrop, count: p.R * K) }
+            if let dinp { mask.backward(dinp: dinp, dout: acts.dDrop, rows: p.R, cols: K, paddedRow: acts.paddedRow) }
         } else {
             loraBackward(dinp: dinp, da: grads.a(slot), db: grads.b(slot), g: acts.g, dout: dout, inp: inp, u: u,
                          a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)

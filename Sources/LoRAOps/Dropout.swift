@@ -3,7 +3,11 @@
 // gradient checkpointing regenerate the forward pass's mask exactly, and a run restored from a
 // checkpoint continues with the masks it would have drawn. (Bit parity with torch's RNG is not a goal.)
 // Kept elements are scaled by 1 / (1 − p), as nn.Dropout does.
-//   inp, out, dout, dinp: (count)
+// A packed batch (TrainingActivations) draws its masks by padded element index — row r of a packed
+// (rows, cols) matrix is row paddedRow[r] of the padded one — so a token's mask does not depend on how
+// much padding its batch would have carried.
+//   inp, out, dout, dinp: (count), or (rows, cols) with paddedRow: (rows)
+import OPTEngine
 
 public struct DropoutMask: Sendable, Equatable {
     public let p: Float
@@ -29,17 +33,52 @@ public struct DropoutMask: Sendable, Equatable {
 
     /// out = inp ⊙ keep / (1 − p)   (out may be inp)
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n { out[i] = keeps(i) ? inp[i] * scale : 0 }
+        parallelElements(n) { range in
+            for i in range { out[i] = keeps(i) ? inp[i] * scale : 0 }
+        }
     }
 
     /// dinp += dout ⊙ keep / (1 − p)
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n where keeps(i) { dinp[i] += dout[i] * scale }
+        parallelElements(n) { range in
+            for i in range where keeps(i) { dinp[i] += dout[i] * scale }
+        }
     }
 
     /// x ⊙= keep / (1 − p), in place (the gradient through a dropout whose output was written in place).
     public func applyInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        for i in 0..<n { x[i] = keeps(i) ? x[i] * scale : 0 }
+        parallelElements(n) { range in
+            for i in range { x[i] = keeps(i) ? x[i] * scale : 0 }
+        }
+    }
+
+    // MARK: packed rows (element (r, c) is padded element paddedRow[r]·cols + c)
+
+    /// out = inp ⊙ keep / (1 − p) over a packed (rows, cols) matrix.
+    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, cols: Int,
+                        paddedRow: UnsafePointer<Int>) {
+        parallelRows(rows, width: cols) { range in
+            for r in range {
+                let base = paddedRow[r] * cols, o = out + r * cols, x = inp + r * cols
+                for c in 0..<cols { o[c] = keeps(base + c) ? x[c] * scale : 0 }
+            }
+        }
+    }
+
+    /// dinp += dout ⊙ keep / (1 − p) over a packed (rows, cols) matrix.
+    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, rows: Int, cols: Int,
+                         paddedRow: UnsafePointer<Int>) {
+        parallelRows(rows, width: cols) { range in
+            for r in range {
+                let base = paddedRow[r] * cols, d = dinp + r * cols, g = dout + r * cols
+                for c in 0..<cols where keeps(base + c) { d[c] += g[c] * scale }
+            }
+        }
+    }
+
+    /// x ⊙= keep / (1 − p), in place, over a packed (rows, cols) matrix.
+    public func applyInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, paddedRow: UnsafePointer<Int>) {
+        forward(out: x, inp: x, rows: rows, cols: cols, paddedRow: paddedRow)
     }
 }
 

@@ -1,12 +1,13 @@
 // LoRATrainingModel: OPT's forward pass for training, caching what the backward pass needs, and the
 // backward pass down to the LoRA matrices (llm.c's gpt2_forward / gpt2_backward). The base model is
 // frozen: no gradient is formed for any base weight, but every op passes dinp back so the adapters of
-// lower layers get theirs. fp32 throughout.
+// lower layers get theirs. fp32 throughout. A micro-batch is packed (TrainingActivations.load): every
+// op runs on its R real tokens only, attention per sequence (PackedAttention.swift), so padding costs
+// nothing; dropout masks are drawn by padded element index, as before packing.
 //   forward:  x0 = wpe[pos] + project_in(wte[tokens]) → L decoder layers → final_layer_norm → project_out
 //             → hidden (R, E) → logits (R, V) = hidden · lm_headᵀ → cross-entropy on the shifted labels
 //   backward: the same calls in reverse; the head is fused (logits are formed `headRows` rows at a time,
 //             only for rows with a target, and turned into dhidden at once — the (R, V) logits never exist)
-import Dispatch
 import OPTEngine
 
 public final class LoRATrainingModel: @unchecked Sendable {
@@ -76,16 +77,19 @@ public final class LoRATrainingModel: @unchecked Sendable {
         return head(pass, backward: false, lossScale: 0)
     }
 
-    /// The state of one pass: batch shape and the arenas it reads and writes.
+    /// The state of one pass: batch shape (B sequences padded to T; R real tokens, packed) and the arenas
+    /// it reads and writes.
     struct Pass {
         let B: Int, T: Int, R: Int
+        let sequences: PackedSequences
         let params: FloatArena
         let grads: FloatArena?
         let microStep: UInt64
 
         init(_ m: LoRATrainingModel, batch: TrainingBatch, params: FloatArena, grads: FloatArena?, microStep: UInt64) {
             m.acts.load(batch)
-            B = batch.B; T = batch.T; R = batch.B * batch.T
+            B = batch.B; T = batch.T; R = m.acts.rows
+            sequences = m.acts.sequences
             self.params = params
             self.grads = grads
             self.microStep = microStep
@@ -139,10 +143,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
             }
             matmul(out: a.logits, inp: a.headHidden, weight: model.weights.lmHead, bias: nil, M: n, K: E, N: V,
                    scratch: kernelScratch)
-            // rows are independent: split them over the engine's kernel threads
-            let parts = min(kernelThreads, n)
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let r0 = n * part / parts, r1 = n * (part + 1) / parts, m = r1 - r0
+            // rows are independent: split them over the engine's threads, 8 rows a chunk
+            EngineThreads.forEachChunk(n, grain: 8) { range in
+                let r0 = range.lowerBound, r1 = range.upperBound, m = r1 - r0
                 let logits = a.logits + r0 * V, targets = a.headTargets + r0, losses = a.losses + r0
                 if backward {
                     crossEntropySoftmaxForward(probs: logits, losses: losses, logits: logits, targets: targets,
@@ -160,9 +163,13 @@ public final class LoRATrainingModel: @unchecked Sendable {
                 a.headDHidden.update(repeating: 0, count: n * E)
                 linearBackwardInput(dinp: a.headDHidden, dout: a.dlogits, weight: model.weights.lmHead, M: n, K: E, N: V,
                                     scratch: kernelScratch)
-                for (i, r) in rows.enumerated() {
-                    let d = a.dhidden + r * E, s = a.headDHidden + i * E
-                    for e in 0..<E { d[e] += s[e] }
+                rows.withUnsafeBufferPointer { rows in
+                    parallelRows(n, width: E) { range in
+                        for i in range {
+                            let d = a.dhidden + rows[i] * E, s = a.headDHidden + i * E
+                            for e in 0..<E { d[e] += s[e] }
+                        }
+                    }
                 }
             }
             rows.removeAll(keepingCapacity: true)

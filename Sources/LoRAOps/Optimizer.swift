@@ -6,8 +6,11 @@
 //  - learning-rate schedules as transformers' get_{linear,cosine,constant}_schedule_with_warmup under
 //    torch's LambdaLR: the k-th optimizer step (k = 0, 1, …) uses base_lr · λ(k), so with warmup the first
 //    step has lr 0, exactly as the Trainer does.
+// Both run over EngineThreads: the update is elementwise, and the norm's sum of squares is taken over
+// fixed chunks combined in order, so neither depends on the thread count.
 //   params, grads, m, v: (count) in one LoRALayout
 import Foundation
+import OPTEngine
 
 /// Hyperparameters with transformers' TrainingArguments defaults.
 public struct AdamWSettings: Codable, Sendable, Equatable {
@@ -63,14 +66,16 @@ public final class AdamW: @unchecked Sendable {
         let biasCorrection2Sqrt = Float((1 - pow(s.beta2, Double(step))).squareRoot())
         let negStepSize = Float(-(lr / biasCorrection1))
         let eps = Float(s.epsilon)
-        let p = params.base, g = grads.base, m = m.base, v = v.base
-        for i in 0..<params.count {
-            if s.weightDecay != 0 { p[i] *= decay }
-            // torch's lerp: self + w·(end − self) for |w| < 0.5, else end − (end − self)·(1 − w)
-            m[i] = abs(w) < 0.5 ? m[i] + w * (g[i] - m[i]) : g[i] - (g[i] - m[i]) * oneMinusW
-            v[i] = v[i] * beta2 + oneMinusBeta2 * g[i] * g[i]
-            let denom = v[i].squareRoot() / biasCorrection2Sqrt + eps
-            p[i] = p[i] + negStepSize * m[i] / denom
+        let p = params.base, g = grads.base, m = m.base, v = v.base, decays = s.weightDecay != 0
+        parallelElements(params.count) { range in
+            for i in range {
+                if decays { p[i] *= decay }
+                // torch's lerp: self + w·(end − self) for |w| < 0.5, else end − (end − self)·(1 − w)
+                m[i] = abs(w) < 0.5 ? m[i] + w * (g[i] - m[i]) : g[i] - (g[i] - m[i]) * oneMinusW
+                v[i] = v[i] * beta2 + oneMinusBeta2 * g[i] * g[i]
+                let denom = v[i].squareRoot() / biasCorrection2Sqrt + eps
+                p[i] = p[i] + negStepSize * m[i] / denom
+            }
         }
     }
 }
@@ -79,12 +84,16 @@ public final class AdamW: @unchecked Sendable {
 /// maxNorm / (norm + 1e-6), as clip_grad_norm_ does. Returns the norm before clipping.
 @discardableResult
 public func clipGradNorm(_ grads: FloatArena, maxNorm: Double?) -> Double {
-    var sum = 0.0
-    for i in 0..<grads.count { let x = Double(grads.base[i]); sum += x * x }
+    let g = grads.base
+    let sum = EngineThreads.sum(grads.count) { range in
+        var partial = 0.0
+        for i in range { let x = Double(g[i]); partial += x * x }
+        return partial
+    }
     let norm = Float(sum.squareRoot())
     guard let maxNorm else { return Double(norm) }
     let coef = min(Float(maxNorm) / (norm + 1e-6), 1)
-    if coef < 1 { for i in 0..<grads.count { grads.base[i] *= coef } }
+    if coef < 1 { parallelElements(grads.count) { range in for i in range { g[i] *= coef } } }
     return Double(norm)
 }
 

@@ -2,7 +2,10 @@
 // trainer is made (llm.c's activations), never per step. With gradient checkpointing only each layer's
 // input is kept for the whole pass, plus one layer's worth of activations that the backward pass
 // refills by recomputing that layer; without it every layer keeps its own set.
-//   R = B·T rows   C hidden   E word_embed_proj_dim   F ffn   V vocab   NH heads   ΣR = Σ r of a layer's slots
+// A batch is packed: only its real tokens are loaded, sequence after sequence (rows offsets[s] ..<
+// offsets[s + 1]), so every row-wise op works on R = Σ lengths rows and no FLOP is spent on padding.
+// Buffers are sized for the worst case, R = maxB·maxT.
+//   R rows (real tokens)   C hidden   E word_embed_proj_dim   F ffn   V vocab   NH heads   ΣR = Σ r of a layer's slots
 import OPTEngine
 
 /// What one decoder layer's backward pass reads (names follow the forward recipe in DecoderLayerPass).
@@ -10,7 +13,7 @@ struct LayerActivations {
     let attnIn: UnsafeMutablePointer<Float>    // (R, C) self_attn_layer_norm(inp); pre-LN only
     let ln1Mean, ln1Rstd: UnsafeMutablePointer<Float>  // (R) self_attn_layer_norm statistics
     let q, k, v: UnsafeMutablePointer<Float>   // (R, C) q already scaled by hs^-0.5
-    let att: UnsafeMutablePointer<Float>       // (B, NH, T, T) attention probabilities
+    let att: UnsafeMutablePointer<Float>       // Σ_s NH·n_s² attention probabilities (PackedAttention.swift)
     let attOut: UnsafeMutablePointer<Float>    // (R, C) input of out_proj
     let res1: UnsafeMutablePointer<Float>      // (R, C) inp + out_proj(attOut)
     let ffnIn: UnsafeMutablePointer<Float>     // (R, C) input of fc1 (and the FFN residual, post-LN)
@@ -38,11 +41,17 @@ final class TrainingActivations {
     let drop, dDrop: UnsafeMutablePointer<Float>          // (R, max(C, F)) dropped LoRA input and its gradient
     let dResA, dResB, dRes: UnsafeMutablePointer<Float>   // (R, C) residual-stream gradients
     let dAttnIn, dq, dk, dv, dAttOut, dFfnIn: UnsafeMutablePointer<Float>  // (R, C)
-    let dscores: UnsafeMutablePointer<Float>              // (T, T)
+    let attScratch: UnsafeMutablePointer<Float>           // attentionScratchParts × attentionScratchFloats
+    let attentionScratchParts: Int
     let g: UnsafeMutablePointer<Float>                    // (R, max r)
-    // inputs of the current batch
+    // inputs of the current batch, packed
     let tokens, positions, targets: UnsafeMutablePointer<Int32>  // (R)
-    let keyMask: UnsafeMutablePointer<UInt8>                       // (R)
+    /// Row r's index in the padded (B, T) layout, b·T + t: dropout masks are drawn by padded element index,
+    /// so a token gets the same mask packed or padded.
+    let paddedRow: UnsafeMutablePointer<Int>                       // (R)
+    let offsets: UnsafeMutablePointer<Int>                         // (maxB + 1)
+    /// Shape of the loaded batch: B sequences padded to T, `rows` real tokens.
+    private(set) var B = 0, T = 0, rows = 0
     // lm head, in blocks of headRows rows that have a target
     static let headRows = 256
     let headHidden, headDHidden: UnsafeMutablePointer<Float>  // (headRows, E)
@@ -99,30 +108,51 @@ final class TrainingActivations {
         dResA = floats(R * C); dResB = floats(R * C); dRes = floats(R * C)
         dAttnIn = floats(R * C); dq = floats(R * C); dk = floats(R * C); dv = floats(R * C)
         dAttOut = floats(R * C); dFfnIn = floats(R * C)
-        dscores = floats(maxT * maxT)
+        let hs = cfg.headDim
+        attentionScratchParts = max(1, min(EngineThreads.count, maxB * NH))
+        attScratch = floats(attentionScratchParts * attentionScratchFloats(maxLength: maxT, hs: hs))
         g = floats(R * max(layout.maxRank, 1))
         tokens = ints(R); positions = ints(R); targets = ints(R)
-        let mask = UnsafeMutablePointer<UInt8>.allocate(capacity: max(R, 1))
-        mask.initialize(repeating: 0, count: max(R, 1))
-        allocs.append(UnsafeMutableRawPointer(mask))
-        keyMask = mask
+        func indices(_ n: Int) -> UnsafeMutablePointer<Int> {
+            let p = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            allocs.append(UnsafeMutableRawPointer(p))
+            bytes += max(n, 1) * MemoryLayout<Int>.stride
+            return p
+        }
+        paddedRow = indices(R)
+        offsets = indices(maxB + 1)
         headHidden = floats(H * E); headDHidden = floats(H * E)
         logits = floats(H * V); dlogits = floats(H * V)
         headTargets = ints(H); losses = floats(H); dlosses = floats(H)
         allocations = allocs
-        byteCount = bytes + R
+        byteCount = bytes
     }
 
     deinit { for p in allocations { p.deallocate() } }
 
-    /// Copies a collated batch into the input buffers.
+    /// Packs a collated batch into the input buffers: the tokens whose key mask is 1, row by row (the
+    /// padding a right-padded batch carries is dropped; it has no target and no real query sees it).
     func load(_ batch: TrainingBatch) {
         precondition(batch.B <= maxB && batch.T <= maxT, "batch larger than the trainer's buffers")
-        for i in 0..<(batch.B * batch.T) {
-            tokens[i] = batch.tokens[i]
-            positions[i] = batch.positions[i]
-            targets[i] = batch.targets[i]
-            keyMask[i] = batch.keyMask[i]
+        var r = 0
+        offsets[0] = 0
+        for b in 0..<batch.B {
+            for t in 0..<batch.T where batch.keyMask[b * batch.T + t] != 0 {
+                let i = b * batch.T + t
+                tokens[r] = batch.tokens[i]
+                positions[r] = batch.positions[i]
+                targets[r] = batch.targets[i]
+                paddedRow[r] = i
+                r += 1
+            }
+            offsets[b + 1] = r
         }
+        B = batch.B
+        T = batch.T
+        rows = r
     }
+
+    /// The loaded batch's sequences.
+    var sequences: PackedSequences { PackedSequences(offsets: offsets, count: B) }
 }

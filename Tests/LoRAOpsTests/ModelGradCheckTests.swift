@@ -62,7 +62,7 @@ final class ModelGradCheckTests: XCTestCase {
 
     /// The smallest |fc1 output| of the last pass.
     func kinkDistance(_ graph: LoRATrainingModel, model: OPTModel, batch: TrainingBatch) -> Float {
-        let n = batch.B * batch.T * model.config.ffnDim
+        let n = graph.acts.rows * model.config.ffnDim  // the batch's real tokens, packed
         return (0..<model.config.numHiddenLayers).map { l in
             UnsafeBufferPointer(start: graph.acts.layers[l].fcPre, count: n).map(abs).min() ?? 1
         }.min() ?? 1
@@ -70,7 +70,7 @@ final class ModelGradCheckTests: XCTestCase {
 
     /// The sign of every fc1 output of the last pass (needs a graph without checkpointing).
     func reluPattern(_ graph: LoRATrainingModel, model: OPTModel, batch: TrainingBatch) -> [Bool] {
-        let n = batch.B * batch.T * model.config.ffnDim
+        let n = graph.acts.rows * model.config.ffnDim  // the batch's real tokens, packed
         return (0..<model.config.numHiddenLayers).flatMap { l in
             UnsafeBufferPointer(start: graph.acts.layers[l].fcPre, count: n).map { $0 > 0 }
         }

@@ -1,5 +1,5 @@
 // Activations of OPT's feed-forward block. Every published OPT uses ReLU; gelu variants are accepted
-// because config.json may name them.
+// because config.json may name them. Elementwise, split over EngineThreads in fixed chunks.
 import Foundation
 
 public enum Activation: Sendable {
@@ -16,32 +16,39 @@ public enum Activation: Sendable {
 
     /// In place over n values.
     public func forward(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        switch self {
-        case .relu:
-            for i in 0..<n where x[i] < 0 { x[i] = 0 }
-        case .gelu:
-            for i in 0..<n { x[i] = 0.5 * x[i] * (1 + erff(x[i] / Float(2).squareRoot())) }
-        case .geluTanh:
-            let k: Float = (2 / Float.pi).squareRoot()
-            for i in 0..<n { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v))) }
+        parallelElements(n) { range in
+            switch self {
+            case .relu:
+                for i in range where x[i] < 0 { x[i] = 0 }
+            case .gelu:
+                for i in range { x[i] = 0.5 * x[i] * (1 + erff(x[i] / Float(2).squareRoot())) }
+            case .geluTanh:
+                let k: Float = (2 / Float.pi).squareRoot()
+                for i in range { let v = x[i]; x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v))) }
+            }
         }
     }
 
     /// dinp += dout · f'(pre), where `pre` holds the activation's input.
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>, count n: Int) {
+        parallelElements(n) { range in backward(dinp: dinp, dout: dout, pre: pre, range: range) }
+    }
+
+    private func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+                          range: Range<Int>) {
         switch self {
         case .relu:
-            for i in 0..<n where pre[i] > 0 { dinp[i] += dout[i] }
+            for i in range where pre[i] > 0 { dinp[i] += dout[i] }
         case .gelu:
             let invSqrt2: Float = 1 / Float(2).squareRoot(), invSqrt2Pi: Float = 1 / (2 * Float.pi).squareRoot()
-            for i in 0..<n {
+            for i in range {
                 let x = pre[i]
                 let cdf = 0.5 * (1 + erff(x * invSqrt2))
                 dinp[i] += dout[i] * (cdf + x * invSqrt2Pi * expf(-0.5 * x * x))
             }
         case .geluTanh:
             let k: Float = (2 / Float.pi).squareRoot()
-            for i in 0..<n {
+            for i in range {
                 let x = pre[i]
                 let u = k * (x + 0.044715 * x * x * x)
                 let t = tanhf(u)

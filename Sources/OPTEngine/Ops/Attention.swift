@@ -5,6 +5,8 @@
 // attentionForwardRows is the same for sequences of different lengths, each with a cache of its own.
 // A query row whose every visible key is padding attends uniformly to all keys of the row — what
 // transformers' additive-min mask yields — so padded positions match the reference too.
+// Prefill splits its (sequence, head) pairs over EngineThreads and takes queries in blocks that score only
+// the keys up to the block's causal limit; decode (T = 1) runs serially (its work is a few gemvs).
 import Foundation
 
 public struct AttentionShape {
@@ -31,39 +33,67 @@ func maskedSoftmax(_ row: UnsafeMutablePointer<Float>, n: Int, valid: (Int) -> B
     for j in 0..<n { row[j] *= inv }
 }
 
-/// Writes the new k/v rows into the cache, then attends. `scores` needs T·L floats.
+/// Query rows per block of a multi-token pass over L keys, and how many parts can share a `scores` buffer of
+/// T·Lmax floats when every block of every sequence needs rows·L of it. The blocking of a sequence depends
+/// on its own T and L only, so its results do not depend on the other sequences or on the thread count.
+@inline(__always)
+func prefillBlockRows(T: Int, L: Int, hs: Int) -> Int { min(T, causalBlockRows(width: L, hs: hs)) }
+
+/// Prefill attention of one (sequence, head): queries in blocks of `mb` rows; block [t0, t1) scores keys
+/// 0 ..< past + t1 (the causal limit) — or all L when one of its rows sees no real key and so attends
+/// uniformly to all of them. `firstReal` is the first key with mask 1 (L when none); `scores` holds mb·L.
+@inline(__always)
+func attendBlocks(out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
+                  values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
+                  C: Int, hs: Int, mb: Int, firstReal: Int, visible: (Int, Int) -> Bool) {
+    var t0 = 0
+    while t0 < T {
+        let t1 = min(T, t0 + mb), rows = t1 - t0
+        let width = firstReal > past + t0 ? L : past + t1
+        // scores (rows, width) = Q[t0..<t1] (row stride C) · K[0..<width]ᵀ
+        BLAS.gemm(M: rows, N: width, K: hs, a: qbh + t0 * C, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores,
+                  ldc: width)
+        for t in t0..<t1 {
+            maskedSoftmax(scores + (t - t0) * width, n: width) { j in visible(t, j) }
+        }
+        // out[t0..<t1] (rows, hs; row stride C) = P (rows, width) · V[0..<width]
+        BLAS.gemm(M: rows, N: hs, K: width, a: scores, lda: width, b: vc, ldb: hs, bTransposed: false,
+                  c: obh + t0 * C, ldc: C)
+        t0 = t1
+    }
+}
+
+/// Writes the new k/v rows into the cache, then attends. `scores` needs T·L floats. A multi-token pass
+/// (prefill) runs its (sequence, head) pairs in parallel, each part on its own rows of `scores`.
 public func attentionForward(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, keyMask: UnsafePointer<UInt8>,
     scores: UnsafeMutablePointer<Float>, shape s: AttentionShape
 ) {
-    let C = s.C, hs = s.hs, L = s.L, S = s.capacity
-    for b in 0..<s.B {
-        for h in 0..<s.NH {
-            let kc = cacheK + (b * s.NH + h) * S * hs
-            let vc = cacheV + (b * s.NH + h) * S * hs
-            for t in 0..<s.T {
-                let src = (b * s.T + t) * C + h * hs
-                (kc + (s.past + t) * hs).update(from: k + src, count: hs)
-                (vc + (s.past + t) * hs).update(from: v + src, count: hs)
-            }
-            let qbh = q + b * s.T * C + h * hs
-            let obh = out + b * s.T * C + h * hs
-            let mask = keyMask + b * S
-            if s.T == 1 {
-                BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-                maskedSoftmax(scores, n: L) { j in mask[j] != 0 }
-                BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
-            } else {
-                // scores (T, L) = Q (T, hs; row stride C) · Kᵀ
-                BLAS.gemm(M: s.T, N: L, K: hs, a: qbh, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores, ldc: L)
-                for t in 0..<s.T {
-                    let limit = s.past + t
-                    maskedSoftmax(scores + t * L, n: L) { j in j <= limit && mask[j] != 0 }
-                }
-                // out (T, hs; row stride C) = P (T, L) · V (L, hs)
-                BLAS.gemm(M: s.T, N: hs, K: L, a: scores, lda: L, b: vc, ldb: hs, bTransposed: false, c: obh, ldc: C)
-            }
+    let C = s.C, hs = s.hs, L = s.L, S = s.capacity, NH = s.NH
+    let mb = prefillBlockRows(T: s.T, L: L, hs: hs)
+    let parts = s.T == 1 ? 1 : max(1, min(EngineThreads.count, s.B * NH, s.T / max(mb, 1)))
+    EngineThreads.forEachItem(s.B * NH, parts: parts) { item, part in
+        let b = item / NH, h = item % NH
+        let kc = cacheK + (b * NH + h) * S * hs
+        let vc = cacheV + (b * NH + h) * S * hs
+        for t in 0..<s.T {
+            let src = (b * s.T + t) * C + h * hs
+            (kc + (s.past + t) * hs).update(from: k + src, count: hs)
+            (vc + (s.past + t) * hs).update(from: v + src, count: hs)
+        }
+        let qbh = q + b * s.T * C + h * hs
+        let obh = out + b * s.T * C + h * hs
+        let mask = keyMask + b * S
+        if s.T == 1 {
+            BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
+            maskedSoftmax(scores, n: L) { j in mask[j] != 0 }
+            BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
+        } else {
+            var firstReal = L
+            for j in 0..<L where mask[j] != 0 { firstReal = j; break }
+            attendBlocks(out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * mb * L, T: s.T, past: s.past,
+                         L: L, C: C, hs: hs, mb: mb, firstReal: firstReal) { t, j in j <= s.past + t && mask[j] != 0 }
         }
     }
 }
@@ -88,31 +118,34 @@ public func attentionForwardRows(
     rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int
 ) {
     let C = NH * hs
+    var longest = 0, largestBlock = 1
     for b in 0..<B {
+        let L = rows[b].past + T
+        precondition(L <= rows[b].capacity, "attention row \(b): \(L) tokens exceed its capacity of \(rows[b].capacity)")
+        longest = max(longest, L)
+        largestBlock = max(largestBlock, prefillBlockRows(T: T, L: L, hs: hs) * L)
+    }
+    let parts = T == 1 ? 1 : max(1, min(EngineThreads.count, B * NH, T * longest / largestBlock))
+    let region = T == 1 ? 0 : T * longest / parts
+    EngineThreads.forEachItem(B * NH, parts: parts) { item, part in
+        let b = item / NH, h = item % NH
         let row = rows[b], S = row.capacity, past = row.past, L = past + T
-        precondition(L <= S, "attention row \(b): \(L) tokens exceed its capacity of \(S)")
-        for h in 0..<NH {
-            let kc = row.cacheK + h * S * hs
-            let vc = row.cacheV + h * S * hs
-            for t in 0..<T {
-                let src = (b * T + t) * C + h * hs
-                (kc + (past + t) * hs).update(from: k + src, count: hs)
-                (vc + (past + t) * hs).update(from: v + src, count: hs)
-            }
-            let qbh = q + b * T * C + h * hs
-            let obh = out + b * T * C + h * hs
-            if T == 1 {
-                BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-                maskedSoftmax(scores, n: L) { _ in true }
-                BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
-            } else {
-                BLAS.gemm(M: T, N: L, K: hs, a: qbh, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores, ldc: L)
-                for t in 0..<T {
-                    let limit = past + t
-                    maskedSoftmax(scores + t * L, n: L) { j in j <= limit }
-                }
-                BLAS.gemm(M: T, N: hs, K: L, a: scores, lda: L, b: vc, ldb: hs, bTransposed: false, c: obh, ldc: C)
-            }
+        let kc = row.cacheK + h * S * hs
+        let vc = row.cacheV + h * S * hs
+        for t in 0..<T {
+            let src = (b * T + t) * C + h * hs
+            (kc + (past + t) * hs).update(from: k + src, count: hs)
+            (vc + (past + t) * hs).update(from: v + src, count: hs)
+        }
+        let qbh = q + b * T * C + h * hs
+        let obh = out + b * T * C + h * hs
+        if T == 1 {
+            BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
+            maskedSoftmax(scores, n: L) { _ in true }
+            BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
+        } else {
+            attendBlocks(out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
+                         C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0) { t, j in j <= past + t }
         }
     }
 }

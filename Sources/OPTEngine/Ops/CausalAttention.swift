@@ -1,11 +1,14 @@
 // Causal self-attention over whole sequences, for training: no KV cache, every position of a batch
 // at once. The forward pass keeps the softmax probabilities (llm.c's `att`) for the backward pass.
 // q is already scaled by hs^-0.5 (OPT scales after q_proj), so there is no scale here.
-//   q, k, v, out, dout, dq, dk, dv: (B, T, C) with the NH heads of hs interleaved (C = NH·hs)
-//   att: (B, NH, T, T) probabilities   keyMask: (B, T) 1 = real token, 0 = padding
-//   dscores: (T, T) scratch for one (b, h) at a time
-// Key j is visible to query t when j ≤ t and keyMask[b, j] = 1. A query row that sees no key (padding
-// before any real token) attends uniformly to all T keys, as transformers' additive-min mask gives.
+// Two layouts:
+//  - padded (the reference the tests hold the packed path to): B rows of T tokens, a key mask;
+//      q, k, v, out, dout, dq, dk, dv: (B, T, C) with the NH heads of hs interleaved (C = NH·hs)
+//      att: (B, NH, T, T)   keyMask: (B, T) 1 = real token, 0 = padding   dscores: (T, T) scratch
+//    Key j is visible to query t when j ≤ t and keyMask[b, j] = 1. A query row that sees no key (padding
+//    before any real token) attends uniformly to all T keys, as transformers' additive-min mask gives.
+//  - packed (training's path, PackedAttention.swift): the real tokens of every sequence back to back,
+//    no padding at all; see ``PackedSequences``.
 import Foundation
 
 /// out = softmax(mask(q·kᵀ)) · v per batch row and head; att receives the probabilities.

@@ -6,8 +6,8 @@ public let optPositionOffset = 2
 
 /// out[i] = wte[tokens[i]]
 public func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, table: Tensor, N: Int, E: Int) {
-    for i in 0..<N {
-        table.convertToFloat(start: Int(tokens[i]) * E, count: E, into: out + i * E)
+    parallelRows(N, width: E) { rows in
+        for i in rows { table.convertToFloat(start: Int(tokens[i]) * E, count: E, into: out + i * E) }
     }
 }
 

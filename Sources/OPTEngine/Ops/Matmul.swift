@@ -28,9 +28,6 @@ public final class KernelScratch: @unchecked Sendable {
     deinit { buffer.deallocate() }
 }
 
-/// Threads for the engine's own kernels (OpenBLAS has its own pool).
-public var kernelThreads = max(1, ProcessInfo.processInfo.activeProcessorCount)
-
 @inline(__always)
 func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, N: Int) {
     guard let bias else { return }
@@ -51,7 +48,7 @@ public func matmul(
     let beta: Float = accumulate ? 1 : 0
     let dtype = weight.dtype
     if M <= rowInvariantMaxRows, dtype == .f32 || dtype == .bf16 || dtype == .f16 {
-        let parts = N >= 256 ? kernelThreads : 1
+        let parts = N >= 256 ? EngineThreads.count : 1
         let raw = weight.raw, acc: Int32 = accumulate ? 1 : 0
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let n0 = N * p / parts, n1 = N * (p + 1) / parts

@@ -21,6 +21,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Measure one LoRA training step (forward, backward, clipping, AdamW) instead of inference.")
     var train = false
     @Option(name: .customLong("train-tokens"), help: "Tokens per sequence with --train.") var trainTokens = 256
+    @Option(name: .customLong("train-lengths"),
+            help: "With --train: MIN:MAX, sequence lengths drawn (seeded) from MIN…MAX instead of --train-tokens, and the gain of packing over padding to the longest.")
+    var trainLengths: String?
     @Option(name: .customLong("lora-r")) var loraR = 8
     @Option(name: .customLong("lora-targets"), help: "Comma-separated projections with --train.")
     var loraTargets = "q_proj,v_proj"
@@ -107,7 +110,15 @@ struct BenchCommand: ParsableCommand {
         if r["mode"] as? String == "train" {
             print("\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
                   + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")")
-            print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s)")
+            print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s, "
+                  + "\(f("real_tokens_per_s")) real tokens/s)")
+            if let lengths = r["lengths"] as? [Int] {
+                print("  lengths:           \(lengths.map(String.init).joined(separator: ","))  (\(r["real_tokens"] ?? "?") real "
+                      + "of \(r["padded_tokens"] ?? "?") padded)")
+            }
+            if r["padded_step_s"] != nil {
+                print("  padded to longest: \(f("padded_step_s")) s  (packing gains \(String(format: "%.2f", r["packing_gain"] as? Double ?? .nan))×)")
+            }
             print("  peak memory:       \(f("peak_rss_mib")) MiB")
             return
         }
@@ -118,7 +129,8 @@ struct BenchCommand: ParsableCommand {
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 
-    private func runPeer(script name: String, arguments: [String]) {
+    private func runPeer(script name: String, arguments: [String],
+                         amend: ([String: Any]) -> [String: Any] = { $0 }) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/bench/\(name)").path
         let candidates = [script, "tools/bench/\(name)"]
@@ -141,26 +153,38 @@ struct BenchCommand: ParsableCommand {
             let needs = name.hasPrefix("ctranslate2") ? "pip install ctranslate2" : "see tools/fixtures/requirements.txt"
             print("\(name): benchmark failed (is it installed? \(needs))"); return
         }
-        report(obj)
+        report(amend(obj))
     }
 
     // MARK: - LoRA training step
 
-    /// One optimizer step of LoRA training on `batch` × `trainTokens` seeded random tokens (loss on every
-    /// next token, lora_dropout 0.05, AdamW, clipping 1.0): the best of `repeats` after one warm-up step.
+    /// Sequence lengths of the training bench: `batch` × trainTokens, or drawn from --train-lengths MIN:MAX.
+    private func trainingLengths(batch B: Int, maxPositions: Int) throws -> [Int] {
+        guard let spec = trainLengths else { return [Int](repeating: trainTokens, count: B) }
+        let parts = spec.split(separator: ":").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let lo = parts[0], let hi = parts[1], lo >= 2, lo <= hi, hi <= maxPositions else {
+            throw EngineError.invalidRequest("--train-lengths must be MIN:MAX with 2 ≤ MIN ≤ MAX ≤ \(maxPositions)")
+        }
+        var rng = SeededRNG(seed: 77)
+        // the longest record of the batch is MAX, so padding would compute B × MAX rows
+        return (0..<B).map { b in b == 0 ? hi : lo + Int(rng.next() % UInt64(hi - lo + 1)) }
+    }
+
+    /// One optimizer step of LoRA training on `batch` seeded random sequences of `trainTokens` tokens (or
+    /// of --train-lengths), loss on every next token, lora_dropout 0.05, AdamW, clipping 1.0: the best of
+    /// `repeats` after one warm-up step. Tokens/s count real tokens (a packed batch computes no padding);
+    /// with mixed lengths the same step on B sequences of the longest length — the rows the padded
+    /// layout computed — is timed too, and the ratio reported as the gain of packing.
     private func runTraining() throws {
         let loadStart = Date()
         let model = try modelOptions.loadModel()
         let loadSeconds = Date().timeIntervalSince(loadStart)
-        let cfg = model.config, B = batch ?? 4, T = trainTokens
-        guard B >= 1, T >= 2, T <= cfg.maxPositionEmbeddings else {
+        let cfg = model.config, B = batch ?? 4
+        guard B >= 1, trainTokens >= 2, trainTokens <= cfg.maxPositionEmbeddings else {
             throw EngineError.invalidRequest("--train-tokens must be 2…\(cfg.maxPositionEmbeddings) and --batch ≥ 1")
         }
-        var rng = SeededRNG(seed: 1234)
-        let upper = UInt64(min(cfg.vocabSize, 50260) - 4)
-        let examples = (0..<B).map { _ in
-            TrainingExample(inputIds: [cfg.bosTokenId] + (1..<T).map { _ in 4 + Int(rng.next() % upper) })
-        }
+        let lengths = try trainingLengths(batch: B, maxPositions: cfg.maxPositionEmbeddings)
+        let T = lengths.max() ?? trainTokens, realTokens = lengths.reduce(0, +), mixed = Set(lengths).count > 1
         var config = TrainingConfig()
         config.r = loraR
         config.loraAlpha = Double(2 * loraR)
@@ -171,12 +195,23 @@ struct BenchCommand: ParsableCommand {
         config.maxLength = T
         config.shuffle = false
         config.gradientCheckpointing = gradientCheckpointing
-        let trainer = try LoRATrainer(model: model, config: config, examples: examples)
-        var best = Double.infinity
-        for i in 0..<config.maxSteps {
-            let step = try trainer.trainStep()
-            if i > 0 { best = min(best, step.seconds) }
+        /// The best step time on sequences of `lengths` (seeded random tokens), its trainable parameters and
+        /// activation bytes; the trainer is gone when this returns.
+        func bestStep(_ lengths: [Int]) throws -> (seconds: Double, parameters: Int, activationBytes: Int) {
+            var rng = SeededRNG(seed: 1234)
+            let upper = UInt64(min(cfg.vocabSize, 50260) - 4)
+            let examples = lengths.map { n in
+                TrainingExample(inputIds: [cfg.bosTokenId] + (1..<n).map { _ in 4 + Int(rng.next() % upper) })
+            }
+            let trainer = try LoRATrainer(model: model, config: config, examples: examples)
+            var best = Double.infinity
+            for i in 0..<config.maxSteps {
+                let step = try trainer.trainStep()
+                if i > 0 { best = min(best, step.seconds) }
+            }
+            return (best, trainer.layout.count, trainer.activationBytes)
         }
+        let (best, parameters, activationBytes) = try bestStep(lengths)
         let targets = config.targetModules.joined(separator: ",")
         let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
@@ -185,20 +220,34 @@ struct BenchCommand: ParsableCommand {
         result["seq_len"] = T
         result["lora_r"] = loraR
         result["lora_targets"] = targets
-        result["trainable_params"] = trainer.layout.count
+        result["trainable_params"] = parameters
         result["gradient_checkpointing"] = gradientCheckpointing
-        result["threads"] = BLAS.threads
+        result["threads"] = EngineThreads.count
         result["load_s"] = loadSeconds
         result["step_s"] = best
-        result["train_tokens_per_s"] = Double(B * T) / best
-        result["activation_mib"] = Double(trainer.activationBytes) / Double(1 << 20)
+        result["train_tokens_per_s"] = Double(realTokens) / best
+        result["real_tokens_per_s"] = Double(realTokens) / best
+        result["real_tokens"] = realTokens
+        result["padded_tokens"] = B * T
+        result["activation_mib"] = Double(activationBytes) / Double(1 << 20)
+        if mixed {
+            result["lengths"] = lengths
+            let padded = try bestStep([Int](repeating: T, count: B)).seconds
+            result["padded_step_s"] = padded
+            result["packing_gain"] = padded / best
+        }
         result["peak_rss_mib"] = peakRSSMiB()
         report(result)
         if pytorch {
+            // transformers' collator pads a batch to its longest record: PyTorch computes B × T rows
             runPeer(script: "pytorch_train_bench.py",
                        arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
                                    "--lora-targets", config.targetModules.joined(separator: ",")]
-                           + (gradientCheckpointing ? ["--gradient-checkpointing"] : []))
+                           + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])) { obj in
+                var obj = obj
+                if let step = obj["step_s"] as? Double { obj["real_tokens_per_s"] = Double(realTokens) / step }
+                return obj
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ struct ModelOptions: ParsableArguments {
         help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights), or a hub id (facebook/opt-125m[@revision]) in the local Hugging Face cache.")
     var model: String
 
-    @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
+    @Option(name: .long, help: "Threads for the engine's kernels and OpenBLAS (default: all cores).")
     var threads: Int?
 
     @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
@@ -42,7 +42,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func loadModel() throws -> OPTModel {
-        if let threads { BLAS.threads = max(1, threads) }
+        if let threads { EngineThreads.configure(threads) }
         let memory = try MemoryLimitSetting.resolve(
             flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
         return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget, options: try engineOptions())

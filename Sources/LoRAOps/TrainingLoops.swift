@@ -1,0 +1,32 @@
+// The elementwise loops of a training step — residual adds, the q scaling, ReLU and its gradient —
+// split over EngineThreads in fixed chunks (elementwise: the same bits for any thread count).
+//   every buffer: (n)
+import OPTEngine
+
+enum TrainingLoops {
+    /// x *= s
+    static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count n: Int) {
+        parallelElements(n) { range in for i in range { x[i] *= s } }
+    }
+
+    /// out = a + b  (out may be a or b)
+    static func add(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) {
+        parallelElements(n) { range in for i in range { out[i] = a[i] + b[i] } }
+    }
+
+    /// x += y
+    static func accumulate(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+        parallelElements(n) { range in for i in range { x[i] += y[i] } }
+    }
+
+    /// out = max(pre, 0)
+    static func relu(out: UnsafeMutablePointer<Float>, pre: UnsafePointer<Float>, count n: Int) {
+        parallelElements(n) { range in for i in range { out[i] = max(pre[i], 0) } }
+    }
+
+    /// dinp = pre > 0 ? dout : 0  (overwrites)
+    static func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+                             count n: Int) {
+        parallelElements(n) { range in for i in range { dinp[i] = pre[i] > 0 ? dout[i] : 0 } }
+    }
+}

@@ -1,0 +1,181 @@
+// Packed variable-length training (issue 10.3) and the engine's threads (10.4):
+//  - packed causal attention equals the padded reference on every real row, forward and backward, for
+//    sequences long enough to take several query blocks;
+//  - a micro-batch of very different lengths gives the loss and the LoRA gradients of its examples run
+//    one at a time (what padding computed, minus the padding), pre-LN and post-LN;
+//  - a packed matrix draws its dropout masks by padded element index (the masks of the padded layout);
+//  - attention, layer norm, AdamW and gradient-norm clipping give the same bits for any thread count.
+import Foundation
+import XCTest
+@testable import LoRAOps
+import OPTEngine
+
+final class PackedTrainingTests: XCTestCase {
+    override func tearDown() {
+        EngineThreads.configure(EngineThreads.available)
+        super.tearDown()
+    }
+
+    /// Packs rows b·T + t (t < lengths[b]) of a padded (B, T, C) matrix.
+    func pack(_ x: [Float], lengths: [Int], T: Int, C: Int) -> [Float] {
+        var out: [Float] = []
+        for (b, n) in lengths.enumerated() { out += x[(b * T * C)..<((b * T + n) * C)] }
+        return out
+    }
+
+    struct AttentionRun { var out, dq, dk, dv: [Float] }
+
+    func packedAttention(q: [Float], k: [Float], v: [Float], dout: [Float], lengths: [Int], NH: Int, hs: Int)
+        -> AttentionRun {
+        let C = NH * hs, R = lengths.reduce(0, +), maxLength = lengths.max() ?? 1
+        var offsets = [0]
+        for n in lengths { offsets.append(offsets.last! + n) }
+        var out = [Float](repeating: 0, count: R * C), dq = out, dk = out, dv = out
+        var att = [Float](repeating: .nan, count: lengths.reduce(0) { $0 + NH * $1 * $1 })
+        let parts = 3
+        var scratch = [Float](repeating: 0, count: parts * attentionScratchFloats(maxLength: maxLength, hs: hs))
+        offsets.withUnsafeBufferPointer { o in
+            let seq = PackedSequences(offsets: o.baseAddress!, count: lengths.count)
+            XCTAssertEqual(seq.attFloats(NH: NH), att.count)
+            packedCausalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
+            packedCausalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, parts: parts, maxLength: maxLength,
+                                          dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
+        }
+        return AttentionRun(out: out, dq: dq, dk: dk, dv: dv)
+    }
+
+    func testPackedAttentionEqualsPaddedOnRealRows() {
+        let lengths = [150, 5, 70], B = 3, T = 150, NH = 2, hs = 64, C = NH * hs
+        var data = TestData(seed: 21)
+        let q = data.normal(B * T * C, std: 0.3), k = data.normal(B * T * C, std: 0.3)
+        let v = data.normal(B * T * C)
+        var mask = [UInt8](repeating: 0, count: B * T), dout = data.normal(B * T * C)
+        for (b, n) in lengths.enumerated() { for t in 0..<n { mask[b * T + t] = 1 } }
+        // padding rows carry no loss, so no gradient (else the padded layout's padding queries, which see
+        // the real keys, would add to their dk and dv)
+        for r in 0..<(B * T) where mask[r] == 0 { for c in 0..<C { dout[r * C + c] = 0 } }
+        var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
+        causalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
+        var dq = [Float](repeating: 0, count: B * T * C), dk = dq, dv = dq, dscores = [Float](repeating: 0, count: T * T)
+        causalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, dscores: &dscores, dout: dout, att: att, q: q, k: k, v: v,
+                                keyMask: mask, B: B, T: T, NH: NH, hs: hs)
+        func p(_ x: [Float]) -> [Float] { pack(x, lengths: lengths, T: T, C: C) }
+        let packed = packedAttention(q: p(q), k: p(k), v: p(v), dout: p(dout), lengths: lengths, NH: NH, hs: hs)
+        XCTAssertLessThan(maxDiff(packed.out, p(out)), 1e-5)
+        XCTAssertLessThan(maxDiff(packed.dq, p(dq)), 1e-5)
+        XCTAssertLessThan(maxDiff(packed.dk, p(dk)), 1e-5)
+        XCTAssertLessThan(maxDiff(packed.dv, p(dv)), 1e-5)
+        XCTAssertGreaterThan(p(dq).map(abs).max() ?? 0, 1e-2, "a vacuous comparison")
+    }
+
+    func testPackedAttentionSameBitsForAnyThreadCount() {
+        let lengths = [130, 7, 64, 1], NH = 3, hs = 32, R = lengths.reduce(0, +), C = NH * hs
+        var data = TestData(seed: 22)
+        let q = data.normal(R * C, std: 0.3), k = data.normal(R * C, std: 0.3), v = data.normal(R * C)
+        let dout = data.normal(R * C)
+        var runs: [AttentionRun] = []
+        for threads in [1, 2, 5] {
+            EngineThreads.configure(threads)
+            runs.append(packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs))
+        }
+        for run in runs.dropFirst() {
+            XCTAssertEqual(run.out, runs[0].out)
+            XCTAssertEqual(run.dq, runs[0].dq)
+            XCTAssertEqual(run.dk, runs[0].dk)
+            XCTAssertEqual(run.dv, runs[0].dv)
+        }
+    }
+
+    // MARK: - the whole graph
+
+    func adapter(_ model: OPTModel) throws -> LoRAAdapter {
+        let config = AdapterConfig(r: 2, loraAlpha: 3, targetModules: .names(["q_proj", "v_proj", "out_proj", "fc1", "fc2"]))
+        let a = try LoRAAdapter.initialized(config: config, model: model.config, seed: 8)
+        var data = TestData(seed: 9)
+        for slot in a.layout.slots {
+            let b = a.weights.b(slot), values = data.normal(slot.bCount, std: 0.2)
+            for i in 0..<slot.bCount { b[i] = values[i] }
+        }
+        return a
+    }
+
+    /// Very different lengths: 60, 2 and 23 tokens (the padded batch would be 3 × 60), some prompts ignored.
+    func examples() -> [TrainingExample] {
+        var rng = SeededRNG(seed: 10)
+        func ids(_ n: Int) -> [Int] { [2] + (1..<n).map { _ in 4 + Int(rng.next() % 50000) } }
+        return [TrainingExample(inputIds: ids(60)), TrainingExample(inputIds: ids(2)),
+                TrainingExample(prompt: ids(9), completion: Array(ids(15).dropFirst()))]
+    }
+
+    func testMixedLengthBatchEqualsItsExamplesOneByOne() throws {
+        for name in ["pre-ln-f32", "post-ln-f32"] {
+            let model = try LoRAFixtures.loadModel(name)
+            let a = try adapter(model), examples = examples(), V = model.config.vocabSize
+            let graph = try LoRATrainingModel(model: model, layout: a.layout, maxBatch: 3, maxLength: 60)
+            let batch = try TrainingBatch.collate(examples, padTokenId: 1, vocabSize: V, maxLength: 60)
+            let grads = FloatArena(count: a.layout.count)
+            let loss = graph.forwardBackward(batch, params: a.weights, grads: grads, lossScale: 1, microStep: 0)
+            XCTAssertEqual(graph.acts.rows, 60 + 2 + 23, "\(name): the batch is not packed")
+            let single = FloatArena(count: a.layout.count)
+            var lossSum = 0.0
+            for ex in examples {
+                let one = try TrainingBatch.collate([ex], padTokenId: 1, vocabSize: V, maxLength: 60)
+                lossSum += graph.forwardBackward(one, params: a.weights, grads: single, lossScale: 1, microStep: 0)
+            }
+            XCTAssertEqual(loss, lossSum, accuracy: 1e-4 * abs(lossSum), name)
+            let g = grads.toArray(), s = single.toArray()
+            let scale = s.map(abs).max() ?? 0
+            XCTAssertGreaterThan(scale, 0, "\(name): no gradient")
+            XCTAssertLessThan(maxDiff(g, s), 1e-4 * scale, "\(name): packed batch gradients differ from its examples'")
+        }
+    }
+
+    /// The mask of a packed matrix is the padded layout's mask on the real rows.
+    func testPackedDropoutMaskIsThePaddedMask() {
+        let T = 9, cols = 5, lengths = [9, 2, 6]
+        let mask = DropoutMask(p: 0.3, seed: 4, microStep: 7, layer: 1, site: 6)
+        let padded = [Float](repeating: 1, count: lengths.count * T * cols)
+        var paddedOut = padded
+        mask.forward(out: &paddedOut, inp: padded, count: padded.count)
+        var rows: [Int] = []
+        for (b, n) in lengths.enumerated() { for t in 0..<n { rows.append(b * T + t) } }
+        let inp = [Float](repeating: 1, count: rows.count * cols)
+        var out = inp
+        mask.forward(out: &out, inp: inp, rows: rows.count, cols: cols, paddedRow: rows)
+        XCTAssertEqual(out, pack(paddedOut, lengths: lengths, T: T, C: cols))
+        XCTAssertTrue(out.contains(0) && out.contains { $0 > 1 }, "the mask drops nothing or keeps nothing")
+    }
+
+    // MARK: - thread-count invariance of the other loops
+
+    func testLayerNormOptimizerAndClippingSameBitsForAnyThreadCount() {
+        let n = 300_000, N = 700, C = 96
+        var data = TestData(seed: 23)
+        let x = data.normal(N * C), w = data.normal(C), b = data.normal(C), dy = data.normal(N * C)
+        let g0 = data.normal(n), p0 = data.normal(n)
+        var results: [[Float]] = []
+        var norms: [Double] = []
+        for threads in [1, 2, 7] {
+            EngineThreads.configure(threads)
+            var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
+            layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C)
+            var dx = [Float](repeating: 0, count: N * C)
+            layerNormBackward(dinp: &dx, dweight: nil, dbias: nil, dout: dy, inp: x, weight: w, mean: mean, rstd: rstd,
+                              N: N, C: C)
+            let grads = FloatArena(count: n), params = FloatArena(count: n)
+            for i in 0..<n { grads.base[i] = g0[i]; params.base[i] = p0[i] }
+            norms.append(clipGradNorm(grads, maxNorm: 1))
+            let adam = AdamW(count: n, settings: AdamWSettings(weightDecay: 0.01))
+            adam.update(params: params, grads: grads, lr: 1e-3)
+            adam.update(params: params, grads: grads, lr: 1e-3)
+            results.append(out + dx + params.toArray() + adam.v.toArray())
+        }
+        XCTAssertEqual(results[1], results[0])
+        XCTAssertEqual(results[2], results[0])
+        XCTAssertEqual(norms[1], norms[0])
+        XCTAssertEqual(norms[2], norms[0])
+        // the chunked norm is the plain sum to rounding
+        let plain = g0.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        XCTAssertEqual(norms[0], plain, accuracy: 1e-5 * plain)
+    }
+}
