@@ -1,0 +1,231 @@
+// BF16 GEMM with f32 accumulation for the many-row products (prefill, scoring, the frozen base in training):
+//   C[M, P] (+)= A[M, R] · B[R, P]      A: bf16 activations (rounded from f32 by muwa_f32_to_bf16_rows)
+// B is a weight kept as plain row-major bf16, read in one of two layouts so that one copy serves both
+// directions of a linear layer:
+//   MUWA_GEMM_B_NK  W[P, R] (nn.Linear's [N, K]): forward, out = inp · Wᵀ
+//   MUWA_GEMM_B_KN  W[R, P]:                      backward, dinp = dout · W
+// Decode (≤ 16 rows) reads the same plain [N, K] bf16 through the row-invariant gemv kernels.
+//
+// Structure (a BLIS-style GEMM): the caller splits the output columns among threads; each call loops over
+// KC-deep blocks of R and NC-wide blocks of its columns, packs the B block once into NR-wide panels
+// [R/2][NR][2] (pairs of consecutive reduction elements side by side, as vdpbf16ps wants them; zero padded at
+// the edges), then runs an MR × NR register-blocked micro-kernel over every MR-row tile of A against every
+// panel. The micro-kernel is the only part that differs between the AVX-512 BF16 kernel and the portable
+// reference: same packing, same blocking, the same sum per k-pair in the same order (odd element, then even,
+// as the instruction documents), so the two agree to rounding (bit for bit where the CPU's vdpbf16ps rounds
+// each step, up to denormals, which vdpbf16ps flushes).
+#include "kernels_internal.h"
+#include <stdlib.h>
+
+enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC in reduction elements (even), NC a multiple of NR
+
+typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c, long ldc,
+                                long nr, int add);
+
+// MARK: - conversion
+
+static inline uint16_t f32_to_bf16(float f) {  // round to nearest even, NaN stays NaN (c10::BFloat16)
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+static void to_bf16_scalar(const float *src, uint16_t *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+}
+
+// MARK: - packing (shared by both micro-kernels)
+
+/// One NR-wide panel of B for columns [p, p + nr) and reduction pairs [kp0, kp0 + kp):
+/// dst[(q * NR + j) * 2 + t] = B[2 (kp0 + q) + t, p + j], zero outside B.
+static void pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr, long kp0,
+                       long kp, uint16_t *dst) {
+    long r0 = 2 * kp0;
+    int odd_tail = r0 + 2 * kp > R;  // the last pair reaches past R
+    if (layout == MUWA_GEMM_B_NK) {  // B[r, p] = W[p, r]: row p + j of W, pairs along the row
+        for (long j = 0; j < NR; j++) {
+            uint16_t *d = dst + 2 * j;
+            if (j >= nr) {
+                for (long q = 0; q < kp; q++) d[q * 2 * NR] = d[q * 2 * NR + 1] = 0;
+                continue;
+            }
+            const uint16_t *row = w + (p + j) * R + r0;
+            long full = odd_tail ? kp - 1 : kp;
+            for (long q = 0; q < full; q++) {
+                d[q * 2 * NR] = row[2 * q];
+                d[q * 2 * NR + 1] = row[2 * q + 1];
+            }
+            if (odd_tail) {
+                d[full * 2 * NR] = row[2 * full];
+                d[full * 2 * NR + 1] = 0;
+            }
+        }
+    } else {  // B[r, p] = W[r, p]: rows r and r + 1 of W interleaved
+        for (long q = 0; q < kp; q++) {
+            const uint16_t *even = w + (r0 + 2 * q) * P + p;
+            const uint16_t *odd = (r0 + 2 * q + 1 < R) ? even + P : 0;
+            uint16_t *d = dst + q * 2 * NR;
+            for (long j = 0; j < nr; j++) {
+                d[2 * j] = even[j];
+                d[2 * j + 1] = odd ? odd[j] : 0;
+            }
+            for (long j = nr; j < NR; j++) d[2 * j] = d[2 * j + 1] = 0;
+        }
+    }
+}
+
+// MARK: - micro-kernels
+
+/// Reference: C[i, j] (+)= Σ_q (a[i, 2q+1]·b[q, j, 1] then a[i, 2q]·b[q, j, 0]) for an mr × nr tile, plain loops.
+static void micro_reference(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c, long ldc,
+                            long nr, int add) {
+    for (long i = 0; i < mr; i++) {
+        for (long j = 0; j < nr; j++) {
+            float s = 0;
+            for (long q = 0; q < kp; q++) {
+                s += muwa_bf16_to_f32(a[i * lda + 2 * q + 1]) * muwa_bf16_to_f32(b[(q * NR + j) * 2 + 1]);
+                s += muwa_bf16_to_f32(a[i * lda + 2 * q]) * muwa_bf16_to_f32(b[(q * NR + j) * 2]);
+            }
+            c[i * ldc + j] = add ? c[i * ldc + j] + s : s;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/// ROWS × 32 tile: 2·ROWS accumulators; per pair of reduction elements two panel loads and ROWS broadcasts.
+static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROWS, long kp, const uint16_t *a,
+                                                                  long lda, const uint16_t *b, float *c, long ldc,
+                                                                  long nr, int add) {
+    __m512 acc0[MR], acc1[MR];
+    for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (long q = 0; q < kp; q++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32);
+        for (long i = 0; i < ROWS; i++) {
+            uint32_t pair;
+            memcpy(&pair, a + i * lda + 2 * q, 4);
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (long i = 0; i < ROWS; i++) {
+        float *ci = c + i * ldc;
+        if (add) {
+            acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, ci));
+            acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc0[i]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
+    }
+}
+
+static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c,
+                                  long ldc, long nr, int add) {
+    switch (mr) {  // one copy per row count, so the accumulators stay in registers
+#define ROWS_CASE(n) case n: micro_rows(n, kp, a, lda, b, c, ldc, nr, add); break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
+        default: micro_rows(MR, kp, a, lda, b, c, ldc, nr, add); break;
+#undef ROWS_CASE
+    }
+}
+
+static BF16 void to_bf16_avx512(const float *src, uint16_t *dst, long n) {
+    long i = 0;
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), inf = _mm512_set1_epi32(0x7f800000),
+                  abs = _mm512_set1_epi32(0x7fffffff), quiet = _mm512_set1_epi32(0x40);
+    for (; i + 16 <= n; i += 16) {  // the scalar rounding, 16 at a time (vcvtneps2bf16 would flush denormals)
+        __m512i u = _mm512_loadu_si512(src + i);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(
+                                                           _mm512_srli_epi32(u, 16), one))), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    to_bf16_scalar(src + i, dst + i, n - i);
+}
+
+static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
+#else
+static int fast_supported(void) { return 0; }
+#endif
+
+// MARK: - driver
+
+static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M,
+                 const uint16_t *w, long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
+    if (M <= 0 || p1 <= p0) return;
+    long kcMax = R < KC ? R + (R & 1) : KC;
+    uint16_t *packed = aligned_alloc(64, (size_t)(NC * kcMax * 2 + 64));
+    if (!packed) {  // out of memory for 256 KiB: compute unblocked, panel by panel from the stack
+        uint16_t panel[KC * NR];
+        for (long r0 = 0; r0 < R; r0 += KC) {
+            long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;
+            for (long p = p0; p < p1; p += NR) {
+                long nr = p1 - p < NR ? p1 - p : NR;
+                pack_panel(layout, w, R, P, p, nr, r0 / 2, kp, panel);
+                for (long m = 0; m < M; m += MR)
+                    micro(M - m < MR ? M - m : MR, kp, a + m * lda + r0, lda, panel, c + m * ldc + p, ldc, nr,
+                          accumulate || r0 > 0);
+            }
+        }
+        return;
+    }
+    for (long r0 = 0; r0 < R; r0 += KC) {
+        long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
+        int add = accumulate || r0 > 0;
+        for (long n0 = p0; n0 < p1; n0 += NC) {
+            long nc = p1 - n0 < NC ? p1 - n0 : NC;
+            for (long p = 0; p < nc; p += NR)
+                pack_panel(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
+            for (long m = 0; m < M; m += MR) {
+                long mr = M - m < MR ? M - m : MR;
+                for (long p = 0; p < nc; p += NR)
+                    micro(mr, kp, a + m * lda + r0, lda, packed + p * kp * 2, c + m * ldc + n0 + p, ldc,
+                          nc - p < NR ? nc - p : NR, add);
+            }
+        }
+    }
+    free(packed);
+}
+
+void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M, const uint16_t *w,
+                              long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
+    gemm(micro_reference, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+}
+
+void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M, const uint16_t *w, long R,
+                    long P, float *c, long ldc, long p0, long p1, int accumulate) {
+#if defined(__x86_64__)
+    if (fast_supported()) {
+        gemm(micro_avx512bf16, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+        return;
+    }
+#endif
+    gemm(micro_reference, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+}
+
+int muwa_gemm_bf16_fast(void) { return fast_supported(); }
+
+long muwa_gemm_bf16_column_block(void) { return NR; }
+
+void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t *dst, long ldd) {
+    for (long m = 0; m < M; m++) {
+        const float *s = src + m * lds;
+        uint16_t *d = dst + m * ldd;
+#if defined(__x86_64__)
+        if (fast_supported()) to_bf16_avx512(s, d, K);
+        else to_bf16_scalar(s, d, K);
+#else
+        to_bf16_scalar(s, d, K);
+#endif
+        for (long k = K; k < ldd; k++) d[k] = 0;
+    }
+}
