@@ -30,8 +30,9 @@ func linearBackwardInputBF16(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoin
 }
 
 /// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded into the
-/// scratch buffer (as UInt16, rows padded to an even length) as many rows at a time as fit; each chunk of rows
-/// is split by output columns across the threads (ranges of whole micro-kernel panels).
+/// scratch buffer (as UInt16, rows padded to an even length) as many rows at a time as fit, split by rows
+/// across the threads; then each chunk of rows is split by output columns (ranges of whole micro-kernel
+/// panels), each thread packing its own panels of B.
 func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
               M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool) {
     guard M > 0, P > 0 else { return }
@@ -46,7 +47,11 @@ func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: Uns
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0)
-        muwa_f32_to_bf16_rows(a + m0 * R, rows, R, R, halves, lda)
+        let rowParts = max(1, min(kernelThreads, rows / 16))
+        DispatchQueue.concurrentPerform(iterations: rowParts) { part in
+            let r0 = rows * part / rowParts, r1 = rows * (part + 1) / rowParts
+            muwa_f32_to_bf16_rows(a + (m0 + r0) * R, r1 - r0, R, R, halves + r0 * lda, lda)
+        }
         let cRows = c + m0 * P
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let p0 = min(P, panels * part / parts * block), p1 = min(P, panels * (part + 1) / parts * block)

@@ -72,6 +72,7 @@ struct BenchCommand: ParsableCommand {
                 "engine": "muwa",
                 "model": modelOptions.model,
                 "weights_dtype": model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?",
+                "compute": model.options.precision.rawValue,
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
                 "threads": BLAS.threads,
                 "load_s": loadSeconds,
@@ -84,7 +85,7 @@ struct BenchCommand: ParsableCommand {
             if pytorch {
                 runPyTorch(script: "pytorch_bench.py",
                            arguments: ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)",
-                                       "--batch", "\(batch)"])
+                                       "--batch", "\(batch)", "--compute", model.options.precision.rawValue])
             }
         }
     }
@@ -94,12 +95,14 @@ struct BenchCommand: ParsableCommand {
         func f(_ k: String) -> String { (r[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
         if r["mode"] as? String == "train" {
             print("\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
-                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")")
+                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")  "
+                  + "compute \(r["compute"] ?? "?")")
             print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s)")
             print("  peak memory:       \(f("peak_rss_mib")) MiB")
             return
         }
-        print("\(r["engine"] ?? "?")  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
+        print("\(r["engine"] ?? "?")  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")  "
+              + "compute \(r["compute"] ?? "?")")
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step)")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
@@ -165,6 +168,7 @@ struct BenchCommand: ParsableCommand {
         let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
         result["weights_dtype"] = weightsDType
+        result["compute"] = model.options.precision.rawValue
         result["batch"] = B
         result["seq_len"] = T
         result["lora_r"] = loraR
@@ -181,7 +185,8 @@ struct BenchCommand: ParsableCommand {
         if pytorch {
             runPyTorch(script: "pytorch_train_bench.py",
                        arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
-                                   "--lora-targets", config.targetModules.joined(separator: ",")]
+                                   "--lora-targets", config.targetModules.joined(separator: ","),
+                                   "--compute", model.options.precision.rawValue]
                            + (gradientCheckpointing ? ["--gradient-checkpointing"] : []))
         }
     }
