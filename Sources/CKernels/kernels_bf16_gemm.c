@@ -6,11 +6,13 @@
 //   MUWA_GEMM_B_KN  W[R, P]:                      backward, dinp = dout · W
 // Decode (≤ 16 rows) reads the same plain [N, K] bf16 through the row-invariant gemv kernels.
 //
-// Structure (a BLIS-style GEMM): the caller splits the output columns among threads; each call loops over
-// KC-deep blocks of R and NC-wide blocks of its columns, packs the B block once into NR-wide panels
-// [R/2][NR][2] (pairs of consecutive reduction elements side by side, as vdpbf16ps wants them; zero padded at
-// the edges), then runs an MR × NR register-blocked micro-kernel over every MR-row tile of A against every
-// panel. The micro-kernel is the only part that differs between the AVX-512 BF16 kernel and the portable
+// Structure (a BLIS-style GEMM): A is rounded to bf16 and packed once per call, by
+// muwa_gemm_bf16_pack_a, into MR-row tiles [R/2][MR][2] (pairs of consecutive reduction elements side by side,
+// as vdpbf16ps wants them; threads split the tiles). Then the caller splits the output columns among threads;
+// each call loops over KC-deep blocks of R and NC-wide blocks of its columns, packs the B block once into
+// NR-wide panels [KC/2][NR][2] (zero padded at the edges), and runs an MR × NR register-blocked micro-kernel over
+// every MR-row tile of A against every panel: the A tile (MR · KC · 2 bytes) stays in L1, the B block
+// (NC · KC · 2 bytes) in L2. The micro-kernel is the only part that differs between the AVX-512 BF16 kernel and the portable
 // reference: same packing, same blocking, the same sum per k-pair in the same order (odd element, then even,
 // as the instruction documents), so the two agree to rounding (bit for bit where the CPU's vdpbf16ps rounds
 // each step, up to denormals, which vdpbf16ps flushes).
@@ -19,8 +21,8 @@
 
 enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC in reduction elements (even), NC a multiple of NR
 
-typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c, long ldc,
-                                long nr, int add);
+typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                                int add);
 
 // MARK: - conversion
 
@@ -77,15 +79,16 @@ static void pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, lon
 
 // MARK: - micro-kernels
 
-/// Reference: C[i, j] (+)= Σ_q (a[i, 2q+1]·b[q, j, 1] then a[i, 2q]·b[q, j, 0]) for an mr × nr tile, plain loops.
-static void micro_reference(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c, long ldc,
-                            long nr, int add) {
+/// Reference: C[i, j] (+)= Σ_q (a[q, i, 1]·b[q, j, 1] then a[q, i, 0]·b[q, j, 0]) for an mr × nr tile, plain
+/// loops (a: a packed A tile [kp][MR][2], b: a packed panel [kp][NR][2]).
+static void micro_reference(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                            int add) {
     for (long i = 0; i < mr; i++) {
         for (long j = 0; j < nr; j++) {
             float s = 0;
             for (long q = 0; q < kp; q++) {
-                s += muwa_bf16_to_f32(a[i * lda + 2 * q + 1]) * muwa_bf16_to_f32(b[(q * NR + j) * 2 + 1]);
-                s += muwa_bf16_to_f32(a[i * lda + 2 * q]) * muwa_bf16_to_f32(b[(q * NR + j) * 2]);
+                s += muwa_bf16_to_f32(a[(q * MR + i) * 2 + 1]) * muwa_bf16_to_f32(b[(q * NR + j) * 2 + 1]);
+                s += muwa_bf16_to_f32(a[(q * MR + i) * 2]) * muwa_bf16_to_f32(b[(q * NR + j) * 2]);
             }
             c[i * ldc + j] = add ? c[i * ldc + j] + s : s;
         }
@@ -98,8 +101,8 @@ static void micro_reference(long mr, long kp, const uint16_t *a, long lda, const
 
 /// ROWS × 32 tile: 2·ROWS accumulators; per pair of reduction elements two panel loads and ROWS broadcasts.
 static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROWS, long kp, const uint16_t *a,
-                                                                  long lda, const uint16_t *b, float *c, long ldc,
-                                                                  long nr, int add) {
+                                                                  const uint16_t *b, float *c, long ldc, long nr,
+                                                                  int add) {
     __m512 acc0[MR], acc1[MR];
     for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
     for (long q = 0; q < kp; q++) {
@@ -107,7 +110,7 @@ static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROW
         __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32);
         for (long i = 0; i < ROWS; i++) {
             uint32_t pair;
-            memcpy(&pair, a + i * lda + 2 * q, 4);
+            memcpy(&pair, a + (q * MR + i) * 2, 4);
             __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
             acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
             acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
@@ -126,13 +129,13 @@ static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROW
     }
 }
 
-static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, long lda, const uint16_t *b, float *c,
-                                  long ldc, long nr, int add) {
+static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                                  int add) {
     switch (mr) {  // one copy per row count, so the accumulators stay in registers
-#define ROWS_CASE(n) case n: micro_rows(n, kp, a, lda, b, c, ldc, nr, add); break;
+#define ROWS_CASE(n) case n: micro_rows(n, kp, a, b, c, ldc, nr, add); break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
         ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
-        default: micro_rows(MR, kp, a, lda, b, c, ldc, nr, add); break;
+        default: micro_rows(MR, kp, a, b, c, ldc, nr, add); break;
 #undef ROWS_CASE
     }
 }
@@ -159,73 +162,103 @@ static int fast_supported(void) { return 0; }
 
 // MARK: - driver
 
-static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M,
-                 const uint16_t *w, long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
-    if (M <= 0 || p1 <= p0) return;
-    long kcMax = R < KC ? R + (R & 1) : KC;
+static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
+                 long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
+    if (M <= 0 || p1 <= p0 || R <= 0) return;
+    long Kp = (R + 1) / 2;  // pairs per packed A row
+    long kcMax = R < KC ? 2 * Kp : KC;
     uint16_t *packed = aligned_alloc(64, (size_t)(NC * kcMax * 2 + 64));
-    if (!packed) {  // out of memory for 256 KiB: compute unblocked, panel by panel from the stack
-        uint16_t panel[KC * NR];
-        for (long r0 = 0; r0 < R; r0 += KC) {
-            long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;
-            for (long p = p0; p < p1; p += NR) {
-                long nr = p1 - p < NR ? p1 - p : NR;
-                pack_panel(layout, w, R, P, p, nr, r0 / 2, kp, panel);
-                for (long m = 0; m < M; m += MR)
-                    micro(M - m < MR ? M - m : MR, kp, a + m * lda + r0, lda, panel, c + m * ldc + p, ldc, nr,
-                          accumulate || r0 > 0);
-            }
-        }
-        return;
+    long nc_cap = NC;
+    uint16_t panel[KC * NR] __attribute__((aligned(64)));
+    if (!packed) {  // no 256 KiB to spare: one panel at a time, from the stack
+        packed = panel;
+        nc_cap = NR;
     }
-    for (long r0 = 0; r0 < R; r0 += KC) {
-        long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
-        int add = accumulate || r0 > 0;
-        for (long n0 = p0; n0 < p1; n0 += NC) {
-            long nc = p1 - n0 < NC ? p1 - n0 : NC;
+    for (long n0 = p0; n0 < p1; n0 += nc_cap) {  // the C block [M, nc] stays in cache across the R blocks
+        long nc = p1 - n0 < nc_cap ? p1 - n0 : nc_cap;
+        for (long r0 = 0; r0 < R; r0 += KC) {
+            long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
+            int add = accumulate || r0 > 0;
             for (long p = 0; p < nc; p += NR)
                 pack_panel(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
             for (long m = 0; m < M; m += MR) {
                 long mr = M - m < MR ? M - m : MR;
+                const uint16_t *tile = a + ((m / MR) * Kp + r0 / 2) * MR * 2;
                 for (long p = 0; p < nc; p += NR)
-                    micro(mr, kp, a + m * lda + r0, lda, packed + p * kp * 2, c + m * ldc + n0 + p, ldc,
-                          nc - p < NR ? nc - p : NR, add);
+                    micro(mr, kp, tile, packed + p * kp * 2, c + m * ldc + n0 + p, ldc, nc - p < NR ? nc - p : NR,
+                          add);
             }
         }
     }
-    free(packed);
+    if (packed != panel) free(packed);
 }
 
-void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M, const uint16_t *w,
-                              long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
-    gemm(micro_reference, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
+                              float *c, long ldc, long p0, long p1, int accumulate) {
+    gemm(micro_reference, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
-void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long lda, long M, const uint16_t *w, long R,
-                    long P, float *c, long ldc, long p0, long p1, int accumulate) {
+void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P, float *c,
+                    long ldc, long p0, long p1, int accumulate) {
 #if defined(__x86_64__)
     if (fast_supported()) {
-        gemm(micro_avx512bf16, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+        gemm(micro_avx512bf16, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }
 #endif
-    gemm(micro_reference, layout, a, lda, M, w, R, P, c, ldc, p0, p1, accumulate);
+    gemm(micro_reference, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
 int muwa_gemm_bf16_fast(void) { return fast_supported(); }
 
 long muwa_gemm_bf16_column_block(void) { return NR; }
 
+long muwa_gemm_bf16_row_block(void) { return MR; }
+
+long muwa_gemm_bf16_packed_a_count(long M, long R) { return (M + MR - 1) / MR * MR * ((R + 1) / 2) * 2; }
+
+static void round_row(const float *src, uint16_t *dst, long n) {
+#if defined(__x86_64__)
+    if (fast_supported()) {
+        to_bf16_avx512(src, dst, n);
+        return;
+    }
+#endif
+    to_bf16_scalar(src, dst, n);
+}
+
+void muwa_gemm_bf16_pack_a(const float *src, long M, long R, long lds, uint16_t *dst, long t0, long t1) {
+    long Kp = (R + 1) / 2;
+    uint16_t *row = malloc((size_t)(2 * Kp) * sizeof(uint16_t));
+    uint16_t one[2];
+    for (long t = t0; t < t1; t++) {
+        uint16_t *tile = dst + t * Kp * MR * 2;
+        for (long i = 0; i < MR; i++) {
+            long m = t * MR + i;
+            uint16_t *r = row ? row : one;
+            if (m < M && row) {
+                round_row(src + m * lds, row, R);
+                if (R & 1) row[R] = 0;
+            }
+            for (long q = 0; q < Kp; q++) {
+                uint16_t *d = tile + (q * MR + i) * 2;
+                if (m >= M) {
+                    d[0] = d[1] = 0;
+                } else if (row) {
+                    memcpy(d, r + 2 * q, 4);
+                } else {  // no memory for a row: round pair by pair
+                    d[0] = f32_to_bf16(src[m * lds + 2 * q]);
+                    d[1] = 2 * q + 1 < R ? f32_to_bf16(src[m * lds + 2 * q + 1]) : 0;
+                }
+            }
+        }
+    }
+    free(row);
+}
+
 void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t *dst, long ldd) {
     for (long m = 0; m < M; m++) {
-        const float *s = src + m * lds;
-        uint16_t *d = dst + m * ldd;
-#if defined(__x86_64__)
-        if (fast_supported()) to_bf16_avx512(s, d, K);
-        else to_bf16_scalar(s, d, K);
-#else
-        to_bf16_scalar(s, d, K);
-#endif
-        for (long k = K; k < ldd; k++) d[k] = 0;
+        round_row(src + m * lds, dst + m * ldd, K);
+        for (long k = K; k < ldd; k++) dst[m * ldd + k] = 0;
     }
 }

@@ -1,6 +1,6 @@
 // The bf16 GEMM (kernels_bf16_gemm.c, Ops/MatmulBF16.swift) against its references: the AVX-512 BF16
 // micro-kernel against the portable one (same packing, plain loops) on shapes that are not multiples of any
-// block (MR 12, NR 32, KC 512), both weight layouts, overwrite and accumulate; `matmul` and
+// block (MR 12, NR 32, KC 512, NC 256), both weight layouts, overwrite and accumulate; `matmul` and
 // `linearBackwardInput` on weights prepared for bf16 against Double-accumulated references.
 //
 // Tolerances. Fast vs reference: both sum the same exact bf16 products (8-bit × 8-bit significands fit in
@@ -39,21 +39,22 @@ final class BF16GemmTests: XCTestCase {
         defer { KernelISA.select(original) }
         XCTAssertTrue(KernelISA.select("avx512"))
         XCTAssertEqual(muwa_gemm_bf16_fast(), 1)
-        for (M, R, P) in [(1, 1, 1), (13, 3, 33), (37, 515, 83), (25, 1100, 70), (12, 64, 32)] {
+        for (M, R, P) in [(1, 1, 1), (13, 3, 33), (37, 515, 83), (25, 1100, 70), (12, 64, 32), (30, 40, 300)] {
             for layout in [MUWA_GEMM_B_NK, MUWA_GEMM_B_KN] {
                 for accumulate: Int32 in [0, 1] {
-                    let lda = R + (R & 1)
                     let x = randomFloats(M * R, seed: UInt64(M * R)), w = randomFloats(R * P, seed: 7)
-                    var a = [UInt16](repeating: 0, count: M * lda)
-                    muwa_f32_to_bf16_rows(x, M, R, R, &a, lda)
+                    var a = [UInt16](repeating: 1, count: muwa_gemm_bf16_packed_a_count(M, R))
+                    let tiles = (M + muwa_gemm_bf16_row_block() - 1) / muwa_gemm_bf16_row_block()
+                    muwa_gemm_bf16_pack_a(x, M, R, R, &a, 0, tiles / 2)  // in two parts, as two threads would
+                    muwa_gemm_bf16_pack_a(x, M, R, R, &a, tiles / 2, tiles)
                     let wb = bf16Bits(w)
                     let start = randomFloats(M * P, seed: 9)
                     var fast = start, ref = start
                     // Two column ranges at a panel boundary, as two threads would split them.
                     let split = min(P, 32)
                     for (p0, p1) in [(0, split), (split, P)] {
-                        muwa_gemm_bf16(layout, a, lda, M, wb, R, P, &fast, P, p0, p1, accumulate)
-                        muwa_gemm_bf16_reference(layout, a, lda, M, wb, R, P, &ref, P, p0, p1, accumulate)
+                        muwa_gemm_bf16(layout, a, M, wb, R, P, &fast, P, p0, p1, accumulate)
+                        muwa_gemm_bf16_reference(layout, a, M, wb, R, P, &ref, P, p0, p1, accumulate)
                     }
                     let wAt: (Int, Int) -> Float = layout == MUWA_GEMM_B_NK
                         ? { r, p in bf16ToFloat(wb[p * R + r]) } : { r, p in bf16ToFloat(wb[r * P + p]) }
@@ -92,7 +93,7 @@ final class BF16GemmTests: XCTestCase {
             XCTAssertEqual(weight.dtype, .bf16)
             XCTAssertTrue(weight.computesInBF16)
             var fast = [Float](repeating: 0, count: M * N), roundedRef = fast, f32Ref = fast
-            let scratch = KernelScratch(maxInputDim: K, capacityFloats: 64 * K)  // forces chunks of rows
+            let scratch = KernelScratch(maxInputDim: K, capacityFloats: 12 * K)  // forces chunks of 24 rows
             matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
             matmulBF16Naive(out: &roundedRef, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
             matmulNaive(out: &f32Ref, inp: x, weight: Tensor.f32(w, shape: [N, K]), bias: bias, M: M, K: K, N: N)
@@ -114,7 +115,7 @@ final class BF16GemmTests: XCTestCase {
         let dout = randomFloats(M * N, seed: 4), w = randomFloats(N * K, seed: 5), start = randomFloats(M * K, seed: 6)
         let weight = try preparedWeight(w, N: N, K: K)
         var fast = start, ref = start
-        let scratch = KernelScratch(maxInputDim: N)
+        let scratch = KernelScratch(maxInputDim: K, capacityFloats: K)  // smaller than one tile of dout: own buffer
         linearBackwardInput(dinp: &fast, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
         let rounded = dout.map { bf16ToFloat(floatToBF16($0)) }
         linearBackwardNaive(dinp: &ref, dweight: nil, dbias: nil, dout: rounded, inp: nil,

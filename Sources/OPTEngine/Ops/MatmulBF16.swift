@@ -29,16 +29,22 @@ func linearBackwardInputBF16(dinp: UnsafeMutablePointer<Float>, dout: UnsafePoin
              accumulate: true)
 }
 
-/// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded into the
-/// scratch buffer (as UInt16, rows padded to an even length) as many rows at a time as fit, split by rows
-/// across the threads; then each chunk of rows is split by output columns (ranges of whole micro-kernel
-/// panels), each thread packing its own panels of B.
+/// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded and packed into
+/// the scratch buffer (muwa_gemm_bf16_pack_a: tiles of `muwa_gemm_bf16_row_block()` rows) as many rows at a
+/// time as fit, the tiles split across the threads; then each chunk of rows is split by output columns (ranges
+/// of whole micro-kernel panels), each thread packing its own panels of B.
 func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
               M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool) {
-    guard M > 0, P > 0 else { return }
-    let lda = R + (R & 1)
-    let halves = UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: UInt16.self, capacity: scratch.capacity * 2)
-    let chunkRows = max(1, min(M, scratch.capacity * 2 / max(lda, 1)))
+    guard M > 0, P > 0, R > 0 else { return }
+    let tileRows = muwa_gemm_bf16_row_block()
+    let perTile = muwa_gemm_bf16_packed_a_count(tileRows, R)
+    // The scratch buffer (16 MiB by default) holds many tiles; a scratch made for a smaller width than R gets a
+    // buffer of one tile for this call.
+    let own: UnsafeMutablePointer<UInt16>? = scratch.capacity * 2 < perTile ? .allocate(capacity: perTile) : nil
+    defer { own?.deallocate() }
+    let halvesCapacity = own == nil ? scratch.capacity * 2 : perTile
+    let packed = own ?? UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: UInt16.self, capacity: halvesCapacity)
+    let chunkRows = max(1, halvesCapacity / max(perTile, 1)) * tileRows  // whole tiles; at least one
     let weights = w.raw.assumingMemoryBound(to: UInt16.self)
     let block = muwa_gemm_bf16_column_block()
     let panels = (P + block - 1) / block
@@ -47,15 +53,16 @@ func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: Uns
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0)
-        let rowParts = max(1, min(kernelThreads, rows / 16))
-        DispatchQueue.concurrentPerform(iterations: rowParts) { part in
-            let r0 = rows * part / rowParts, r1 = rows * (part + 1) / rowParts
-            muwa_f32_to_bf16_rows(a + (m0 + r0) * R, r1 - r0, R, R, halves + r0 * lda, lda)
+        let tiles = (rows + tileRows - 1) / tileRows
+        let tileParts = max(1, min(kernelThreads, tiles))
+        let src = a + m0 * R
+        DispatchQueue.concurrentPerform(iterations: tileParts) { part in
+            muwa_gemm_bf16_pack_a(src, rows, R, R, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
         }
         let cRows = c + m0 * P
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let p0 = min(P, panels * part / parts * block), p1 = min(P, panels * (part + 1) / parts * block)
-            muwa_gemm_bf16(layout, halves, lda, rows, weights, R, P, cRows, P, p0, p1, acc)
+            muwa_gemm_bf16(layout, packed, rows, weights, R, P, cRows, P, p0, p1, acc)
         }
         m0 += rows
     }
