@@ -21,6 +21,8 @@
 
 enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC in reduction elements (even), NC a multiple of NR
 
+typedef void (*pack_panel_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
+                              long kp0, long kp, uint16_t *dst);
 typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
                                 int add);
 
@@ -155,6 +157,60 @@ static BF16 void to_bf16_avx512(const float *src, uint16_t *dst, long n) {
     to_bf16_scalar(src + i, dst + i, n - i);
 }
 
+/// pack_panel with AVX-512: [N, K] weights by 16 × 16 transposes of 32-bit pairs; [K, N] weights by interleaving
+/// 32 columns of two rows with one permute per 32 outputs. Edges (a partial panel, an odd last pair) go to
+/// pack_panel.
+static BF16 void pack_panel_avx512(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
+                                   long kp0, long kp, uint16_t *dst) {
+    long r0 = 2 * kp0;
+    if (nr != NR || r0 + 2 * kp > R) {
+        pack_panel(layout, w, R, P, p, nr, kp0, kp, dst);
+        return;
+    }
+    if (layout == MUWA_GEMM_B_NK) {  // 16 rows × 16 pairs at a time: a 16 × 16 transpose of 32-bit pairs
+        long q = 0;
+        for (; q + 16 <= kp; q += 16) {
+            for (long jb = 0; jb < NR; jb += 16) {
+                __m512i r[16], t[16], u[16];
+                for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(w + (p + jb + i) * R + r0 + 2 * q);
+                for (int g = 0; g < 4; g++) {
+                    t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+                    t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+                    t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+                    t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+                    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);      // pair 4L + 0 of rows 4g…4g+3
+                    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);  // pair 4L + 1
+                    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+                    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+                }
+                for (int e = 0; e < 4; e++) {
+                    __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+                    __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
+                            v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+                    uint16_t *d = dst + (q * NR + jb) * 2;
+                    _mm512_storeu_si512(d + e * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0x88));
+                    _mm512_storeu_si512(d + (e + 8) * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0xdd));
+                    _mm512_storeu_si512(d + (e + 4) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0x88));
+                    _mm512_storeu_si512(d + (e + 12) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0xdd));
+                }
+            }
+        }
+        for (; q < kp; q++)
+            for (long j = 0; j < NR; j++) memcpy(dst + (q * NR + j) * 2, w + (p + j) * R + r0 + 2 * q, 4);
+    } else {
+        const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
+                                             0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
+                                             0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
+        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+        for (long q = 0; q < kp; q++) {
+            const uint16_t *even = w + (r0 + 2 * q) * P + p;
+            __m512i e = _mm512_loadu_si512(even), o = _mm512_loadu_si512(even + P);
+            _mm512_storeu_si512(dst + q * 2 * NR, _mm512_permutex2var_epi16(e, lo, o));
+            _mm512_storeu_si512(dst + q * 2 * NR + 32, _mm512_permutex2var_epi16(e, hi, o));
+        }
+    }
+}
+
 static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
 #else
 static int fast_supported(void) { return 0; }
@@ -162,7 +218,7 @@ static int fast_supported(void) { return 0; }
 
 // MARK: - driver
 
-static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
+static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
                  long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
     if (M <= 0 || p1 <= p0 || R <= 0) return;
     long Kp = (R + 1) / 2;  // pairs per packed A row
@@ -180,7 +236,7 @@ static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_
             long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
             int add = accumulate || r0 > 0;
             for (long p = 0; p < nc; p += NR)
-                pack_panel(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
+                pack(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
             for (long m = 0; m < M; m += MR) {
                 long mr = M - m < MR ? M - m : MR;
                 const uint16_t *tile = a + ((m / MR) * Kp + r0 / 2) * MR * 2;
@@ -195,18 +251,18 @@ static void gemm(micro_kernel_fn micro, muwa_gemm_b_layout layout, const uint16_
 
 void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
                               float *c, long ldc, long p0, long p1, int accumulate) {
-    gemm(micro_reference, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
 void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P, float *c,
                     long ldc, long p0, long p1, int accumulate) {
 #if defined(__x86_64__)
     if (fast_supported()) {
-        gemm(micro_avx512bf16, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }
 #endif
-    gemm(micro_reference, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
 int muwa_gemm_bf16_fast(void) { return fast_supported(); }
