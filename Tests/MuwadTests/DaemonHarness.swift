@@ -91,6 +91,8 @@ enum Harness {
         "MUWA_LEASE": "2s", "MUWA_HEARTBEAT": "500ms", "MUWA_POLL_INTERVAL": "200ms", "MUWA_RESCUE_INTERVAL": "300ms",
         "MUWA_RETRY_BASE": "200ms", "MUWA_RETRY_MAX": "1s", "MUWA_GRACE_PERIOD": "3s", "MUWA_STOP_TIMEOUT": "2s",
         "MUWA_LOG_LEVEL": "info",
+        // Exact f32 products: these tests compare values with the f32 fixtures (the product default is auto).
+        "MUWA_COMPUTE": "f32",
         // Payload paths: the committed fixtures and the tests' scratch directories.
         "MUWA_MODEL_ROOTS": testRoots, "MUWA_DATA_ROOTS": testRoots,
     ]

@@ -42,6 +42,8 @@ def main() -> None:
                         help="computation dtype: float32 (like muwad) or the checkpoint's own")
     parser.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--compute", choices=["f32", "bf16"], default="f32",
+                        help="bf16: each forward inside torch.autocast('cpu', dtype=torch.bfloat16), like muwad --compute bf16")
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -53,6 +55,9 @@ def main() -> None:
     logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+
+    def compute_context():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.compute == "bf16")
 
     t0 = time.perf_counter()
     dtype = torch.float32 if args.dtype == "float32" else "auto"
@@ -74,12 +79,14 @@ def main() -> None:
     @torch.inference_mode()
     def run(ids: torch.Tensor, new_tokens: int) -> tuple[float, float]:
         t0 = time.perf_counter()
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        with compute_context():
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
         t1 = time.perf_counter()
         cache = out.past_key_values
         nxt = out.logits[:, -1].argmax(dim=-1, keepdim=True)
         for _ in range(new_tokens - 1):
-            out = model(input_ids=nxt, use_cache=True, **{cache_kw: cache})
+            with compute_context():
+                out = model(input_ids=nxt, use_cache=True, **{cache_kw: cache})
             cache = out.past_key_values
             nxt = out.logits[:, -1].argmax(dim=-1, keepdim=True)
         t2 = time.perf_counter()
@@ -101,6 +108,7 @@ def main() -> None:
         "weights_dtype": weights_dtype,
         "compute_dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "attn": args.attn,
+        "compute": args.compute,
         "batch": args.batch,
         "prompt_tokens": args.prompt_tokens,
         "new_tokens": args.new_tokens,

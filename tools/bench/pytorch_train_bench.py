@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--compute", choices=["f32", "bf16"], default="f32",
+                        help="bf16: each forward inside torch.autocast('cpu', dtype=torch.bfloat16), like muwad --compute bf16")
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -54,6 +56,9 @@ def main() -> None:
     logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+
+    def compute_context():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.compute == "bf16")
     torch.manual_seed(args.seed)
 
     t0 = time.perf_counter()
@@ -80,7 +85,8 @@ def main() -> None:
 
     def step() -> float:
         t = time.perf_counter()
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+        with compute_context():
+            loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -97,6 +103,7 @@ def main() -> None:
         "model": args.model,
         "weights_dtype": on_disk.get("dtype") or on_disk.get("torch_dtype") or "?",
         "attn": args.attn,
+        "compute": args.compute,
         "batch": args.batch,
         "seq_len": args.seq_len,
         "lora_r": args.lora_r,

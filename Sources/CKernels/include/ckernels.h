@@ -36,6 +36,35 @@ void muwa_gemv_rows_f16(const uint16_t *w, const float *x, long M, float *y, lon
 void muwa_widen_bf16(const uint16_t *src, float *dst, long n);
 void muwa_widen_f16(const uint16_t *src, float *dst, long n);
 
+/// How a bf16 GEMM reads its weight W (plain row-major bf16; one copy serves both directions).
+typedef enum {
+    MUWA_GEMM_B_NK = 0,  ///< W is [P, R] (nn.Linear's [N, K]): C = A · Wᵀ (forward)
+    MUWA_GEMM_B_KN = 1,  ///< W is [R, P]: C = A · W (backward through a frozen weight)
+} muwa_gemm_b_layout;
+
+/// C[m, p] (+)= Σ_r A[m, r] · B[r, p] for m < M, p in [p0, p1), f32 accumulation. A: bf16, packed by
+/// muwa_gemm_bf16_pack_a; B read from W as `layout` says. AVX-512 BF16 (vdpbf16ps) when the CPU has it and the
+/// avx512 table is selected, else the portable reference. Threads split [0, P) into ranges of
+/// muwa_gemm_bf16_column_block() columns (kernels_bf16_gemm.c).
+void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P, float *c,
+                    long ldc, long p0, long p1, int accumulate);
+/// The same product with the same packing and plain loops: the reference the fast kernel is tested against.
+void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
+                              float *c, long ldc, long p0, long p1, int accumulate);
+/// Rounds A[M, R] (row stride lds, f32) to bf16 (nearest even, as PyTorch) into the packed layout, tiles
+/// [t0, t1) of muwa_gemm_bf16_row_block() rows each (rows past M zero); dst holds
+/// muwa_gemm_bf16_packed_a_count(M, R) elements.
+void muwa_gemm_bf16_pack_a(const float *src, long M, long R, long lds, uint16_t *dst, long t0, long t1);
+long muwa_gemm_bf16_packed_a_count(long M, long R);
+/// 1 when muwa_gemm_bf16 runs the AVX-512 BF16 kernel (else it runs the reference).
+int muwa_gemm_bf16_fast(void);
+/// Column ranges given to threads should be multiples of this (the micro-kernel's width).
+long muwa_gemm_bf16_column_block(void);
+/// Rows per packed tile of A (the micro-kernel's height).
+long muwa_gemm_bf16_row_block(void);
+/// dst[m * ldd + k] = bf16(src[m * lds + k]) rounded to nearest even (as PyTorch); zeros for k in [K, ldd).
+void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t *dst, long ldd);
+
 /// The instruction set the kernels use now: "avx512", "avx2" or "scalar".
 const char *muwa_kernel_isa(void);
 /// 1 when this CPU (and build) can run `name`'s table.

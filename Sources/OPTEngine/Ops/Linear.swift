@@ -28,12 +28,17 @@ public func linearBackward(
 }
 
 /// dinp (M, K) += dout (M, N) · weight (N, K) for a frozen weight of any dtype. F32 weights go straight
-/// to BLAS; BF16/F16 weights are widened a block of rows at a time into `scratch`, as in `matmul`.
+/// to BLAS; BF16/F16 weights are widened a block of rows at a time into `scratch`, as in `matmul`; weights
+/// prepared for bf16 compute go through the bf16 GEMM for more than `rowInvariantMaxRows` rows.
 public func linearBackwardInput(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
     scratch: KernelScratch
 ) {
     guard M > 0 else { return }
+    if M > rowInvariantMaxRows, weight.computesInBF16, bf16GemmRuns(for: weight) {
+        linearBackwardInputBF16(dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
+        return
+    }
     if let w = weight.floats {
         BLAS.gemm(M: M, N: K, K: N, a: dout, lda: N, b: w, ldb: K, bTransposed: false, beta: 1, c: dinp, ldc: K)
         return

@@ -61,6 +61,11 @@ public func matmul(
         addBias(out, bias, M: M, N: N)
         return
     }
+    if weight.computesInBF16, bf16GemmRuns(for: weight) {
+        matmulBF16(out: out, inp: inp, weight: weight, M: M, K: K, N: N, scratch: scratch, accumulate: accumulate)
+        addBias(out, bias, M: M, N: N)
+        return
+    }
     switch dtype {
     case .f32:
         let w = weight.raw.assumingMemoryBound(to: Float.self)

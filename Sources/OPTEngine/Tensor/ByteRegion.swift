@@ -38,6 +38,17 @@ public final class ByteRegion: @unchecked Sendable {
         return nil
     }
 
+    /// Tells the kernel the bytes [offset, offset + count) of a mapped file are not needed now: their pages
+    /// leave memory (and are read from the file again if touched). Only whole pages inside the range; a no-op
+    /// for heap regions.
+    public func dropResidentPages(offset: Int, count: Int) {
+        guard case .mapped(let p, let n) = owner, count > 0, offset >= 0, offset < n else { return }
+        let page = max(Int(sysconf(Int32(_SC_PAGESIZE))), 1)
+        let start = (offset + page - 1) / page * page, end = min(n, offset + min(count, n - offset)) / page * page
+        guard end > start else { return }
+        _ = madvise(p + start, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         switch owner {
         case .mapped(let p, let n): munmap(p, n)

@@ -8,6 +8,10 @@ public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let region: ByteRegion
     public let byteOffset: Int
+    /// True for a BF16 weight prepared for bf16 compute (WeightPreparation): products of more than
+    /// `rowInvariantMaxRows` rows round their activations to bf16 and run the bf16 GEMM (MatmulBF16.swift).
+    /// False everywhere else, so a BF16 checkpoint loaded for f32 compute is still widened and multiplied in f32.
+    public var computesInBF16 = false
 
     public init(dtype: DType, shape: [Int], region: ByteRegion, byteOffset: Int = 0) {
         self.dtype = dtype

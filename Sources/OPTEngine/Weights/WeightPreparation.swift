@@ -5,9 +5,8 @@ extension OPTWeights {
         if options.weights == .int8 {
             throw EngineError.invalidRequest("weights int8 is not available in this build yet")
         }
-        if options.compute == .bf16 {
-            throw EngineError.invalidRequest("compute bf16 is not available in this build yet")
-        }
-        // .auto: f32 until the bf16 kernels exist
+        // bf16 (explicit, or auto on a CPU with avx512_bf16): BF16 matrices (BF16Preparation.swift). Without
+        // avx512_bf16 an explicit bf16 still works: bf16 weights, widened to f32 for the many-row products.
+        if options.precision == .bf16 { try narrowMatricesToBF16() }
     }
 }

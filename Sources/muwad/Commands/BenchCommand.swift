@@ -95,7 +95,9 @@ struct BenchCommand: ParsableCommand {
             ]
             report(result)
             let common = ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)", "--batch", "\(batch)"]
-            if pytorch { runPeer(script: "pytorch_bench.py", arguments: common) }
+            if pytorch {
+                runPeer(script: "pytorch_bench.py", arguments: common + ["--compute", model.options.precision.rawValue])
+            }
             if ctranslate2 {
                 for compute in ctranslate2Compute.split(separator: ",") {
                     runPeer(script: "ctranslate2_bench.py", arguments: common + ["--compute", String(compute)])
@@ -109,7 +111,8 @@ struct BenchCommand: ParsableCommand {
         func f(_ k: String) -> String { (r[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
         if r["mode"] as? String == "train" {
             print("\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
-                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")")
+                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")  "
+                  + "compute \(r["compute"] ?? "?")")
             print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s, "
                   + "\(f("real_tokens_per_s")) real tokens/s)")
             if let lengths = r["lengths"] as? [Int] {
@@ -216,6 +219,7 @@ struct BenchCommand: ParsableCommand {
         let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
         result["weights_dtype"] = weightsDType
+        result["compute"] = model.options.precision.rawValue
         result["batch"] = B
         result["seq_len"] = T
         result["lora_r"] = loraR
@@ -242,7 +246,8 @@ struct BenchCommand: ParsableCommand {
             // transformers' collator pads a batch to its longest record: PyTorch computes B × T rows
             runPeer(script: "pytorch_train_bench.py",
                        arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
-                                   "--lora-targets", config.targetModules.joined(separator: ",")]
+                                   "--lora-targets", config.targetModules.joined(separator: ","),
+                                   "--compute", model.options.precision.rawValue]
                            + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])) { obj in
                 var obj = obj
                 if let step = obj["step_s"] as? Double { obj["real_tokens_per_s"] = Double(realTokens) / step }

@@ -24,7 +24,7 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         try withCleanAdapterErrors {
             let source = try modelOptions.directory()
-            let base = try modelOptions.loadModel()
+            let base = try modelOptions.loadModel(options: .exact)  // the stored weights, never narrowed for compute
             var model = base
             if let adapter {
                 let loaded = try LoRAAdapter.load(

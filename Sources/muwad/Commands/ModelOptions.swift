@@ -41,11 +41,14 @@ struct ModelOptions: ParsableArguments {
         try BPETokenizer.load(directory: try directory())
     }
 
-    func loadModel() throws -> OPTModel {
+    /// The model, loaded for the flags' engine options, or for `options` when given (export: `.exact`, so the
+    /// weights it writes are never narrowed by bf16 compute).
+    func loadModel(options: EngineOptions? = nil) throws -> OPTModel {
         if let threads { EngineThreads.configure(threads) }
         let memory = try MemoryLimitSetting.resolve(
             flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
-        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget, options: try engineOptions())
+        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget,
+                                 options: try options ?? engineOptions())
     }
 }
 

@@ -1,0 +1,320 @@
+// BF16 GEMM with f32 accumulation for the many-row products (prefill, scoring, the frozen base in training):
+//   C[M, P] (+)= A[M, R] · B[R, P]      A: bf16 activations (rounded from f32 by muwa_f32_to_bf16_rows)
+// B is a weight kept as plain row-major bf16, read in one of two layouts so that one copy serves both
+// directions of a linear layer:
+//   MUWA_GEMM_B_NK  W[P, R] (nn.Linear's [N, K]): forward, out = inp · Wᵀ
+//   MUWA_GEMM_B_KN  W[R, P]:                      backward, dinp = dout · W
+// Decode (≤ 16 rows) reads the same plain [N, K] bf16 through the row-invariant gemv kernels.
+//
+// Structure (a BLIS-style GEMM): A is rounded to bf16 and packed once per call, by
+// muwa_gemm_bf16_pack_a, into MR-row tiles [R/2][MR][2] (pairs of consecutive reduction elements side by side,
+// as vdpbf16ps wants them; threads split the tiles). Then the caller splits the output columns among threads;
+// each call loops over KC-deep blocks of R and NC-wide blocks of its columns, packs the B block once into
+// NR-wide panels [KC/2][NR][2] (zero padded at the edges), and runs an MR × NR register-blocked micro-kernel over
+// every MR-row tile of A against every panel: the A tile (MR · KC · 2 bytes) stays in L1, the B block
+// (NC · KC · 2 bytes) in L2. The micro-kernel is the only part that differs between the AVX-512 BF16 kernel and the portable
+// reference: same packing, same blocking, the same sum per k-pair in the same order (odd element, then even,
+// as the instruction documents), so the two agree to rounding (bit for bit where the CPU's vdpbf16ps rounds
+// each step, up to denormals, which vdpbf16ps flushes).
+#include "kernels_internal.h"
+#include <stdlib.h>
+
+enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC in reduction elements (even), NC a multiple of NR
+
+typedef void (*pack_panel_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
+                              long kp0, long kp, uint16_t *dst);
+typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                                int add);
+
+// MARK: - conversion
+
+static inline uint16_t f32_to_bf16(float f) {  // round to nearest even, NaN stays NaN (c10::BFloat16)
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+static void to_bf16_scalar(const float *src, uint16_t *dst, long n) {
+    for (long i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+}
+
+// MARK: - packing (shared by both micro-kernels)
+
+/// One NR-wide panel of B for columns [p, p + nr) and reduction pairs [kp0, kp0 + kp):
+/// dst[(q * NR + j) * 2 + t] = B[2 (kp0 + q) + t, p + j], zero outside B.
+static void pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr, long kp0,
+                       long kp, uint16_t *dst) {
+    long r0 = 2 * kp0;
+    int odd_tail = r0 + 2 * kp > R;  // the last pair reaches past R
+    if (layout == MUWA_GEMM_B_NK) {  // B[r, p] = W[p, r]: row p + j of W, pairs along the row
+        for (long j = 0; j < NR; j++) {
+            uint16_t *d = dst + 2 * j;
+            if (j >= nr) {
+                for (long q = 0; q < kp; q++) d[q * 2 * NR] = d[q * 2 * NR + 1] = 0;
+                continue;
+            }
+            const uint16_t *row = w + (p + j) * R + r0;
+            long full = odd_tail ? kp - 1 : kp;
+            for (long q = 0; q < full; q++) {
+                d[q * 2 * NR] = row[2 * q];
+                d[q * 2 * NR + 1] = row[2 * q + 1];
+            }
+            if (odd_tail) {
+                d[full * 2 * NR] = row[2 * full];
+                d[full * 2 * NR + 1] = 0;
+            }
+        }
+    } else {  // B[r, p] = W[r, p]: rows r and r + 1 of W interleaved
+        for (long q = 0; q < kp; q++) {
+            const uint16_t *even = w + (r0 + 2 * q) * P + p;
+            const uint16_t *odd = (r0 + 2 * q + 1 < R) ? even + P : 0;
+            uint16_t *d = dst + q * 2 * NR;
+            for (long j = 0; j < nr; j++) {
+                d[2 * j] = even[j];
+                d[2 * j + 1] = odd ? odd[j] : 0;
+            }
+            for (long j = nr; j < NR; j++) d[2 * j] = d[2 * j + 1] = 0;
+        }
+    }
+}
+
+// MARK: - micro-kernels
+
+/// Reference: C[i, j] (+)= Σ_q (a[q, i, 1]·b[q, j, 1] then a[q, i, 0]·b[q, j, 0]) for an mr × nr tile, plain
+/// loops (a: a packed A tile [kp][MR][2], b: a packed panel [kp][NR][2]).
+static void micro_reference(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                            int add) {
+    for (long i = 0; i < mr; i++) {
+        for (long j = 0; j < nr; j++) {
+            float s = 0;
+            for (long q = 0; q < kp; q++) {
+                s += muwa_bf16_to_f32(a[(q * MR + i) * 2 + 1]) * muwa_bf16_to_f32(b[(q * NR + j) * 2 + 1]);
+                s += muwa_bf16_to_f32(a[(q * MR + i) * 2]) * muwa_bf16_to_f32(b[(q * NR + j) * 2]);
+            }
+            c[i * ldc + j] = add ? c[i * ldc + j] + s : s;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/// ROWS × 32 tile: 2·ROWS accumulators; per pair of reduction elements two panel loads and ROWS broadcasts.
+static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROWS, long kp, const uint16_t *a,
+                                                                  const uint16_t *b, float *c, long ldc, long nr,
+                                                                  int add) {
+    __m512 acc0[MR], acc1[MR];
+    for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    for (long q = 0; q < kp; q++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR);
+        __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + q * 2 * NR + 32);
+        for (long i = 0; i < ROWS; i++) {
+            uint32_t pair;
+            memcpy(&pair, a + (q * MR + i) * 2, 4);
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (long i = 0; i < ROWS; i++) {
+        float *ci = c + i * ldc;
+        if (add) {
+            acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, ci));
+            acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc0[i]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
+    }
+}
+
+static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
+                                  int add) {
+    switch (mr) {  // one copy per row count, so the accumulators stay in registers
+#define ROWS_CASE(n) case n: micro_rows(n, kp, a, b, c, ldc, nr, add); break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
+        default: micro_rows(MR, kp, a, b, c, ldc, nr, add); break;
+#undef ROWS_CASE
+    }
+}
+
+static BF16 void to_bf16_avx512(const float *src, uint16_t *dst, long n) {
+    long i = 0;
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), inf = _mm512_set1_epi32(0x7f800000),
+                  abs = _mm512_set1_epi32(0x7fffffff), quiet = _mm512_set1_epi32(0x40);
+    for (; i + 16 <= n; i += 16) {  // the scalar rounding, 16 at a time (vcvtneps2bf16 would flush denormals)
+        __m512i u = _mm512_loadu_si512(src + i);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(
+                                                           _mm512_srli_epi32(u, 16), one))), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), quiet));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    to_bf16_scalar(src + i, dst + i, n - i);
+}
+
+/// pack_panel with AVX-512: [N, K] weights by 16 × 16 transposes of 32-bit pairs; [K, N] weights by interleaving
+/// 32 columns of two rows with one permute per 32 outputs. Edges (a partial panel, an odd last pair) go to
+/// pack_panel.
+static BF16 void pack_panel_avx512(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
+                                   long kp0, long kp, uint16_t *dst) {
+    long r0 = 2 * kp0;
+    if (nr != NR || r0 + 2 * kp > R) {
+        pack_panel(layout, w, R, P, p, nr, kp0, kp, dst);
+        return;
+    }
+    if (layout == MUWA_GEMM_B_NK) {  // 16 rows × 16 pairs at a time: a 16 × 16 transpose of 32-bit pairs
+        long q = 0;
+        for (; q + 16 <= kp; q += 16) {
+            for (long jb = 0; jb < NR; jb += 16) {
+                __m512i r[16], t[16], u[16];
+                for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(w + (p + jb + i) * R + r0 + 2 * q);
+                for (int g = 0; g < 4; g++) {
+                    t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+                    t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+                    t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+                    t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+                    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);      // pair 4L + 0 of rows 4g…4g+3
+                    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);  // pair 4L + 1
+                    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+                    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+                }
+                for (int e = 0; e < 4; e++) {
+                    __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+                    __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
+                            v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+                    uint16_t *d = dst + (q * NR + jb) * 2;
+                    _mm512_storeu_si512(d + e * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0x88));
+                    _mm512_storeu_si512(d + (e + 8) * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0xdd));
+                    _mm512_storeu_si512(d + (e + 4) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0x88));
+                    _mm512_storeu_si512(d + (e + 12) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0xdd));
+                }
+            }
+        }
+        for (; q < kp; q++)
+            for (long j = 0; j < NR; j++) memcpy(dst + (q * NR + j) * 2, w + (p + j) * R + r0 + 2 * q, 4);
+    } else {
+        const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
+                                             0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
+                                             0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
+        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+        for (long q = 0; q < kp; q++) {
+            const uint16_t *even = w + (r0 + 2 * q) * P + p;
+            __m512i e = _mm512_loadu_si512(even), o = _mm512_loadu_si512(even + P);
+            _mm512_storeu_si512(dst + q * 2 * NR, _mm512_permutex2var_epi16(e, lo, o));
+            _mm512_storeu_si512(dst + q * 2 * NR + 32, _mm512_permutex2var_epi16(e, hi, o));
+        }
+    }
+}
+
+static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
+#else
+static int fast_supported(void) { return 0; }
+#endif
+
+// MARK: - driver
+
+static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
+                 long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
+    if (M <= 0 || p1 <= p0 || R <= 0) return;
+    long Kp = (R + 1) / 2;  // pairs per packed A row
+    long kcMax = R < KC ? 2 * Kp : KC;
+    uint16_t *packed = aligned_alloc(64, (size_t)(NC * kcMax * 2 + 64));
+    long nc_cap = NC;
+    uint16_t panel[KC * NR] __attribute__((aligned(64)));
+    if (!packed) {  // no 256 KiB to spare: one panel at a time, from the stack
+        packed = panel;
+        nc_cap = NR;
+    }
+    for (long n0 = p0; n0 < p1; n0 += nc_cap) {  // the C block [M, nc] stays in cache across the R blocks
+        long nc = p1 - n0 < nc_cap ? p1 - n0 : nc_cap;
+        for (long r0 = 0; r0 < R; r0 += KC) {
+            long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
+            int add = accumulate || r0 > 0;
+            for (long p = 0; p < nc; p += NR)
+                pack(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
+            for (long m = 0; m < M; m += MR) {
+                long mr = M - m < MR ? M - m : MR;
+                const uint16_t *tile = a + ((m / MR) * Kp + r0 / 2) * MR * 2;
+                for (long p = 0; p < nc; p += NR)
+                    micro(mr, kp, tile, packed + p * kp * 2, c + m * ldc + n0 + p, ldc, nc - p < NR ? nc - p : NR,
+                          add);
+            }
+        }
+    }
+    if (packed != panel) free(packed);
+}
+
+void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
+                              float *c, long ldc, long p0, long p1, int accumulate) {
+    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+}
+
+void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P, float *c,
+                    long ldc, long p0, long p1, int accumulate) {
+#if defined(__x86_64__)
+    if (fast_supported()) {
+        gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        return;
+    }
+#endif
+    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+}
+
+int muwa_gemm_bf16_fast(void) { return fast_supported(); }
+
+long muwa_gemm_bf16_column_block(void) { return NR; }
+
+long muwa_gemm_bf16_row_block(void) { return MR; }
+
+long muwa_gemm_bf16_packed_a_count(long M, long R) { return (M + MR - 1) / MR * MR * ((R + 1) / 2) * 2; }
+
+static void round_row(const float *src, uint16_t *dst, long n) {
+#if defined(__x86_64__)
+    if (fast_supported()) {
+        to_bf16_avx512(src, dst, n);
+        return;
+    }
+#endif
+    to_bf16_scalar(src, dst, n);
+}
+
+void muwa_gemm_bf16_pack_a(const float *src, long M, long R, long lds, uint16_t *dst, long t0, long t1) {
+    long Kp = (R + 1) / 2;
+    uint16_t *row = malloc((size_t)(2 * Kp) * sizeof(uint16_t));
+    uint16_t one[2];
+    for (long t = t0; t < t1; t++) {
+        uint16_t *tile = dst + t * Kp * MR * 2;
+        for (long i = 0; i < MR; i++) {
+            long m = t * MR + i;
+            uint16_t *r = row ? row : one;
+            if (m < M && row) {
+                round_row(src + m * lds, row, R);
+                if (R & 1) row[R] = 0;
+            }
+            for (long q = 0; q < Kp; q++) {
+                uint16_t *d = tile + (q * MR + i) * 2;
+                if (m >= M) {
+                    d[0] = d[1] = 0;
+                } else if (row) {
+                    memcpy(d, r + 2 * q, 4);
+                } else {  // no memory for a row: round pair by pair
+                    d[0] = f32_to_bf16(src[m * lds + 2 * q]);
+                    d[1] = 2 * q + 1 < R ? f32_to_bf16(src[m * lds + 2 * q + 1]) : 0;
+                }
+            }
+        }
+    }
+    free(row);
+}
+
+void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t *dst, long ldd) {
+    for (long m = 0; m < M; m++) {
+        round_row(src + m * lds, dst + m * ldd, K);
+        for (long k = K; k < ldd; k++) dst[m * ldd + k] = 0;
+    }
+}

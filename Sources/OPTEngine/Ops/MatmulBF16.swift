@@ -1,0 +1,84 @@
+// bf16 compute for the many-row products (prefill, scoring, the frozen base in training): activations are
+// rounded to bf16 (nearest even, as PyTorch's autocast does), multiplied with the BF16 weight by the
+// AVX-512 BF16 GEMM of CKernels (kernels_bf16_gemm.c) with f32 accumulation, split by output columns
+// across `EngineThreads.count`. The weight is the plain [N, K] bf16 matrix the decode kernels read too: one copy
+// serves decode, the forward product (W read as [N, K]) and the backward product (W read as [K-out, N]).
+//
+// On a CPU without avx512_bf16 (or with MUWA_KERNEL_ISA forcing another table) `bf16GemmRuns` is false and
+// bf16 weights take the widening path of `matmul`: bf16 weights, f32 products (activations unrounded).
+import CKernels
+import Dispatch
+
+/// True when `weight` can go through the bf16 GEMM on this CPU: a BF16 matrix and the AVX-512 BF16 kernel.
+@inline(__always)
+func bf16GemmRuns(for weight: Tensor) -> Bool {
+    weight.dtype == .bf16 && weight.shape.count == 2 && muwa_gemm_bf16_fast() != 0
+}
+
+/// out[M, N] (+)= bf16(inp[M, K]) · weight[N, K]ᵀ, f32 accumulation; `weight` BF16.
+func matmulBF16(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
+                scratch: KernelScratch, accumulate: Bool) {
+    gemmBF16(layout: MUWA_GEMM_B_NK, c: out, a: inp, w: weight, M: M, R: K, P: N, scratch: scratch,
+             accumulate: accumulate)
+}
+
+/// dinp[M, K] += bf16(dout[M, N]) · weight[N, K], f32 accumulation; `weight` BF16.
+func linearBackwardInputBF16(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int,
+                             K: Int, N: Int, scratch: KernelScratch) {
+    gemmBF16(layout: MUWA_GEMM_B_KN, c: dinp, a: dout, w: weight, M: M, R: N, P: K, scratch: scratch,
+             accumulate: true)
+}
+
+/// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded and packed into
+/// the scratch buffer (muwa_gemm_bf16_pack_a: tiles of `muwa_gemm_bf16_row_block()` rows) as many rows at a
+/// time as fit, the tiles split across the threads; then each chunk of rows is split by output columns (ranges
+/// of whole micro-kernel panels), each thread packing its own panels of B.
+func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
+              M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool) {
+    guard M > 0, P > 0, R > 0 else { return }
+    let tileRows = muwa_gemm_bf16_row_block()
+    let perTile = muwa_gemm_bf16_packed_a_count(tileRows, R)
+    // The scratch buffer (16 MiB by default) holds many tiles; a scratch made for a smaller width than R gets a
+    // buffer of one tile for this call.
+    let own: UnsafeMutablePointer<UInt16>? = scratch.capacity * 2 < perTile ? .allocate(capacity: perTile) : nil
+    defer { own?.deallocate() }
+    let halvesCapacity = own == nil ? scratch.capacity * 2 : perTile
+    let packed = own ?? UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: UInt16.self, capacity: halvesCapacity)
+    let chunkRows = max(1, halvesCapacity / max(perTile, 1)) * tileRows  // whole tiles; at least one
+    let weights = w.raw.assumingMemoryBound(to: UInt16.self)
+    let block = muwa_gemm_bf16_column_block()
+    let panels = (P + block - 1) / block
+    let parts = max(1, min(EngineThreads.count, panels))
+    let acc: Int32 = accumulate ? 1 : 0
+    var m0 = 0
+    while m0 < M {
+        let rows = min(chunkRows, M - m0)
+        let tiles = (rows + tileRows - 1) / tileRows
+        let tileParts = max(1, min(EngineThreads.count, tiles))
+        let src = a + m0 * R
+        DispatchQueue.concurrentPerform(iterations: tileParts) { part in
+            muwa_gemm_bf16_pack_a(src, rows, R, R, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
+        }
+        let cRows = c + m0 * P
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let p0 = min(P, panels * part / parts * block), p1 = min(P, panels * (part + 1) / parts * block)
+            muwa_gemm_bf16(layout, packed, rows, weights, R, P, cRows, P, p0, p1, acc)
+        }
+        m0 += rows
+    }
+}
+
+/// Reference for the tests: the same product with plain loops and Double accumulation, the activations
+/// rounded to bf16 as the fast path rounds them.
+public func matmulBF16Naive(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor,
+                            bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+    for m in 0..<M {
+        for n in 0..<N {
+            var acc = Double(bias?[n] ?? 0)
+            for k in 0..<K {
+                acc += Double(bf16ToFloat(floatToBF16(inp[m * K + k]))) * Double(weight.element(n * K + k))
+            }
+            out[m * N + n] = Float(acc)
+        }
+    }
+}
