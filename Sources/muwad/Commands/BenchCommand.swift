@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
             let result: [String: Any] = [
                 "engine": "muwa",
                 "model": modelOptions.model,
-                "weights_dtype": model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?",
+                "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
                 "threads": BLAS.threads,
                 "load_s": loadSeconds,
@@ -162,7 +162,7 @@ struct BenchCommand: ParsableCommand {
             if i > 0 { best = min(best, step.seconds) }
         }
         let targets = config.targetModules.joined(separator: ",")
-        let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
+        let weightsDType = model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
         result["weights_dtype"] = weightsDType
         result["batch"] = B
