@@ -6,8 +6,24 @@
 //             q[m, k] = round(x[m, k] · (127 / absmax[m])), 0 in outlier features
 //   product:  y[m, n] = (Σ_k qx[m, k] · qw[n, k]) · (absmax[m] · absmax[n]) / 127²
 //                       + Σ_{outliers k of row m} x[m, k] · qw[n, k] · absmax[n] / 127
+//   Like bitsandbytes, which quantizes float16 tensors, every value is rounded to float16 first (f16r):
+//   outliers are judged and rows quantized on the rounded values; the f32 outlier product uses x as is.
 #include "kernels_internal.h"
 #include <math.h>
+
+/// v rounded to the nearest float16 (ties to even) and back: what bitsandbytes' A.to(torch.float16) does.
+/// Integer operations only, so it vectorises and needs no F16C.
+static inline float f16r(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return v;                             // inf, NaN
+    if (a >= 0x477ff000u) return v > 0 ? INFINITY : -INFINITY;  // rounds past 65504
+    if (a < 0x38800000u) return rintf(v * 0x1p24f) * 0x1p-24f;  // float16 subnormals: steps of 2^-24
+    u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
+    memcpy(&v, &u, 4);
+    return v;
+}
 
 /// round(v · inv) as int8: round half to even like torch.round, clamped (v ≤ absmax, so only rounding).
 static inline int8_t quantize1(float v, float inv) {
@@ -22,7 +38,7 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
     if (outliers && !per_row) {  // the features that are an outlier in any row, shared by all rows
         for (long k = 0; k < K; k++) {
             for (long m = 0; m < M; m++) {
-                if (fabsf(x[m * K + k]) >= threshold) {
+                if (fabsf(f16r(x[m * K + k])) >= threshold) {
                     cols[total++] = (int32_t)k;
                     break;
                 }
@@ -35,7 +51,7 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
         if (outliers && per_row) {
             start[m] = (int32_t)total;
             for (long k = 0; k < K; k++)
-                if (fabsf(xr[k]) >= threshold) cols[total++] = (int32_t)k;
+                if (fabsf(f16r(xr[k])) >= threshold) cols[total++] = (int32_t)k;
             count[m] = (int32_t)(total - start[m]);
         } else {
             start[m] = 0;
@@ -43,13 +59,13 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
         }
         float amax = 0;
         for (long k = 0; k < K; k++) {
-            float a = fabsf(xr[k]);
+            float a = fabsf(f16r(xr[k]));
             if ((!outliers || a < threshold) && a > amax) amax = a;
         }
         absmax[m] = amax;
         float inv = amax > 0 ? 127.0f / amax : 0;
         for (long k = 0; k < K; k++) {
-            float v = xr[k];
+            float v = f16r(xr[k]);
             qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : quantize1(v, inv);
         }
         for (long c = start[m]; c < start[m] + count[m]; c++) qr[cols[c]] = 0;  // whole outlier features
@@ -64,14 +80,14 @@ void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1
         const void *row = (const char *)w + n * rowBytes;
         float amax = 0;
         for (long k = 0; k < K; k++) {
-            float a = fabsf(muwa_widen1(dtype, row, k));
+            float a = fabsf(f16r(muwa_widen1(dtype, row, k)));
             if (a > amax) amax = a;
         }
         float inv = amax > 0 ? 127.0f / amax : 0;
         int32_t sum = 0;
         int8_t *qr = q + n * K;
         for (long k = 0; k < K; k++) {
-            qr[k] = quantize1(muwa_widen1(dtype, row, k), inv);
+            qr[k] = quantize1(f16r(muwa_widen1(dtype, row, k)), inv);
             sum += qr[k];
         }
         absmax[n] = amax;

@@ -26,8 +26,10 @@ final class Int8KernelTests: XCTestCase {
         try Tensor.f32(w, shape: [N, K]).quantizedInt8(threshold: threshold)
     }
 
-    /// Reference of bitsandbytes' row-wise quantization: absmax, round half to even of v · (127 / absmax).
-    func referenceQuantize(_ row: [Float], skip: (Float) -> Bool = { _ in false }) -> (q: [Int8], absmax: Float) {
+    /// Reference of bitsandbytes' row-wise quantization of float16 values: absmax, round half to even of
+    /// v · (127 / absmax).
+    func referenceQuantize(_ values: [Float], skip: (Float) -> Bool = { _ in false }) -> (q: [Int8], absmax: Float) {
+        let row = values.map { Float(Float16($0)) }
         let absmax = row.filter { !skip($0) }.map(abs).max() ?? 0
         let inv: Float = absmax > 0 ? 127 / absmax : 0
         return (row.map { skip($0) ? 0 : Int8(($0 * inv).rounded(.toNearestOrEven)) }, absmax)
@@ -79,11 +81,11 @@ final class Int8KernelTests: XCTestCase {
             var q = [Int8](repeating: 0, count: M * K), absmax = [Float](repeating: 0, count: M)
             var cols = [Int32](repeating: -1, count: M * K), start = [Int32](repeating: 0, count: M), count = start
             let total = muwa_quantize_rows(x, M, K, T, perRow ? 1 : 0, &q, &absmax, &cols, &start, &count)
-            let shared = (0..<K).filter { k in (0..<M).contains { abs(x[$0 * K + k]) >= T } }
+            let shared = (0..<K).filter { k in (0..<M).contains { abs(Float(Float16(x[$0 * K + k]))) >= T } }
             if !perRow { XCTAssertEqual(Array(cols[0..<total].map(Int.init)), shared) }
             for m in 0..<M {
                 let row = Array(x[m * K..<(m + 1) * K])
-                let own = (0..<K).filter { abs(row[$0]) >= T }
+                let own = (0..<K).filter { abs(Float(Float16(row[$0]))) >= T }
                 let mine = Array(cols[Int(start[m])..<Int(start[m] + count[m])].map(Int.init))
                 XCTAssertEqual(mine, perRow ? own : shared, "row \(m) perRow \(perRow)")
                 // absmax over the non-outlier elements; outlier features are 0 in q
@@ -106,10 +108,10 @@ final class Int8KernelTests: XCTestCase {
     func referenceProduct(_ x: [Float], _ t: Tensor, M: Int, K: Int, N: Int, perRow: Bool) -> [Float] {
         let rows = t.int8Rows!, T = rows.threshold
         var out = [Float](repeating: 0, count: M * N)
-        let shared = Set((0..<K).filter { k in (0..<M).contains { T > 0 && abs(x[$0 * K + k]) >= T } })
+        let shared = Set((0..<K).filter { k in (0..<M).contains { T > 0 && abs(Float(Float16(x[$0 * K + k]))) >= T } })
         for m in 0..<M {
             let row = Array(x[m * K..<(m + 1) * K])
-            let outliers = perRow ? Set((0..<K).filter { T > 0 && abs(row[$0]) >= T }) : shared
+            let outliers = perRow ? Set((0..<K).filter { T > 0 && abs(Float(Float16(row[$0]))) >= T }) : shared
             let ref = referenceQuantize(row) { T > 0 && abs($0) >= T }
             for n in 0..<N {
                 var dot = 0.0, extra = 0.0
