@@ -63,7 +63,7 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
             if ((!outliers || a < threshold) && a > amax) amax = a;
         }
         absmax[m] = amax;
-        float inv = amax > 0 ? 127.0f / amax : 0;
+        float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
         for (long k = 0; k < K; k++) {
             float v = f16r(xr[k]);
             qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : quantize1(v, inv);
@@ -83,7 +83,7 @@ void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1
             float a = fabsf(f16r(muwa_widen1(dtype, row, k)));
             if (a > amax) amax = a;
         }
-        float inv = amax > 0 ? 127.0f / amax : 0;
+        float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
         int32_t sum = 0;
         int8_t *qr = q + n * K;
         for (long k = 0; k < K; k++) {

@@ -31,7 +31,7 @@ final class Int8KernelTests: XCTestCase {
     func referenceQuantize(_ values: [Float], skip: (Float) -> Bool = { _ in false }) -> (q: [Int8], absmax: Float) {
         let row = values.map { Float(Float16($0)) }
         let absmax = row.filter { !skip($0) }.map(abs).max() ?? 0
-        let inv: Float = absmax > 0 ? 127 / absmax : 0
+        let inv: Float = absmax > 0 ? 127 * (1 / absmax) : 0  // PyTorch's 127.0 / tensor
         return (row.map { skip($0) ? 0 : Int8(($0 * inv).rounded(.toNearestOrEven)) }, absmax)
     }
 

@@ -28,23 +28,17 @@ final class Int8ParityTests: XCTestCase {
         })
     }
 
-    /// Models on which muwa's int8 logits agree with bitsandbytes' to float rounding at every position.
-    static let exactModels = ["models/pre-ln-f32", "int8/models/pre-ln-outliers"]
-
-    /// What we hold muwa to. Both run the same integer arithmetic: on pre-ln-f32 and pre-ln-outliers (the
-    /// outlier path included, batch-wide and per row) every compared logit agrees to ≤ 5e-6, so there the
-    /// bound is 1e-5 — a wrong scale, rounding, float16 cast or outlier set moves nearly every logit by ~the
-    /// int8 error (bitsandbytes vs f32: 0.2–0.8). On pre-ln-bf16 and post-ln-f32 muwa is NOT yet equal to
-    /// bitsandbytes: median differences 1.5e-3 (bf16) and 0.03 (post-ln, threshold 6), max 0.12 and 0.34,
-    /// cause not found (the int8 weights are identical, checked against bitsandbytes' CB/SCB; the f32
-    /// summation orders of layer norm, attention and the bf16 lm_head differ from PyTorch's, and a value
-    /// that close to a float16/int8 rounding boundary moves one int8 step, but that does not obviously
-    /// explain a median of 1.5e-3 at the first position). For them we only require every logit within half
-    /// the case's int8 error: closer to bitsandbytes than int8 is to f32.
-    func check(_ diffs: [Float], exact: Bool, int8Error: Float, _ what: String) {
+    /// What we hold muwa to: |muwa − bitsandbytes| ≤ 1e-5 on every compared logit (seen: ≤ 5e-6). Both run
+    /// the same integer arithmetic — float16 rounding before quantizing, PyTorch's 127 · (1/absmax) scale,
+    /// round half to even, the same outlier sets — so what is left is the f32 summation order of layer norm,
+    /// attention and the f32 outlier sums (~1e-7 relative on logits of magnitude ≤ 35). Any difference in
+    /// the decomposition (a scale, a rounding tie, a cast, an outlier set) moves logits by up to the int8
+    /// error itself, 0.2–1.1 here (recorded as bitsandbytes vs f32); one int8 tie rounded the other way
+    /// moved them by 0.07–0.34 before the scale was computed as PyTorch does.
+    func check(_ diffs: [Float], int8Error: Float, _ what: String) {
         let maxDiff = diffs.max() ?? 0
-        XCTAssertLessThanOrEqual(maxDiff, exact ? 1e-5 : 0.5 * int8Error, "\(what): max |muwa − bitsandbytes|")
-        print("int8 parity \(what): max \(maxDiff) (int8 error \(int8Error))")
+        XCTAssertLessThanOrEqual(maxDiff, 1e-5, "\(what): max |muwa − bitsandbytes|")
+        XCTAssertGreaterThan(int8Error, 0.1, "\(what): int8 differs from f32, so the comparison has teeth")
     }
 
     func testInt8LogitsMatchBitsandbytes() throws {
@@ -73,7 +67,7 @@ final class Int8ParityTests: XCTestCase {
                 guard batchMask[b][t] == 1 else { return }  // padded positions: no meaningful logits
                 for i in 0..<S { batchDiffs.append(abs(logits[i] - batchRef[(b * T + t) * S + i])) }
             }))
-            check(batchDiffs, exact: Self.exactModels.contains(c.model), int8Error: try XCTUnwrap(c.bitsandbytesVsF32["batch"]), "\(c.expected) batch")
+            check(batchDiffs, int8Error: try XCTUnwrap(c.bitsandbytesVsF32["batch"]), "\(c.expected) batch")
 
             // decode: one token per step
             let decodeRef = try XCTUnwrap(expected.tensors["decode_bitsandbytes"]).toFloatArray()
@@ -83,7 +77,7 @@ final class Int8ParityTests: XCTestCase {
                 try single.append(tokens: [[token]], logits: .last)
                 for i in 0..<S { decodeDiffs.append(abs(single.lastLogits[i] - decodeRef[t * S + i])) }
             }
-            check(decodeDiffs, exact: Self.exactModels.contains(c.model), int8Error: try XCTUnwrap(c.bitsandbytesVsF32["decode"]), "\(c.expected) decode")
+            check(decodeDiffs, int8Error: try XCTUnwrap(c.bitsandbytesVsF32["decode"]), "\(c.expected) decode")
         }
     }
 }
