@@ -81,3 +81,34 @@ final class Int8ParityTests: XCTestCase {
         }
     }
 }
+
+final class Int8MemoryTests: XCTestCase {
+    /// The memory estimate counts int8 matrices as 1 byte an element plus 8 bytes a row (absmax, row sum);
+    /// everything else (embeddings, lm_head, biases, norms) as stored.
+    func testWeightBytesCountInt8MatricesAndTheirScales() throws {
+        for name in ["pre-ln-f32", "post-ln-f32", "pre-ln-bf16"] {
+            let stored = try OPTModel.load(directory: ReferenceFixtures.model(name))
+            let int8 = try OPTModel.load(directory: ReferenceFixtures.model(name),
+                                         options: EngineOptions(compute: .f32, weights: .int8))
+            var matrices: [(Tensor, Tensor)] = []
+            for (s, q) in zip(stored.weights.layers, int8.weights.layers) {
+                matrices += [(s.qProj.weight, q.qProj.weight), (s.kProj.weight, q.kProj.weight),
+                             (s.vProj.weight, q.vProj.weight), (s.outProj.weight, q.outProj.weight),
+                             (s.fc1.weight, q.fc1.weight), (s.fc2.weight, q.fc2.weight)]
+            }
+            if let s = stored.weights.projectIn, let q = int8.weights.projectIn { matrices.append((s, q)) }
+            if let s = stored.weights.projectOut, let q = int8.weights.projectOut { matrices.append((s, q)) }
+            var expected = stored.weightBytes
+            for (s, q) in matrices {
+                XCTAssertEqual(q.dtype, .i8, name)
+                expected += s.count + 8 * s.shape[0] - s.byteCount
+            }
+            XCTAssertEqual(int8.weightBytes, expected, name)
+            XCTAssertLessThan(int8.weightBytes, stored.weightBytes, name)
+            XCTAssertEqual(int8.weights.layers[0].qProj.weight.dtypeDescription, "I8 (threshold 6.0)")
+        }
+        let plain = try OPTModel.load(directory: ReferenceFixtures.model("pre-ln-f32"),
+                                      options: EngineOptions(compute: .f32, weights: .int8, int8Threshold: 0))
+        XCTAssertEqual(plain.weights.layers[0].fc2.weight.dtypeDescription, "I8")
+    }
+}

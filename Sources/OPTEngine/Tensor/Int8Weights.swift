@@ -41,7 +41,8 @@ public struct Int8RowScales: @unchecked Sendable {
 
 extension Tensor {
     /// This [N, K] matrix (F32, F16 or BF16) quantized to int8 per output row, with LLM.int8 outlier
-    /// `threshold` (0: none). Rows are quantized in parallel on `kernelThreads`.
+    /// `threshold` (0: none). Rows are quantized in parallel on `kernelThreads`. When this tensor is a mapped
+    /// checkpoint's, its pages are released afterwards (the int8 copy replaces it in memory).
     public func quantizedInt8(threshold: Float) throws -> Tensor {
         guard shape.count == 2, [.f32, .f16, .bf16].contains(dtype) else {
             throw EngineError.invalidRequest("int8 quantization needs a 2-D F32, F16 or BF16 matrix, not \(dtype.rawValue) \(shape)")
@@ -64,6 +65,7 @@ extension Tensor {
                                       qBase.assumingMemoryBound(to: Int8.self), sBase.assumingMemoryBound(to: Float.self),
                                       (sBase + N * 4).assumingMemoryBound(to: Int32.self))
         }
+        region.releasePages(offset: byteOffset, count: byteCount)  // a mapped checkpoint's pages: no longer needed
         return Tensor(dtype: .i8, shape: shape, region: q, int8Rows: scales)
     }
 }
