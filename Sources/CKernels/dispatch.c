@@ -41,6 +41,11 @@ void muwa_gemv_rows(muwa_dtype dtype, const void *w, const float *x, long M, flo
 
 void muwa_widen(muwa_dtype dtype, const void *src, float *dst, long n) { table()->widen(dtype, src, dst, n); }
 
+void muwa_gemv_i8(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0, long n1,
+                  long K, int accumulate) {
+    table()->gemv_i8(w, x, M, y, ldy, n0, n1, K, accumulate);
+}
+
 void muwa_gemv_rows_f32(const float *w, const float *x, long M, float *y, long ldy, long n0, long n1, long K,
                         int accumulate) {
     muwa_gemv_rows(MUWA_DTYPE_F32, w, x, M, y, ldy, n0, n1, K, accumulate);

@@ -16,6 +16,8 @@ static inline AVX2 __attribute__((always_inline)) __m256 load8(muwa_dtype dtype,
             _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))), 16));
     case MUWA_DTYPE_F16:
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    case MUWA_DTYPE_I8:
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)w + i))));
     default:
         return _mm256_loadu_ps((const float *)w + i);
     }
@@ -72,6 +74,7 @@ static AVX2 void gemv_rows_avx2(muwa_dtype dtype, const void *w, const float *x,
     switch (dtype) {  // one specialised copy per dtype
     case MUWA_DTYPE_BF16: rows(MUWA_DTYPE_BF16, w, x, M, y, ldy, n0, n1, K, acc); break;
     case MUWA_DTYPE_F16: rows(MUWA_DTYPE_F16, w, x, M, y, ldy, n0, n1, K, acc); break;
+    case MUWA_DTYPE_I8: rows(MUWA_DTYPE_I8, w, x, M, y, ldy, n0, n1, K, acc); break;
     default: rows(MUWA_DTYPE_F32, w, x, M, y, ldy, n0, n1, K, acc); break;
     }
 }
@@ -88,8 +91,9 @@ static int supported(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-const struct muwa_kernel_table muwa_table_avx2 = {"avx2", supported, gemv_rows_avx2, widen_avx2};
+const struct muwa_kernel_table muwa_table_avx2 = {"avx2", supported, gemv_rows_avx2, widen_avx2,
+                                                 muwa_gemv_i8_avx2};
 #else
 static int unsupported(void) { return 0; }
-const struct muwa_kernel_table muwa_table_avx2 = {"avx2", unsupported, 0, 0};
+const struct muwa_kernel_table muwa_table_avx2 = {"avx2", unsupported, 0, 0, 0};
 #endif

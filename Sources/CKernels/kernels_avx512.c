@@ -17,6 +17,8 @@ static inline AVX512 __attribute__((always_inline)) __m512 load16(muwa_dtype dty
             _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i))), 16));
     case MUWA_DTYPE_F16:
         return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
+    case MUWA_DTYPE_I8:
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)((const int8_t *)w + i))));
     default:
         return _mm512_loadu_ps((const float *)w + i);
     }
@@ -96,6 +98,7 @@ static AVX512 void gemv_rows_avx512(muwa_dtype dtype, const void *w, const float
     switch (dtype) {  // one specialised copy per dtype
     case MUWA_DTYPE_BF16: rows(MUWA_DTYPE_BF16, w, x, M, y, ldy, n0, n1, K, acc); break;
     case MUWA_DTYPE_F16: rows(MUWA_DTYPE_F16, w, x, M, y, ldy, n0, n1, K, acc); break;
+    case MUWA_DTYPE_I8: rows(MUWA_DTYPE_I8, w, x, M, y, ldy, n0, n1, K, acc); break;
     default: rows(MUWA_DTYPE_F32, w, x, M, y, ldy, n0, n1, K, acc); break;
     }
 }
@@ -112,8 +115,9 @@ static int supported(void) {
     return __builtin_cpu_supports("avx512f");
 }
 
-const struct muwa_kernel_table muwa_table_avx512 = {"avx512", supported, gemv_rows_avx512, widen_avx512};
+const struct muwa_kernel_table muwa_table_avx512 = {"avx512", supported, gemv_rows_avx512, widen_avx512,
+                                                 muwa_gemv_i8_avx512};
 #else
 static int unsupported(void) { return 0; }
-const struct muwa_kernel_table muwa_table_avx512 = {"avx512", unsupported, 0, 0};
+const struct muwa_kernel_table muwa_table_avx512 = {"avx512", unsupported, 0, 0, 0};
 #endif

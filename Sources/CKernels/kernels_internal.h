@@ -37,15 +37,46 @@ static inline __attribute__((always_inline)) float muwa_widen1(muwa_dtype dtype,
     switch (dtype) {
     case MUWA_DTYPE_BF16: return muwa_bf16_to_f32(((const uint16_t *)w)[i]);
     case MUWA_DTYPE_F16: return muwa_f16_to_f32(((const uint16_t *)w)[i]);
+    case MUWA_DTYPE_I8: return (float)((const int8_t *)w)[i];
     default: return ((const float *)w)[i];
     }
 }
 
 /// Bytes per element of `dtype`.
-static inline long muwa_dtype_size(muwa_dtype dtype) { return dtype == MUWA_DTYPE_F32 ? 4 : 2; }
+static inline long muwa_dtype_size(muwa_dtype dtype) {
+    return dtype == MUWA_DTYPE_F32 ? 4 : dtype == MUWA_DTYPE_I8 ? 1 : 2;
+}
+
+/// bitsandbytes' int8_mm_dequant factor (its constant: 1/127² is 6.2000124e-05, it writes 6.200124e-05, and we
+/// match it) and int8_vectorwise_dequant factor 1/127.
+#define MUWA_I8_MM_DEQUANT 6.200124e-05f
+#define MUWA_I8_DEQUANT 7.874015718698502e-3f
+
+/// The end of every table's int8 product for (input row m, weight row n): the exact int32 dot `dot`
+/// dequantized as bitsandbytes' int8_mm_dequant, plus row m's outlier features in f32 in index order. The
+/// same scalar operations in every table, so tables agree to the bit.
+static inline __attribute__((always_inline)) float muwa_i8_finish(const muwa_i8_weight *w, const muwa_i8_input *x,
+                                                                  long m, long n, long K, int32_t dot) {
+#pragma clang fp contract(off)  // no FMA in the tables that have it: the same bits everywhere
+    float s = (float)dot * (x->absmax[m] * w->absmax[n]) * MUWA_I8_MM_DEQUANT;
+    long c0 = x->outlier_start[m], c1 = c0 + x->outlier_count[m];
+    if (c1 > c0) {
+        const int8_t *row = w->q + n * K;
+        const float *xr = x->x + m * K;
+        float scale = w->absmax[n] * MUWA_I8_DEQUANT, o = 0;
+        for (long c = c0; c < c1; c++) {
+            int32_t k = x->outlier_cols[c];
+            o += xr[k] * ((float)row[k] * scale);
+        }
+        s += o;
+    }
+    return s;
+}
 
 typedef void (*muwa_gemv_rows_fn)(muwa_dtype, const void *, const float *, long, float *, long, long, long, long, int);
 typedef void (*muwa_widen_fn)(muwa_dtype, const void *, float *, long);
+typedef void (*muwa_gemv_i8_fn)(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long,
+                                int);
 
 /// One instruction set's kernels.
 struct muwa_kernel_table {
@@ -53,7 +84,13 @@ struct muwa_kernel_table {
     int (*supported)(void);
     muwa_gemv_rows_fn gemv_rows;
     muwa_widen_fn widen;
+    muwa_gemv_i8_fn gemv_i8;
 };
+
+/// The int8 products of each table (kernels_int8_*.c; the scalar one in kernels_int8.c).
+void muwa_gemv_i8_scalar(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
+void muwa_gemv_i8_avx2(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
+void muwa_gemv_i8_avx512(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
 
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

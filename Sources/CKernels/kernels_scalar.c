@@ -25,6 +25,7 @@ static void gemv_rows_scalar(muwa_dtype dtype, const void *w, const float *x, lo
     switch (dtype) {
     case MUWA_DTYPE_BF16: rows(MUWA_DTYPE_BF16, w, x, M, y, ldy, n0, n1, K, acc); break;
     case MUWA_DTYPE_F16: rows(MUWA_DTYPE_F16, w, x, M, y, ldy, n0, n1, K, acc); break;
+    case MUWA_DTYPE_I8: rows(MUWA_DTYPE_I8, w, x, M, y, ldy, n0, n1, K, acc); break;
     default: rows(MUWA_DTYPE_F32, w, x, M, y, ldy, n0, n1, K, acc); break;
     }
 }
@@ -35,4 +36,5 @@ static void widen_scalar(muwa_dtype dtype, const void *src, float *dst, long n) 
 
 static int always(void) { return 1; }
 
-const struct muwa_kernel_table muwa_table_scalar = {"scalar", always, gemv_rows_scalar, widen_scalar};
+const struct muwa_kernel_table muwa_table_scalar = {"scalar", always, gemv_rows_scalar, widen_scalar,
+                                                 muwa_gemv_i8_scalar};

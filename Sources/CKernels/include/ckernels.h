@@ -11,12 +11,38 @@
 // (vector widths), so results agree only to rounding (about 1e-6 relative on F32).
 //
 // Adding a weight dtype: a `muwa_dtype` value here, and one load/widen case per table file.
+//
+// Int8 weights (LLM.int8, as bitsandbytes' Linear8bitLt): a weight [N, K] is stored as int8 per output row,
+// q[n, k] = round(W[n, k] · 127 / absmax[n]), with its row absmax (f32) and the sum of its int8 values. A
+// product quantizes each input row the same way (absmax over the row's non-outlier features) and computes
+// int8 × int8 in exact int32 arithmetic; input features whose magnitude reaches the threshold are multiplied
+// in f32 by the dequantized weight columns (muwa_quantize_rows, muwa_gemv_i8; kernels_int8*.c).
 #ifndef MUWA_CKERNELS_H
 #define MUWA_CKERNELS_H
 #include <stdint.h>
 
 /// Weight element types the kernels read (and widen to f32 in registers).
-typedef enum { MUWA_DTYPE_F32 = 0, MUWA_DTYPE_BF16 = 1, MUWA_DTYPE_F16 = 2 } muwa_dtype;
+/// MUWA_DTYPE_I8: the int8 values alone (widening gives the integers; scales live in muwa_i8_weight).
+typedef enum { MUWA_DTYPE_F32 = 0, MUWA_DTYPE_BF16 = 1, MUWA_DTYPE_F16 = 2, MUWA_DTYPE_I8 = 3 } muwa_dtype;
+
+/// An int8 weight [N, K]: q row-major; absmax[n] = max_k |W[n, k]| (bitsandbytes' SCB; scale absmax/127);
+/// rowsum[n] = sum_k q[n, k] (the correction for VNNI's unsigned × signed products).
+typedef struct {
+    const int8_t *q;
+    const float *absmax;
+    const int32_t *rowsum;
+} muwa_i8_weight;
+
+/// Input rows [M, K] prepared by muwa_quantize_rows: q[m, k] int8, absmax[m] over the row's non-outliers, and
+/// row m's outlier features outlier_cols[outlier_start[m] ..< + outlier_count[m]], read from x in f32.
+typedef struct {
+    const int8_t *q;
+    const float *absmax;
+    const float *x;
+    const int32_t *outlier_cols;
+    const int32_t *outlier_start;
+    const int32_t *outlier_count;
+} muwa_i8_input;
 
 /// y[m * ldy + n] (+)= sum_k widen(W[n, k]) * x[m * K + k] for m < M, n in [n0, n1): each weight row read
 /// once for all M rows, and each row computed exactly as it would be alone.
@@ -64,6 +90,28 @@ long muwa_gemm_bf16_column_block(void);
 long muwa_gemm_bf16_row_block(void);
 /// dst[m * ldd + k] = bf16(src[m * lds + k]) rounded to nearest even (as PyTorch); zeros for k in [K, ldd).
 void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t *dst, long ldd);
+
+/// Quantizes input rows x [M, K] for muwa_gemv_i8 (bitsandbytes' int8_vectorwise_quant): elements with
+/// |x| ≥ threshold (threshold > 0) are outliers, excluded from the row's absmax; their features are computed
+/// in f32 and set to 0 in q. per_row = 1: each row's outlier features are its own (row-invariant: a row's
+/// result never depends on the others); per_row = 0: a feature that is an outlier in any row is one for
+/// every row (bitsandbytes' batch-wide decomposition). cols needs room for M·K (per_row) or K entries.
+/// Returns the number of entries written to cols.
+long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per_row, int8_t *q, float *absmax,
+                        int32_t *cols, int32_t *start, int32_t *count);
+
+/// Quantizes weight rows [n0, n1) of a [N, K] matrix of `dtype` (F32/BF16/F16) to int8 per row:
+/// absmax[n], q[n, k] = round(W[n, k] · 127 / absmax[n]) (round half to even), rowsum[n] = sum_k q[n, k].
+void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1, long K, int8_t *q, float *absmax,
+                               int32_t *rowsum);
+
+/// dst[(n - n0) · K + k] = q[n, k] · absmax[n] / 127 for n in [n0, n1) (bitsandbytes' int8_vectorwise_dequant).
+void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, float *dst);
+
+/// y[m · ldy + n] (+)= int8 product of input row m with weight row n, dequantized, plus the row's outlier
+/// features in f32, for m < M, n in [n0, n1). Exact int32 dot products, so every table gives the same bits.
+void muwa_gemv_i8(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0, long n1,
+                  long K, int accumulate);
 
 /// The instruction set the kernels use now: "avx512", "avx2" or "scalar".
 const char *muwa_kernel_isa(void);

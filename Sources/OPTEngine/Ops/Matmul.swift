@@ -47,6 +47,12 @@ public func matmul(
 ) {
     let beta: Float = accumulate ? 1 : 0
     let dtype = weight.dtype
+    if dtype == .i8, let scales = weight.int8Rows {  // int8 weights: MatmulInt8.swift
+        matmulInt8(out: out, inp: inp, weight: weight, rows: scales, M: M, K: K, N: N, scratch: scratch,
+                   accumulate: accumulate)
+        addBias(out, bias, M: M, N: N)
+        return
+    }
     if M <= rowInvariantMaxRows, dtype == .f32 || dtype == .bf16 || dtype == .f16 {
         let parts = N >= 256 ? EngineThreads.count : 1
         let raw = weight.raw, acc: Int32 = accumulate ? 1 : 0

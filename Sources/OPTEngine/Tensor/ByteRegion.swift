@@ -32,6 +32,17 @@ public final class ByteRegion: @unchecked Sendable {
         owner = .heap(ptr)
     }
 
+    /// Tells the kernel that bytes [offset, offset + count) of a mapped file will not be read for a while,
+    /// so their pages leave this process's memory (they are read from the file again if touched). Used
+    /// after a matrix is quantized at load. No effect on heap regions; only whole pages inside the range.
+    public func releasePages(offset: Int, count n: Int) {
+        guard case .mapped(let p, let size) = owner, offset >= 0, n > 0, offset < size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (offset + page - 1) / page * page, end = min(offset + n, size) / page * page
+        if end > start { madvise(p + start, end - start, Int32(MADV_DONTNEED)) }
+    }
+
     /// Mutable access for regions this process allocated (never for mapped files).
     public var mutableBase: UnsafeMutableRawPointer? {
         if case .heap(let p) = owner { return p }

@@ -12,12 +12,15 @@ public struct Tensor: @unchecked Sendable {
     /// `rowInvariantMaxRows` rows round their activations to bf16 and run the bf16 GEMM (MatmulBF16.swift).
     /// False everywhere else, so a BF16 checkpoint loaded for f32 compute is still widened and multiplied in f32.
     public var computesInBF16 = false
+    /// The per-row scales of an int8 weight (dtype .i8, shape [N, K]); nil for every other tensor.
+    public let int8Rows: Int8RowScales?
 
-    public init(dtype: DType, shape: [Int], region: ByteRegion, byteOffset: Int = 0) {
+    public init(dtype: DType, shape: [Int], region: ByteRegion, byteOffset: Int = 0, int8Rows: Int8RowScales? = nil) {
         self.dtype = dtype
         self.shape = shape
         self.region = region
         self.byteOffset = byteOffset
+        self.int8Rows = int8Rows
     }
 
     /// A zero-filled F32 tensor of `shape`.
@@ -36,7 +39,8 @@ public struct Tensor: @unchecked Sendable {
     }
 
     public var count: Int { shape.reduce(1, *) }
-    public var byteCount: Int { count * dtype.byteSize }
+    /// Bytes of the elements, plus an int8 weight's per-row scales.
+    public var byteCount: Int { count * dtype.byteSize + (int8Rows?.byteCount ?? 0) }
     public var raw: UnsafeRawPointer { region.base + byteOffset }
 
     /// F32 data, or nil for other dtypes.
@@ -56,7 +60,10 @@ public struct Tensor: @unchecked Sendable {
         case .f32: return raw.load(fromByteOffset: i * 4, as: Float.self)
         case .f16: return f16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
         case .bf16: return bf16ToFloat(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))
-        case .i8: return Float(raw.load(fromByteOffset: i, as: Int8.self))
+        case .i8:
+            let q = Float(raw.load(fromByteOffset: i, as: Int8.self))
+            guard let rows = int8Rows, let K = shape.last, K > 0 else { return q }
+            return q * (rows.absmax[i / K] * int8DequantFactor)  // bitsandbytes' int8_vectorwise_dequant
         case .i64: return Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
         }
     }
@@ -70,7 +77,14 @@ public struct Tensor: @unchecked Sendable {
             muwa_widen_bf16((raw + start * 2).assumingMemoryBound(to: UInt16.self), out, n)
         case .f16:
             muwa_widen_f16((raw + start * 2).assumingMemoryBound(to: UInt16.self), out, n)
-        case .i8, .i64:
+        case .i8:
+            if let rows = int8Rows, let K = shape.last, K > 0, start % K == 0, n % K == 0 {  // whole rows
+                rows.dequantize(raw.assumingMemoryBound(to: Int8.self), firstRow: start / K, rowCount: n / K, K: K,
+                                into: out)
+            } else {
+                for i in 0..<n { out[i] = element(start + i) }
+            }
+        case .i64:
             for i in 0..<n { out[i] = element(start + i) }
         }
     }

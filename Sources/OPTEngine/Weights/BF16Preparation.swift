@@ -27,7 +27,8 @@ extension OPTWeights {
 }
 
 extension Tensor {
-    /// This matrix as BF16 with `computesInBF16` set: itself when already BF16, else a rounded heap copy.
+    /// This matrix as BF16 with `computesInBF16` set: itself when already BF16, else a rounded heap copy; an int8
+    /// matrix is returned as it is.
     func preparedForBF16() throws -> Tensor {
         guard shape.count == 2 else {
             throw EngineError.invalidRequest("compute bf16: expected a matrix, got shape \(shape)")
@@ -46,7 +47,9 @@ extension Tensor {
             roundToBF16(into: dst)
             self.region.dropResidentPages(offset: byteOffset, count: byteCount)
             out = Tensor(dtype: .bf16, shape: shape, region: region)
-        case .i8, .i64:
+        case .i8:
+            return self  // weights int8: the quantized projections keep their own kernels
+        case .i64:
             throw EngineError.invalidRequest("compute bf16: cannot narrow a \(dtype.rawValue) matrix")
         }
         out.computesInBF16 = true

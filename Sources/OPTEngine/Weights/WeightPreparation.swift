@@ -2,11 +2,30 @@
 // compute, quantizing to int8. Runs once at load, before the memory check.
 extension OPTWeights {
     mutating func prepare(for options: EngineOptions) throws {
+        // int8 first (the projections, as bitsandbytes), then bf16 for what is left (lm_head; every matrix when
+        // weights are stored): explicit bf16, or auto on a CPU with avx512_bf16. Without avx512_bf16 an explicit
+        // bf16 still works: bf16 weights, widened to f32 for the many-row products (BF16Preparation.swift).
         if options.weights == .int8 {
-            throw EngineError.invalidRequest("weights int8 is not available in this build yet")
+            try quantizeInt8(threshold: options.int8Threshold)
         }
-        // bf16 (explicit, or auto on a CPU with avx512_bf16): BF16 matrices (BF16Preparation.swift). Without
-        // avx512_bf16 an explicit bf16 still works: bf16 weights, widened to f32 for the many-row products.
         if options.precision == .bf16 { try narrowMatricesToBF16() }
+    }
+
+    /// weights int8, as transformers' `load_in_8bit` with bitsandbytes: every nn.Linear of the decoder —
+    /// q/k/v/out_proj, fc1, fc2 and project_in/out — becomes int8 per output row (LLM.int8 with `threshold`;
+    /// Tensor.quantizedInt8); the embeddings and the lm_head (tied to embed_tokens in OPT) keep their stored
+    /// dtype (bf16 under bf16 compute), as bitsandbytes skips the output embedding.
+    mutating func quantizeInt8(threshold: Float) throws {
+        func q(_ lw: inout LinearWeights) throws { lw.weight = try lw.weight.quantizedInt8(threshold: threshold) }
+        for l in layers.indices {
+            try q(&layers[l].qProj)
+            try q(&layers[l].kProj)
+            try q(&layers[l].vProj)
+            try q(&layers[l].outProj)
+            try q(&layers[l].fc1)
+            try q(&layers[l].fc2)
+        }
+        if let p = projectIn { projectIn = try p.quantizedInt8(threshold: threshold) }
+        if let p = projectOut { projectOut = try p.quantizedInt8(threshold: threshold) }
     }
 }

@@ -83,7 +83,7 @@ struct BenchCommand: ParsableCommand {
             let result: [String: Any] = [
                 "engine": "muwa",
                 "model": modelOptions.model,
-                "weights_dtype": model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?",
+                "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
                 "compute": model.options.precision.rawValue,
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
                 "threads": BLAS.threads,
@@ -216,7 +216,7 @@ struct BenchCommand: ParsableCommand {
         }
         let (best, parameters, activationBytes) = try bestStep(lengths)
         let targets = config.targetModules.joined(separator: ",")
-        let weightsDType = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
+        let weightsDType = model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?"
         var result: [String: Any] = ["engine": "muwa", "mode": "train", "model": modelOptions.model]
         result["weights_dtype"] = weightsDType
         result["compute"] = model.options.precision.rawValue

@@ -54,7 +54,7 @@ extension BenchCommand {
         let result: [String: Any] = [
             "engine": "muwa", "mode": "continuous",
             "model": modelOptions.model,
-            "weights_dtype": model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?",
+            "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
             "batch": batch, "stagger": stagger, "prompt_tokens": promptTokens, "new_tokens": newTokens,
             "threads": BLAS.threads,
             "load_s": loadSeconds,
