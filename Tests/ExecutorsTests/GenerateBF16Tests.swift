@@ -8,6 +8,7 @@ import OPTEngine
 import Storage
 import XCTest
 
+@testable import Evaluation
 @testable import Executors
 @testable import JobQueue
 
