@@ -133,7 +133,9 @@ final class EngineCommandTests: XCTestCase {
         let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
             Self.fixtures.appendingPathComponent("expected/pre-ln-f32/score.json"))) as? [String: Any])
         let text = try XCTUnwrap((expected["texts"] as? [[String: Any]])?.last)
-        let r = try muwad(["score", "--model", Self.model, "--text", try XCTUnwrap(text["text"] as? String), "--json"])
+        // the exact path (the CLI's default, compute auto, is bf16 on CPUs with avx512_bf16; BF16ParityTests hold that)
+        let r = try muwad(["score", "--model", Self.model, "--compute", "f32", "--text", try XCTUnwrap(text["text"] as? String),
+                           "--json"])
         XCTAssertEqual(r.status, 0, r.err)
         let line = try XCTUnwrap(try jsonLines(r.out).first)
         XCTAssertEqual(line["tokens"] as? [Int], text["ids"] as? [Int])

@@ -22,7 +22,7 @@ final class FineTuneCrashTests: XCTestCase {
             withDestinationPath: Harness.repositoryRoot.appendingPathComponent("Tests/Fixtures/models/pre-ln-f32").path)
         let dataset = try DollyFile.write(records: 40, to: scratch + "/dolly.jsonl")
         let payload = """
-            {"base_model": "tiny", "dataset": {"path": "\(dataset)", "eval_fraction": 0.1}, "output": "crashproof",
+            {"base_model": "tiny", "compute": "f32", "dataset": {"path": "\(dataset)", "eval_fraction": 0.1}, "output": "crashproof",
              "train": {"max_steps": 80, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
                        "warmup_steps": 10, "learning_rate": 0.005, "log_every": 5, "save_every": 10, "max_length": 64}}
             """

@@ -105,3 +105,29 @@ extension CheckpointTensors {
     /// The file a tensor came from, or the directory when it is absent.
     func describe(_ name: String) -> String { files[name] ?? directory }
 }
+
+extension OPTLayerWeights {
+    /// The projection `module` of this layer.
+    public func linear(_ module: ProjectionModule) -> LinearWeights {
+        switch module {
+        case .qProj: return qProj
+        case .kProj: return kProj
+        case .vProj: return vProj
+        case .outProj: return outProj
+        case .fc1: return fc1
+        case .fc2: return fc2
+        }
+    }
+
+    /// Replaces the projection `module` of this layer.
+    public mutating func setLinear(_ module: ProjectionModule, _ value: LinearWeights) {
+        switch module {
+        case .qProj: qProj = value
+        case .kProj: kProj = value
+        case .vProj: vProj = value
+        case .outProj: outProj = value
+        case .fc1: fc1 = value
+        case .fc2: fc2 = value
+        }
+    }
+}

@@ -11,17 +11,7 @@ import Dispatch
 extension OPTWeights {
     /// Every matrix of a linear layer (and lm_head) as BF16 marked for bf16 compute.
     mutating func narrowMatricesToBF16() throws {
-        func narrow(_ lw: inout LinearWeights) throws { lw.weight = try lw.weight.preparedForBF16() }
-        for l in layers.indices {
-            try narrow(&layers[l].qProj)
-            try narrow(&layers[l].kProj)
-            try narrow(&layers[l].vProj)
-            try narrow(&layers[l].outProj)
-            try narrow(&layers[l].fc1)
-            try narrow(&layers[l].fc2)
-        }
-        projectIn = try projectIn?.preparedForBF16()
-        projectOut = try projectOut?.preparedForBF16()
+        try transformProjections { try $0.preparedForBF16() }
         lmHead = try lmHead.preparedForBF16()
     }
 }

@@ -16,16 +16,19 @@ extension OPTWeights {
     /// Tensor.quantizedInt8); the embeddings and the lm_head (tied to embed_tokens in OPT) keep their stored
     /// dtype (bf16 under bf16 compute), as bitsandbytes skips the output embedding.
     mutating func quantizeInt8(threshold: Float) throws {
-        func q(_ lw: inout LinearWeights) throws { lw.weight = try lw.weight.quantizedInt8(threshold: threshold) }
+        try transformProjections { try $0.quantizedInt8(threshold: threshold) }
+    }
+
+    /// Replaces every linear layer's weight matrix (q/k/v/out_proj, fc1, fc2) and project_in/out by `f` of it.
+    mutating func transformProjections(_ f: (Tensor) throws -> Tensor) throws {
         for l in layers.indices {
-            try q(&layers[l].qProj)
-            try q(&layers[l].kProj)
-            try q(&layers[l].vProj)
-            try q(&layers[l].outProj)
-            try q(&layers[l].fc1)
-            try q(&layers[l].fc2)
+            for m in ProjectionModule.allCases {
+                var lw = layers[l].linear(m)
+                lw.weight = try f(lw.weight)
+                layers[l].setLinear(m, lw)
+            }
         }
-        if let p = projectIn { projectIn = try p.quantizedInt8(threshold: threshold) }
-        if let p = projectOut { projectOut = try p.quantizedInt8(threshold: threshold) }
+        projectIn = try projectIn.map(f)
+        projectOut = try projectOut.map(f)
     }
 }
