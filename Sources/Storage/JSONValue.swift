@@ -180,7 +180,9 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     private static func format(_ value: Double) -> String {
         guard value.isFinite else { return "null" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        // A whole number is written as its digits whenever an Int64 holds it: "9.2e+17" would parse back
+        // as an integer and print differently, so the text would not be stable under a round trip.
+        if value == value.rounded(), let whole = Int64(exactly: value) { return String(whole) }
         return "\(value)"
     }
 

@@ -21,4 +21,17 @@ final class JSONValueIntegerTests: XCTestCase {
         XCTAssertEqual(JSONValue.exact((1 << 53) + 1), .integer(9_007_199_254_740_993))
         XCTAssertEqual(value["a"]?.typeName, "number")
     }
+
+    /// Found by the payload fuzz: a big number with a fraction ("922337203642738790.75") is a whole Double,
+    /// once written as "9.223372036427388e+17" it parsed back as an integer and printed differently.
+    func testBigWholeDoublesRoundTripToTheSameText() throws {
+        for text in [#"{"x":922337203642738790.75}"#, #"{"x":90071992547409930.0002}"#, #"{"x":-1.5e18}"#, #"{"x":1e19}"#] {
+            let value = try JSONValue(parsing: text)
+            let written = value.jsonText
+            let again = try JSONValue(parsing: written)
+            XCTAssertEqual(again.jsonText, written, text)
+            XCTAssertEqual(again["x"]?.doubleValue, value["x"]?.doubleValue, text)
+        }
+        XCTAssertEqual(try JSONValue(parsing: #"{"x":-1.5e18}"#).jsonText, #"{"x":-1500000000000000000}"#)
+    }
 }
