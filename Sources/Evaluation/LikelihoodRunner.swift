@@ -23,7 +23,7 @@ struct LikelihoodRunner {
         guard !input.isEmpty, firstTarget < tokens.count else { return [] }
         let V = model.config.vocabSize
         var out = [Float](repeating: 0, count: tokens.count - firstTarget)
-        let session = InferenceSession(model: model, batch: 1, capacity: input.count)
+        let session = BatchSession(model: model, batch: 1, capacity: input.count)
         try session.append(
             tokens: [input], delta: delta,
             logits: .all({ _, t, logits in

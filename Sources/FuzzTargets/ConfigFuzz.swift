@@ -13,8 +13,9 @@ enum ConfigFuzz {
         guard let config = attempt("OPTConfig.load", { try OPTConfig.load(directory: dir) }) else { return }
         precondition(config.numAttentionHeads > 0 && config.headDim * config.numAttentionHeads == config.hiddenSize,
                      "accepted config: hidden_size not split evenly across heads")
-        for (batch, capacity, slotted) in [(1, config.maxPositionEmbeddings, true), (64, 1 << 20, false)] {
-            let bytes = InferenceSession.estimatedBytes(config: config, batch: batch, capacity: capacity, slotted: slotted)
+        let estimates = [SlotSession.estimatedBytes(config: config, slots: 1, capacity: config.maxPositionEmbeddings),
+                         BatchSession.estimatedBytes(config: config, batch: 64, capacity: 1 << 20)]
+        for bytes in estimates {
             precondition(bytes > 0, "memory estimate \(bytes) for an accepted config")
             _ = attempt("MemoryBudget.check", { try MemoryBudget(bytes: 1 << 30).check(bytes, for: "fuzzed config") })
         }

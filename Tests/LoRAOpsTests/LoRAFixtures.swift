@@ -36,7 +36,7 @@ enum LoRAFixtures {
         -> [Float] {
         let B = ids.count, T = ids[0].count, V = model.config.vocabSize, Vs = (V + step - 1) / step
         var out = [Float](repeating: .nan, count: B * T * Vs)
-        let session = InferenceSession(model: model, batch: B, capacity: T)
+        let session = BatchSession(model: model, batch: B, capacity: T)
         try session.append(tokens: ids, mask: mask, delta: delta, logits: .all({ b, t, row in
             for j in 0..<Vs { out[(b * T + t) * Vs + j] = row[j * step] }
         }))

@@ -36,7 +36,7 @@ final class BF16ParityTests: XCTestCase {
             XCTAssertGreaterThan(ids.count * T, rowInvariantMaxRows, "the batch must take the bf16 GEMM")
 
             var toAutocast: Float = 0, toF32: Float = 0
-            let session = InferenceSession(model: model, batch: ids.count, capacity: T)
+            let session = BatchSession(model: model, batch: ids.count, capacity: T)
             try session.append(tokens: ids, mask: mask, logits: .all({ b, t, logits in
                 guard mask[b][t] == 1 else { return }
                 let base = (b * T + t) * V

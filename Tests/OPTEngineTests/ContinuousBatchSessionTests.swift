@@ -1,4 +1,4 @@
-// The slot mode of InferenceSession under continuous batching: a sequence prefilled into a slot and stepped
+// SlotSession under continuous batching: a sequence prefilled into a slot and stepped
 // gets the logits of a batch-mode session of its own; a step's rows get the same bits whatever else is in
 // the pass (as long as the pass has more than one row, which keeps the projections on sgemm); slots hold
 // only the memory of the sequences in them; and bad requests are refused without disturbing the batch.
@@ -12,7 +12,7 @@ final class ContinuousBatchSessionTests: XCTestCase {
             let model = try ReferenceFixtures.loadModel(dir)
             let V = model.config.vocabSize
             let ids = [2, 468, 2072, 7590, 21835, 18049, 629, 266], fed = [100, 200, 300, 400]
-            let alone = InferenceSession(model: model, batch: 1, capacity: 12)
+            let alone = BatchSession(model: model, batch: 1, capacity: 12)
             try alone.append(tokens: [ids])
             var expected = [Array(UnsafeBufferPointer(start: alone.lastLogits, count: V))]
             for id in fed {
@@ -21,7 +21,7 @@ final class ContinuousBatchSessionTests: XCTestCase {
                 expected.append(Array(UnsafeBufferPointer(start: alone.lastLogits, count: V)))
             }
             // slot 2 of a 4-slot session, prefilled in chunks of 3, while slot 0 holds another sequence
-            let slots = InferenceSession(model: model, slots: 4, chunk: 3)
+            let slots = SlotSession(model: model, slots: 4, chunk: 3)
             try slots.openSlot(0, capacity: 20)
             try slots.prefill(slot: 0, tokens: [2, 5, 6, 7, 8, 9, 10])
             try slots.openSlot(2, capacity: 12)
@@ -47,7 +47,7 @@ final class ContinuousBatchSessionTests: XCTestCase {
         let prompts = [[2, 31414, 232], [2, 133, 812, 9, 1470, 16], [2, 11475, 2115, 10, 86], [2, 1437, 7, 8, 9, 10, 11]]
         /// Logits of sequence 0 over 6 steps, run beside prompts[1..<n] joining at different times.
         func logits(beside n: Int) throws -> [[Float]] {
-            let s = InferenceSession(model: model, slots: 4)
+            let s = SlotSession(model: model, slots: 4)
             var active: [Int] = []
             var out: [[Float]] = []
             for step in 0..<6 {
@@ -127,6 +127,5 @@ final class ContinuousBatchSessionTests: XCTestCase {
         let last = try decoder.step()
         XCTAssertEqual(last.first?.output?.tokenIds.count, 1)
         XCTAssertEqual(last.first?.output?.finishReason, .length)
-        XCTAssertThrowsError(try InferenceSession(model: model, batch: 1, capacity: 4).prefill(slot: 0, tokens: [2]))
     }
 }

@@ -61,7 +61,7 @@ final class Int8ParityTests: XCTestCase {
             let batchRef = try XCTUnwrap(expected.tensors["batch_bitsandbytes"]).toFloatArray()
             let T = batchIds[0].count
             XCTAssertEqual(batchRef.count, batchIds.count * T * S)
-            let session = InferenceSession(model: model, batch: batchIds.count, capacity: T)
+            let session = BatchSession(model: model, batch: batchIds.count, capacity: T)
             var batchDiffs: [Float] = []
             try session.append(tokens: batchIds, mask: batchMask, logits: .all({ b, t, logits in
                 guard batchMask[b][t] == 1 else { return }  // padded positions: no meaningful logits
@@ -71,7 +71,7 @@ final class Int8ParityTests: XCTestCase {
 
             // decode: one token per step
             let decodeRef = try XCTUnwrap(expected.tensors["decode_bitsandbytes"]).toFloatArray()
-            let single = InferenceSession(model: model, batch: 1, capacity: decodeIds.count)
+            let single = BatchSession(model: model, batch: 1, capacity: decodeIds.count)
             var decodeDiffs: [Float] = []
             for (t, token) in decodeIds.enumerated() {
                 try single.append(tokens: [[token]], logits: .last)

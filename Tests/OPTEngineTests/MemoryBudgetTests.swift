@@ -108,7 +108,7 @@ final class MemoryBudgetTests: XCTestCase {
         }
         XCTAssertThrowsError(try Scorer(model: tight, tokenizer: generator.tokenizer).tokenLogprobs(sequences: [[2, 10, 11]]))
         // The estimate saturates instead of wrapping for absurd shapes.
-        XCTAssertEqual(InferenceSession.estimatedBytes(config: loaded.config, batch: 1 << 40, capacity: 1 << 40), .max)
+        XCTAssertEqual(BatchSession.estimatedBytes(config: loaded.config, batch: 1 << 40, capacity: 1 << 40), .max)
         // And a roomy budget runs.
         let roomy = try OPTModel(config: loaded.config, weights: loaded.weights, memoryBudget: MemoryBudget(bytes: 1 << 30))
         XCTAssertEqual(try Generator(model: roomy, tokenizer: generator.tokenizer)

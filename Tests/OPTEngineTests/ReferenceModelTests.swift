@@ -24,7 +24,7 @@ final class ReferenceModelTests: XCTestCase {
             let V = model.config.vocabSize, T = ids[0].count
             XCTAssertEqual(ref.count, ids.count * T * V)
 
-            let session = InferenceSession(model: model, batch: ids.count, capacity: T)
+            let session = BatchSession(model: model, batch: ids.count, capacity: T)
             var maxDiff: Float = 0
             try session.append(tokens: ids, mask: mask, logits: .all({ b, t, logits in
                 let base = (b * T + t) * V
@@ -93,14 +93,14 @@ final class ReferenceModelTests: XCTestCase {
         let V = model.config.vocabSize
         let ids = [2, 468, 2072, 7590, 21835, 18049, 629, 266]
         var full = [[Float]](repeating: [], count: ids.count)
-        let s1 = InferenceSession(model: model, batch: 1, capacity: 8)
+        let s1 = BatchSession(model: model, batch: 1, capacity: 8)
         try s1.append(tokens: [ids], logits: .all({ _, t, l in full[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
 
-        let s2 = InferenceSession(model: model, batch: 1, capacity: 8, chunk: 3)
+        let s2 = BatchSession(model: model, batch: 1, capacity: 8, chunk: 3)
         var chunked = [[Float]](repeating: [], count: ids.count)
         try s2.append(tokens: [ids], logits: .all({ _, t, l in chunked[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
 
-        let s3 = InferenceSession(model: model, batch: 1, capacity: 8)
+        let s3 = BatchSession(model: model, batch: 1, capacity: 8)
         try s3.append(tokens: [Array(ids[0..<5])], logits: .none)
         var stepped: [[Float]] = []
         for id in ids[5...] {
@@ -108,7 +108,7 @@ final class ReferenceModelTests: XCTestCase {
             try s3.step()
             stepped.append(Array(UnsafeBufferPointer(start: s3.lastLogits, count: V)))
         }
-        let s4 = InferenceSession(model: model, batch: 2, capacity: 11)
+        let s4 = BatchSession(model: model, batch: 2, capacity: 11)
         var padded = [[Float]](repeating: [], count: ids.count)
         try s4.append(tokens: [[1, 1, 1] + ids, ids + [2, 2, 2]], mask: [[0, 0, 0] + ids.map { _ in 1 }, ids.map { _ in 1 } + [1, 1, 1]],
                       logits: .all({ b, t, l in if b == 0 && t >= 3 { padded[t - 3] = Array(UnsafeBufferPointer(start: l, count: V)) } }))
@@ -124,9 +124,15 @@ final class ReferenceModelTests: XCTestCase {
 
     func testSessionRefusesTooManyTokensAndBadIds() throws {
         let model = try ReferenceFixtures.loadModel("pre-ln-f32")
-        let s = InferenceSession(model: model, batch: 1, capacity: 4)
+        let s = BatchSession(model: model, batch: 1, capacity: 4)
         XCTAssertThrowsError(try s.append(tokens: [[2, 3, 4, 5, 6]])) { e in XCTAssertTrue("\(e)".contains("capacity")) }
         XCTAssertThrowsError(try s.append(tokens: [[2, 999_999]])) { e in XCTAssertTrue("\(e)".contains("vocabulary")) }
+        XCTAssertThrowsError(try s.append(tokens: [[2, 3]], mask: [[1]])) { e in XCTAssertTrue("\(e)".contains("mask")) }
+        XCTAssertEqual(s.past, 0, "a refused append leaves the session as it was")
+        try s.append(tokens: [[2, 3]])
+        s.stepTokens[0] = -1
+        XCTAssertThrowsError(try s.step()) { e in XCTAssertTrue("\(e)".contains("vocabulary")) }
+        XCTAssertEqual(s.past, 2)
         let g = Generator(model: model, tokenizer: try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32")))
         let long = [Int](repeating: 5, count: model.config.maxPositionEmbeddings + 1)
         XCTAssertThrowsError(try g.generate(promptIds: [long], options: [GenerationOptions()])) { e in

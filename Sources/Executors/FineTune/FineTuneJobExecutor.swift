@@ -105,7 +105,7 @@ struct FineTuneRun: @unchecked Sendable {
             logger.info("training \(config.maxSteps) steps on \(train.count) examples (\(held.count) held out)")
         }
         let steps = Double(request.stepsPerEpoch(examples: train.count))
-        var log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
+        let log = TrainLog(logEvery: request.logEvery, evalEvery: request.evalEvery, maxSteps: config.maxSteps)
 
         var trainedTokens = 0  // this attempt's, for tokens per second
         do {

@@ -1,6 +1,6 @@
 // BatchDecoder: continuous batching over one OPTModel. Up to `maxRows` sequences decode together, one
-// token per sequence per `step`, each in a slot with its own KV-cache length (an InferenceSession in slot
-// mode). Sequences join between steps and leave between steps (when they finish, or by `remove`), so a
+// token per sequence per `step`, each in a slot with its own KV-cache length (a SlotSession).
+// Sequences join between steps and leave between steps (when they finish, or by `remove`), so a
 // long sequence never holds a short one back. Joining prompts are prefilled about `chunk` tokens per step
 // (in pieces of `chunk` tokens, each prompt alone in its slot) before that step's decode pass, so a long
 // prompt delays the others by one chunk per step rather than by the whole prompt. Each sequence has its own options — sampling
@@ -31,7 +31,7 @@ public final class BatchDecoder: @unchecked Sendable {
     public let model: OPTModel
     public let tokenizer: BPETokenizer
     public let maxRows: Int
-    let session: InferenceSession
+    let session: SlotSession
     private var sequences: [DecodeSequence?]
     /// Slots whose prompt is still being prefilled, in the order they joined, with the tokens left.
     private var prefilling: [(slot: Int, ids: ArraySlice<Int>)] = []
@@ -45,7 +45,7 @@ public final class BatchDecoder: @unchecked Sendable {
         // Past rowInvariantMaxRows a step's projections would leave the row-invariant kernels and a sequence's
         // text could depend on its neighbours: the batch is capped here, where it is built.
         self.maxRows = min(max(1, maxRows), rowInvariantMaxRows)
-        session = InferenceSession(model: model, slots: self.maxRows, chunk: chunk)
+        session = SlotSession(model: model, slots: self.maxRows, chunk: chunk)
         sequences = [DecodeSequence?](repeating: nil, count: self.maxRows)
     }
 
@@ -56,12 +56,12 @@ public final class BatchDecoder: @unchecked Sendable {
     public var hasWork: Bool { activeCount > 0 }
 
     /// Bytes of KV cache the open slots hold.
-    public var cacheBytes: Int { session.slotCache?.byteCount ?? 0 }
+    public var cacheBytes: Int { session.cache.byteCount }
 
     /// Bytes of KV cache `request` would take.
     public func cacheBytes(for request: DecodeRequest) -> Int {
         let tokens = min(request.promptIds.count + request.options.maxNewTokens, model.config.maxPositionEmbeddings)
-        return session.slotCache?.bytes(capacity: max(tokens, 1)) ?? 0
+        return session.cache.bytes(capacity: max(tokens, 1))
     }
 
     /// Puts `request` in a free slot; its prompt is prefilled by the coming steps (a chunk per step), and its

@@ -43,7 +43,7 @@ public final class Scorer: @unchecked Sendable {
         let mask = sequences.map { [Int](repeating: 1, count: $0.count) + [Int](repeating: 0, count: T - $0.count) }
         var out = sequences.map { [Float](repeating: 0, count: max($0.count - 1, 0)) }
         try model.checkSessionMemory(batch: sequences.count, capacity: T)
-        let session = InferenceSession(model: model, batch: sequences.count, capacity: T)
+        let session = BatchSession(model: model, batch: sequences.count, capacity: T)
         try session.append(tokens: rows, mask: mask, delta: delta, logits: .all({ b, t, logits in
             guard t + 1 < sequences[b].count else { return }
             out[b][t] = logSoftmaxAt(logits, V: V, index: sequences[b][t + 1])

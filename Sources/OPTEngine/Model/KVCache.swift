@@ -1,12 +1,18 @@
-// KVCache: keys and values of every layer for the sequences of an InferenceSession.
-//   KVCache     — a batch of B sequences that advance together (one shared length):
-//                 per layer K, V (B, NH, S, hs) F32 — one allocation for the whole cache, sliced by layer.
+// KVCache: keys and values of every layer for the sequences of a session, and the attention over them
+// (each cache is the PassAttention a session hands to OPTModel.forwardHidden).
+//   KVCache     — a batch of B sequences that advance together (one shared length, BatchSession):
+//                 per layer K, V (B, NH, S, hs) F32 — one allocation for the whole cache, sliced by layer;
+//                 keyMask (B, S): 1 where a cached position holds a real token, 0 for padding.
 //   SlotKVCache — continuous batching: each slot holds one sequence with its own length and its own
 //                 allocation, sized to what that sequence needs, made when it joins and freed when it leaves:
-//                 per slot, per layer K, V (NH, S_slot, hs) F32.
+//                 per slot, per layer K, V (NH, S_slot, hs) F32 (SlotSession).
 
 public final class KVCache: @unchecked Sendable {
     public let layers: Int, B: Int, NH: Int, S: Int, hs: Int
+    /// Positions cached so far, shared by every sequence.
+    public internal(set) var length = 0
+    /// (B, S): whether position s of sequence b holds a real token (written by the session per chunk).
+    let keyMask: UnsafeMutablePointer<UInt8>
     private let storage: UnsafeMutablePointer<Float>
     private let perTensor: Int
 
@@ -15,9 +21,11 @@ public final class KVCache: @unchecked Sendable {
         perTensor = B * NH * S * hs
         storage = .allocate(capacity: max(2 * layers * perTensor, 1))
         storage.initialize(repeating: 0, count: max(2 * layers * perTensor, 1))
+        keyMask = .allocate(capacity: max(B * S, 1))
+        keyMask.initialize(repeating: 0, count: max(B * S, 1))
     }
 
-    deinit { storage.deallocate() }
+    deinit { storage.deallocate(); keyMask.deallocate() }
 
     /// (K, V) of layer l.
     @inline(__always)
@@ -26,7 +34,17 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// Bytes held (for memory reporting).
-    public var byteCount: Int { 2 * layers * perTensor * 4 }
+    public var byteCount: Int { 2 * layers * perTensor * 4 + B * S }
+}
+
+extension KVCache: PassAttention {
+    /// The pass's B sequences × T tokens go to positions length… of every sequence.
+    func attend(layer l: Int, pass: ForwardPass) {
+        let (ck, cv) = layer(l)
+        let shape = AttentionShape(B: pass.rows, T: pass.T, NH: NH, hs: hs, past: length, capacity: S)
+        attentionForward(out: pass.att, q: pass.q, k: pass.k, v: pass.v, cacheK: ck, cacheV: cv, keyMask: keyMask,
+                         scores: pass.scores, shape: shape)
+    }
 }
 
 public final class SlotKVCache: @unchecked Sendable {
@@ -37,15 +55,25 @@ public final class SlotKVCache: @unchecked Sendable {
     public private(set) var capacities: [Int]
     /// Per slot: tokens cached so far.
     public internal(set) var lengths: [Int]
+    /// The slot of each row of the pass being run (written by the session), and the rows' attention views.
+    let rowSlots: UnsafeMutablePointer<Int>
+    private let attentionRows: UnsafeMutablePointer<AttentionRow>
 
     public init(layers: Int, slots: Int, heads NH: Int, headDim hs: Int) {
         self.layers = layers; self.slots = slots; self.NH = NH; self.hs = hs
         storage = [UnsafeMutablePointer<Float>?](repeating: nil, count: slots)
         capacities = [Int](repeating: 0, count: slots)
         lengths = [Int](repeating: 0, count: slots)
+        rowSlots = .allocate(capacity: max(slots, 1))
+        rowSlots.initialize(repeating: 0, count: max(slots, 1))
+        attentionRows = .allocate(capacity: max(slots, 1))
     }
 
-    deinit { for p in storage { p?.deallocate() } }
+    deinit {
+        for p in storage { p?.deallocate() }
+        rowSlots.deallocate()
+        attentionRows.deallocate()
+    }
 
     /// Bytes a slot of `capacity` tokens takes.
     public func bytes(capacity S: Int) -> Int { 2 * layers * NH * S * hs * 4 }
@@ -84,4 +112,17 @@ public final class SlotKVCache: @unchecked Sendable {
 
     /// Bytes held by open slots.
     public var byteCount: Int { capacities.reduce(0) { $0 + bytes(capacity: $1) } }
+}
+
+extension SlotKVCache: PassAttention {
+    /// Row i of the pass (T tokens) goes to positions lengths[rowSlots[i]]… of its own slot.
+    func attend(layer l: Int, pass: ForwardPass) {
+        for i in 0..<pass.rows {
+            let slot = rowSlots[i]
+            let (ck, cv) = layer(l, slot: slot)
+            attentionRows[i] = AttentionRow(cacheK: ck, cacheV: cv, capacity: capacities[slot], past: lengths[slot])
+        }
+        attentionForwardRows(out: pass.att, q: pass.q, k: pass.k, v: pass.v, rows: attentionRows, scores: pass.scores,
+                             B: pass.rows, T: pass.T, NH: NH, hs: hs)
+    }
 }

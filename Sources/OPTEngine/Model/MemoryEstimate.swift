@@ -1,8 +1,9 @@
-// MemoryEstimate: what a model's weights and an InferenceSession's buffers take, computed from the
-// config with saturating arithmetic (a hostile config yields Int.max, never a wrapped small number),
-// and the checks against the model's MemoryBudget made before anything is allocated.
-//   session buffers (see InferenceSession): 7·R·C + 2·R·E + R·F activations, chunk·S scores, B·V (×2
-//   in slot mode) + 16·V logits, B·S key mask; KV cache 2·L·B·S·C floats (slot mode: per open slot).
+// MemoryEstimate: what a model's weights and a session's buffers take, computed from the config with
+// saturating arithmetic (a hostile config yields Int.max, never a wrapped small number), and the checks
+// against the model's MemoryBudget made before anything is allocated.
+//   session buffers (BatchSession/SlotSession.estimatedBytes): ForwardPass 7·R·C + 2·R·E + R·F activations
+//   and chunk·S scores; B·V + 16·V logits (slots: 2·B·V), B·S key mask; KV cache 2·L·B·S·C floats (slot
+//   session: per open slot).
 import Foundation
 
 /// a·b, or Int.max when it overflows (inputs are non-negative).
@@ -17,32 +18,11 @@ import Foundation
     return overflow ? .max : s
 }
 
-extension InferenceSession {
-    /// Bytes a session of `batch` sequences (or slots) of `capacity` tokens allocates for `config`, KV
-    /// cache included (slot mode: `openSlots` slots of `capacity` tokens). Saturates at Int.max.
-    public static func estimatedBytes(
-        config cfg: OPTConfig, batch: Int, capacity: Int, chunk: Int = 256, slotted: Bool = false, openSlots: Int = 1
-    ) -> Int {
-        let B = max(batch, 1), S = max(capacity, 1), chunk = max(1, min(chunk, S))
-        let slotCapacity = slotted ? cfg.maxPositionEmbeddings : S
-        let R = slotted ? max(B, chunk) : saturatingProduct(B, chunk)
-        let C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim, V = cfg.vocabSize, L = cfg.numHiddenLayers
-        var floats = saturatingProduct(R, saturatingSum(saturatingSum(saturatingProduct(7, C), saturatingProduct(2, E)), F))
-        floats = saturatingSum(floats, saturatingProduct(chunk, slotCapacity))  // scores
-        floats = saturatingSum(floats, saturatingProduct(saturatingSum(saturatingProduct(slotted ? 2 : 1, B), 16), V))
-        let kvSequences = slotted ? max(openSlots, 0) : B
-        let kv = saturatingProduct(saturatingProduct(saturatingProduct(2, L), kvSequences), saturatingProduct(S, C))
-        floats = saturatingSum(floats, kv)
-        let mask = slotted ? 1 : saturatingProduct(B, S)
-        return saturatingSum(saturatingProduct(floats, 4), mask)
-    }
-}
-
 extension OPTModel {
     /// Throws ``EngineError/overMemoryBudget(what:estimate:limit:)`` when the weights plus a session of
     /// `batch` sequences of `capacity` tokens (batch mode) exceed ``memoryBudget``.
     public func checkSessionMemory(batch: Int, capacity: Int, chunk: Int = 256) throws {
-        let buffers = InferenceSession.estimatedBytes(config: config, batch: batch, capacity: capacity, chunk: chunk)
+        let buffers = BatchSession.estimatedBytes(config: config, batch: batch, capacity: capacity, chunk: chunk)
         try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(
             "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for "
                 + "\(batch) × \(capacity) tokens"))
@@ -51,8 +31,8 @@ extension OPTModel {
     /// The check made at load: the weights plus what one sequence of the model's full length needs in
     /// a decode batch (slot mode: the chunk × positions scores buffer and one slot's KV cache).
     public func checkLoadMemory() throws {
-        let buffers = InferenceSession.estimatedBytes(
-            config: config, batch: 1, capacity: config.maxPositionEmbeddings, slotted: true, openSlots: 1)
+        let buffers = SlotSession.estimatedBytes(config: config, slots: 1, openSlots: 1,
+                                                 capacity: config.maxPositionEmbeddings)
         try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(
             "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for one "
                 + "sequence of max_position_embeddings \(config.maxPositionEmbeddings)"))

@@ -1,5 +1,6 @@
 // OPTModel: the decoder as a per-layer call list (llm.c style). One model, loaded once, shared by
-// every session; all per-request state (KV cache, activations) lives in an InferenceSession.
+// every session; all per-request state lives in a session (BatchSession, SlotSession): its KV cache
+// and its ForwardPass (activations). The model calls only what it is handed: the pass and the cache.
 //   B batch, T new tokens, C hidden, E word_embed_proj_dim, F ffn, V vocab, NH heads, hs = C / NH
 import Foundation
 
@@ -58,12 +59,13 @@ public final class OPTModel: @unchecked Sendable {
         return model
     }
 
-    /// Runs `s.T` new tokens for each of the `s.rows` sequences of the pass through the decoder, leaving the
-    /// final hidden states (B·T, E) in `s.hidden`. Token ids and positions must already be in the session's
-    /// buffers; the session's `attend` runs attention over its cache.
-    func forwardHidden(_ s: InferenceSession, delta: ProjectionDelta?) {
+    /// Runs `pass.T` new tokens for each of the `pass.rows` sequences of the pass through the decoder, leaving
+    /// the final hidden states (rows·T, E) in `pass.hidden`. Token ids and positions must already be in the
+    /// pass's buffers; `attention` runs each layer's attention over its cache (and appends to it).
+    func forwardHidden(_ s: ForwardPass, attention: PassAttention, delta: ProjectionDelta?) {
         let cfg = config, w = weights
         let B = s.rows, T = s.T, R = B * T, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
+        precondition(R <= s.maxRows, "a pass of \(R) rows exceeds its buffers of \(s.maxRows)")
         let x = s.x, h = s.xn, scratch = s.kernelScratch
 
         // embeddings: x (R, C) = project_in(wte[tokens]) + wpe[positions + 2]
@@ -85,8 +87,6 @@ public final class OPTModel: @unchecked Sendable {
                              bias: ln.bias?.floats, N: R, C: C)
         }
         let preLN = cfg.doLayerNormBefore
-        let attShape = AttentionShape(B: B, T: T, NH: cfg.numAttentionHeads, hs: cfg.headDim, past: s.past,
-                                      capacity: s.capacity)
         let scaling = 1 / Float(cfg.headDim).squareRoot()
 
         for (l, lw) in w.layers.enumerated() {
@@ -96,7 +96,7 @@ public final class OPTModel: @unchecked Sendable {
             for i in 0..<(R * C) { s.q[i] *= scaling }
             project(lw.kProj, l, .kProj, out: s.k, inp: h, K: C, N: C)
             project(lw.vProj, l, .vProj, out: s.v, inp: h, K: C, N: C)
-            s.attend(layer: l, shape: attShape)
+            attention.attend(layer: l, pass: s)
             project(lw.outProj, l, .outProj, out: s.tmp, inp: s.att, K: C, N: C)
             for i in 0..<(R * C) { x[i] += s.tmp[i] }
             if !preLN { norm(lw.lnAttn, out: x, inp: x) }

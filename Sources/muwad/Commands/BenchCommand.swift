@@ -61,7 +61,7 @@ struct BenchCommand: ParsableCommand {
             let rows = [[Int]](repeating: prompt, count: batch)
 
             var bestPrefill = Double.infinity, bestDecode = Double.infinity
-            let session = InferenceSession(model: model, batch: batch, capacity: promptTokens + newTokens)
+            let session = BatchSession(model: model, batch: batch, capacity: promptTokens + newTokens)
             for _ in 0..<max(1, repeats) {
                 session.reset()
                 let t0 = Date()
