@@ -8,7 +8,7 @@
 // far smaller (PyTorch's autocast run is within 0.07 % of its f32 run). The test also requires the bf16 run to
 // differ from muwa's exact f32 path (which matches the f32 losses to 1e-4), so it fails if bf16 did not run.
 import Foundation
-import OPTEngine
+@testable import OPTEngine
 import XCTest
 
 @testable import Executors

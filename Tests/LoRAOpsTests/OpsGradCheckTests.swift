@@ -5,7 +5,7 @@
 import Foundation
 import XCTest
 @testable import LoRAOps
-import OPTEngine
+@testable import OPTEngine
 
 final class OpsGradCheckTests: XCTestCase {
     func testLinearBackward() {

@@ -8,7 +8,7 @@
 import Foundation
 import XCTest
 @testable import LoRAOps
-import OPTEngine
+@testable import OPTEngine
 
 final class PackedTrainingTests: XCTestCase {
     override func tearDown() {

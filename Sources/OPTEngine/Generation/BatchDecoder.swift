@@ -50,7 +50,7 @@ public final class BatchDecoder: @unchecked Sendable {
     }
 
     /// Slots holding a sequence, ascending.
-    public var activeSlots: [Int] { sequences.indices.filter { sequences[$0] != nil } }
+    var activeSlots: [Int] { sequences.indices.filter { sequences[$0] != nil } }
     public var activeCount: Int { sequences.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
     public var freeSlots: Int { maxRows - activeCount }
     public var hasWork: Bool { activeCount > 0 }

@@ -4,7 +4,7 @@
 // (repetition penalty) are in LogitsProcessors.swift.
 import Foundation
 
-public protocol LogitSampler {
+protocol LogitSampler {
     /// Picks a token from `logits` (V values; the sampler may overwrite them).
     mutating func sample(logits: UnsafeMutablePointer<Float>, count V: Int) -> Int
 }
@@ -20,14 +20,14 @@ public struct GreedySampler: LogitSampler {
     }
 }
 
-public struct CategoricalSampler: LogitSampler {
-    public let temperature: Float
-    public let topK: Int          // 0 = off
-    public let topP: Float        // 1 = off
+struct CategoricalSampler: LogitSampler {
+    let temperature: Float
+    let topK: Int          // 0 = off
+    let topP: Float        // 1 = off
     private var rng: SeededRNG
     private var order: [Int32]    // candidate ids, reused between calls
 
-    public init(temperature: Float, topK: Int, topP: Float, seed: UInt64, vocabularySize V: Int) {
+    init(temperature: Float, topK: Int, topP: Float, seed: UInt64, vocabularySize V: Int) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -35,7 +35,7 @@ public struct CategoricalSampler: LogitSampler {
         order = [Int32](repeating: 0, count: V)
     }
 
-    public mutating func sample(logits: UnsafeMutablePointer<Float>, count V: Int) -> Int {
+    mutating func sample(logits: UnsafeMutablePointer<Float>, count V: Int) -> Int {
         if temperature != 1 { for i in 0..<V { logits[i] /= temperature } }
         // Candidates sorted by logit, descending (ties: lower id first).
         var n = V

@@ -31,7 +31,7 @@ public final class Scorer: @unchecked Sendable {
     }
 
     /// logprobs of tokens[1...] for each sequence, run as one right-padded batch.
-    public func tokenLogprobs(sequences: [[Int]], delta: ProjectionDelta? = nil) throws -> [[Float]] {
+    func tokenLogprobs(sequences: [[Int]], delta: ProjectionDelta? = nil) throws -> [[Float]] {
         guard !sequences.isEmpty else { return [] }
         let cfg = model.config, V = cfg.vocabSize
         let T = sequences.map(\.count).max() ?? 0

@@ -42,7 +42,7 @@ public struct EngineOptions: Sendable, Hashable, CustomStringConvertible {
     public static let product = EngineOptions(compute: .auto)
 
     /// True when this CPU (and build) has bf16 dot products (avx512_bf16).
-    public static var cpuHasBF16: Bool { muwa_cpu_has_bf16() != 0 }
+    static var cpuHasBF16: Bool { muwa_cpu_has_bf16() != 0 }
 
     /// `compute` with `auto` resolved for this CPU.
     public var precision: ComputePrecision {

@@ -7,16 +7,16 @@
 //                 allocation, sized to what that sequence needs, made when it joins and freed when it leaves:
 //                 per slot, per layer K, V (NH, S_slot, hs) F32 (SlotSession).
 
-public final class KVCache: @unchecked Sendable {
-    public let layers: Int, B: Int, NH: Int, S: Int, hs: Int
+final class KVCache: @unchecked Sendable {
+    let layers: Int, B: Int, NH: Int, S: Int, hs: Int
     /// Positions cached so far, shared by every sequence.
-    public internal(set) var length = 0
+    var length = 0
     /// (B, S): whether position s of sequence b holds a real token (written by the session per chunk).
     let keyMask: UnsafeMutablePointer<UInt8>
     private let storage: UnsafeMutablePointer<Float>
     private let perTensor: Int
 
-    public init(layers: Int, batch B: Int, heads NH: Int, capacity S: Int, headDim hs: Int) {
+    init(layers: Int, batch B: Int, heads NH: Int, capacity S: Int, headDim hs: Int) {
         self.layers = layers; self.B = B; self.NH = NH; self.S = S; self.hs = hs
         perTensor = B * NH * S * hs
         storage = .allocate(capacity: max(2 * layers * perTensor, 1))
@@ -29,12 +29,12 @@ public final class KVCache: @unchecked Sendable {
 
     /// (K, V) of layer l.
     @inline(__always)
-    public func layer(_ l: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+    func layer(_ l: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
         (storage + 2 * l * perTensor, storage + (2 * l + 1) * perTensor)
     }
 
     /// Bytes held (for memory reporting).
-    public var byteCount: Int { 2 * layers * perTensor * 4 + B * S }
+    var byteCount: Int { 2 * layers * perTensor * 4 + B * S }
 }
 
 extension KVCache: PassAttention {
@@ -47,19 +47,19 @@ extension KVCache: PassAttention {
     }
 }
 
-public final class SlotKVCache: @unchecked Sendable {
-    public let layers: Int, slots: Int, NH: Int, hs: Int
+final class SlotKVCache: @unchecked Sendable {
+    let layers: Int, slots: Int, NH: Int, hs: Int
     /// Per slot: K/V of every layer, (layers, 2, NH, S_slot, hs); nil while the slot is free.
     private var storage: [UnsafeMutablePointer<Float>?]
     /// Per slot: S_slot, the tokens it can hold (0 while free).
-    public private(set) var capacities: [Int]
+    private(set) var capacities: [Int]
     /// Per slot: tokens cached so far.
-    public internal(set) var lengths: [Int]
+    var lengths: [Int]
     /// The slot of each row of the pass being run (written by the session), and the rows' attention views.
     let rowSlots: UnsafeMutablePointer<Int>
     private let attentionRows: UnsafeMutablePointer<AttentionRow>
 
-    public init(layers: Int, slots: Int, heads NH: Int, headDim hs: Int) {
+    init(layers: Int, slots: Int, heads NH: Int, headDim hs: Int) {
         self.layers = layers; self.slots = slots; self.NH = NH; self.hs = hs
         storage = [UnsafeMutablePointer<Float>?](repeating: nil, count: slots)
         capacities = [Int](repeating: 0, count: slots)
@@ -76,10 +76,10 @@ public final class SlotKVCache: @unchecked Sendable {
     }
 
     /// Bytes a slot of `capacity` tokens takes.
-    public func bytes(capacity S: Int) -> Int { 2 * layers * NH * S * hs * 4 }
+    func bytes(capacity S: Int) -> Int { 2 * layers * NH * S * hs * 4 }
 
     /// Gives `slot` room for `capacity` tokens (dropping whatever it held) and sets its length to 0.
-    public func open(slot: Int, capacity S: Int) {
+    func open(slot: Int, capacity S: Int) {
         precondition(slot >= 0 && slot < slots, "slot \(slot) out of 0..<\(slots)")
         let S = max(S, 1)
         if capacities[slot] != S {
@@ -92,7 +92,7 @@ public final class SlotKVCache: @unchecked Sendable {
     }
 
     /// Frees the memory of `slot`.
-    public func close(slot: Int) {
+    func close(slot: Int) {
         precondition(slot >= 0 && slot < slots, "slot \(slot) out of 0..<\(slots)")
         storage[slot]?.deallocate()
         storage[slot] = nil
@@ -100,7 +100,7 @@ public final class SlotKVCache: @unchecked Sendable {
         lengths[slot] = 0
     }
 
-    public func isOpen(_ slot: Int) -> Bool { storage[slot] != nil }
+    func isOpen(_ slot: Int) -> Bool { storage[slot] != nil }
 
     /// (K, V) of layer l for `slot`, each (NH, S_slot, hs).
     @inline(__always)
@@ -111,7 +111,7 @@ public final class SlotKVCache: @unchecked Sendable {
     }
 
     /// Bytes held by open slots.
-    public var byteCount: Int { capacities.reduce(0) { $0 + bytes(capacity: $1) } }
+    var byteCount: Int { capacities.reduce(0) { $0 + bytes(capacity: $1) } }
 }
 
 extension SlotKVCache: PassAttention {

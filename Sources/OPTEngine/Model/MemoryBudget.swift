@@ -61,7 +61,7 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     /// else the smaller of the cgroup limit and physical memory, else no limit. Pure: the caller passes
     /// the texts of /proc/self/cgroup, each memory.max / memory.limit_in_bytes on the way from the
     /// process's cgroup up to the root (``cgroupLimitPaths(procSelfCgroup:cgroupRoot:)``), and /proc/meminfo.
-    public static func detect(setting: String?, cgroupLimits: [String], meminfo: String?) throws
+    static func detect(setting: String?, cgroupLimits: [String], meminfo: String?) throws
         -> (budget: MemoryBudget, source: Source)
     {
         if let setting, !setting.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -79,14 +79,14 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
 
     /// A cgroup limit file's text: v2 memory.max ("max" or bytes) or v1 memory.limit_in_bytes (bytes; a
     /// value near Int64.max means none). nil for no limit or text that is not a limit.
-    public static func parseCgroupLimit(_ text: String) -> Int? {
+    static func parseCgroupLimit(_ text: String) -> Int? {
         let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard value != "max", let n = Int(value), n > 0, n < 1 << 60 else { return nil }
         return n
     }
 
     /// MemTotal of /proc/meminfo ("MemTotal:       24576000 kB") in bytes.
-    public static func parseMemTotal(_ meminfo: String) -> Int? {
+    static func parseMemTotal(_ meminfo: String) -> Int? {
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemTotal:") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 2, let kib = Int(fields[1]), kib > 0, kib < 1 << 50 else { return nil }
@@ -98,7 +98,7 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     /// The limit files that apply to the process whose /proc/self/cgroup reads `procSelfCgroup`: for
     /// cgroup v2 ("0::/system.slice/muwad.service") `<root>/system.slice/muwad.service/memory.max`, then
     /// each parent's; for v1 ("N:memory:/path") `<root>/memory/path/memory.limit_in_bytes` and parents'.
-    public static func cgroupLimitPaths(procSelfCgroup: String, cgroupRoot: String = "/sys/fs/cgroup") -> [String] {
+    static func cgroupLimitPaths(procSelfCgroup: String, cgroupRoot: String = "/sys/fs/cgroup") -> [String] {
         var paths: [String] = []
         for line in procSelfCgroup.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)

@@ -21,7 +21,7 @@ import Foundation
 extension OPTModel {
     /// Throws ``EngineError/overMemoryBudget(what:estimate:limit:)`` when the weights plus a session of
     /// `batch` sequences of `capacity` tokens (batch mode) exceed ``memoryBudget``.
-    public func checkSessionMemory(batch: Int, capacity: Int, chunk: Int = 256) throws {
+    func checkSessionMemory(batch: Int, capacity: Int, chunk: Int = 256) throws {
         let buffers = BatchSession.estimatedBytes(config: config, batch: batch, capacity: capacity, chunk: chunk)
         try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(
             "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for "
@@ -30,7 +30,7 @@ extension OPTModel {
 
     /// The check made at load: the weights plus what one sequence of the model's full length needs in
     /// a decode batch (slot mode: the chunk × positions scores buffer and one slot's KV cache).
-    public func checkLoadMemory() throws {
+    func checkLoadMemory() throws {
         let buffers = SlotSession.estimatedBytes(config: config, slots: 1, openSlots: 1,
                                                  capacity: config.maxPositionEmbeddings)
         try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(

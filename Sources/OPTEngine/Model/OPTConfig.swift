@@ -3,7 +3,7 @@
 import Foundation
 
 public struct OPTConfig: Codable, Sendable, Equatable {
-    public var modelType: String
+    var modelType: String
     public var vocabSize: Int
     public var hiddenSize: Int                 // C
     public var ffnDim: Int                     // F
@@ -12,10 +12,10 @@ public struct OPTConfig: Codable, Sendable, Equatable {
     public var maxPositionEmbeddings: Int      // positions; the table has +2 rows (OPT's offset)
     public var wordEmbedProjDim: Int           // E (opt-350m: 512 with project_in/out)
     public var doLayerNormBefore: Bool         // pre-LN; false = post-LN (opt-350m)
-    public var activationFunction: String      // "relu" for every published OPT
-    public var enableBias: Bool
-    public var layerNormElementwiseAffine: Bool
-    public var removeFinalLayerNorm: Bool
+    var activationFunction: String      // "relu" for every published OPT
+    var enableBias: Bool
+    var layerNormElementwiseAffine: Bool
+    var removeFinalLayerNorm: Bool
     public var padTokenId: Int
     public var bosTokenId: Int
     public var eosTokenId: Int

@@ -16,7 +16,7 @@ public final class SlotSession: @unchecked Sendable {
     /// (slots) tokens for the next `step(slots:)`, indexed by slot; callers write them in place.
     public let stepTokens: UnsafeMutablePointer<Int32>
     /// The slots' caches.
-    public let cache: SlotKVCache
+    let cache: SlotKVCache
     let pass: ForwardPass
     /// (slots, V) logits of a step, by pass row, before they go to their slots' rows of lastLogits.
     private let passLogits: UnsafeMutablePointer<Float>
@@ -59,7 +59,7 @@ public final class SlotSession: @unchecked Sendable {
     }
 
     /// Gives `slot` an empty cache of `capacity` tokens (at most the model's positions).
-    public func openSlot(_ slot: Int, capacity S: Int) throws {
+    func openSlot(_ slot: Int, capacity S: Int) throws {
         guard slot >= 0 && slot < slots else { throw EngineError.invalidRequest("slot \(slot) is outside 0..<\(slots)") }
         guard S >= 1 && S <= capacity else {
             throw EngineError.invalidRequest("a slot of \(S) tokens does not fit the model's \(capacity) positions")
@@ -68,7 +68,7 @@ public final class SlotSession: @unchecked Sendable {
     }
 
     /// Frees `slot` and its cache.
-    public func closeSlot(_ slot: Int) {
+    func closeSlot(_ slot: Int) {
         guard slot >= 0 && slot < slots else { return }
         cache.close(slot: slot)
     }

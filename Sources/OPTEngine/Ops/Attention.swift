@@ -9,10 +9,10 @@
 // the keys up to the block's causal limit; decode (T = 1) runs serially (its work is a few gemvs).
 import Foundation
 
-public struct AttentionShape {
-    public var B: Int, T: Int, NH: Int, hs: Int, past: Int, capacity: Int
-    public var C: Int { NH * hs }
-    public var L: Int { past + T }
+struct AttentionShape {
+    var B: Int, T: Int, NH: Int, hs: Int, past: Int, capacity: Int
+    var C: Int { NH * hs }
+    var L: Int { past + T }
 }
 
 /// Softmax of row[0..<n] in place, with entries whose `valid` is false excluded (set to 0).
@@ -65,7 +65,7 @@ func attendBlocks(out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Flo
 
 /// Writes the new k/v rows into the cache, then attends. `scores` needs T·L floats. A multi-token pass
 /// (prefill) runs its (sequence, head) pairs in parallel, each part on its own rows of `scores`.
-public func attentionForward(
+func attentionForward(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, keyMask: UnsafePointer<UInt8>,
     scores: UnsafeMutablePointer<Float>, shape s: AttentionShape
@@ -100,11 +100,11 @@ public func attentionForward(
 
 /// One sequence of a pass over sequences of different lengths (continuous batching): where its keys and
 /// values live for the layer being run, (NH, capacity, hs) each, and how many tokens it already holds.
-public struct AttentionRow {
-    public var cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>
-    public var capacity: Int, past: Int
+struct AttentionRow {
+    var cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>
+    var capacity: Int, past: Int
 
-    public init(cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, capacity: Int, past: Int) {
+    init(cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, capacity: Int, past: Int) {
         self.cacheK = cacheK; self.cacheV = cacheV; self.capacity = capacity; self.past = past
     }
 }
@@ -113,7 +113,7 @@ public struct AttentionRow {
 /// rows[b].past… of its own cache and attends causally to its own tokens only (no padding). For each
 /// sequence this makes exactly the calls `attentionForward` makes for a batch of one with every key real,
 /// so a sequence gets the same bits whatever else is in the pass. `scores` needs T·L floats, L the longest.
-public func attentionForwardRows(
+func attentionForwardRows(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int
 ) {
@@ -151,7 +151,7 @@ public func attentionForwardRows(
 }
 
 /// Reference: the same attention over full (B, L, C) keys/values with plain loops, no cache.
-public func attentionNaive(
+func attentionNaive(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     keyMask: UnsafePointer<UInt8>, B: Int, T: Int, NH: Int, hs: Int
 ) {

@@ -12,7 +12,7 @@
 import Foundation
 
 /// out = softmax(mask(q·kᵀ)) · v per batch row and head; att receives the probabilities.
-public func causalAttentionForward(
+func causalAttentionForward(
     out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
     k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>, B: Int, T: Int, NH: Int, hs: Int
 ) {
@@ -36,7 +36,7 @@ public func causalAttentionForward(
 /// Accumulates dq, dk, dv from dout, using the probabilities `att` of the forward pass:
 ///   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ += dS·K,  dK += dSᵀ·Q.
 /// A row that sees no key is uniform whatever its scores, so its dS is 0.
-public func causalAttentionBackward(
+func causalAttentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     dscores: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, att: UnsafePointer<Float>,
     q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyMask: UnsafePointer<UInt8>,
@@ -69,7 +69,7 @@ public func causalAttentionBackward(
 
 /// In place over `rows` rows of n: d ← P ⊙ (d − Σⱼ Pⱼ dⱼ), the gradient of the scores of a softmax
 /// whose probabilities are P, given d = the gradient of P. Masked entries (P = 0) get 0.
-public func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, n: Int) {
+func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, n: Int) {
     for r in 0..<rows {
         let dr = d + r * n, pr = probs + r * n
         var dot: Float = 0
@@ -79,7 +79,7 @@ public func softmaxBackwardRows(_ d: UnsafeMutablePointer<Float>, probs: UnsafeP
 }
 
 /// Reference for the backward pass: plain loops in Double, recomputing the probabilities from q and k.
-public func causalAttentionBackwardNaive(
+func causalAttentionBackwardNaive(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     keyMask: UnsafePointer<UInt8>, B: Int, T: Int, NH: Int, hs: Int

@@ -9,7 +9,7 @@ import Foundation
 public let ignoreIndex: Int32 = -100
 
 /// probs = softmax(logits) per row (probs may be logits: in place). Sums in Double.
-public func softmaxForward(probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, N: Int, V: Int) {
+func softmaxForward(probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, N: Int, V: Int) {
     for i in 0..<N {
         let x = logits + i * V, p = probs + i * V
         var maxv = -Float.infinity

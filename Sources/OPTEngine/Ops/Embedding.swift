@@ -2,7 +2,7 @@
 // positions, whose table has two extra leading rows: position p reads row p + 2, padding reads row 1.
 //   tokens: (N)   wte: (V, E)   out: (N, E)        positions: (N)   wpe: (P + 2, C)   out: (N, C)
 
-public let optPositionOffset = 2
+let optPositionOffset = 2
 
 /// out[i] = wte[tokens[i]]
 public func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, table: Tensor, N: Int, E: Int) {
@@ -22,7 +22,7 @@ public func positionEmbeddingAdd(out: UnsafeMutablePointer<Float>, positions: Un
 }
 
 /// Backward of the token gather: dtable[tokens[i]] += dout[i]  (dtable is F32, (V, E)).
-public func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, N: Int, E: Int) {
+func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, N: Int, E: Int) {
     for i in 0..<N {
         let d = dtable + Int(tokens[i]) * E, g = dout + i * E
         for e in 0..<E { d[e] += g[e] }
@@ -31,7 +31,7 @@ public func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafeP
 
 /// Positions as transformers computes them: cumsum(mask) · mask − 1 over the whole row (past included).
 /// mask: (B, S) of 0/1;  out: (B, S).
-public func positionsFromMask(_ mask: [[Int]]) -> [[Int32]] {
+func positionsFromMask(_ mask: [[Int]]) -> [[Int32]] {
     mask.map { row in
         var run: Int32 = 0
         return row.map { m in

@@ -59,7 +59,7 @@ public enum EngineThreads {
     /// Calls `body(item, part)` for every item in 0..<n over `parts` parallel parts (items p, p + parts, …
     /// go to part p), so `part` can index per-part scratch. Use when each item is a sizeable task.
     @inline(__always)
-    public static func forEachItem(_ n: Int, parts requested: Int, _ body: (Int, Int) -> Void) {
+    static func forEachItem(_ n: Int, parts requested: Int, _ body: (Int, Int) -> Void) {
         guard n > 0 else { return }
         let parts = max(1, min(requested, n))
         if parts == 1 {

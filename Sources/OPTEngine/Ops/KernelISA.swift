@@ -3,18 +3,18 @@
 // row's matmul output is bit-identical alone and in any batch; across choices results agree to rounding.
 import CKernels
 
-public enum KernelISA {
+enum KernelISA {
     /// Every instruction set the kernels have, best first.
-    public static let all = ["avx512", "avx2", "scalar"]
+    static let all = ["avx512", "avx2", "scalar"]
 
     /// The one in use.
-    public static var current: String { String(cString: muwa_kernel_isa()) }
+    static var current: String { String(cString: muwa_kernel_isa()) }
 
     /// Those this CPU can run, best first.
-    public static var supported: [String] { all.filter { muwa_kernel_isa_supported($0) != 0 } }
+    static var supported: [String] { all.filter { muwa_kernel_isa_supported($0) != 0 } }
 
     /// Switches the kernels to `name` for every later call; false when this CPU cannot run it. Tests and
     /// benches only: never while kernels run on other threads.
     @discardableResult
-    public static func select(_ name: String) -> Bool { muwa_kernel_select_isa(name) != 0 }
+    static func select(_ name: String) -> Bool { muwa_kernel_select_isa(name) != 0 }
 }

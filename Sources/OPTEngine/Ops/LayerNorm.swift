@@ -4,7 +4,7 @@
 //   inp, out: (N, C)   weight, bias: (C)   mean, rstd: (N)
 import Foundation
 
-public let layerNormEps: Float = 1e-5
+let layerNormEps: Float = 1e-5
 
 public func layerNormForward(
     out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,

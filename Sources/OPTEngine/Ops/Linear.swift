@@ -7,7 +7,7 @@
 
 /// dinp (M, K) += dout (M, N) · weight (N, K);  dweight (N, K) += doutᵀ · inp;  dbias (N) += Σₘ dout.
 /// All F32. Used for the LoRA matrices A and B, whose weights are trained.
-public func linearBackward(
+func linearBackward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>?, weight: UnsafePointer<Float>?, M: Int, K: Int, N: Int
 ) {
@@ -56,7 +56,7 @@ public func linearBackwardInput(
 }
 
 /// Reference for both backward functions: plain loops, Double accumulation, weight of any dtype.
-public func linearBackwardNaive(
+func linearBackwardNaive(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>?, weight: Tensor?, M: Int, K: Int, N: Int
 ) {

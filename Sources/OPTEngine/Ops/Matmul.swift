@@ -95,7 +95,7 @@ public func matmul(
 }
 
 /// Reference: the same product with plain loops and Double accumulation.
-public func matmulNaive(
+func matmulNaive(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, bias: UnsafePointer<Float>?,
     M: Int, K: Int, N: Int
 ) {

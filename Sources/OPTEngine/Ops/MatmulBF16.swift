@@ -70,7 +70,7 @@ func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: Uns
 
 /// Reference for the tests: the same product with plain loops and Double accumulation, the activations
 /// rounded to bf16 as the fast path rounds them.
-public func matmulBF16Naive(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor,
+func matmulBF16Naive(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor,
                             bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
     for m in 0..<M {
         for n in 0..<N {

@@ -35,7 +35,7 @@ public final class ByteRegion: @unchecked Sendable {
     /// Tells the kernel that bytes [offset, offset + count) of a mapped file will not be read for a while,
     /// so their pages leave this process's memory (they are read from the file again if touched). Used
     /// after a matrix is quantized at load. No effect on heap regions; only whole pages inside the range.
-    public func releasePages(offset: Int, count n: Int) {
+    func releasePages(offset: Int, count n: Int) {
         guard case .mapped(let p, let size) = owner, offset >= 0, n > 0, offset < size else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         guard page > 0 else { return }
@@ -44,7 +44,7 @@ public final class ByteRegion: @unchecked Sendable {
     }
 
     /// Mutable access for regions this process allocated (never for mapped files).
-    public var mutableBase: UnsafeMutableRawPointer? {
+    var mutableBase: UnsafeMutableRawPointer? {
         if case .heap(let p) = owner { return p }
         return nil
     }
@@ -52,7 +52,7 @@ public final class ByteRegion: @unchecked Sendable {
     /// Tells the kernel the bytes [offset, offset + count) of a mapped file are not needed now: their pages
     /// leave memory (and are read from the file again if touched). Only whole pages inside the range; a no-op
     /// for heap regions.
-    public func dropResidentPages(offset: Int, count: Int) {
+    func dropResidentPages(offset: Int, count: Int) {
         guard case .mapped(let p, let n) = owner, count > 0, offset >= 0, offset < n else { return }
         let page = max(Int(sysconf(Int32(_SC_PAGESIZE))), 1)
         let start = (offset + page - 1) / page * page, end = min(n, offset + min(count, n - offset)) / page * page

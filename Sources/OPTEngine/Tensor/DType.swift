@@ -21,13 +21,13 @@ public enum DType: String, Sendable, CaseIterable {
 // MARK: - scalar conversions (reference versions; loops over whole rows are in Tensor+Convert)
 
 @inline(__always)
-public func bf16ToFloat(_ bits: UInt16) -> Float {
+func bf16ToFloat(_ bits: UInt16) -> Float {
     Float(bitPattern: UInt32(bits) << 16)
 }
 
 /// Round-to-nearest-even Float32 → BF16, as PyTorch does (NaN stays NaN).
 @inline(__always)
-public func floatToBF16(_ value: Float) -> UInt16 {
+func floatToBF16(_ value: Float) -> UInt16 {
     let bits = value.bitPattern
     if value.isNaN { return UInt16(truncatingIfNeeded: (bits >> 16) | 0x40) }
     let rounding = ((bits >> 16) & 1) &+ 0x7FFF
@@ -35,11 +35,11 @@ public func floatToBF16(_ value: Float) -> UInt16 {
 }
 
 @inline(__always)
-public func f16ToFloat(_ bits: UInt16) -> Float {
+func f16ToFloat(_ bits: UInt16) -> Float {
     Float(Float16(bitPattern: bits))
 }
 
 @inline(__always)
-public func floatToF16(_ value: Float) -> UInt16 {
+func floatToF16(_ value: Float) -> UInt16 {
     Float16(value).bitPattern
 }

@@ -23,7 +23,7 @@ public struct Int8RowScales: @unchecked Sendable {
     }
 
     public var absmax: UnsafePointer<Float> { region.base.assumingMemoryBound(to: Float.self) }
-    public var rowSums: UnsafePointer<Int32> { (region.base + rows * 4).assumingMemoryBound(to: Int32.self) }
+    var rowSums: UnsafePointer<Int32> { (region.base + rows * 4).assumingMemoryBound(to: Int32.self) }
     public var byteCount: Int { rows * 8 }
 
     /// The C kernels' view of the weight whose int8 values are `q`.
@@ -43,7 +43,7 @@ extension Tensor {
     /// This [N, K] matrix (F32, F16 or BF16) quantized to int8 per output row, with LLM.int8 outlier
     /// `threshold` (0: none). Rows are quantized in parallel on `EngineThreads.count`. When this tensor is a mapped
     /// checkpoint's, its pages are released afterwards (the int8 copy replaces it in memory).
-    public func quantizedInt8(threshold: Float) throws -> Tensor {
+    func quantizedInt8(threshold: Float) throws -> Tensor {
         guard shape.count == 2, [.f32, .f16, .bf16].contains(dtype) else {
             throw EngineError.invalidRequest("int8 quantization needs a 2-D F32, F16 or BF16 matrix, not \(dtype.rawValue) \(shape)")
         }

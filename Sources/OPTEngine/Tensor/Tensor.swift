@@ -11,9 +11,9 @@ public struct Tensor: @unchecked Sendable {
     /// True for a BF16 weight prepared for bf16 compute (WeightPreparation): products of more than
     /// `rowInvariantMaxRows` rows round their activations to bf16 and run the bf16 GEMM (MatmulBF16.swift).
     /// False everywhere else, so a BF16 checkpoint loaded for f32 compute is still widened and multiplied in f32.
-    public var computesInBF16 = false
+    var computesInBF16 = false
     /// The per-row scales of an int8 weight (dtype .i8, shape [N, K]); nil for every other tensor.
-    public let int8Rows: Int8RowScales?
+    let int8Rows: Int8RowScales?
 
     public init(dtype: DType, shape: [Int], region: ByteRegion, byteOffset: Int = 0, int8Rows: Int8RowScales? = nil) {
         self.dtype = dtype

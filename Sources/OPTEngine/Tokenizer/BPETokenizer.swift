@@ -300,7 +300,7 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     /// The id of a vocabulary entry (byte-level alphabet, e.g. "Ġthe").
-    public func tokenId(_ token: String) -> Int? { vocab[token] }
+    func tokenId(_ token: String) -> Int? { vocab[token] }
 
     /// Whether `id` is a special token (dropped by `skipSpecialTokens`).
     public func isSpecial(_ id: Int) -> Bool { specialIds.contains(id) }

@@ -22,7 +22,7 @@ public enum FileAccess {
 
     /// Opens `path` read-only (following symlinks) and checks it is a regular file. Returns the open
     /// descriptor (the caller closes it) and the file's size in bytes.
-    public static func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
+    static func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw openError(path: path, errno: errno) }
         var st = stat()
