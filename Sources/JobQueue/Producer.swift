@@ -18,11 +18,14 @@ public struct Producer: Service {
     let logger: Logger
     private let runner: JobRunner
 
-    /// - Parameter leaseStore: where heartbeats go; give it a connection of its own so that a lease is never
-    ///   renewed behind a claim or a large final write on the shared one (default: `store`).
+    /// - Parameters:
+    ///   - leaseStore: where heartbeats go; give it a connection of its own so that a lease is never renewed
+    ///     behind a claim or a large final write on the shared one (default: `store`).
+    ///   - completionStore: where outcomes are recorded; a connection of its own keeps finished jobs' writes
+    ///     from queueing behind claims and the other way round (default: `store`).
     public init(
         configuration: QueueConfiguration, store: JobStore, registry: ExecutorRegistry, monitor: QueueMonitor,
-        doorbell: Doorbell, logger: Logger, leaseStore: JobStore? = nil
+        doorbell: Doorbell, logger: Logger, leaseStore: JobStore? = nil, completionStore: JobStore? = nil
     ) {
         self.configuration = configuration
         self.store = store
@@ -33,7 +36,7 @@ public struct Producer: Service {
         self.runner = JobRunner(
             registry: registry,
             keeper: LeaseKeeper(store: leaseStore ?? store, monitor: monitor, configuration: configuration),
-            completer: Completer(store: store, monitor: monitor, retryPolicy: configuration.retryPolicy))
+            completer: Completer(store: completionStore ?? store, monitor: monitor, retryPolicy: configuration.retryPolicy))
     }
 
     public func run() async {

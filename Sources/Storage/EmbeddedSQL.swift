@@ -24,6 +24,7 @@ SELECT count(*) AS jobs,
        extract(epoch FROM max(r.finished_at) - min(j.created_at))::float8 AS span,
        avg(extract(epoch FROM r.finished_at - r.started_at))::float8 AS mean,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)) AS p95,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM r.finished_at - r.started_at)) AS p99,
        count(*) FILTER (WHERE r.outcome <> 'succeeded') AS bad
 FROM muwa.job_runs r JOIN muwa.jobs j ON j.id = r.job_id

@@ -1,5 +1,6 @@
-// The Prometheus endpoint of a real daemon: jobs by state from the database, recent durations, muwa_up; other
-// paths get 404; a bad listen address stops the daemon at start with a sentence.
+// The Prometheus endpoint of a real daemon: jobs by state from the database, recent durations, muwa_up, the
+// worker's own connection usage; other paths get 404; a bad listen address stops the daemon at start with a
+// sentence.
 import Foundation
 import XCTest
 import TestSupport
@@ -68,6 +69,15 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(text.contains(#"muwa_jobs{queue="default",kind="ping",status="succeeded"} 1.0"#), text)
         XCTAssertTrue(text.contains(#"muwa_recent_jobs{kind="ping",status="succeeded"} 1.0"#), text)
         XCTAssertTrue(text.contains("\nmuwa_up 1\n"), text)
+        // This worker's own connections: the finished job's outcome went through "completions".
+        XCTAssertTrue(text.contains("# TYPE muwa_db_wait_seconds_total counter"), text)
+        for connection in ["commands", "leases", "completions", "metrics"] {
+            XCTAssertTrue(text.contains(#"muwa_db_run_seconds_total{connection="\#(connection)"} "#), text)
+        }
+        let completionCalls = text.split(separator: "\n")
+            .first { $0.hasPrefix(#"muwa_db_calls_total{connection="completions"} "#) }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
+        XCTAssertGreaterThanOrEqual(completionCalls ?? 0, 1, text)
         XCTAssertTrue(get("/", port: port)?.hasPrefix("HTTP/1.0 404") == true)
         await daemon.stop()
 

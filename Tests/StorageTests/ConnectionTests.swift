@@ -1,5 +1,6 @@
 // The libpq wrapper and the Database queue: parameters, NULLs, errors with SQLSTATE, UTF-8 checking,
-// reconnection after the server drops us, LISTEN/NOTIFY, connection settings and JSON values.
+// reconnection after the server drops us, LISTEN/NOTIFY, connection settings and JSON values; the queue's
+// usage counters (wait for the connection versus run on it).
 import Foundation
 import Storage
 import XCTest
@@ -149,3 +150,64 @@ final class EventBox: @unchecked Sendable {
     var stopped: Bool { lock.withLock { _stopped } }
 }
 
+// Database.usage: every call counts once (failed ones too), and a call queued behind another on the one
+// serialized connection shows that one's run time as its own wait, not as run time.
+final class DatabaseUsageTests: XCTestCase {
+    static let name = "muwa_t_usage"
+
+    /// Set from the database queue, read from the test task.
+    private final class StartMark: @unchecked Sendable {
+        private let lock = NSLock()
+        private var date: Date?
+        func set() { lock.withLock { date = Date() } }
+        var value: Date? { lock.withLock { date } }
+    }
+
+    func testACallQueuedBehindAnotherWaitsForItsRunTime() async throws {
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "commands", logger: TestDatabase.quietLogger)
+        let sleepSeconds = 0.4
+        let started = StartMark()
+        async let first: Void = database.withConnection { connection in
+            started.set()
+            _ = try connection.execute("SELECT pg_sleep(\(sleepSeconds))")
+        }
+        try await waitUntil { started.value != nil }
+        // The second call is submitted while the first holds the connection: it waits for the rest of it.
+        let submitted = Date()
+        let firstStart = try XCTUnwrap(started.value)
+        let one = try await database.scalar("SELECT 1")
+        try await first
+        XCTAssertEqual(one, "1")
+
+        let usage = database.usage
+        let alreadyRunSeconds = submitted.timeIntervalSince(firstStart)
+        XCTAssertEqual(usage.label, "commands")
+        XCTAssertEqual(usage.calls, 2)
+        XCTAssertGreaterThanOrEqual(usage.runSeconds, sleepSeconds)
+        // The first call did not wait; the second waited at least what was left of the first's sleep.
+        let slackSeconds = 0.02
+        XCTAssertGreaterThanOrEqual(usage.maxWaitSeconds, sleepSeconds - alreadyRunSeconds - slackSeconds, usage.summary)
+        XCTAssertGreaterThanOrEqual(usage.waitSeconds, usage.maxWaitSeconds)
+        XCTAssertGreaterThan(usage.waitShare, 0)
+    }
+
+    func testEveryCallCountsFailedOnesToo() async throws {
+        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        XCTAssertEqual(database.usage, DatabaseUsage(label: "t", calls: 0, waitSeconds: 0, runSeconds: 0, maxWaitSeconds: 0))
+        _ = try await database.execute("SELECT 1")
+        _ = try? await database.execute("SELECT 1/0")
+        _ = try await database.transaction { try $0.execute("SELECT 2") }
+        let usage = database.usage
+        XCTAssertEqual(usage.calls, 3)
+        XCTAssertGreaterThan(usage.runSeconds, 0)
+        XCTAssertTrue(usage.summary.hasPrefix("t: 3 calls"), usage.summary)
+
+        // Several daemons' snapshots add up under one label; the longest wait is the largest of theirs.
+        let other = DatabaseUsage(label: "t", calls: 7, waitSeconds: 1.5, runSeconds: 2, maxWaitSeconds: 0.75)
+        let combined = DatabaseUsage.combined([usage, other], label: "all")
+        XCTAssertEqual(combined.calls, 10)
+        XCTAssertEqual(combined.waitSeconds, usage.waitSeconds + 1.5, accuracy: 1e-12)
+        XCTAssertEqual(combined.runSeconds, usage.runSeconds + 2, accuracy: 1e-12)
+        XCTAssertEqual(combined.maxWaitSeconds, max(usage.maxWaitSeconds, 0.75))
+    }
+}

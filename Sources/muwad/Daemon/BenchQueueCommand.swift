@@ -1,7 +1,10 @@
 // muwad bench-queue: the queue's own overhead, measured with real daemons. Starts N `muwad serve`
 // processes on a private queue, enqueues a batch of no-op ping jobs with one INSERT, and reports from
 // muwa.job_runs: jobs/s (first enqueue to last finish), claim-to-finish time per job (claim, run, record),
-// and the idle pickup latency of single jobs woken by NOTIFY. Cleans up its jobs afterwards.
+// and the idle pickup latency of single jobs woken by NOTIFY. Cleans up its jobs afterwards. Then it stops the
+// daemons and prints how their database connections were shared (each writes its DatabaseUsage to a file
+// named by MUWA_CONNECTION_USAGE_FILE when it stops): calls, time queued for the serial connection versus
+// time running on it, so contention on the shared "commands" connection shows as wait (issue 12).
 import ArgumentParser
 import Foundation
 import Logging
@@ -45,7 +48,10 @@ struct BenchQueueCommand: AsyncParsableCommand {
             _ = try await database.execute(.benchFillFinished, [queue, String(finishedRows)])
             _ = try await database.execute(.benchAnalyzeJobs)
         }
-        let daemons = try startDaemons(queue: queue, settings: settings)
+        let usageFiles = (0..<workers).map {
+            FileManager.default.temporaryDirectory.appendingPathComponent("muwa-\(queue)-\($0)-usage.json").path
+        }
+        let daemons = try startDaemons(queue: queue, settings: settings, usageFiles: usageFiles)
         defer { stop(daemons) }
         try await waitForWorkers(database, queue: queue, count: workers)
 
@@ -53,12 +59,15 @@ struct BenchQueueCommand: AsyncParsableCommand {
         _ = try await database.execute(.benchEnqueueBatch, [queue, String(jobs)])
         try await waitUntilDone(database, queue: queue, expected: jobs + finishedRows, daemons: daemons)
         let batch = try await database.execute(.benchBatchFigures, [queue])
+        var meanClaimToFinishSeconds = 0.0
         if let row = batch.first {
+            meanClaimToFinishSeconds = try row.double("mean")
             let span = try row.double("span")
             print(String(format: "  throughput:       %.0f jobs/s (%d jobs in %.2f s, first enqueue to last finish)",
                          Double(try row.int("jobs")) / span, try row.int("jobs"), span))
-            print(String(format: "  claim-to-finish:  mean %.2f ms, p50 %.2f ms, p99 %.2f ms per job (claim, run, record)",
-                         try row.double("mean") * 1000, try row.double("p50") * 1000, try row.double("p99") * 1000))
+            print(String(format: "  claim-to-finish:  mean %.2f ms, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per job (claim, run, record)",
+                         try row.double("mean") * 1000, try row.double("p50") * 1000, try row.double("p95") * 1000,
+                         try row.double("p99") * 1000))
             if try row.int("bad") > 0 { print("  WARNING: \(try row.int("bad")) runs did not succeed") }
         }
 
@@ -77,18 +86,51 @@ struct BenchQueueCommand: AsyncParsableCommand {
         }
         _ = try await database.execute(.benchDeleteJobs, [queue])
         _ = try await database.execute(.benchDeleteWorkers, [queue])
+        stop(daemons)
+        printUsage(files: usageFiles, batchJobs: jobs, meanClaimToFinishSeconds: meanClaimToFinishSeconds)
     }
 
-    private func startDaemons(queue: String, settings: ConnectionSettings) throws -> [Process] {
+    /// The daemons' connection usage, summed per label over the daemons. It covers each daemon's whole life
+    /// (start-up, the batch, the single jobs, idle polls), so the batch dominates only for a large --jobs.
+    private func printUsage(files: [String], batchJobs: Int, meanClaimToFinishSeconds: Double) {
+        var usages: [DatabaseUsage] = []
+        for file in files {
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            guard let data = FileManager.default.contents(atPath: file),
+                let decoded = try? JSONDecoder().decode([DatabaseUsage].self, from: data)
+            else {
+                print("  connections:      a daemon left no usage file (\(file)); it did not stop cleanly")
+                return
+            }
+            usages += decoded
+        }
+        print("  connections (summed over \(files.count) daemon(s), whole run):")
+        var labels: [String] = []
+        for usage in usages where !labels.contains(usage.label) { labels.append(usage.label) }
+        for label in labels {
+            let combined = DatabaseUsage.combined(usages.filter { $0.label == label }, label: label)
+            print("    \(combined.summary)")
+            // A claim's wait comes before claim-to-finish starts, a completion's inside it: the wait per batch
+            // job bounds what this connection's queueing adds to a job.
+            if combined.calls > 0, meanClaimToFinishSeconds > 0 {
+                let perJobSeconds = combined.waitSeconds / Double(batchJobs)
+                print(String(
+                    format: "      wait per batch job: %.3f ms (%.0f %% of the mean claim-to-finish)",
+                    perJobSeconds * 1000, perJobSeconds / meanClaimToFinishSeconds * 100))
+            }
+        }
+    }
+
+    private func startDaemons(queue: String, settings: ConnectionSettings, usageFiles: [String]) throws -> [Process] {
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let invocation = Self.daemonInvocation(
             queue: queue, concurrency: concurrency, settings: settings,
             migrationsDirectory: connection.migrationsDirectory, environment: ProcessInfo.processInfo.environment)
-        return try (0..<workers).map { _ in
+        return try usageFiles.map { usageFile in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = invocation.arguments
-            process.environment = invocation.environment
+            process.environment = invocation.environment.merging(["MUWA_CONNECTION_USAGE_FILE": usageFile]) { $1 }
             try process.run()
             return process
         }

@@ -10,6 +10,10 @@
 //   muwa_train_loss{job}                                 the latest step loss of running fine-tunes
 //   muwa_up                                              1 when the database answered the scrape
 //
+// and, this process's own (per worker, since it started), for each of its database connections:
+//   muwa_db_calls_total{connection}, muwa_db_wait_seconds_total{connection}   calls, time queued for the connection
+//   muwa_db_run_seconds_total{connection}, muwa_db_max_wait_seconds{connection} time on it, the longest queueing
+//
 // A plain HTTP/1.0 responder on a thread of its own (accept is blocking); one request per connection, read
 // with a 2 s timeout, at most 8 KiB. Anything but GET /metrics gets 404.
 import Foundation
@@ -25,6 +29,8 @@ struct MetricsService: Service {
     let host: String
     let port: UInt16
     let database: Database
+    /// This daemon's connections, whose usage each scrape reports.
+    let connections: [Database]
     let logger: Logger
 
     /// "HOST:PORT" (IPv4); nil for an empty setting.
@@ -124,8 +130,9 @@ struct MetricsService: Service {
         let box = ResultBox()
         let semaphore = DispatchSemaphore(value: 0)
         let database = self.database
+        let usages = connections.map(\.usage)
         Task {
-            box.text = try? await MetricsText.render(database: database)
+            box.text = try? await MetricsText.render(database: database, connections: usages)
             semaphore.signal()
         }
         if semaphore.wait(timeout: .now() + 10) == .timedOut { return "muwa_up 0\n" }
@@ -139,7 +146,7 @@ struct MetricsService: Service {
 
 /// The Prometheus text for the queue's current state.
 enum MetricsText {
-    static func render(database: Database) async throws -> String {
+    static func render(database: Database, connections: [DatabaseUsage] = []) async throws -> String {
         var out: [String] = []
         func family(_ name: String, _ type: String, _ help: String) {
             out.append("# HELP \(name) \(help)")
@@ -186,6 +193,16 @@ enum MetricsText {
         for row in running.rows where try row.string("kind") == "finetune" {
             guard let loss = try row.optionalDouble("loss") else { continue }
             sample("muwa_train_loss", [("job", String(try row.int("id")))], loss)
+        }
+        let perConnection: [(String, String, String, (DatabaseUsage) -> Double)] = [
+            ("muwa_db_calls_total", "counter", "Calls on this worker's database connection.", { Double($0.calls) }),
+            ("muwa_db_wait_seconds_total", "counter", "Seconds calls waited for the (serialized) connection.", \.waitSeconds),
+            ("muwa_db_run_seconds_total", "counter", "Seconds calls ran on the connection.", \.runSeconds),
+            ("muwa_db_max_wait_seconds", "gauge", "The longest wait of one call for the connection.", \.maxWaitSeconds),
+        ]
+        for (name, type, help, value) in perConnection where !connections.isEmpty {
+            family(name, type, help)
+            for usage in connections { sample(name, [("connection", usage.label)], value(usage)) }
         }
         family("muwa_up", "gauge", "1 when the database answered this scrape.")
         out.append("muwa_up 1")

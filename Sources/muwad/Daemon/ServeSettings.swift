@@ -43,6 +43,9 @@ struct ServeSettings {
     let memoryBudgetSource: MemoryBudget.Source
     /// How jobs' models compute unless a payload says (MUWA_COMPUTE: f32, bf16 or auto).
     let engineDefaults: EngineOptions
+    /// Where to write the database connections' usage (JSON array of DatabaseUsage) on a clean stop
+    /// (MUWA_CONNECTION_USAGE_FILE; `muwad bench-queue` sets it for its daemons). Nil: logged only.
+    let connectionUsageFile: String?
 
     static func resolve(connection options: ConnectionOptions, queue: QueueOptions, servedKinds available: [String])
         throws -> ServeSettings
@@ -113,7 +116,8 @@ struct ServeSettings {
             },
             cleaner: try CleanerSettings.resolve(queue, source: source),
             roots: roots, maxPromptBytes: maxPromptBytes,
-            memoryBudget: memory.budget, memoryBudgetSource: memory.source, engineDefaults: engineDefaults)
+            memoryBudget: memory.budget, memoryBudgetSource: memory.source, engineDefaults: engineDefaults,
+            connectionUsageFile: source.value("MUWA_CONNECTION_USAGE_FILE"))
     }
 
     /// MUWA_COMPUTE (default auto): the compute of jobs whose payload does not say.
