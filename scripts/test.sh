@@ -10,6 +10,7 @@ trap 'scripts/pg-private.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 export MUWA_TEST_DATABASE_URL=$(scripts/pg-private.sh start "$pgdir" "$port")
 export MUWA_TEST_PG_DIR="$pgdir" MUWA_TEST_PG_PORT="$port"
 echo "test.sh: PostgreSQL for tests at: $MUWA_TEST_DATABASE_URL" >&2
+scripts/lint.sh
 swift build --build-tests
 # The whole run (no arguments: CI) first fuzzes every parser briefly (scripts/fuzz-ci.sh: 7 targets × 20 s on
 # the committed seeds and crash inputs); MUWA_SKIP_FUZZ=1 skips it. Before the tests, so that the run still

@@ -20,8 +20,10 @@ public struct InstructionDataset: Sendable {
     public var emptyAfterTruncation: Int
 
     /// Reads `path` and tokenizes every record. Errors name the file and the 1-based line.
-    public static func load(path: String, template: FineTuneTemplate, tokenizer: BPETokenizer, maxLength: Int,
-                            trainOnPrompt: Bool = false) throws -> InstructionDataset {
+    public static func load(
+        path: String, template: FineTuneTemplate, tokenizer: BPETokenizer, maxLength: Int,
+        trainOnPrompt: Bool = false
+    ) throws -> InstructionDataset {
         guard FileManager.default.fileExists(atPath: path), !DatasetFiles.isDirectory(path) else {
             throw EvaluationError.missingFile(path: path)
         }
@@ -32,8 +34,9 @@ public struct InstructionDataset: Sendable {
         var empty = 0
         for (line, object) in records {
             let record = JSONRecord(path: path, line: line, object: object)
-            let example = try tokenize(record, template: template, tokenizer: tokenizer, maxLength: maxLength,
-                                       trainOnPrompt: trainOnPrompt)
+            let example = try tokenize(
+                record, template: template, tokenizer: tokenizer, maxLength: maxLength,
+                trainOnPrompt: trainOnPrompt)
             if !example.labels.dropFirst().contains(where: { $0 != -100 }) { empty += 1 }
             examples.append(example)
         }
@@ -45,8 +48,10 @@ public struct InstructionDataset: Sendable {
         return InstructionDataset(examples: examples, emptyAfterTruncation: empty)
     }
 
-    static func tokenize(_ r: JSONRecord, template: FineTuneTemplate, tokenizer: BPETokenizer, maxLength: Int,
-                         trainOnPrompt: Bool) throws -> TrainingExample {
+    static func tokenize(
+        _ r: JSONRecord, template: FineTuneTemplate, tokenizer: BPETokenizer, maxLength: Int,
+        trainOnPrompt: Bool
+    ) throws -> TrainingExample {
         switch template {
         case .muwa:
             let ids = Array(tokenizer.encode(try r.string("instruction")).prefix(maxLength))
@@ -55,8 +60,9 @@ public struct InstructionDataset: Sendable {
             let ids = Array((tokenizer.encode(try r.string("text")) + [tokenizer.eosTokenId]).prefix(maxLength))
             return TrainingExample(inputIds: ids)
         case .alpaca:
-            let prompt = PromptTemplate.alpaca.prompt(instruction: try r.string("instruction"),
-                                                      input: try r.optionalString("context"))
+            let prompt = PromptTemplate.alpaca.prompt(
+                instruction: try r.string("instruction"),
+                input: try r.optionalString("context"))
             let response = try r.string("response")
             let promptIds = tokenizer.encode(prompt)
             let responseIds = tokenizer.encode(response, addBOS: false) + [tokenizer.eosTokenId]
@@ -76,7 +82,9 @@ public struct InstructionDataset: Sendable {
         }
         let nEval = min(examples.count - 1, max(1, Int((Double(examples.count) * evalFraction).rounded())))
         let evalSet = Set(order.prefix(nEval))
-        return (examples.indices.filter { !evalSet.contains($0) }.map { examples[$0] },
-                order.prefix(nEval).sorted().map { examples[$0] })
+        return (
+            examples.indices.filter { !evalSet.contains($0) }.map { examples[$0] },
+            order.prefix(nEval).sorted().map { examples[$0] }
+        )
     }
 }

@@ -29,7 +29,9 @@ struct PayloadReader {
         let unknown = object.keys.filter { !allowed.contains($0) }.sorted()
         guard unknown.isEmpty else {
             let list = unknown.map { "\"\(prefix)\($0)\"" }.joined(separator: ", ")
-            throw failure("unknown field\(unknown.count > 1 ? "s" : "") \(list); allowed: \(allowed.sorted().joined(separator: ", "))")
+            throw failure(
+                "unknown field\(unknown.count > 1 ? "s" : "") \(list); allowed: \(allowed.sorted().joined(separator: ", "))"
+            )
         }
     }
 
@@ -45,7 +47,9 @@ struct PayloadReader {
 
     func optionalString(_ key: String, maxLength: Int = 1 << 20) throws -> String? {
         guard let value = object[key], value != .null else { return nil }
-        guard let text = value.stringValue else { throw failure("\(prefix)\(key) must be a string, got \(value.typeName)") }
+        guard let text = value.stringValue else {
+            throw failure("\(prefix)\(key) must be a string, got \(value.typeName)")
+        }
         guard text.utf8.count <= maxLength else {
             throw failure("\(prefix)\(key) is \(text.utf8.count) bytes long; the limit is \(maxLength)")
         }
@@ -75,7 +79,8 @@ struct PayloadReader {
 
     func optionalDouble(_ key: String, in range: ClosedRange<Double>) throws -> Double? {
         guard let value = object[key], value != .null else { return nil }
-        let expected = "\(prefix)\(key) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
+        let expected =
+            "\(prefix)\(key) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
         guard let number = value.doubleValue else { throw failure("\(expected), got \(value.typeName)") }
         guard number.isFinite, range.contains(number) else { throw failure("\(expected), got \(Self.format(number))") }
         return number
@@ -83,7 +88,9 @@ struct PayloadReader {
 
     func optionalBool(_ key: String) throws -> Bool? {
         guard let value = object[key], value != .null else { return nil }
-        guard let flag = value.boolValue else { throw failure("\(prefix)\(key) must be true or false, got \(value.typeName)") }
+        guard let flag = value.boolValue else {
+            throw failure("\(prefix)\(key) must be true or false, got \(value.typeName)")
+        }
         return flag
     }
 
@@ -92,7 +99,9 @@ struct PayloadReader {
         guard let items = value.arrayValue else {
             throw failure("\(prefix)\(key) must be a list of strings, got \(value.typeName)")
         }
-        guard items.count <= maxCount else { throw failure("\(prefix)\(key) has \(items.count) entries; the limit is \(maxCount)") }
+        guard items.count <= maxCount else {
+            throw failure("\(prefix)\(key) has \(items.count) entries; the limit is \(maxCount)")
+        }
         return try items.enumerated().map { index, item in
             guard let text = item.stringValue else {
                 throw failure("\(prefix)\(key)[\(index)] must be a string, got \(item.typeName)")

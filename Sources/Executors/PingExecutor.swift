@@ -26,7 +26,8 @@ public struct PingExecutor: JobExecutor {
             case .bool(false):
                 failMessage = nil
             default:
-                throw payload.failure("fail must be a non-empty string (the error message) or a boolean, got \(value.typeName)")
+                throw payload.failure(
+                    "fail must be a non-empty string (the error message) or a boolean, got \(value.typeName)")
             }
         }
 

@@ -25,10 +25,12 @@ public struct ExecutorEnvironment: Sendable {
     ///   - maxPromptBytes: see ``maxPromptBytes``.
     ///   - memoryBudget: checked when a model or adapter is loaded and before each generation session.
     ///   - engineDefaults: see ``engineDefaults``.
-    public init(stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2,
-                batchRows: Int = 16, roots: AccessRoots = .unrestricted,
-                maxPromptBytes: Int = ExecutorEnvironment.defaultMaxPromptBytes, memoryBudget: MemoryBudget = .unlimited,
-                engineDefaults: EngineOptions = .exact) {
+    public init(
+        stateDirectory: String?, registry: (any AdapterRegistry)? = nil, cachedModels: Int = 2,
+        batchRows: Int = 16, roots: AccessRoots = .unrestricted,
+        maxPromptBytes: Int = ExecutorEnvironment.defaultMaxPromptBytes, memoryBudget: MemoryBudget = .unlimited,
+        engineDefaults: EngineOptions = .exact
+    ) {
         locations = Locations(stateDirectory: stateDirectory, registry: registry, roots: roots)
         models = ModelCache(capacity: cachedModels, batchRows: batchRows, memoryBudget: memoryBudget)
         self.maxPromptBytes = maxPromptBytes

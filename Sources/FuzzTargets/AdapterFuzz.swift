@@ -9,11 +9,13 @@ import LoRAOps
 import OPTEngine
 
 enum AdapterFuzz {
-    static let preLN = OPTConfig(vocabSize: 50272, hiddenSize: 16, ffnDim: 64, numHiddenLayers: 2,
-                                 numAttentionHeads: 4, maxPositionEmbeddings: 64)
-    static let postLN = OPTConfig(vocabSize: 50272, hiddenSize: 24, ffnDim: 48, numHiddenLayers: 2,
-                                  numAttentionHeads: 4, maxPositionEmbeddings: 64, wordEmbedProjDim: 8,
-                                  doLayerNormBefore: false)
+    static let preLN = OPTConfig(
+        vocabSize: 50272, hiddenSize: 16, ffnDim: 64, numHiddenLayers: 2,
+        numAttentionHeads: 4, maxPositionEmbeddings: 64)
+    static let postLN = OPTConfig(
+        vocabSize: 50272, hiddenSize: 24, ffnDim: 48, numHiddenLayers: 2,
+        numAttentionHeads: 4, maxPositionEmbeddings: 64, wordEmbedProjDim: 8,
+        doLayerNormBefore: false)
 
     /// The budget adapters load under here, as the daemon's MUWA_MEMORY_LIMIT would bound them; an
     /// adapter within it still stays under the fuzzer's allocation limit (scripts/fuzz.sh: 512 MiB).
@@ -26,11 +28,14 @@ enum AdapterFuzz {
         let weightsName = selector & 1 == 0 ? "adapter_model.safetensors" : "adapter_model.bin"
         let dir = ScratchDirectory.reset([("adapter_config.json", parts[0]), (weightsName, parts[part: 1])])
 
-        if let config = attempt("AdapterConfig.parse", { try AdapterConfig.parse(Data(parts[0]), path: "adapter_config.json") }) {
+        if let config = attempt(
+            "AdapterConfig.parse", { try AdapterConfig.parse(Data(parts[0]), path: "adapter_config.json") })
+        {
             if let targets = attempt("config.targets", { try config.targets(for: model) }) {
                 for target in targets {
-                    precondition(target.layer >= 0 && target.layer < model.numHiddenLayers,
-                                 "adapter target in layer \(target.layer) of a \(model.numHiddenLayers)-layer model")
+                    precondition(
+                        target.layer >= 0 && target.layer < model.numHiddenLayers,
+                        "adapter target in layer \(target.layer) of a \(model.numHiddenLayers)-layer model")
                     precondition(target.r > 0, "adapter target with rank \(target.r)")
                 }
             }

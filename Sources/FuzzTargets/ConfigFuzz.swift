@@ -11,10 +11,13 @@ enum ConfigFuzz {
     static func run(_ input: FuzzInput) {
         let dir = ScratchDirectory.reset([("config.json", input.bytes)])
         guard let config = attempt("OPTConfig.load", { try OPTConfig.load(directory: dir) }) else { return }
-        precondition(config.numAttentionHeads > 0 && config.headDim * config.numAttentionHeads == config.hiddenSize,
-                     "accepted config: hidden_size not split evenly across heads")
-        let estimates = [SlotSession.estimatedBytes(config: config, slots: 1, capacity: config.maxPositionEmbeddings),
-                         BatchSession.estimatedBytes(config: config, batch: 64, capacity: 1 << 20)]
+        precondition(
+            config.numAttentionHeads > 0 && config.headDim * config.numAttentionHeads == config.hiddenSize,
+            "accepted config: hidden_size not split evenly across heads")
+        let estimates = [
+            SlotSession.estimatedBytes(config: config, slots: 1, capacity: config.maxPositionEmbeddings),
+            BatchSession.estimatedBytes(config: config, batch: 64, capacity: 1 << 20),
+        ]
         for bytes in estimates {
             precondition(bytes > 0, "memory estimate \(bytes) for an accepted config")
             _ = attempt("MemoryBudget.check", { try MemoryBudget(bytes: 1 << 30).check(bytes, for: "fuzzed config") })

@@ -26,9 +26,14 @@ enum DatasetFuzz {
             let dir = ScratchDirectory.reset([("train.jsonl", rest)])
             let template = FineTuneTemplate.allCases[Int(selector / 6) % FineTuneTemplate.allCases.count]
             let maxLength = 16 + Int(selector / 18) * 32
-            if let dataset = attempt("InstructionDataset.load", { try InstructionDataset.load(
-                path: dir + "/train.jsonl", template: template, tokenizer: ByteTokenizer.shared, maxLength: maxLength,
-                trainOnPrompt: selector & 1 == 1) })
+            if let dataset = attempt(
+                "InstructionDataset.load",
+                {
+                    try InstructionDataset.load(
+                        path: dir + "/train.jsonl", template: template, tokenizer: ByteTokenizer.shared,
+                        maxLength: maxLength,
+                        trainOnPrompt: selector & 1 == 1)
+                })
             {
                 for example in dataset.examples {
                     precondition(example.inputIds.count <= maxLength, "example longer than max_length")
@@ -38,7 +43,9 @@ enum DatasetFuzz {
         case 1, 2:
             let name = selector % 6 == 1 ? "dev-v1.1.json" : "validation.jsonl"
             let dir = ScratchDirectory.reset([(name, rest)])
-            guard let examples = attempt("SquadDataset.load", { try SquadDataset.load(path: dir + "/" + name) }) else { return }
+            guard let examples = attempt("SquadDataset.load", { try SquadDataset.load(path: dir + "/" + name) }) else {
+                return
+            }
             _ = SquadDataset.subset(examples, stride: 3)
             for example in examples.prefix(8) {
                 _ = TaskPrompts.squad(question: example.question, context: example.context)
@@ -57,14 +64,16 @@ enum DatasetFuzz {
                 precondition(example.label == 0 || example.label == 1, "PIQA label \(example.label) accepted")
                 _ = TaskPrompts.piqa(goal: example.goal, sol1: example.sol1, sol2: example.sol2)
                 _ = TaskPrompts.piqaLoglikelihood(goal: example.goal, solution: example.sol1)
-                _ = PIQAParse.choose(prediction: String(example.goal.prefix(metricTextLimit)),
-                                     sol1: String(example.sol1.prefix(metricTextLimit)),
-                                     sol2: String(example.sol2.prefix(metricTextLimit)))
+                _ = PIQAParse.choose(
+                    prediction: String(example.goal.prefix(metricTextLimit)),
+                    sol1: String(example.sol1.prefix(metricTextLimit)),
+                    sol2: String(example.sol2.prefix(metricTextLimit)))
             }
         case 4, 5:
             let name = selector % 6 == 4 ? "wiki.test.raw" : "test.jsonl"
             let dir = ScratchDirectory.reset([(name, rest)])
-            guard let dataset = attempt("WikitextDataset.load", { try WikitextDataset.load(path: dir + "/" + name) }) else { return }
+            guard let dataset = attempt("WikitextDataset.load", { try WikitextDataset.load(path: dir + "/" + name) })
+            else { return }
             _ = ByteTokenizer.shared.encode(String(dataset.joined.prefix(1 << 16)))
         default:
             break

@@ -11,7 +11,8 @@ enum ScratchDirectory {
         var parent = environment["MUWA_FUZZ_SCRATCH"] ?? ""
         if parent.isEmpty {
             var isDirectory: ObjCBool = false
-            let hasShm = FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory)
+            let hasShm =
+                FileManager.default.fileExists(atPath: "/dev/shm", isDirectory: &isDirectory)
                 && isDirectory.boolValue && access("/dev/shm", W_OK) == 0
             parent = hasShm ? "/dev/shm" : NSTemporaryDirectory()
         }

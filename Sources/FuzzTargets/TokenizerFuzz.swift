@@ -29,7 +29,8 @@ enum TokenizerFuzz {
 
         let dir = ScratchDirectory.reset(files)
         guard let tokenizer = attempt("BPETokenizer.load", { try BPETokenizer.load(directory: dir) }) else { return }
-        use(tokenizer, text: text, rawIds: textBytes ?? [], skipSpecial: selector & 8 != 0,
+        use(
+            tokenizer, text: text, rawIds: textBytes ?? [], skipSpecial: selector & 8 != 0,
             cleanUp: selector & 16 != 0)
     }
 
@@ -39,7 +40,9 @@ enum TokenizerFuzz {
             precondition(id >= 0 && id < size, "special token id \(id) outside the vocabulary of \(size)")
         }
         let ids = tokenizer.encode(text)
-        for id in ids { precondition(id >= 0 && id < size, "encode produced id \(id) outside the vocabulary of \(size)") }
+        for id in ids {
+            precondition(id >= 0 && id < size, "encode produced id \(id) outside the vocabulary of \(size)")
+        }
         _ = tokenizer.encode(text, addBOS: false)
 
         let whole = tokenizer.decode(ids, skipSpecialTokens: skipSpecial)
@@ -54,8 +57,9 @@ enum TokenizerFuzz {
         var arbitrary: [Int] = []
         var i = 0
         while i + 4 <= rawIds.count, arbitrary.count < 256 {
-            let word = Int32(bitPattern: UInt32(rawIds[i]) | UInt32(rawIds[i + 1]) << 8
-                             | UInt32(rawIds[i + 2]) << 16 | UInt32(rawIds[i + 3]) << 24)
+            let word = Int32(
+                bitPattern: UInt32(rawIds[i]) | UInt32(rawIds[i + 1]) << 8
+                    | UInt32(rawIds[i + 2]) << 16 | UInt32(rawIds[i + 3]) << 24)
             arbitrary.append(rawIds[i] & 1 == 0 ? Int(word) : Int(word) << 31)
             i += 4
         }

@@ -16,12 +16,16 @@ enum WeightsFuzz {
         let parts = input.parts
         if parts.count == 1 {
             _ = ScratchDirectory.reset([("model.safetensors", parts[0])])
-            if let file = attempt("SafetensorsFile", { try SafetensorsFile(path: ScratchDirectory.file("model.safetensors")) }) {
+            if let file = attempt(
+                "SafetensorsFile", { try SafetensorsFile(path: ScratchDirectory.file("model.safetensors")) })
+            {
                 touch(file.tensors, region: file.region)
             }
         } else {
-            _ = ScratchDirectory.reset(sharded(parts, index: "model.safetensors.index.json",
-                                               shard: { "model-0000\($0)-of-0000\($1).safetensors" }))
+            _ = ScratchDirectory.reset(
+                sharded(
+                    parts, index: "model.safetensors.index.json",
+                    shard: { "model-0000\($0)-of-0000\($1).safetensors" }))
         }
         loadCheckpoint()
     }
@@ -31,14 +35,17 @@ enum WeightsFuzz {
         if parts.count == 1 {
             _ = ScratchDirectory.reset([("pytorch_model.bin", parts[0])])
         } else {
-            _ = ScratchDirectory.reset(sharded(parts, index: "pytorch_model.bin.index.json",
-                                               shard: { "pytorch_model-0000\($0)-of-0000\($1).bin" }))
+            _ = ScratchDirectory.reset(
+                sharded(
+                    parts, index: "pytorch_model.bin.index.json",
+                    shard: { "pytorch_model-0000\($0)-of-0000\($1).bin" }))
         }
         loadCheckpoint()
     }
 
     /// index, then at most 9 shards (more parts are dropped).
-    private static func sharded(_ parts: [[UInt8]], index: String, shard: (Int, Int) -> String) -> [(String, [UInt8]?)] {
+    private static func sharded(_ parts: [[UInt8]], index: String, shard: (Int, Int) -> String) -> [(String, [UInt8]?)]
+    {
         let shards = Array(parts.dropFirst().prefix(9))
         var files: [(String, [UInt8]?)] = [(index, parts[0])]
         for (i, bytes) in shards.enumerated() { files.append((shard(i + 1, shards.count), bytes)) }
@@ -46,7 +53,10 @@ enum WeightsFuzz {
     }
 
     private static func loadCheckpoint() {
-        guard let checkpoint = attempt("CheckpointReader.load", { try CheckpointReader.load(directory: ScratchDirectory.path) }) else { return }
+        guard
+            let checkpoint = attempt(
+                "CheckpointReader.load", { try CheckpointReader.load(directory: ScratchDirectory.path) })
+        else { return }
         touch(checkpoint.tensors, region: nil)
     }
 
@@ -62,8 +72,10 @@ enum WeightsFuzz {
             }
             let (bytes, overflow) = count.multipliedReportingOverflow(by: tensor.dtype.byteSize)
             precondition(!overflow, "tensor \(name): byte count overflows")
-            precondition(tensor.byteOffset >= 0 && tensor.byteOffset <= tensor.region.count - bytes,
-                         "tensor \(name): \(bytes) bytes at \(tensor.byteOffset) reach past its region of \(tensor.region.count)")
+            precondition(
+                tensor.byteOffset >= 0 && tensor.byteOffset <= tensor.region.count - bytes,
+                "tensor \(name): \(bytes) bytes at \(tensor.byteOffset) reach past its region of \(tensor.region.count)"
+            )
             if let region, tensor.region === region {
                 precondition(tensor.byteOffset + bytes <= region.count, "tensor \(name) reaches past the file")
             }

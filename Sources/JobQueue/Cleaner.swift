@@ -23,8 +23,10 @@ public struct CleanerConfiguration: Sendable, Equatable {
 
     public static let standardWorkRetentionSeconds: Double = 7 * 86_400
 
-    public init(workRetentionSeconds: Double = CleanerConfiguration.standardWorkRetentionSeconds,
-                jobRetentionSeconds: Double? = nil, intervalSeconds: Double = 600) {
+    public init(
+        workRetentionSeconds: Double = CleanerConfiguration.standardWorkRetentionSeconds,
+        jobRetentionSeconds: Double? = nil, intervalSeconds: Double = 600
+    ) {
         self.workRetentionSeconds = workRetentionSeconds
         self.jobRetentionSeconds = jobRetentionSeconds
         self.intervalSeconds = intervalSeconds
@@ -98,7 +100,8 @@ public struct Cleaner: Service {
                     expired = known
                 } else {  // the row is gone: go by the directory's own age
                     let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date
-                    expired = modified.map { Date().timeIntervalSince($0) > configuration.workRetentionSeconds } ?? false
+                    expired =
+                        modified.map { Date().timeIntervalSince($0) > configuration.workRetentionSeconds } ?? false
                 }
                 guard expired else { continue }
                 do {

@@ -37,7 +37,8 @@ struct Completer: Sendable {
                     warned = true
                 }
                 if Task.isCancelled {
-                    context.logger.error("stopping before the outcome was recorded; the lease will expire and the job will be rescued")
+                    context.logger.error(
+                        "stopping before the outcome was recorded; the lease will expire and the job will be rescued")
                     return
                 }
                 try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
@@ -74,7 +75,8 @@ struct Completer: Sendable {
             }
         case .cancelled(let partial, let outputs):
             if try await store.finish(lease, status: .cancelled, result: partial, outputs: outputs) {
-                logger.info("job cancelled after \(elapsed)\(outputs.isEmpty ? "" : ", \(outputs.count) partial outputs kept")")
+                logger.info(
+                    "job cancelled after \(elapsed)\(outputs.isEmpty ? "" : ", \(outputs.count) partial outputs kept")")
             } else {
                 try await explainLost(context, what: "cancellation")
             }
@@ -110,7 +112,8 @@ struct Completer: Sendable {
 
     private func explainLost(_ context: JobContext, what: String) async throws {
         let state = try await store.state(of: context.job.id)
-        let now = state.map { "it is now \($0.status.rawValue) (worker \($0.workerID ?? "-"), attempt \($0.attempt))" }
+        let now =
+            state.map { "it is now \($0.status.rawValue) (worker \($0.workerID ?? "-"), attempt \($0.attempt))" }
             ?? "it no longer exists"
         context.logger.warning("\(what) discarded: the job was taken away from this worker; \(now)")
     }

@@ -31,7 +31,10 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         let text = macros[trimmed.lowercased()] ?? trimmed
         let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard fields.count == 5 else {
-            throw ParseError(description: "cron \"\(expression)\" has \(fields.count) fields; expected 5 (minute hour day month weekday) or a macro such as @daily")
+            throw ParseError(
+                description:
+                    "cron \"\(expression)\" has \(fields.count) fields; expected 5 (minute hour day month weekday) or a macro such as @daily"
+            )
         }
         func field(_ index: Int, _ name: String, _ range: ClosedRange<Int>) throws -> Set<Int> {
             try Self.parseField(fields[index], name: name, range: range, expression: expression)
@@ -46,7 +49,8 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         description = trimmed
     }
 
-    static func parseField(_ text: String, name: String, range: ClosedRange<Int>, expression: String) throws -> Set<Int> {
+    static func parseField(_ text: String, name: String, range: ClosedRange<Int>, expression: String) throws -> Set<Int>
+    {
         func bad(_ why: String) -> ParseError {
             ParseError(description: "cron \"\(expression)\": \(name) \"\(text)\" \(why)")
         }
@@ -102,7 +106,9 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
                 else { return nil }
                 current = first
             } else if !dayMatches(day: day, weekday: weekday - 1) {
-                guard let next = calendar.date(byAdding: .day, value: 1, to: calendar.startOfDay(for: current)) else { return nil }
+                guard let next = calendar.date(byAdding: .day, value: 1, to: calendar.startOfDay(for: current)) else {
+                    return nil
+                }
                 current = next
             } else if !hours.contains(hour) {
                 current = current.addingTimeInterval(Double(60 - minute) * 60)

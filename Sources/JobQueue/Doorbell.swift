@@ -27,7 +27,11 @@ public final class Doorbell: @unchecked Sendable {
     /// Waits until rung, `seconds` pass, or the task is cancelled. Returns true when rung.
     @discardableResult
     public func wait(seconds: Double) async -> Bool {
-        if lock.withLock({ let was = rung; rung = false; return was }) { return true }
+        if lock.withLock({
+            let was = rung; rung = false; return was
+        }) {
+            return true
+        }
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000)))
@@ -69,4 +73,3 @@ public final class Doorbell: @unchecked Sendable {
         return !Task.isCancelled
     }
 }
-

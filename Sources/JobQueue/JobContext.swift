@@ -54,7 +54,9 @@ public final class JobContext: @unchecked Sendable {
     /// MUWA_PROGRESS_LOG_INTERVAL (seconds) when set to a positive number, else 30.
     static let defaultProgressLogInterval: Double = {
         let raw = ProcessInfo.processInfo.environment["MUWA_PROGRESS_LOG_INTERVAL"] ?? ""
-        guard let seconds = Double(raw.trimmingCharacters(in: .whitespaces)), seconds > 0, seconds.isFinite else { return 30 }
+        guard let seconds = Double(raw.trimmingCharacters(in: .whitespaces)), seconds > 0, seconds.isFinite else {
+            return 30
+        }
         return seconds
     }()
 

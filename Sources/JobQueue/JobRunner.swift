@@ -105,7 +105,8 @@ struct JobRunner: Sendable {
         case .returned(.failed(let failure)):
             return .failed(failure)
         case .returned(.stopped(let partial, let outputs, let checkpoint)):
-            return stopped(reason, context: context, partial: partial, outputs: outputs, checkpoint: checkpoint, abandoned: false)
+            return stopped(
+                reason, context: context, partial: partial, outputs: outputs, checkpoint: checkpoint, abandoned: false)
         case .interrupted:
             return stopped(reason, context: context, partial: nil, outputs: [], checkpoint: nil, abandoned: true)
         case .threw(let message, let failure):
@@ -119,7 +120,8 @@ struct JobRunner: Sendable {
     }
 
     private func stopped(
-        _ reason: StopReason?, context: JobContext, partial: JSONValue?, outputs: [JSONValue], checkpoint: JSONValue?, abandoned: Bool
+        _ reason: StopReason?, context: JobContext, partial: JSONValue?, outputs: [JSONValue], checkpoint: JSONValue?,
+        abandoned: Bool
     ) -> Completion {
         let note = abandoned ? " (the executor did not stop and was abandoned)" : ""
         switch reason {
@@ -128,9 +130,10 @@ struct JobRunner: Sendable {
         case .shuttingDown:
             return .released(checkpoint: checkpoint, reason: "daemon shutting down\(note)")
         case .timeLimit(let seconds) where context.job.timeLimitSeconds == nil:
-            return .failed(.permanent(
-                "the job exceeded the worker's default time limit of \(formatSeconds(seconds)) (MUWA_DEFAULT_TIME_LIMIT; "
-                    + "enqueue it with a time_limit to give it longer)\(note)"))
+            return .failed(
+                .permanent(
+                    "the job exceeded the worker's default time limit of \(formatSeconds(seconds)) (MUWA_DEFAULT_TIME_LIMIT; "
+                        + "enqueue it with a time_limit to give it longer)\(note)"))
         case .timeLimit(let seconds):
             return .failed(.permanent("the job exceeded its time limit of \(formatSeconds(seconds))\(note)"))
         case .leaseLost:

@@ -36,8 +36,12 @@ struct LeaseKeeper: Sendable {
             if let reason = context.stopReason {
                 let seen = stopSeen ?? .now
                 stopSeen = seen
-                if !abandoned, ContinuousClock.now - seen > .milliseconds(Int64(configuration.stopTimeoutSeconds * 1000)) {
-                    context.logger.error("the executor did not stop within \(formatSeconds(configuration.stopTimeoutSeconds)) (\(reason)); abandoning it")
+                if !abandoned,
+                    ContinuousClock.now - seen > .milliseconds(Int64(configuration.stopTimeoutSeconds * 1000))
+                {
+                    context.logger.error(
+                        "the executor did not stop within \(formatSeconds(configuration.stopTimeoutSeconds)) (\(reason)); abandoning it"
+                    )
                     abandoned = true
                     abandon()
                 }
@@ -46,7 +50,8 @@ struct LeaseKeeper: Sendable {
 
             // Progress rides on the lease renewal, but never more often than the progress interval.
             let progress = ContinuousClock.now - lastProgressWrite >= progressInterval ? context.takeProgress() : nil
-            let heartbeatDue = ContinuousClock.now - lastRenewal
+            let heartbeatDue =
+                ContinuousClock.now - lastRenewal
                 >= .milliseconds(Int64(configuration.heartbeatSeconds * 1000))
             guard progress != nil || heartbeatDue || failing else { continue }
             do {
@@ -75,9 +80,11 @@ struct LeaseKeeper: Sendable {
                     }
                 case .lost:
                     let state = try? await store.state(of: lease.jobID)
-                    let now = state.map { "now \($0.status.rawValue) by \($0.workerID ?? "-") (attempt \($0.attempt))" }
+                    let now =
+                        state.map { "now \($0.status.rawValue) by \($0.workerID ?? "-") (attempt \($0.attempt))" }
                         ?? "gone"
-                    context.logger.warning("lease lost: the job was taken away (\(now)); stopping it, writing nothing more")
+                    context.logger.warning(
+                        "lease lost: the job was taken away (\(now)); stopping it, writing nothing more")
                     context.requestStop(.leaseLost)
                 }
             } catch {

@@ -36,14 +36,16 @@ public struct Producer: Service {
         self.runner = JobRunner(
             registry: registry,
             keeper: LeaseKeeper(store: leaseStore ?? store, monitor: monitor, configuration: configuration),
-            completer: Completer(store: completionStore ?? store, monitor: monitor, retryPolicy: configuration.retryPolicy))
+            completer: Completer(
+                store: completionStore ?? store, monitor: monitor, retryPolicy: configuration.retryPolicy))
     }
 
     public func run() async {
         let stopping = Flag()
         monitor.phase = .running
         logger.info(
-            "claiming \(configuration.kinds.joined(separator: ",")) jobs from \(configuration.queues.joined(separator: ",")), \(configuration.concurrency) at a time")
+            "claiming \(configuration.kinds.joined(separator: ",")) jobs from \(configuration.queues.joined(separator: ",")), \(configuration.concurrency) at a time"
+        )
         await withGracefulShutdownHandler {
             if #available(macOS 14.0, *) {
                 await withDiscardingTaskGroup { group in
@@ -122,7 +124,8 @@ public struct Producer: Service {
         let running = monitor.activeJobs
         guard !running.isEmpty else { return }
         logger.notice(
-            "draining: \(running.count) running job(s) get \(formatSeconds(configuration.gracePeriodSeconds)) to finish")
+            "draining: \(running.count) running job(s) get \(formatSeconds(configuration.gracePeriodSeconds)) to finish"
+        )
         for context in running where registry.executor(for: context.job.kind)?.checkpointsOnShutdown ?? false {
             context.logger.notice("asking the job to checkpoint and stop for the shutdown")
             context.requestStop(.shuttingDown)
@@ -131,7 +134,8 @@ public struct Producer: Service {
         while monitor.activeCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             monitor.tick()
             let left = deadline - ContinuousClock.now
-            await doorbell.wait(seconds: min(0.2, Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18))
+            await doorbell.wait(
+                seconds: min(0.2, Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18))
         }
         for context in monitor.activeJobs {
             context.logger.notice("grace period over; asking the job to stop so it can be released")

@@ -63,8 +63,10 @@ struct ProgressMeter {
                 guard let value = object[key] else { continue }
                 switch value {
                 case .number(let number):
-                    parts.append("\(key) " + (number == number.rounded() && abs(number) < 1e15
-                        ? String(Int64(number)) : String(format: "%.4g", number)))
+                    parts.append(
+                        "\(key) "
+                            + (number == number.rounded() && abs(number) < 1e15
+                                ? String(Int64(number)) : String(format: "%.4g", number)))
                 case .string(let text) where text.count <= 40:
                     parts.append("\(key) \(text)")
                 default:

@@ -72,7 +72,8 @@ public struct QueueConfiguration: Sendable {
         if !(leaseSeconds > 0) { problems.append("the lease must be positive") }
         if !(heartbeatSeconds > 0) || heartbeatSeconds * 2 > leaseSeconds {
             problems.append(
-                "the heartbeat interval (\(heartbeatSeconds) s) must be positive and at most half the lease (\(leaseSeconds) s)")
+                "the heartbeat interval (\(heartbeatSeconds) s) must be positive and at most half the lease (\(leaseSeconds) s)"
+            )
         }
         if !(pollSeconds > 0) { problems.append("the poll interval must be positive") }
         if !(gracePeriodSeconds >= 0) { problems.append("the grace period cannot be negative") }

@@ -57,7 +57,8 @@ public struct Rescuer: Service {
                     jobLogger[metadataKey: "job"] = "\(job.id)"
                     jobLogger[metadataKey: "kind"] = "\(job.kind)"
                     jobLogger.warning(
-                        "rescued from worker \(job.lostWorker) after its lease expired (attempt \(job.attempt)); now \(job.status.rawValue)")
+                        "rescued from worker \(job.lostWorker) after its lease expired (attempt \(job.attempt)); now \(job.status.rawValue)"
+                    )
                 }
             } while rescued.count == 100
             let unseen = max(configuration.leaseSeconds * 2, configuration.heartbeatSeconds * 10)

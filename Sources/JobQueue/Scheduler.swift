@@ -60,8 +60,11 @@ public struct Scheduler: Service {
                     if let time = try row.optionalDouble("next_run_epoch"), try row.bool("due") {
                         let result = try connection.execute(
                             enqueue,
-                            [name, String(Int64(time)), try row.string("kind"), try row.string("payload"),
-                             try row.string("queue"), String(try row.int("priority")), String(try row.int("max_attempts"))],
+                            [
+                                name, String(Int64(time)), try row.string("kind"), try row.string("payload"),
+                                try row.string("queue"), String(try row.int("priority")),
+                                String(try row.int("max_attempts")),
+                            ],
                             statement: "ScheduleEnqueue")
                         jobID = try result.first.map { Int64(try $0.int("id")) }
                         if let jobID {
@@ -72,7 +75,8 @@ public struct Scheduler: Service {
                     guard let next = schedule.next(after: now) else {
                         let why = "cron \(schedule) matches no time in the next 5 years"
                         logger.error("schedule \(name) is disabled: \(why)")
-                        _ = try connection.execute(advance, [name, nil, jobID.map { String($0) }, why], statement: "ScheduleAdvance")
+                        _ = try connection.execute(
+                            advance, [name, nil, jobID.map { String($0) }, why], statement: "ScheduleAdvance")
                         continue
                     }
                     _ = try connection.execute(

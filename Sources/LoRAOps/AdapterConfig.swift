@@ -36,9 +36,11 @@ public struct AdapterConfig: Sendable, Equatable {
     public var baseModelNameOrPath: String?
     public var taskType: String?
 
-    public init(r: Int, loraAlpha: Double, loraDropout: Double = 0, targetModules: ModuleSelector,
-                bias: Bias = .none, useRslora: Bool = false, layersToTransform: [Int]? = nil,
-                baseModelNameOrPath: String? = nil) {
+    public init(
+        r: Int, loraAlpha: Double, loraDropout: Double = 0, targetModules: ModuleSelector,
+        bias: Bias = .none, useRslora: Bool = false, layersToTransform: [Int]? = nil,
+        baseModelNameOrPath: String? = nil
+    ) {
         self.r = r
         self.loraAlpha = loraAlpha
         self.loraDropout = loraDropout
@@ -112,7 +114,8 @@ public struct AdapterConfig: Sendable, Equatable {
         }
 
         if let type = present("peft_type") as? String, type.uppercased() != "LORA" {
-            throw LoRAError.unsupported(path: path, option: "peft_type", reason: "'\(type)'; only LORA adapters are read")
+            throw LoRAError.unsupported(
+                path: path, option: "peft_type", reason: "'\(type)'; only LORA adapters are read")
         }
         for key in refusedWhenSet {
             if let v = present(key), isSet(v) {
@@ -126,8 +129,9 @@ public struct AdapterConfig: Sendable, Equatable {
         guard let targets = try selector("target_modules") else {
             throw bad("'target_modules' is missing")
         }
-        var config = AdapterConfig(r: Int(rValue), loraAlpha: try number("lora_alpha") ?? 8,
-                                   loraDropout: try number("lora_dropout") ?? 0, targetModules: targets)
+        var config = AdapterConfig(
+            r: Int(rValue), loraAlpha: try number("lora_alpha") ?? 8,
+            loraDropout: try number("lora_dropout") ?? 0, targetModules: targets)
         guard config.loraDropout >= 0 && config.loraDropout < 1 else { throw bad("'lora_dropout' must be in [0, 1)") }
         config.excludeModules = try selector("exclude_modules")
         if let b = present("bias") {
@@ -139,19 +143,29 @@ public struct AdapterConfig: Sendable, Equatable {
         config.useRslora = try flag("use_rslora")
         config.fanInFanOut = try flag("fan_in_fan_out")
         if let v = present("layers_to_transform") {
-            if let n = v as? Int { config.layersToTransform = [n] } else if let list = v as? [Int] {
+            if let n = v as? Int {
+                config.layersToTransform = [n]
+            } else if let list = v as? [Int] {
                 config.layersToTransform = list
-            } else { throw bad("'layers_to_transform' must be an integer or a list of integers") }
+            } else {
+                throw bad("'layers_to_transform' must be an integer or a list of integers")
+            }
         }
         if let v = present("layers_pattern") {
-            if let s = v as? String { config.layersPattern = [s] } else if let list = v as? [String] {
+            if let s = v as? String {
+                config.layersPattern = [s]
+            } else if let list = v as? [String] {
                 config.layersPattern = list
-            } else { throw bad("'layers_pattern' must be a string or a list of strings") }
+            } else {
+                throw bad("'layers_pattern' must be a string or a list of strings")
+            }
         }
         if let v = present("rank_pattern") {
             guard let d = v as? [String: Any] else { throw bad("'rank_pattern' must be an object") }
             for (k, value) in d {
-                guard let n = jsonNumber(value), n == n.rounded(), n >= 1 else { throw bad("rank_pattern['\(k)'] must be a positive integer") }
+                guard let n = jsonNumber(value), n == n.rounded(), n >= 1 else {
+                    throw bad("rank_pattern['\(k)'] must be a positive integer")
+                }
                 guard n <= Double(maxRank) else { throw bad("rank_pattern['\(k)'] must be at most \(maxRank)") }
                 config.rankPattern[k] = Int(n)
             }
@@ -191,8 +205,12 @@ public struct AdapterConfig: Sendable, Equatable {
             "target_modules": selectorValue(targetModules), "task_type": taskType ?? NSNull(),
             "use_dora": false, "use_rslora": useRslora,
         ]
-        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys,
-                                                                             .withoutEscapingSlashes])
+        return try JSONSerialization.data(
+            withJSONObject: object,
+            options: [
+                .prettyPrinted, .sortedKeys,
+                .withoutEscapingSlashes,
+            ])
     }
 }
 

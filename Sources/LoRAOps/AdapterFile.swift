@@ -19,24 +19,32 @@ extension LoRAAdapter {
         let configPath = (directory as NSString).appendingPathComponent("adapter_config.json")
         let config = try AdapterConfig.load(directory: directory)
         let targets = try config.targets(for: model, path: configPath)
-        let bytes = LoRALayout.checkedParameterCount(targets: targets, model: model)
+        let bytes =
+            LoRALayout.checkedParameterCount(targets: targets, model: model)
             .flatMap { $0.multipliedReportingOverflow(by: 4).overflow ? nil : $0 * 4 } ?? .max
-        try memoryBudget.check(bytes, for: "adapter \(directory) (\(targets.count) projections, r up to "
-                                   + "\(targets.map(\.r).max() ?? 0))")
+        try memoryBudget.check(
+            bytes,
+            for: "adapter \(directory) (\(targets.count) projections, r up to "
+                + "\(targets.map(\.r).max() ?? 0))")
         let layout = LoRALayout(targets: targets, model: model)
 
-        guard let file = weightFiles.map({ (directory as NSString).appendingPathComponent($0) })
-            .first(where: { FileManager.default.fileExists(atPath: $0) })
+        guard
+            let file = weightFiles.map({ (directory as NSString).appendingPathComponent($0) })
+                .first(where: { FileManager.default.fileExists(atPath: $0) })
         else {
-            throw LoRAError.missingFile(path: weightFiles.map { (directory as NSString).appendingPathComponent($0) }
-                .joined(separator: " or "))
+            throw LoRAError.missingFile(
+                path: weightFiles.map { (directory as NSString).appendingPathComponent($0) }
+                    .joined(separator: " or "))
         }
-        let tensors = file.hasSuffix(".bin") ? try TorchZipFile(path: file).tensors : try SafetensorsFile(path: file).tensors
+        let tensors =
+            file.hasSuffix(".bin") ? try TorchZipFile(path: file).tensors : try SafetensorsFile(path: file).tensors
         func mismatch(_ reason: String) -> LoRAError { .tensorMismatch(path: file, reason: reason) }
 
         var sites: [String: ProjectionSite] = [:]
         for l in 0..<model.numHiddenLayers {
-            for m in ProjectionModule.allCases { sites[adapterModuleName(layer: l, module: m)] = ProjectionSite(layer: l, module: m) }
+            for m in ProjectionModule.allCases {
+                sites[adapterModuleName(layer: l, module: m)] = ProjectionSite(layer: l, module: m)
+            }
         }
         var layerNorms = Set(["final_layer_norm"])
         for l in 0..<model.numHiddenLayers {
@@ -56,10 +64,12 @@ extension LoRAAdapter {
             switch parsed.kind {
             case .loraA, .loraB:
                 if let seen = adapterName, seen != parsed.adapterName {
-                    throw mismatch("tensors of two adapters ('\(seen ?? "")', '\(parsed.adapterName ?? "")') in one file")
+                    throw mismatch(
+                        "tensors of two adapters ('\(seen ?? "")', '\(parsed.adapterName ?? "")') in one file")
                 }
                 adapterName = .some(parsed.adapterName)
-                guard let site = sites[parsed.module], let slot = layout.slot(layer: site.layer, module: site.module) else {
+                guard let site = sites[parsed.module], let slot = layout.slot(layer: site.layer, module: site.module)
+                else {
                     throw mismatch("tensor '\(key)' belongs to a module target_modules does not select")
                 }
                 let isA = parsed.kind == .loraA
@@ -75,10 +85,13 @@ extension LoRAAdapter {
                 }
                 if let site = sites[parsed.module] {
                     let n = LoRALayout.shape(site.module, model).N
-                    guard tensor.shape == [n] else { throw mismatch("tensor '\(key)' has shape \(tensor.shape), expected [\(n)]") }
+                    guard tensor.shape == [n] else {
+                        throw mismatch("tensor '\(key)' has shape \(tensor.shape), expected [\(n)]")
+                    }
                     biases.projections[site] = tensor.toFloatArray()
                 } else if parsed.module.hasPrefix("model.decoder."),
-                          layerNorms.contains(String(parsed.module.dropFirst("model.decoder.".count))) {
+                    layerNorms.contains(String(parsed.module.dropFirst("model.decoder.".count)))
+                {
                     guard tensor.shape == [model.hiddenSize] else {
                         throw mismatch("tensor '\(key)' has shape \(tensor.shape), expected [\(model.hiddenSize)]")
                     }
@@ -94,8 +107,9 @@ extension LoRAAdapter {
                 throw mismatch("missing tensor 'base_model.model.\(name).lora_\(part).weight'")
             }
         }
-        return LoRAAdapter(config: config, layout: layout, weights: weights, biases: biases, modelConfig: model,
-                           source: directory)
+        return LoRAAdapter(
+            config: config, layout: layout, weights: weights, biases: biases, modelConfig: model,
+            source: directory)
     }
 
     /// Writes adapter_config.json and adapter_model.safetensors to `directory` (created if needed) as
@@ -109,12 +123,26 @@ extension LoRAAdapter {
         var tensors: [(name: String, tensor: Tensor)] = []
         for slot in layout.slots {
             let name = "base_model.model." + adapterModuleName(layer: slot.layer, module: slot.module)
-            tensors.append((name + ".lora_A.weight", Tensor.f32(Array(UnsafeBufferPointer(start: weights.a(slot),
-                                                                                            count: slot.aCount)),
-                                                                 shape: [slot.r, slot.inFeatures])))
-            tensors.append((name + ".lora_B.weight", Tensor.f32(Array(UnsafeBufferPointer(start: weights.b(slot),
-                                                                                            count: slot.bCount)),
-                                                                 shape: [slot.outFeatures, slot.r])))
+            tensors.append(
+                (
+                    name + ".lora_A.weight",
+                    Tensor.f32(
+                        Array(
+                            UnsafeBufferPointer(
+                                start: weights.a(slot),
+                                count: slot.aCount)),
+                        shape: [slot.r, slot.inFeatures])
+                ))
+            tensors.append(
+                (
+                    name + ".lora_B.weight",
+                    Tensor.f32(
+                        Array(
+                            UnsafeBufferPointer(
+                                start: weights.b(slot),
+                                count: slot.bCount)),
+                        shape: [slot.outFeatures, slot.r])
+                ))
         }
         for (site, bias) in biases.projections {
             let name = "base_model.model." + adapterModuleName(layer: site.layer, module: site.module)
@@ -124,8 +152,9 @@ extension LoRAAdapter {
         for (name, bias) in biases.layerNorms {
             tensors.append(("base_model.model.model.decoder." + name + ".bias", Tensor.f32(bias, shape: [bias.count])))
         }
-        try SafetensorsFile.write(path: (directory as NSString).appendingPathComponent("adapter_model.safetensors"),
-                                  tensors: tensors, metadata: ["format": "pt"])
+        try SafetensorsFile.write(
+            path: (directory as NSString).appendingPathComponent("adapter_model.safetensors"),
+            tensors: tensors, metadata: ["format": "pt"])
         let configPath = (directory as NSString).appendingPathComponent("adapter_config.json")
         var data = try config.jsonData()
         data.append(0x0A)

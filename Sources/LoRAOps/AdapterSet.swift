@@ -56,7 +56,8 @@ public final class AdapterSet: @unchecked Sendable {
         let chosen = try assignments.map { name -> PreparedAdapter? in
             guard let name else { return nil }
             guard let e = entries[name] else {
-                throw LoRAError.invalidRequest("no adapter named '\(name)' (loaded: \(entries.keys.sorted().joined(separator: ", ")))")
+                throw LoRAError.invalidRequest(
+                    "no adapter named '\(name)' (loaded: \(entries.keys.sorted().joined(separator: ", ")))")
             }
             return e
         }
@@ -72,7 +73,8 @@ public final class AdapterSet: @unchecked Sendable {
             guard let name else { return nil }
             if let delta = shared[name] { return delta }
             guard let e = entries[name] else {
-                throw LoRAError.invalidRequest("no adapter named '\(name)' (loaded: \(entries.keys.sorted().joined(separator: ", ")))")
+                throw LoRAError.invalidRequest(
+                    "no adapter named '\(name)' (loaded: \(entries.keys.sorted().joined(separator: ", ")))")
             }
             let delta = AdapterBatch(perSequence: [e], uniform: true)
             shared[name] = delta
@@ -91,13 +93,15 @@ final class PreparedAdapter: @unchecked Sendable {
         try adapter.checkCompatible(with: model.config)
         let name = adapter.source ?? "adapter"
         if !adapter.biases.layerNorms.isEmpty {
-            throw LoRAError.unsupported(path: name, option: "bias",
-                                        reason: "\"\(adapter.config.bias.rawValue)\" replaces layer-norm biases, which "
-                                            + "only a merged model can carry (merge it: --merge)")
+            throw LoRAError.unsupported(
+                path: name, option: "bias",
+                reason: "\"\(adapter.config.bias.rawValue)\" replaces layer-norm biases, which "
+                    + "only a merged model can carry (merge it: --merge)")
         }
         var deltas: [ProjectionSite: [Float]] = [:]
         for (site, bias) in adapter.biases.projections {
-            let base = model.weights.layers[site.layer].linear(site.module).bias?.toFloatArray()
+            let base =
+                model.weights.layers[site.layer].linear(site.module).bias?.toFloatArray()
                 ?? [Float](repeating: 0, count: bias.count)
             deltas[site] = zip(bias, base).map { $0 - $1 }
         }
@@ -128,22 +132,28 @@ public final class AdapterBatch: ProjectionDelta, @unchecked Sendable {
 
     deinit { scratch.deallocate() }
 
-    public func addDelta(layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
-                         out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int) {
-        precondition(uniform || perSequence.count == B, "AdapterBatch made for \(perSequence.count) sequences, used with \(B)")
+    public func addDelta(
+        layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
+        out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int
+    ) {
+        precondition(
+            uniform || perSequence.count == B, "AdapterBatch made for \(perSequence.count) sequences, used with \(B)")
         var b = 0
         while b < B {
             guard let entry = uniform ? perSequence[0] : perSequence[b] else { b += 1; continue }
             var end = b + 1
             while end < B && (uniform || perSequence[end] === entry) { end += 1 }
-            apply(entry, layer: layer, module: module, inp: inp + b * T * K, K: K, out: out + b * T * N, N: N,
-                  rows: (end - b) * T)
+            apply(
+                entry, layer: layer, module: module, inp: inp + b * T * K, K: K, out: out + b * T * N, N: N,
+                rows: (end - b) * T)
             b = end
         }
     }
 
-    private func apply(_ e: PreparedAdapter, layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, K: Int,
-                       out: UnsafeMutablePointer<Float>, N: Int, rows: Int) {
+    private func apply(
+        _ e: PreparedAdapter, layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, K: Int,
+        out: UnsafeMutablePointer<Float>, N: Int, rows: Int
+    ) {
         if let slot = e.adapter.layout.slot(layer: layer, module: module) {
             precondition(slot.inFeatures == K && slot.outFeatures == N, "adapter slot shape differs from the model's")
             if capacity < rows * slot.r {
@@ -151,8 +161,9 @@ public final class AdapterBatch: ProjectionDelta, @unchecked Sendable {
                 capacity = rows * slot.r
                 scratch = .allocate(capacity: capacity)
             }
-            loraForward(out: out, u: scratch, inp: inp, a: e.adapter.weights.a(slot), b: e.adapter.weights.b(slot),
-                        scale: slot.scale, M: rows, K: K, N: N, r: slot.r)
+            loraForward(
+                out: out, u: scratch, inp: inp, a: e.adapter.weights.a(slot), b: e.adapter.weights.b(slot),
+                scale: slot.scale, M: rows, K: K, N: N, r: slot.r)
         }
         if let delta = e.biasDelta[ProjectionSite(layer: layer, module: module)] {
             delta.withUnsafeBufferPointer { d in

@@ -34,18 +34,22 @@ extension AdapterConfig {
         var unsupported = ["model.decoder.embed_tokens", "model.decoder.embed_positions", "lm_head"]
         if model.hasProjections { unsupported += ["model.decoder.project_in", "model.decoder.project_out"] }
         let allLinear: Bool
-        if case .pattern(let p) = targetModules, p.lowercased() == "all-linear" { allLinear = true } else {
+        if case .pattern(let p) = targetModules, p.lowercased() == "all-linear" {
+            allLinear = true
+        } else {
             allLinear = false
         }
         if !allLinear {
             for name in unsupported where try selects(name) {
-                throw LoRAError.unsupported(path: path, option: "target_modules",
-                                            reason: "it selects \(name); the engine adapts only q_proj, k_proj, "
-                                                + "v_proj, out_proj, fc1 and fc2")
+                throw LoRAError.unsupported(
+                    path: path, option: "target_modules",
+                    reason: "it selects \(name); the engine adapts only q_proj, k_proj, "
+                        + "v_proj, out_proj, fc1 and fc2")
             }
         } else if model.hasProjections {
-            throw LoRAError.unsupported(path: path, option: "target_modules",
-                                        reason: "'all-linear' includes project_in/project_out of this model")
+            throw LoRAError.unsupported(
+                path: path, option: "target_modules",
+                reason: "'all-linear' includes project_in/project_out of this model")
         }
         var result: [AdapterTarget] = []
         for layer in 0..<model.numHiddenLayers {
@@ -89,12 +93,15 @@ extension AdapterConfig {
 
     /// The first numbered segment after a layers_pattern (or any segment), as peft finds it.
     private func layerIndex(_ key: String) throws -> Int? {
-        let patterns = (layersPattern ?? []).isEmpty ? [#".*?\.[^.]*\.(\d+)\."#]
+        let patterns =
+            (layersPattern ?? []).isEmpty
+            ? [#".*?\.[^.]*\.(\d+)\."#]
             : (layersPattern ?? []).map { #"(?:^|.*?\.)"# + $0 + #"\.(\d+)\."# }
         let scalars = Array(key.unicodeScalars)
         for p in patterns {
             if let groups = try compiled(p, option: "layers_pattern").prefixMatch(scalars), groups.count > 1,
-               let range = groups[1] {
+                let range = groups[1]
+            {
                 return Int(String(String.UnicodeScalarView(scalars[range])))
             }
         }

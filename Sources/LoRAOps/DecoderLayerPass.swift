@@ -20,8 +20,9 @@ extension LoRATrainingModel {
         TrainingLoops.scale(a.q, by: scaling, count: R * C)
         project(l, .kProj, p, out: a.k, inp: attnIn, K: C, N: C)
         project(l, .vProj, p, out: a.v, inp: attnIn, K: C, N: C)
-        packedCausalAttentionForward(out: a.attOut, att: a.att, q: a.q, k: a.k, v: a.v, sequences: p.sequences,
-                                     NH: cfg.numAttentionHeads, hs: cfg.headDim)
+        packedCausalAttentionForward(
+            out: a.attOut, att: a.att, q: a.q, k: a.k, v: a.v, sequences: p.sequences,
+            NH: cfg.numAttentionHeads, hs: cfg.headDim)
         project(l, .outProj, p, out: s.tmp, inp: a.attOut, K: C, N: C)
         residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
         TrainingLoops.add(out: a.res1, inp, s.tmp, count: R * C)
@@ -45,19 +46,22 @@ extension LoRATrainingModel {
 
     /// Gradient of the layer's output `dOut` (R, C; used as scratch) → the adapters' gradients, and
     /// dInp (R, C, overwritten) unless nil (the lowest adapted layer needs no input gradient).
-    func layerBackward(_ l: Int, _ p: Pass, inp: UnsafePointer<Float>, dOut: UnsafeMutablePointer<Float>,
-                       dInp: UnsafeMutablePointer<Float>?) {
+    func layerBackward(
+        _ l: Int, _ p: Pass, inp: UnsafePointer<Float>, dOut: UnsafeMutablePointer<Float>,
+        dInp: UnsafeMutablePointer<Float>?
+    ) {
         let cfg = model.config, lw = model.weights.layers[l], a = acts.layers[l], s = acts
         let R = p.R, C = cfg.hiddenSize, F = cfg.ffnDim, RC = R * C, preLN = cfg.doLayerNormBefore
         let scaling = 1 / Float(cfg.headDim).squareRoot()
 
         // --- feed-forward block. dFc2 (in s.tmp) = gradient of fc2's output.
         if preLN {
-            s.tmp.update(from: dOut, count: RC)   // dOut doubles as dRes1 from here on
+            s.tmp.update(from: dOut, count: RC)  // dOut doubles as dRes1 from here on
         } else {
             s.dRes.update(repeating: 0, count: RC)
-            layerNormBackward(dinp: s.dRes, dweight: nil, dbias: nil, dout: dOut, inp: a.res2,
-                              weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
+            layerNormBackward(
+                dinp: s.dRes, dweight: nil, dbias: nil, dout: dOut, inp: a.res2,
+                weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
             s.tmp.update(from: s.dRes, count: RC)
         }
         residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
@@ -69,13 +73,15 @@ extension LoRATrainingModel {
         projectBackward(l, .fc1, p, dinp: s.dFfnIn, dout: s.dFcPre, inp: a.ffnIn, K: C, N: F)
         let dRes1 = dOut
         if preLN {
-            layerNormBackward(dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
-                              weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
+            layerNormBackward(
+                dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
+                weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
         } else {
             TrainingLoops.accumulate(s.dFfnIn, s.dRes, count: RC)
             dRes1.update(repeating: 0, count: RC)
-            layerNormBackward(dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
-                              weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
+            layerNormBackward(
+                dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
+                weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
         }
 
         // --- attention block
@@ -86,9 +92,10 @@ extension LoRATrainingModel {
         s.dq.update(repeating: 0, count: RC)
         s.dk.update(repeating: 0, count: RC)
         s.dv.update(repeating: 0, count: RC)
-        packedCausalAttentionBackward(dq: s.dq, dk: s.dk, dv: s.dv, scratch: s.attScratch, parts: s.attentionScratchParts,
-                                      maxLength: s.maxT, dout: s.dAttOut, att: a.att, q: a.q, k: a.k, v: a.v,
-                                      sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim)
+        packedCausalAttentionBackward(
+            dq: s.dq, dk: s.dk, dv: s.dv, scratch: s.attScratch, parts: s.attentionScratchParts,
+            maxLength: s.maxT, dout: s.dAttOut, att: a.att, q: a.q, k: a.k, v: a.v,
+            sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim)
         TrainingLoops.scale(s.dq, by: scaling, count: RC)
         let attnIn = preLN ? UnsafePointer(a.attnIn) : inp
         let dAttnIn: UnsafeMutablePointer<Float>? = dInp == nil ? nil : s.dAttnIn
@@ -99,8 +106,9 @@ extension LoRATrainingModel {
         guard let dInp else { return }
         dInp.update(from: dRes1, count: RC)
         if preLN {
-            layerNormBackward(dinp: dInp, dweight: nil, dbias: nil, dout: s.dAttnIn, inp: inp,
-                              weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
+            layerNormBackward(
+                dinp: dInp, dweight: nil, dbias: nil, dout: s.dAttnIn, inp: inp,
+                weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
         } else {
             TrainingLoops.accumulate(dInp, s.dAttnIn, count: RC)
         }
@@ -108,10 +116,13 @@ extension LoRATrainingModel {
 
     // MARK: - pieces
 
-    private func norm(_ ln: LayerNormWeights, out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
-                      rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, R: Int) {
-        layerNormForward(out: out, mean: mean, rstd: rstd, inp: inp, weight: ln.weight?.floats, bias: ln.bias?.floats,
-                         N: R, C: model.config.hiddenSize)
+    private func norm(
+        _ ln: LayerNormWeights, out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+        rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, R: Int
+    ) {
+        layerNormForward(
+            out: out, mean: mean, rstd: rstd, inp: inp, weight: ln.weight?.floats, bias: ln.bias?.floats,
+            N: R, C: model.config.hiddenSize)
     }
 
     /// out = act(pre). ReLU (every published OPT) as one vectorisable pass; others through Activation.
@@ -125,8 +136,10 @@ extension LoRATrainingModel {
     }
 
     /// dinp = dout · act'(pre)  (overwrites dinp)
-    private func activateBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                  pre: UnsafePointer<Float>, count n: Int) {
+    private func activateBackward(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+        pre: UnsafePointer<Float>, count n: Int
+    ) {
         if model.activation == .relu {
             TrainingLoops.reluBackward(dinp: dinp, dout: dout, pre: pre, count: n)
         } else {
@@ -142,13 +155,16 @@ extension LoRATrainingModel {
 
     private func loraMask(_ l: Int, _ m: ProjectionModule, _ p: Pass) -> DropoutMask? {
         loraDropout > 0
-            ? DropoutMask(p: loraDropout, seed: seed, microStep: p.microStep, layer: l,
-                          site: ProjectionModule.allCases.firstIndex(of: m) ?? 0) : nil
+            ? DropoutMask(
+                p: loraDropout, seed: seed, microStep: p.microStep, layer: l,
+                site: ProjectionModule.allCases.firstIndex(of: m) ?? 0) : nil
     }
 
     /// out (R, N) = inp · Wᵀ + bias  [+ scale · B(A drop(inp)), keeping u = drop(inp)·Aᵀ]
-    private func project(_ l: Int, _ m: ProjectionModule, _ p: Pass, out: UnsafeMutablePointer<Float>,
-                         inp: UnsafePointer<Float>, K: Int, N: Int) {
+    private func project(
+        _ l: Int, _ m: ProjectionModule, _ p: Pass, out: UnsafeMutablePointer<Float>,
+        inp: UnsafePointer<Float>, K: Int, N: Int
+    ) {
         let lw = model.weights.layers[l].linear(m)
         matmul(out: out, inp: inp, weight: lw.weight, bias: lw.bias?.floats, M: p.R, K: K, N: N, scratch: kernelScratch)
         guard let index = layout.slotIndex(layer: l, module: m) else { return }
@@ -158,28 +174,35 @@ extension LoRATrainingModel {
             mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
             x = UnsafePointer(acts.drop)
         }
-        loraForward(out: out, u: acts.layers[l].loraU + uColumn[index] * p.R, inp: x, a: p.params.a(slot),
-                    b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)
+        loraForward(
+            out: out, u: acts.layers[l].loraU + uColumn[index] * p.R, inp: x, a: p.params.a(slot),
+            b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)
     }
 
     /// dinp (R, K) += dout · W (frozen base) + the LoRA path; dA, dB += into the pass's gradients.
-    private func projectBackward(_ l: Int, _ m: ProjectionModule, _ p: Pass, dinp: UnsafeMutablePointer<Float>?,
-                                 dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, K: Int, N: Int) {
+    private func projectBackward(
+        _ l: Int, _ m: ProjectionModule, _ p: Pass, dinp: UnsafeMutablePointer<Float>?,
+        dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, K: Int, N: Int
+    ) {
         let lw = model.weights.layers[l].linear(m)
-        if let dinp { linearBackwardInput(dinp: dinp, dout: dout, weight: lw.weight, M: p.R, K: K, N: N, scratch: kernelScratch) }
+        if let dinp {
+            linearBackwardInput(dinp: dinp, dout: dout, weight: lw.weight, M: p.R, K: K, N: N, scratch: kernelScratch)
+        }
         guard let index = layout.slotIndex(layer: l, module: m), let grads = p.grads else { return }
         let slot = layout.slots[index]
         let u = acts.layers[l].loraU + uColumn[index] * p.R
         if let mask = loraMask(l, m, p) {
             mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
             if let dinp { acts.dDrop.update(repeating: 0, count: p.R * K) }
-            loraBackward(dinp: dinp == nil ? nil : acts.dDrop, da: grads.a(slot), db: grads.b(slot), g: acts.g,
-                         dout: dout, inp: acts.drop, u: u, a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale,
-                         M: p.R, K: K, N: N, r: slot.r)
+            loraBackward(
+                dinp: dinp == nil ? nil : acts.dDrop, da: grads.a(slot), db: grads.b(slot), g: acts.g,
+                dout: dout, inp: acts.drop, u: u, a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale,
+                M: p.R, K: K, N: N, r: slot.r)
             if let dinp { mask.backward(dinp: dinp, dout: acts.dDrop, rows: p.R, cols: K, paddedRow: acts.paddedRow) }
         } else {
-            loraBackward(dinp: dinp, da: grads.a(slot), db: grads.b(slot), g: acts.g, dout: dout, inp: inp, u: u,
-                         a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)
+            loraBackward(
+                dinp: dinp, da: grads.a(slot), db: grads.b(slot), g: acts.g, dout: dout, inp: inp, u: u,
+                a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)
         }
     }
 }

@@ -55,8 +55,10 @@ public struct DropoutMask: Sendable, Equatable {
     // MARK: packed rows (element (r, c) is padded element paddedRow[r]·cols + c)
 
     /// out = inp ⊙ keep / (1 − p) over a packed (rows, cols) matrix.
-    public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, cols: Int,
-                        paddedRow: UnsafePointer<Int>) {
+    public func forward(
+        out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, cols: Int,
+        paddedRow: UnsafePointer<Int>
+    ) {
         parallelRows(rows, width: cols) { range in
             for r in range {
                 let base = paddedRow[r] * cols, o = out + r * cols, x = inp + r * cols
@@ -66,8 +68,10 @@ public struct DropoutMask: Sendable, Equatable {
     }
 
     /// dinp += dout ⊙ keep / (1 − p) over a packed (rows, cols) matrix.
-    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, rows: Int, cols: Int,
-                         paddedRow: UnsafePointer<Int>) {
+    public func backward(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, rows: Int, cols: Int,
+        paddedRow: UnsafePointer<Int>
+    ) {
         parallelRows(rows, width: cols) { range in
             for r in range {
                 let base = paddedRow[r] * cols, d = dinp + r * cols, g = dout + r * cols

@@ -36,8 +36,10 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// The directory it was loaded from, if any.
     public let source: String?
 
-    public init(config: AdapterConfig, layout: LoRALayout, weights: FloatArena, biases: AdapterBiases = AdapterBiases(),
-                modelConfig: OPTConfig, source: String? = nil) {
+    public init(
+        config: AdapterConfig, layout: LoRALayout, weights: FloatArena, biases: AdapterBiases = AdapterBiases(),
+        modelConfig: OPTConfig, source: String? = nil
+    ) {
         precondition(weights.count == layout.count, "weights do not fit the layout")
         self.config = config
         self.layout = layout
@@ -63,8 +65,9 @@ public final class LoRAAdapter: @unchecked Sendable {
 
     /// A copy with other weights (same config and layout): what a trainer hands out.
     public func with(weights: FloatArena) -> LoRAAdapter {
-        LoRAAdapter(config: config, layout: layout, weights: weights.copy(), biases: biases, modelConfig: modelConfig,
-                    source: nil)
+        LoRAAdapter(
+            config: config, layout: layout, weights: weights.copy(), biases: biases, modelConfig: modelConfig,
+            source: nil)
     }
 
     /// Trainable parameters (A and B of every slot).
@@ -74,12 +77,13 @@ public final class LoRAAdapter: @unchecked Sendable {
     public func checkCompatible(with model: OPTConfig) throws {
         let mine = modelConfig
         guard mine.hiddenSize == model.hiddenSize, mine.ffnDim == model.ffnDim,
-              mine.numHiddenLayers >= (layout.slots.map(\.layer).max() ?? -1) + 1,
-              model.numHiddenLayers >= (layout.slots.map(\.layer).max() ?? -1) + 1
+            mine.numHiddenLayers >= (layout.slots.map(\.layer).max() ?? -1) + 1,
+            model.numHiddenLayers >= (layout.slots.map(\.layer).max() ?? -1) + 1
         else {
             throw LoRAError.tensorMismatch(
                 path: source ?? "adapter",
-                reason: "made for hidden_size \(mine.hiddenSize), ffn_dim \(mine.ffnDim), \(mine.numHiddenLayers) layers; "
+                reason:
+                    "made for hidden_size \(mine.hiddenSize), ffn_dim \(mine.ffnDim), \(mine.numHiddenLayers) layers; "
                     + "the model has \(model.hiddenSize), \(model.ffnDim), \(model.numHiddenLayers)")
         }
     }

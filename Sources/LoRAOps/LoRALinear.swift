@@ -27,11 +27,13 @@ public func loraBackward(
     a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: Float, M: Int, K: Int, N: Int, r: Int
 ) {
     guard M > 0 else { return }
-    BLAS.gemm(aTransposed: true, bTransposed: false, M: N, N: r, K: M, alpha: scale, a: dout, lda: N, b: u, ldb: r,
-              beta: 1, c: db, ldc: r)
+    BLAS.gemm(
+        aTransposed: true, bTransposed: false, M: N, N: r, K: M, alpha: scale, a: dout, lda: N, b: u, ldb: r,
+        beta: 1, c: db, ldc: r)
     BLAS.gemm(M: M, N: r, K: N, alpha: scale, a: dout, lda: N, b: b, ldb: r, bTransposed: false, c: g, ldc: r)
-    BLAS.gemm(aTransposed: true, bTransposed: false, M: r, N: K, K: M, a: g, lda: r, b: inp, ldb: K,
-              beta: 1, c: da, ldc: K)
+    BLAS.gemm(
+        aTransposed: true, bTransposed: false, M: r, N: K, K: M, a: g, lda: r, b: inp, ldb: K,
+        beta: 1, c: da, ldc: K)
     if let dinp {
         BLAS.gemm(M: M, N: K, K: r, a: g, lda: r, b: a, ldb: K, bTransposed: false, beta: 1, c: dinp, ldc: K)
     }

@@ -10,11 +10,11 @@ public struct LoRASlot: Sendable, Equatable {
     public let layer: Int
     public let module: ProjectionModule
     public let r: Int
-    public let inFeatures: Int   // K
+    public let inFeatures: Int  // K
     public let outFeatures: Int  // N
     public let scale: Float
-    public let aOffset: Int      // A (r, K)
-    public let bOffset: Int      // B (N, r)
+    public let aOffset: Int  // A (r, K)
+    public let bOffset: Int  // B (N, r)
     public var aCount: Int { r * inFeatures }
     public var bCount: Int { outFeatures * r }
 }
@@ -30,8 +30,9 @@ public struct LoRALayout: Sendable, Equatable {
         var slots: [LoRASlot] = [], offset = 0, index: [Int: Int] = [:]
         for t in targets.sorted(by: { LoRALayout.key($0.layer, $0.module) < LoRALayout.key($1.layer, $1.module) }) {
             let (K, N) = LoRALayout.shape(t.module, model)
-            let slot = LoRASlot(layer: t.layer, module: t.module, r: t.r, inFeatures: K, outFeatures: N,
-                                scale: t.scale, aOffset: offset, bOffset: offset + t.r * K)
+            let slot = LoRASlot(
+                layer: t.layer, module: t.module, r: t.r, inFeatures: K, outFeatures: N,
+                scale: t.scale, aOffset: offset, bOffset: offset + t.r * K)
             offset += t.r * K + N * t.r
             index[LoRALayout.key(t.layer, t.module)] = slots.count
             slots.append(slot)

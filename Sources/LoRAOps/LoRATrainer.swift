@@ -73,28 +73,35 @@ public final class LoRATrainer: @unchecked Sendable {
 
     /// A run from `initialAdapter` (its config decides r, alpha and targets) or, when nil, from a fresh
     /// peft-style initialisation seeded by `config.seed`.
-    public init(model: OPTModel, config: TrainingConfig, examples: [TrainingExample],
-                initialAdapter: LoRAAdapter? = nil) throws {
+    public init(
+        model: OPTModel, config: TrainingConfig, examples: [TrainingExample],
+        initialAdapter: LoRAAdapter? = nil
+    ) throws {
         try config.validate()
         guard !examples.isEmpty else { throw LoRAError.invalidTraining("no training examples") }
         for (i, ex) in examples.enumerated() {
             guard !ex.inputIds.isEmpty, ex.inputIds.count <= config.maxLength else {
-                throw LoRAError.invalidTraining("example \(i) has \(ex.inputIds.count) tokens; allowed 1…\(config.maxLength)")
+                throw LoRAError.invalidTraining(
+                    "example \(i) has \(ex.inputIds.count) tokens; allowed 1…\(config.maxLength)")
             }
             do {
-                _ = try TrainingBatch.collate([ex], padTokenId: model.config.padTokenId, vocabSize: model.config.vocabSize,
-                                              maxLength: config.maxLength)
+                _ = try TrainingBatch.collate(
+                    [ex], padTokenId: model.config.padTokenId, vocabSize: model.config.vocabSize,
+                    maxLength: config.maxLength)
             } catch LoRAError.invalidTraining(let message) {
                 throw LoRAError.invalidTraining(message.replacingOccurrences(of: "example 0", with: "example \(i)"))
             }
         }
-        let start = try initialAdapter
-            ?? LoRAAdapter.initialized(config: config.adapterConfig(baseModel: model.directory), model: model.config,
-                                       seed: config.seed)
+        let start =
+            try initialAdapter
+            ?? LoRAAdapter.initialized(
+                config: config.adapterConfig(baseModel: model.directory), model: model.config,
+                seed: config.seed)
         try start.checkCompatible(with: model.config)
         guard start.biases.isEmpty, start.config.bias == .none else {
-            throw LoRAError.unsupported(path: start.source ?? "adapter", option: "bias",
-                                        reason: "training adapter biases is not implemented (use bias \"none\")")
+            throw LoRAError.unsupported(
+                path: start.source ?? "adapter", option: "bias",
+                reason: "training adapter biases is not implemented (use bias \"none\")")
         }
         var adapterConfig = start.config
         adapterConfig.loraDropout = config.loraDropout
@@ -107,13 +114,15 @@ public final class LoRATrainer: @unchecked Sendable {
         self.params = start.weights.copy()
         self.grads = FloatArena(count: start.layout.count)
         self.optimizer = AdamW(count: start.layout.count, settings: config.adamw)
-        self.schedule = LRSchedule(kind: config.lrScheduler, baseLR: config.learningRate, warmupSteps: config.warmupSteps,
-                                   totalSteps: config.maxSteps)
+        self.schedule = LRSchedule(
+            kind: config.lrScheduler, baseLR: config.learningRate, warmupSteps: config.warmupSteps,
+            totalSteps: config.maxSteps)
         let longest = examples.map(\.inputIds.count).max() ?? 1
         self.graph = try LoRATrainingModel(
             model: model, layout: start.layout, maxBatch: min(config.batchSize, examples.count),
             maxLength: min(config.maxLength, max(longest, 1)), loraDropout: Float(config.loraDropout),
-            residualDropout: Float(config.residualDropout), checkpointing: config.gradientCheckpointing, seed: config.seed)
+            residualDropout: Float(config.residualDropout), checkpointing: config.gradientCheckpointing,
+            seed: config.seed)
     }
 
     public var isFinished: Bool { step >= config.maxSteps }
@@ -142,10 +151,13 @@ public final class LoRATrainer: @unchecked Sendable {
             // last optimizer step takes only the micro-batches left in it (ceil(batches / accumulation) steps
             // per epoch). ≤ 4.45 (micro_batch_mean) counted micro-batches across epochs.
             if !batches.isEmpty, config.lossNormalization == .tokens, cursor.index >= examples.count { break }
-            let indices = cursor.next(batchSize: config.batchSize, count: examples.count, shuffle: config.shuffle,
-                                      seed: config.seed)
-            batches.append(try TrainingBatch.collate(indices.map { examples[$0] }, padTokenId: cfg.padTokenId,
-                                                     vocabSize: cfg.vocabSize, maxLength: config.maxLength))
+            let indices = cursor.next(
+                batchSize: config.batchSize, count: examples.count, shuffle: config.shuffle,
+                seed: config.seed)
+            batches.append(
+                try TrainingBatch.collate(
+                    indices.map { examples[$0] }, padTokenId: cfg.padTokenId,
+                    vocabSize: cfg.vocabSize, maxLength: config.maxLength))
         }
         let totalTargets = batches.reduce(0) { $0 + $1.targetCount }
         grads.zero()
@@ -169,9 +181,10 @@ public final class LoRATrainer: @unchecked Sendable {
         let norm = clipGradNorm(grads, maxNorm: config.maxGradNorm)
         optimizer.update(params: params, grads: grads, lr: lr)
         step += 1
-        let report = StepReport(step: step, loss: loss, gradNorm: norm, learningRate: lr, targetTokens: totalTargets,
-                                tokens: batches.reduce(0) { $0 + $1.keyMask.reduce(0) { $0 + Int($1) } },
-                                epoch: cursor.epoch, seconds: Date().timeIntervalSince(started))
+        let report = StepReport(
+            step: step, loss: loss, gradNorm: norm, learningRate: lr, targetTokens: totalTargets,
+            tokens: batches.reduce(0) { $0 + $1.keyMask.reduce(0) { $0 + Int($1) } },
+            epoch: cursor.epoch, seconds: Date().timeIntervalSince(started))
         history.append(report)
         return report
     }
@@ -193,12 +206,14 @@ public final class LoRATrainer: @unchecked Sendable {
 
     /// The mean token loss of `examples` under the current adapter (no dropout, no gradients).
     public func evaluate(_ examples: [TrainingExample]) throws -> Double {
-        let eval = try LoRATrainingModel(model: model, layout: layout, maxBatch: 1,
-                                         maxLength: max(examples.map(\.inputIds.count).max() ?? 1, 1))
+        let eval = try LoRATrainingModel(
+            model: model, layout: layout, maxBatch: 1,
+            maxLength: max(examples.map(\.inputIds.count).max() ?? 1, 1))
         var sum = 0.0, count = 0
         for ex in examples {
-            let batch = try TrainingBatch.collate([ex], padTokenId: model.config.padTokenId,
-                                                  vocabSize: model.config.vocabSize, maxLength: config.maxLength)
+            let batch = try TrainingBatch.collate(
+                [ex], padTokenId: model.config.padTokenId,
+                vocabSize: model.config.vocabSize, maxLength: config.maxLength)
             sum += eval.loss(batch, params: params)
             count += batch.targetCount
         }

@@ -25,12 +25,15 @@ public final class LoRATrainingModel: @unchecked Sendable {
     let uColumn: [Int]
     let lowestAdaptedLayer: Int
 
-    public init(model: OPTModel, layout: LoRALayout, maxBatch: Int, maxLength: Int, loraDropout: Float = 0,
-                residualDropout: Float = 0, checkpointing: Bool = false, seed: UInt64 = 0) throws {
+    public init(
+        model: OPTModel, layout: LoRALayout, maxBatch: Int, maxLength: Int, loraDropout: Float = 0,
+        residualDropout: Float = 0, checkpointing: Bool = false, seed: UInt64 = 0
+    ) throws {
         let cfg = model.config
         guard maxBatch >= 1, maxLength >= 1, maxLength <= cfg.maxPositionEmbeddings else {
-            throw LoRAError.invalidTraining("batch \(maxBatch) × max_length \(maxLength) does not fit the model's "
-                                                + "\(cfg.maxPositionEmbeddings) positions")
+            throw LoRAError.invalidTraining(
+                "batch \(maxBatch) × max_length \(maxLength) does not fit the model's "
+                    + "\(cfg.maxPositionEmbeddings) positions")
         }
         guard !layout.slots.isEmpty else { throw LoRAError.invalidTraining("the adapter adapts no projection") }
         guard (0..<1).contains(loraDropout), (0..<1).contains(residualDropout) else {
@@ -42,8 +45,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
         self.residualDropout = residualDropout
         self.checkpointing = checkpointing
         self.seed = seed
-        acts = TrainingActivations(config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength,
-                                   checkpointing: checkpointing)
+        acts = TrainingActivations(
+            config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength,
+            checkpointing: checkpointing)
         kernelScratch = KernelScratch(maxInputDim: max(cfg.hiddenSize, cfg.ffnDim, cfg.wordEmbedProjDim))
         var columns: [Int] = [], running: [Int: Int] = [:]
         for s in layout.slots {
@@ -60,8 +64,10 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Forward and backward over one micro-batch. Gradients are *added* to `grads` (zero it between
     /// optimizer steps). Each target's loss is weighted by `lossScale` in the gradient (1/count for a
     /// mean). `microStep` picks the dropout masks. Returns the sum of the token losses.
-    public func forwardBackward(_ batch: TrainingBatch, params: FloatArena, grads: FloatArena, lossScale: Float,
-                                microStep: UInt64) -> Double {
+    public func forwardBackward(
+        _ batch: TrainingBatch, params: FloatArena, grads: FloatArena, lossScale: Float,
+        microStep: UInt64
+    ) -> Double {
         precondition(params.count == layout.count && grads.count == layout.count, "arena does not fit the layout")
         let pass = Pass(self, batch: batch, params: params, grads: grads, microStep: microStep)
         forward(pass)
@@ -115,8 +121,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
         let x = a.layerInputs[cfg.numHiddenLayers]
         var xf = UnsafePointer(x)
         if let ln = w.lnFinal {
-            layerNormForward(out: a.xf, mean: a.lnfMean, rstd: a.lnfRstd, inp: x, weight: ln.weight?.floats,
-                             bias: ln.bias?.floats, N: R, C: C)
+            layerNormForward(
+                out: a.xf, mean: a.lnfMean, rstd: a.lnfRstd, inp: x, weight: ln.weight?.floats,
+                bias: ln.bias?.floats, N: R, C: C)
             xf = UnsafePointer(a.xf)
         }
         if let projectOut = w.projectOut {
@@ -141,19 +148,22 @@ public final class LoRATrainingModel: @unchecked Sendable {
                 (a.headHidden + i * E).update(from: a.hidden + r * E, count: E)
                 a.headTargets[i] = a.targets[r]
             }
-            matmul(out: a.logits, inp: a.headHidden, weight: model.weights.lmHead, bias: nil, M: n, K: E, N: V,
-                   scratch: kernelScratch)
+            matmul(
+                out: a.logits, inp: a.headHidden, weight: model.weights.lmHead, bias: nil, M: n, K: E, N: V,
+                scratch: kernelScratch)
             // rows are independent: split them over the engine's threads, 8 rows a chunk
             EngineThreads.forEachChunk(n, grain: 8) { range in
                 let r0 = range.lowerBound, r1 = range.upperBound, m = r1 - r0
                 let logits = a.logits + r0 * V, targets = a.headTargets + r0, losses = a.losses + r0
                 if backward {
-                    crossEntropySoftmaxForward(probs: logits, losses: losses, logits: logits, targets: targets,
-                                               N: m, V: V)
+                    crossEntropySoftmaxForward(
+                        probs: logits, losses: losses, logits: logits, targets: targets,
+                        N: m, V: V)
                     (a.dlogits + r0 * V).update(repeating: 0, count: m * V)
                     for i in r0..<r1 { a.dlosses[i] = lossScale }
-                    crossEntropySoftmaxBackward(dlogits: a.dlogits + r0 * V, probs: logits, targets: targets,
-                                                dlosses: a.dlosses + r0, N: m, V: V)
+                    crossEntropySoftmaxBackward(
+                        dlogits: a.dlogits + r0 * V, probs: logits, targets: targets,
+                        dlosses: a.dlosses + r0, N: m, V: V)
                 } else {
                     crossEntropyForward(losses: losses, logits: logits, targets: targets, N: m, V: V)
                 }
@@ -161,8 +171,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
             for i in 0..<n { total += Double(a.losses[i]) }
             if backward {
                 a.headDHidden.update(repeating: 0, count: n * E)
-                linearBackwardInput(dinp: a.headDHidden, dout: a.dlogits, weight: model.weights.lmHead, M: n, K: E, N: V,
-                                    scratch: kernelScratch)
+                linearBackwardInput(
+                    dinp: a.headDHidden, dout: a.dlogits, weight: model.weights.lmHead, M: n, K: E, N: V,
+                    scratch: kernelScratch)
                 rows.withUnsafeBufferPointer { rows in
                     parallelRows(n, width: E) { range in
                         for i in range {
@@ -191,14 +202,16 @@ public final class LoRATrainingModel: @unchecked Sendable {
         var dxf = UnsafePointer(a.dhidden)
         if let projectOut = w.projectOut {
             a.dxf.update(repeating: 0, count: R * C)
-            linearBackwardInput(dinp: a.dxf, dout: a.dhidden, weight: projectOut, M: R, K: C, N: E, scratch: kernelScratch)
+            linearBackwardInput(
+                dinp: a.dxf, dout: a.dhidden, weight: projectOut, M: R, K: C, N: E, scratch: kernelScratch)
             dxf = UnsafePointer(a.dxf)
         }
         var dOut = a.dResA, dInp = a.dResB
         if let ln = w.lnFinal {
             dOut.update(repeating: 0, count: R * C)
-            layerNormBackward(dinp: dOut, dweight: nil, dbias: nil, dout: dxf, inp: a.layerInputs[L], weight: ln.weight?.floats,
-                              mean: a.lnfMean, rstd: a.lnfRstd, N: R, C: C)
+            layerNormBackward(
+                dinp: dOut, dweight: nil, dbias: nil, dout: dxf, inp: a.layerInputs[L], weight: ln.weight?.floats,
+                mean: a.lnfMean, rstd: a.lnfRstd, N: R, C: C)
         } else {
             dOut.update(from: dxf, count: R * C)
         }

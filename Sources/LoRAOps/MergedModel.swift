@@ -24,10 +24,12 @@ extension LoRAAdapter {
             var lw = weights.layers[slot.layer].linear(slot.module)
             let w = lw.weight.toF32()  // (N, K) F32 copy
             guard let wp = w.mutableFloats else {
-                throw LoRAError.invalidRequest("could not copy the weight of \(adapterModuleName(layer: slot.layer, module: slot.module))")
+                throw LoRAError.invalidRequest(
+                    "could not copy the weight of \(adapterModuleName(layer: slot.layer, module: slot.module))")
             }
-            mergeDelta(weight: wp, a: self.weights.a(slot), b: self.weights.b(slot), scale: slot.scale,
-                       N: slot.outFeatures, K: slot.inFeatures, r: slot.r)
+            mergeDelta(
+                weight: wp, a: self.weights.a(slot), b: self.weights.b(slot), scale: slot.scale,
+                N: slot.outFeatures, K: slot.inFeatures, r: slot.r)
             lw.weight = w
             weights.layers[slot.layer].setLinear(slot.module, lw)
         }
@@ -40,7 +42,8 @@ extension LoRAAdapter {
             let t = Tensor.f32(bias, shape: [bias.count])
             if name == "final_layer_norm" {
                 guard weights.lnFinal != nil else {
-                    throw LoRAError.tensorMismatch(path: source ?? "adapter", reason: "the model has no final_layer_norm")
+                    throw LoRAError.tensorMismatch(
+                        path: source ?? "adapter", reason: "the model has no final_layer_norm")
                 }
                 weights.lnFinal?.bias = t
                 continue
@@ -50,17 +53,25 @@ extension LoRAAdapter {
             guard parts.count == 3, let l = Int(parts[1]), l < weights.layers.count else {
                 throw LoRAError.tensorMismatch(path: source ?? "adapter", reason: "unknown layer norm '\(name)'")
             }
-            if parts[2] == "self_attn_layer_norm" { weights.layers[l].lnAttn.bias = t } else { weights.layers[l].lnFfn.bias = t }
+            if parts[2] == "self_attn_layer_norm" {
+                weights.layers[l].lnAttn.bias = t
+            } else {
+                weights.layers[l].lnFfn.bias = t
+            }
         }
-        let model = try OPTModel(config: base.config, weights: weights, directory: base.directory,
-                                 memoryBudget: base.memoryBudget)
+        let model = try OPTModel(
+            config: base.config, weights: weights, directory: base.directory,
+            memoryBudget: base.memoryBudget)
         return MergedModel(merged: model, base: base, adapter: self)
     }
 }
 
 /// weight (N, K) += scale · B (N, r) · A (r, K)
-public func mergeDelta(weight: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                       scale: Float, N: Int, K: Int, r: Int) {
-    BLAS.gemm(M: N, N: K, K: r, alpha: scale, a: b, lda: r, b: a, ldb: K, bTransposed: false, beta: 1,
-              c: weight, ldc: K)
+public func mergeDelta(
+    weight: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+    scale: Float, N: Int, K: Int, r: Int
+) {
+    BLAS.gemm(
+        M: N, N: K, K: r, alpha: scale, a: b, lda: r, b: a, ldb: K, bTransposed: false, beta: 1,
+        c: weight, ldc: K)
 }

@@ -96,7 +96,8 @@ struct ModulePattern: Sendable {
                     }
                     continue
                 case .char(let c): if scalar == c { add(&next, thread.pc + 1, thread.slots, at: pos + 1) }
-                case .set(let set): if let scalar, set.contains(scalar) { add(&next, thread.pc + 1, thread.slots, at: pos + 1) }
+                case .set(let set):
+                    if let scalar, set.contains(scalar) { add(&next, thread.pc + 1, thread.slots, at: pos + 1) }
                 case .any: if let scalar, scalar != "\n" { add(&next, thread.pc + 1, thread.slots, at: pos + 1) }
                 default: break
                 }
@@ -133,7 +134,9 @@ struct CharSet: Sendable {
     }
 
     static let digit = CharSet(ranges: [48...57])
-    static let word = CharSet(ranges: [48...57, 65...90, 95...95, 97...122, 0xAA...0xAA, 0xB5...0xB5, 0xBA...0xBA,
-                                       0xC0...0xD6, 0xD8...0xF6, 0xF8...0x2FF, 0x370...0x1FFF, 0x3040...0xD7FF])
+    static let word = CharSet(ranges: [
+        48...57, 65...90, 95...95, 97...122, 0xAA...0xAA, 0xB5...0xB5, 0xBA...0xBA,
+        0xC0...0xD6, 0xD8...0xF6, 0xF8...0x2FF, 0x370...0x1FFF, 0x3040...0xD7FF,
+    ])
     static let space = CharSet(ranges: [9...13, 32...32, 0x1C...0x1F, 0x85...0x85, 0xA0...0xA0])
 }

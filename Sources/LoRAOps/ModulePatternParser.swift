@@ -70,7 +70,9 @@ struct PatternParser {
         default: return nil
         }
         var lazy = false
-        if peek == "?" { lazy = true; at += 1 } else if peek == "+" {
+        if peek == "?" {
+            lazy = true; at += 1
+        } else if peek == "+" {
             throw Refusal(reason: "possessive quantifiers are not supported")
         }
         return (bounds.0, bounds.1, lazy)
@@ -92,7 +94,9 @@ struct PatternParser {
         if i < scalars.count, scalars[i] == "," {
             i += 1
             high = number()
-        } else if low == nil { return nil }
+        } else if low == nil {
+            return nil
+        }
         guard i < scalars.count, scalars[i] == "}" else { return nil }
         at = i + 1
         let m = low ?? 0

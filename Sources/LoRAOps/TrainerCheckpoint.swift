@@ -35,12 +35,15 @@ extension LoRATrainer {
         let n = layout.count
         try SafetensorsFile.write(
             path: (directory as NSString).appendingPathComponent("optimizer.safetensors"),
-            tensors: [("exp_avg", Tensor.f32(optimizer.m.toArray(), shape: [n])),
-                      ("exp_avg_sq", Tensor.f32(optimizer.v.toArray(), shape: [n]))],
+            tensors: [
+                ("exp_avg", Tensor.f32(optimizer.m.toArray(), shape: [n])),
+                ("exp_avg_sq", Tensor.f32(optimizer.v.toArray(), shape: [n])),
+            ],
             metadata: ["format": TrainerState.format, "step": String(optimizer.step)])
-        let state = TrainerState(format: TrainerState.format, version: TrainerState.version, step: step,
-                                 microStep: microStep, cursor: cursor, config: config, exampleCount: examples.count,
-                                 examplesDigest: LoRATrainer.digest(examples), history: history)
+        let state = TrainerState(
+            format: TrainerState.format, version: TrainerState.version, step: step,
+            microStep: microStep, cursor: cursor, config: config, exampleCount: examples.count,
+            examplesDigest: LoRATrainer.digest(examples), history: history)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let path = (directory as NSString).appendingPathComponent("trainer_state.json")
@@ -52,14 +55,18 @@ extension LoRATrainer {
     /// A trainer continuing the run checkpointed in `directory`, over the same `examples` (checked by digest).
     public static func resume(directory: String, model: OPTModel, examples: [TrainingExample]) throws -> LoRATrainer {
         let statePath = (directory as NSString).appendingPathComponent("trainer_state.json")
-        guard let data = FileManager.default.contents(atPath: statePath) else { throw LoRAError.missingFile(path: statePath) }
+        guard let data = FileManager.default.contents(atPath: statePath) else {
+            throw LoRAError.missingFile(path: statePath)
+        }
         let state: TrainerState
         do { state = try JSONDecoder().decode(TrainerState.self, from: data) } catch {
             throw LoRAError.invalidConfig(path: statePath, reason: "not a trainer state file (\(error))")
         }
         guard state.format == TrainerState.format, state.version == TrainerState.version else {
-            throw LoRAError.invalidConfig(path: statePath, reason: "format '\(state.format)' version \(state.version); "
-                                            + "expected '\(TrainerState.format)' version \(TrainerState.version)")
+            throw LoRAError.invalidConfig(
+                path: statePath,
+                reason: "format '\(state.format)' version \(state.version); "
+                    + "expected '\(TrainerState.format)' version \(TrainerState.version)")
         }
         guard state.exampleCount == examples.count, state.examplesDigest == digest(examples) else {
             throw LoRAError.invalidTraining("the examples differ from those of the checkpointed run (\(statePath))")
@@ -70,11 +77,13 @@ extension LoRATrainer {
         let optPath = (directory as NSString).appendingPathComponent("optimizer.safetensors")
         let opt = try SafetensorsFile(path: optPath)
         guard let m = opt.tensors["exp_avg"], let v = opt.tensors["exp_avg_sq"], m.dtype == .f32, v.dtype == .f32,
-              m.count == trainer.layout.count, v.count == trainer.layout.count,
-              let stepText = opt.metadata["step"], let optStep = Int(stepText)
+            m.count == trainer.layout.count, v.count == trainer.layout.count,
+            let stepText = opt.metadata["step"], let optStep = Int(stepText)
         else {
-            throw LoRAError.tensorMismatch(path: optPath, reason: "expected F32 exp_avg and exp_avg_sq of "
-                                              + "\(trainer.layout.count) values and a 'step' in the metadata")
+            throw LoRAError.tensorMismatch(
+                path: optPath,
+                reason: "expected F32 exp_avg and exp_avg_sq of "
+                    + "\(trainer.layout.count) values and a 'step' in the metadata")
         }
         trainer.optimizer.restore(m: m.toFloatArray(), v: v.toFloatArray(), step: optStep)
         trainer.step = state.step

@@ -10,17 +10,17 @@ import OPTEngine
 
 /// What one decoder layer's backward pass reads (names follow the forward recipe in DecoderLayerPass).
 struct LayerActivations {
-    let attnIn: UnsafeMutablePointer<Float>    // (R, C) self_attn_layer_norm(inp); pre-LN only
+    let attnIn: UnsafeMutablePointer<Float>  // (R, C) self_attn_layer_norm(inp); pre-LN only
     let ln1Mean, ln1Rstd: UnsafeMutablePointer<Float>  // (R) self_attn_layer_norm statistics
-    let q, k, v: UnsafeMutablePointer<Float>   // (R, C) q already scaled by hs^-0.5
-    let att: UnsafeMutablePointer<Float>       // Σ_s NH·n_s² attention probabilities (PackedAttention.swift)
-    let attOut: UnsafeMutablePointer<Float>    // (R, C) input of out_proj
-    let res1: UnsafeMutablePointer<Float>      // (R, C) inp + out_proj(attOut)
-    let ffnIn: UnsafeMutablePointer<Float>     // (R, C) input of fc1 (and the FFN residual, post-LN)
+    let q, k, v: UnsafeMutablePointer<Float>  // (R, C) q already scaled by hs^-0.5
+    let att: UnsafeMutablePointer<Float>  // Σ_s NH·n_s² attention probabilities (PackedAttention.swift)
+    let attOut: UnsafeMutablePointer<Float>  // (R, C) input of out_proj
+    let res1: UnsafeMutablePointer<Float>  // (R, C) inp + out_proj(attOut)
+    let ffnIn: UnsafeMutablePointer<Float>  // (R, C) input of fc1 (and the FFN residual, post-LN)
     let ln2Mean, ln2Rstd: UnsafeMutablePointer<Float>  // (R) final_layer_norm statistics
-    let fcPre: UnsafeMutablePointer<Float>     // (R, F) fc1 output before the activation
-    let res2: UnsafeMutablePointer<Float>      // (R, C) ffnIn + fc2(…), post-LN only
-    let loraU: UnsafeMutablePointer<Float>     // (R, ΣR) x·Aᵀ of each adapted projection of the layer
+    let fcPre: UnsafeMutablePointer<Float>  // (R, F) fc1 output before the activation
+    let res2: UnsafeMutablePointer<Float>  // (R, C) ffnIn + fc2(…), post-LN only
+    let loraU: UnsafeMutablePointer<Float>  // (R, ΣR) x·Aᵀ of each adapted projection of the layer
 }
 
 final class TrainingActivations {
@@ -30,34 +30,34 @@ final class TrainingActivations {
     /// One set per layer, or one set shared by all layers when checkpointing.
     let layers: [LayerActivations]
     // embeddings and final stage
-    let emb: UnsafeMutablePointer<Float>                  // (R, E) token rows before project_in
-    let lnfMean, lnfRstd: UnsafeMutablePointer<Float>     // (R)
-    let xf: UnsafeMutablePointer<Float>                   // (R, C) final_layer_norm output
-    let hidden, dhidden: UnsafeMutablePointer<Float>      // (R, E)
-    let dxf: UnsafeMutablePointer<Float>                  // (R, C)
+    let emb: UnsafeMutablePointer<Float>  // (R, E) token rows before project_in
+    let lnfMean, lnfRstd: UnsafeMutablePointer<Float>  // (R)
+    let xf: UnsafeMutablePointer<Float>  // (R, C) final_layer_norm output
+    let hidden, dhidden: UnsafeMutablePointer<Float>  // (R, E)
+    let dxf: UnsafeMutablePointer<Float>  // (R, C)
     // shared scratch of the layer passes
     let fcAct, dFcAct, dFcPre: UnsafeMutablePointer<Float>  // (R, F)
-    let tmp, recomputed: UnsafeMutablePointer<Float>      // (R, C)
-    let drop, dDrop: UnsafeMutablePointer<Float>          // (R, max(C, F)) dropped LoRA input and its gradient
-    let dResA, dResB, dRes: UnsafeMutablePointer<Float>   // (R, C) residual-stream gradients
+    let tmp, recomputed: UnsafeMutablePointer<Float>  // (R, C)
+    let drop, dDrop: UnsafeMutablePointer<Float>  // (R, max(C, F)) dropped LoRA input and its gradient
+    let dResA, dResB, dRes: UnsafeMutablePointer<Float>  // (R, C) residual-stream gradients
     let dAttnIn, dq, dk, dv, dAttOut, dFfnIn: UnsafeMutablePointer<Float>  // (R, C)
-    let attScratch: UnsafeMutablePointer<Float>           // attentionScratchParts × attentionScratchFloats
+    let attScratch: UnsafeMutablePointer<Float>  // attentionScratchParts × attentionScratchFloats
     let attentionScratchParts: Int
-    let g: UnsafeMutablePointer<Float>                    // (R, max r)
+    let g: UnsafeMutablePointer<Float>  // (R, max r)
     // inputs of the current batch, packed
     let tokens, positions, targets: UnsafeMutablePointer<Int32>  // (R)
     /// Row r's index in the padded (B, T) layout, b·T + t: dropout masks are drawn by padded element index,
     /// so a token gets the same mask packed or padded.
-    let paddedRow: UnsafeMutablePointer<Int>                       // (R)
-    let offsets: UnsafeMutablePointer<Int>                         // (maxB + 1)
+    let paddedRow: UnsafeMutablePointer<Int>  // (R)
+    let offsets: UnsafeMutablePointer<Int>  // (maxB + 1)
     /// Shape of the loaded batch: B sequences padded to T, `rows` real tokens.
     private(set) var B = 0, T = 0, rows = 0
     // lm head, in blocks of headRows rows that have a target
     static let headRows = 256
     let headHidden, headDHidden: UnsafeMutablePointer<Float>  // (headRows, E)
-    let logits, dlogits: UnsafeMutablePointer<Float>          // (headRows, V)
-    let headTargets: UnsafeMutablePointer<Int32>              // (headRows)
-    let losses, dlosses: UnsafeMutablePointer<Float>          // (headRows)
+    let logits, dlogits: UnsafeMutablePointer<Float>  // (headRows, V)
+    let headTargets: UnsafeMutablePointer<Int32>  // (headRows)
+    let losses, dlosses: UnsafeMutablePointer<Float>  // (headRows)
 
     private var allocations: [UnsafeMutableRawPointer] = []
     /// Bytes held by every buffer above.

@@ -87,14 +87,18 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps) ?? d.maxSteps
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        gradientAccumulationSteps = try c.decodeIfPresent(Int.self, forKey: .gradientAccumulationSteps)
+        gradientAccumulationSteps =
+            try c.decodeIfPresent(Int.self, forKey: .gradientAccumulationSteps)
             ?? d.gradientAccumulationSteps
-        maxGradNorm = c.contains(.maxGradNorm) ? try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) : d.maxGradNorm
-        lossNormalization = try c.decodeIfPresent(LossNormalization.self, forKey: .lossNormalization) ?? d.lossNormalization
+        maxGradNorm =
+            c.contains(.maxGradNorm) ? try c.decodeIfPresent(Double.self, forKey: .maxGradNorm) : d.maxGradNorm
+        lossNormalization =
+            try c.decodeIfPresent(LossNormalization.self, forKey: .lossNormalization) ?? d.lossNormalization
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
-        gradientCheckpointing = try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? d.gradientCheckpointing
+        gradientCheckpointing =
+            try c.decodeIfPresent(Bool.self, forKey: .gradientCheckpointing) ?? d.gradientCheckpointing
         residualDropout = try c.decodeIfPresent(Double.self, forKey: .residualDropout) ?? d.residualDropout
     }
 
@@ -124,9 +128,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     /// The peft config of the adapter this run trains from scratch.
     public func adapterConfig(baseModel: String?) -> AdapterConfig {
-        var c = AdapterConfig(r: r, loraAlpha: loraAlpha, loraDropout: loraDropout, targetModules: .names(targetModules),
-                              useRslora: useRslora, layersToTransform: layersToTransform,
-                              baseModelNameOrPath: baseModel)
+        var c = AdapterConfig(
+            r: r, loraAlpha: loraAlpha, loraDropout: loraDropout, targetModules: .names(targetModules),
+            useRslora: useRslora, layersToTransform: layersToTransform,
+            baseModelNameOrPath: baseModel)
         c.taskType = "CAUSAL_LM"
         return c
     }

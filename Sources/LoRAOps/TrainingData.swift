@@ -42,8 +42,10 @@ public struct TrainingBatch: Sendable {
 
     /// Pads `examples` on the right to the longest one. Throws on empty or mismatched examples, on ids
     /// outside the vocabulary and on sequences longer than `maxLength`.
-    public static func collate(_ examples: [TrainingExample], padTokenId: Int, vocabSize: Int,
-                               maxLength: Int) throws -> TrainingBatch {
+    public static func collate(
+        _ examples: [TrainingExample], padTokenId: Int, vocabSize: Int,
+        maxLength: Int
+    ) throws -> TrainingBatch {
         guard !examples.isEmpty else { throw LoRAError.invalidTraining("an empty batch") }
         let T = examples.map(\.inputIds.count).max() ?? 0
         guard T > 0 else { throw LoRAError.invalidTraining("an example has no tokens") }
@@ -51,16 +53,19 @@ public struct TrainingBatch: Sendable {
             throw LoRAError.invalidTraining("an example has \(T) tokens, more than max_length \(maxLength)")
         }
         let B = examples.count
-        var batch = TrainingBatch(B: B, T: T, tokens: .init(repeating: Int32(padTokenId), count: B * T),
-                                  positions: .init(repeating: -1, count: B * T), keyMask: .init(repeating: 0, count: B * T),
-                                  targets: .init(repeating: ignoreIndex, count: B * T), targetCount: 0)
+        var batch = TrainingBatch(
+            B: B, T: T, tokens: .init(repeating: Int32(padTokenId), count: B * T),
+            positions: .init(repeating: -1, count: B * T), keyMask: .init(repeating: 0, count: B * T),
+            targets: .init(repeating: ignoreIndex, count: B * T), targetCount: 0)
         for (b, ex) in examples.enumerated() {
             guard ex.labels.count == ex.inputIds.count else {
-                throw LoRAError.invalidTraining("example \(b): \(ex.labels.count) labels for \(ex.inputIds.count) tokens")
+                throw LoRAError.invalidTraining(
+                    "example \(b): \(ex.labels.count) labels for \(ex.inputIds.count) tokens")
             }
             for (t, id) in ex.inputIds.enumerated() {
                 guard id >= 0 && id < vocabSize else {
-                    throw LoRAError.invalidTraining("example \(b): token id \(id) is outside the vocabulary of \(vocabSize)")
+                    throw LoRAError.invalidTraining(
+                        "example \(b): token id \(id) is outside the vocabulary of \(vocabSize)")
                 }
                 batch.tokens[b * T + t] = Int32(id)
                 batch.positions[b * T + t] = Int32(t)

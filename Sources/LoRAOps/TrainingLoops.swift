@@ -10,7 +10,9 @@ enum TrainingLoops {
     }
 
     /// out = a + b  (out may be a or b)
-    static func add(out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) {
+    static func add(
+        out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int
+    ) {
         parallelElements(n) { range in for i in range { out[i] = a[i] + b[i] } }
     }
 
@@ -25,8 +27,10 @@ enum TrainingLoops {
     }
 
     /// dinp = pre > 0 ? dout : 0  (overwrites)
-    static func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
-                             count n: Int) {
+    static func reluBackward(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+        count n: Int
+    ) {
         parallelElements(n) { range in for i in range { dinp[i] = pre[i] > 0 ? dout[i] : 0 } }
     }
 }

@@ -154,7 +154,8 @@ public final class Database: @unchecked Sendable {
             let wait = nextConnectAttempt.timeIntervalSince(now)
             throw StorageError(
                 .connectionFailed,
-                "database unavailable (next reconnect in \(String(format: "%.1f", wait)) s): \(lastConnectError.message)")
+                "database unavailable (next reconnect in \(String(format: "%.1f", wait)) s): \(lastConnectError.message)"
+            )
         }
         do {
             let fresh = try PGConnection.connect(settings)
@@ -238,8 +239,9 @@ public struct DatabaseUsage: Sendable, Equatable, Codable {
     /// One line for logs, e.g. "completions: 4000 calls, wait mean 3.213 ms (max 20.85 ms), run mean 0.563 ms,
     /// wait 85 % of wait+run".
     public var summary: String {
-        "\(label): " + String(
-            format: "%d calls, wait mean %.3f ms (max %.2f ms), run mean %.3f ms, wait %.0f %% of wait+run",
-            calls, meanWaitSeconds * 1000, maxWaitSeconds * 1000, meanRunSeconds * 1000, waitShare * 100)
+        "\(label): "
+            + String(
+                format: "%d calls, wait mean %.3f ms (max %.2f ms), run mean %.3f ms, wait %.0f %% of wait+run",
+                calls, meanWaitSeconds * 1000, maxWaitSeconds * 1000, meanRunSeconds * 1000, waitShare * 100)
     }
 }

@@ -39,7 +39,10 @@ public struct JobStore: Sendable {
         guard !events.isEmpty else { return true }
         let rows = try await database.execute(
             .jobEventsAppend,
-            [String(lease.jobID), lease.workerID, String(lease.attempt), JSONValue.array(events).jsonText, String(runID)])
+            [
+                String(lease.jobID), lease.workerID, String(lease.attempt), JSONValue.array(events).jsonText,
+                String(runID),
+            ])
         return !rows.rows.isEmpty
     }
 
@@ -70,7 +73,8 @@ public struct JobStore: Sendable {
             ])
         guard let row = rows.first else { return nil }
         let status = JobStatus(rawValue: try row.string("status")) ?? .failed
-        return FailureRecord(status: status, retryInSeconds: status == .queued ? try row.optionalDouble("retry_in_seconds") : nil)
+        return FailureRecord(
+            status: status, retryInSeconds: status == .queued ? try row.optionalDouble("retry_in_seconds") : nil)
     }
 
     /// Gives the job back to the queue without using up its attempt. Returns the new status (`queued`, or
@@ -85,7 +89,9 @@ public struct JobStore: Sendable {
     /// Who holds a job now: explains a guarded write that matched no row.
     public func state(of jobID: Int64) async throws -> (status: JobStatus, workerID: String?, attempt: Int)? {
         guard let row = try await database.execute(.jobState, [String(jobID)]).first else { return nil }
-        return (JobStatus(rawValue: try row.string("status")) ?? .failed, try row.text("worker_id"), try row.int("attempt"))
+        return (
+            JobStatus(rawValue: try row.string("status")) ?? .failed, try row.text("worker_id"), try row.int("attempt")
+        )
     }
 
     /// Whether the job's row asks for a cancel: true only while the job is still ours (id, worker, attempt,

@@ -55,7 +55,8 @@ public struct MigrationSet: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
         } catch {
-            throw StorageError(.missingResource, "cannot read the migrations folder \(directory): \(error.localizedDescription)")
+            throw StorageError(
+                .missingResource, "cannot read the migrations folder \(directory): \(error.localizedDescription)")
         }
         let files = try names.filter { $0.hasSuffix(".sql") }.map { file -> (name: String, text: String) in
             let path = directory + "/" + file

@@ -79,7 +79,8 @@ public struct Migrator: Sendable {
                 }
             }
             try connection.executeScript(
-                try SQLLibrary.shared().sql(for: .migratorBootstrap), statement: SQLStatement.migratorBootstrap.rawValue)
+                try SQLLibrary.shared().sql(for: .migratorBootstrap), statement: SQLStatement.migratorBootstrap.rawValue
+            )
             let status = try Self.status(connection, files: files)
             let newest = status.applied.last?.version ?? 0
             let goal = target ?? (files.last?.version ?? 0)

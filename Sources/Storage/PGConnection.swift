@@ -42,8 +42,10 @@ public final class PGConnection {
         guard PQstatus(handle) == CONNECTION_OK else {
             // libpq's parse errors quote the connection string ('missing "=" after "…"'), which may hold a
             // password: say only that it does not parse.
-            let message = settings.conninfoParses
-                ? Self.errorText(handle) : "libpq cannot parse the connection string (not shown: it may hold a password)"
+            let message =
+                settings.conninfoParses
+                ? Self.errorText(handle)
+                : "libpq cannot parse the connection string (not shown: it may hold a password)"
             PQfinish(handle)
             throw StorageError(.connectionFailed, "cannot connect to PostgreSQL at \(settings.redacted): \(message)")
         }
@@ -191,7 +193,9 @@ func decodeUTF8(_ buffer: UnsafeRawBufferPointer) -> (String, String?) {
     }
     let bad = scalarStart < bytes.count ? bytes[scalarStart] : 0
     let hex = String(bad, radix: 16, uppercase: true)
-    return (String(decoding: bytes, as: UTF8.self), "byte 0x\(hex.count == 1 ? "0" + hex : hex) at offset \(scalarStart)")
+    return (
+        String(decoding: bytes, as: UTF8.self), "byte 0x\(hex.count == 1 ? "0" + hex : hex) at offset \(scalarStart)"
+    )
 }
 
 /// Calls `body` with a NULL-terminated C array of copies of `strings`.
@@ -202,7 +206,9 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
     return constants.withUnsafeBufferPointer { buffer in body(buffer.baseAddress) }
 }
 
-private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R)
+    -> R
+{
     let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
     defer { copies.forEach { free($0) } }
     let constants = copies.map { UnsafePointer($0) }

@@ -13,39 +13,41 @@ import FuzzTargets
 import Foundation
 
 #if FUZZING
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 
-/// The target chosen at start-up (libFuzzer calls the callback on this thread only).
-nonisolated(unsafe) var fuzzTarget = FuzzTarget.payload
+    /// The target chosen at start-up (libFuzzer calls the callback on this thread only).
+    nonisolated(unsafe) var fuzzTarget = FuzzTarget.payload
 
-/// libFuzzer's per-input callback.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
-    FuzzTarget.run(fuzzTarget, data: bytes)
-    return 0
-}
+    /// libFuzzer's per-input callback.
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
+        FuzzTarget.run(fuzzTarget, data: bytes)
+        return 0
+    }
 #endif
 
 @main
 struct MuwaFuzz {
     static func main() {
         #if FUZZING
-        let name = ProcessInfo.processInfo.environment["MUWA_FUZZ_TARGET"] ?? ""
-        guard let target = FuzzTarget(rawValue: name) else {
-            fail("MUWA_FUZZ_TARGET must name a target: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        fuzzTarget = target
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzTestOneInput))
+            let name = ProcessInfo.processInfo.environment["MUWA_FUZZ_TARGET"] ?? ""
+            guard let target = FuzzTarget(rawValue: name) else {
+                fail(
+                    "MUWA_FUZZ_TARGET must name a target: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            fuzzTarget = target
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzTestOneInput))
         #else
-        replay(Array(CommandLine.arguments.dropFirst()))
+            replay(Array(CommandLine.arguments.dropFirst()))
         #endif
     }
 
@@ -55,8 +57,9 @@ struct MuwaFuzz {
             return
         }
         guard arguments.count >= 2, let target = FuzzTarget(rawValue: arguments[0]) else {
-            fail("usage: muwa-fuzz --list | muwa-fuzz TARGET FILE|DIR…  (targets: "
-                 + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+            fail(
+                "usage: muwa-fuzz --list | muwa-fuzz TARGET FILE|DIR…  (targets: "
+                    + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ") + ")")
         }
         var count = 0
         for path in arguments.dropFirst() {
@@ -72,7 +75,9 @@ struct MuwaFuzz {
     /// `path` itself, or every regular file below it in name order.
     static func files(under path: String) -> [String] {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { fail("\(path): no such file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            fail("\(path): no such file")
+        }
         guard isDirectory.boolValue else { return [path] }
         let names = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String]) ?? []
         return names.sorted().map { (path as NSString).appendingPathComponent($0) }.filter {

@@ -9,7 +9,8 @@ struct Muwad: AsyncParsableCommand {
         version: MuwadVersion.current,
         subcommands: [
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, BenchCommand.self,
-            RunCommand.self, ExportCommand.self, MigrateCommand.self, ServeCommand.self, StatusCommand.self, BenchQueueCommand.self,
+            RunCommand.self, ExportCommand.self, MigrateCommand.self, ServeCommand.self, StatusCommand.self,
+            BenchQueueCommand.self,
         ]
     )
 }

@@ -37,20 +37,28 @@ final class AccessRootsTests: XCTestCase {
 
     func testPathsUnderARootResolveAndOthersAreRefused() {
         let roots = AccessRoots(models: nil, data: [base + "/allowed"])
-        let resolve = { (path: String) in self.message { try roots.resolve(path, use: .data, field: "dataset.path", kind: "finetune") } }
+        let resolve = { (path: String) in
+            self.message { try roots.resolve(path, use: .data, field: "dataset.path", kind: "finetune") }
+        }
 
         XCTAssertEqual(resolve(base + "/allowed/data/train.jsonl"), "resolved: " + base + "/allowed/data/train.jsonl")
-        XCTAssertEqual(resolve(base + "/allowed/data/../data/train.jsonl"), "resolved: " + base + "/allowed/data/train.jsonl")
+        XCTAssertEqual(
+            resolve(base + "/allowed/data/../data/train.jsonl"), "resolved: " + base + "/allowed/data/train.jsonl")
         // A symlink that stays inside the root is fine, and the real path is what gets read.
-        XCTAssertEqual(resolve(base + "/allowed/inside-link/train.jsonl"), "resolved: " + base + "/allowed/data/train.jsonl")
+        XCTAssertEqual(
+            resolve(base + "/allowed/inside-link/train.jsonl"), "resolved: " + base + "/allowed/data/train.jsonl")
         // A sibling whose name starts with the root's is not under it.
-        XCTAssertTrue(resolve(base + "/allowed-other/train.jsonl").contains("is outside the directories this daemon may read data files from"))
+        XCTAssertTrue(
+            resolve(base + "/allowed-other/train.jsonl").contains(
+                "is outside the directories this daemon may read data files from"))
         // A symlink out of the root is refused, naming where it leads.
         let escaped = resolve(base + "/allowed/data/link.txt")
         XCTAssertTrue(escaped.contains("(which is \(base)/elsewhere/secret.txt) is outside"), escaped)
         XCTAssertTrue(escaped.contains("MUWA_DATA_ROOTS: \(base)/allowed"), escaped)
         XCTAssertTrue(resolve(base + "/allowed/../elsewhere/secret.txt").contains("is outside"))
-        XCTAssertEqual(resolve(base + "/allowed/none.jsonl"), "invalid finetune payload: dataset.path: \(base)/allowed/none.jsonl does not exist")
+        XCTAssertEqual(
+            resolve(base + "/allowed/none.jsonl"),
+            "invalid finetune payload: dataset.path: \(base)/allowed/none.jsonl does not exist")
         // Models are unrestricted here (nil).
         XCTAssertEqual(
             message { try roots.resolve(base + "/elsewhere", use: .model, field: "model", kind: "generate") },
@@ -67,8 +75,9 @@ final class AccessRootsTests: XCTestCase {
         let locations = Locations(stateDirectory: state, roots: AccessRoots(models: [], data: []))
         XCTAssertEqual(locations.roots.models, [state])
         XCTAssertEqual(locations.roots.data, [])
-        XCTAssertTrue(message { try locations.dataPath(state + "/data/train.jsonl", field: "dataset.path", kind: "evaluate") }
-            .contains("(MUWA_DATA_ROOTS: )"))
+        XCTAssertTrue(
+            message { try locations.dataPath(state + "/data/train.jsonl", field: "dataset.path", kind: "evaluate") }
+                .contains("(MUWA_DATA_ROOTS: )"))
     }
 
     func testParquetFilesAreRefusedWithTheConversionCommand() throws {
@@ -78,7 +87,10 @@ final class AccessRootsTests: XCTestCase {
         let text = message { try locations.dataPath(parquet, field: "dataset.path", kind: "finetune") }
         XCTAssertTrue(text.contains("is a Parquet file"), text)
         XCTAssertTrue(text.contains("pd.read_parquet('\(parquet)').to_json('\(parquet).jsonl'"), text)
-        XCTAssertEqual(message { try locations.dataPath(base + "/allowed/data/train.jsonl", field: "dataset.path", kind: "finetune") },
-                       "resolved: " + base + "/allowed/data/train.jsonl")
+        XCTAssertEqual(
+            message {
+                try locations.dataPath(base + "/allowed/data/train.jsonl", field: "dataset.path", kind: "finetune")
+            },
+            "resolved: " + base + "/allowed/data/train.jsonl")
     }
 }

@@ -42,8 +42,10 @@ final class AdapterVersionTests: XCTestCase {
         var object: [String: JSONValue] = [
             "base_model": .string(EvalFixtures.model("pre-ln-f32")), "dataset": ["path": .string(dataset)],
             "output": "tiny",
-            "train": ["max_steps": 2, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
-                      "warmup_steps": 0, "max_length": 64, "log_every": 1, "save_every": 50],
+            "train": [
+                "max_steps": 2, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                "warmup_steps": 0, "max_length": 64, "log_every": 1, "save_every": 50,
+            ],
         ]
         for (key, value) in extra { object[key] = value }
         return .object(object)
@@ -61,14 +63,16 @@ final class AdapterVersionTests: XCTestCase {
         let data = try dataset()
         var results: [JSONValue?] = []
         for id in 1...2 {
-            let job = ClaimedJob(lease: JobLease(jobID: Int64(id), workerID: "t", attempt: 1), kind: "finetune", payload: payload(data))
+            let job = ClaimedJob(
+                lease: JobLease(jobID: Int64(id), workerID: "t", attempt: 1), kind: "finetune", payload: payload(data))
             guard case .succeeded(let result, _) = try await execute(job, state: state, registry: nil) else {
                 return XCTFail("fine-tune \(id) failed")
             }
             results.append(result)
         }
         XCTAssertEqual(results.map { $0?["version"]?.doubleValue }, [1, 2])
-        let v1 = try XCTUnwrap(FileManager.default.contents(atPath: state + "/adapters/tiny@1/adapter_model.safetensors"))
+        let v1 = try XCTUnwrap(
+            FileManager.default.contents(atPath: state + "/adapters/tiny@1/adapter_model.safetensors"))
         XCTAssertNotNil(FileManager.default.contents(atPath: state + "/adapters/tiny@2/adapter_model.safetensors"))
         XCTAssertEqual(AdapterProvenance.read(directory: state + "/adapters/tiny@1")?.jobID, 1, "version 1 untouched")
 
@@ -97,7 +101,8 @@ final class AdapterVersionTests: XCTestCase {
             XCTFail("expected a refusal")
         } catch let failure as JobFailure {
             XCTAssertFalse(failure.retryable)
-            XCTAssertTrue(failure.message.contains("adapter \"tiny\" already exists (version 2, made by job 2)"), failure.message)
+            XCTAssertTrue(
+                failure.message.contains("adapter \"tiny\" already exists (version 2, made by job 2)"), failure.message)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/adapters/tiny@3"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/jobs/3/checkpoints"), "nothing trained")
@@ -105,7 +110,9 @@ final class AdapterVersionTests: XCTestCase {
         let fresh = ClaimedJob(
             lease: JobLease(jobID: 4, workerID: "t", attempt: 1), kind: "finetune",
             payload: payload(data, extra: ["if_exists": "fail", "output": "other"]))
-        guard case .succeeded = try await execute(fresh, state: state, registry: nil) else { return XCTFail("other failed") }
+        guard case .succeeded = try await execute(fresh, state: state, registry: nil) else {
+            return XCTFail("other failed")
+        }
         XCTAssertTrue(Locations.isDirectory(state + "/adapters/other@1"))
     }
 
@@ -119,19 +126,25 @@ final class AdapterVersionTests: XCTestCase {
         let data = try dataset()
         var ids: [String] = []
         for (round, enqueuer) in [database, carol].enumerated() {
-            let id = try unwrapped(try await enqueuer.execute(
-                "SELECT muwa.enqueue('finetune', $1::jsonb) AS id", [payload(data).jsonText]).first?.text("id"))
+            let id = try unwrapped(
+                try await enqueuer.execute(
+                    "SELECT muwa.enqueue('finetune', $1::jsonb) AS id", [payload(data).jsonText]
+                ).first?.text("id"))
             ids.append(id)
-            let job = try unwrapped(try await store.claim(
-                queues: ["default"], kinds: ["finetune"], limit: 1, workerID: "w", leaseSeconds: 60).first)
-            guard case .succeeded(let result, let outputs) = try await execute(job, state: state, registry: registry) else {
+            let job = try unwrapped(
+                try await store.claim(
+                    queues: ["default"], kinds: ["finetune"], limit: 1, workerID: "w", leaseSeconds: 60
+                ).first)
+            guard case .succeeded(let result, let outputs) = try await execute(job, state: state, registry: registry)
+            else {
                 return XCTFail("fine-tune \(round + 1) failed")
             }
             let finished = try await store.finish(job.lease, status: .succeeded, result: result, outputs: outputs)
             XCTAssertTrue(finished)
         }
         let newest = try await database.execute(
-            "SELECT version, path, job_id::text AS job, enqueued_by, previous_version, previous_job_id::text AS previous FROM muwa.adapters WHERE name = 'tiny'")
+            "SELECT version, path, job_id::text AS job, enqueued_by, previous_version, previous_job_id::text AS previous FROM muwa.adapters WHERE name = 'tiny'"
+        )
         let row = try XCTUnwrap(newest.first)
         XCTAssertEqual(try row.int("version"), 2)
         XCTAssertEqual(try row.string("path"), state + "/adapters/tiny@2")
@@ -163,18 +176,23 @@ final class AdapterVersionTests: XCTestCase {
         XCTAssertNil(missing)
 
         // if_exists fail, with the registry: refused before training.
-        let id = try unwrapped(try await carol.execute(
-            "SELECT muwa.enqueue('finetune', $1::jsonb) AS id",
-            [payload(data, extra: ["if_exists": "fail"]).jsonText]).first?.text("id"))
-        let job = try unwrapped(try await store.claim(
-            queues: ["default"], kinds: ["finetune"], limit: 1, workerID: "w", leaseSeconds: 60).first)
+        let id = try unwrapped(
+            try await carol.execute(
+                "SELECT muwa.enqueue('finetune', $1::jsonb) AS id",
+                [payload(data, extra: ["if_exists": "fail"]).jsonText]
+            ).first?.text("id"))
+        let job = try unwrapped(
+            try await store.claim(
+                queues: ["default"], kinds: ["finetune"], limit: 1, workerID: "w", leaseSeconds: 60
+            ).first)
         XCTAssertEqual(String(job.id), id)
         do {
             _ = try await execute(job, state: state, registry: registry)
             XCTFail("expected a refusal")
         } catch let failure as JobFailure {
             XCTAssertFalse(failure.retryable)
-            XCTAssertTrue(failure.message.contains("already exists (version 2, made by job \(ids[1]))"), failure.message)
+            XCTAssertTrue(
+                failure.message.contains("already exists (version 2, made by job \(ids[1]))"), failure.message)
         }
     }
 }
@@ -184,7 +202,9 @@ struct AdapterTestError: Error, CustomStringConvertible {
 }
 
 /// XCTUnwrap for values that need `await` (XCTUnwrap's autoclosure cannot await).
-func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws -> T {
+func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws
+    -> T
+{
     guard let value else {
         XCTFail("expected \(what), got nil", file: file, line: line)
         throw UnwrapError(description: "missing \(what)")

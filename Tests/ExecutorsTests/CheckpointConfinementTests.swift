@@ -37,7 +37,8 @@ final class CheckpointConfinementTests: XCTestCase {
         try FileManager.default.copyItem(atPath: work + "/" + EvaluateCheckpoint.fileName, toPath: outside)
         try FileManager.default.createSymbolicLink(atPath: work + "/link.json", withDestinationPath: outside)
         try FileManager.default.createDirectory(atPath: scratch + "/state/jobs/8", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: outside, toPath: scratch + "/state/jobs/8/" + EvaluateCheckpoint.fileName)
+        try FileManager.default.copyItem(
+            atPath: outside, toPath: scratch + "/state/jobs/8/" + EvaluateCheckpoint.fileName)
         for path in [
             outside, work + "/../../../elsewhere/" + EvaluateCheckpoint.fileName, work + "/link.json",
             scratch + "/state/jobs/8/" + EvaluateCheckpoint.fileName, "/etc/passwd", "/proc/self/environ",
@@ -51,19 +52,26 @@ final class CheckpointConfinementTests: XCTestCase {
             }
         }
         // A work directory reached through a symlinked state directory still holds its own files.
-        try FileManager.default.createSymbolicLink(atPath: scratch + "/state-link", withDestinationPath: scratch + "/state")
-        let viaLink: JSONValue = ["samples_file": .string(scratch + "/state-link/jobs/7/" + EvaluateCheckpoint.fileName)]
+        try FileManager.default.createSymbolicLink(
+            atPath: scratch + "/state-link", withDestinationPath: scratch + "/state")
+        let viaLink: JSONValue = [
+            "samples_file": .string(scratch + "/state-link/jobs/7/" + EvaluateCheckpoint.fileName)
+        ]
         XCTAssertNoThrow(
-            try EvaluateCheckpoint.load(viaLink, identity: identity, fresh: fresh, allowedDirectory: scratch + "/state-link/jobs/7"))
+            try EvaluateCheckpoint.load(
+                viaLink, identity: identity, fresh: fresh, allowedDirectory: scratch + "/state-link/jobs/7"))
     }
 
     func testFineTuneCheckpointsThatLeadOutOfTheWorkDirectoryAreIgnored() throws {
         let work = scratch + "/state/jobs/7"
         let checkpoints = TrainingCheckpoints(workDirectory: work)
-        try FileManager.default.createDirectory(atPath: work + "/checkpoints/step-00000004", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: work + "/checkpoints/step-00000004/trainer_state.json", contents: Data("{}".utf8))
+        try FileManager.default.createDirectory(
+            atPath: work + "/checkpoints/step-00000004", withIntermediateDirectories: true)
+        FileManager.default.createFile(
+            atPath: work + "/checkpoints/step-00000004/trainer_state.json", contents: Data("{}".utf8))
         try FileManager.default.createDirectory(atPath: scratch + "/elsewhere/step", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: scratch + "/elsewhere/step/trainer_state.json", contents: Data("{}".utf8))
+        FileManager.default.createFile(
+            atPath: scratch + "/elsewhere/step/trainer_state.json", contents: Data("{}".utf8))
         try FileManager.default.createSymbolicLink(
             atPath: work + "/checkpoints/step-00000009", withDestinationPath: scratch + "/elsewhere/step")
         XCTAssertEqual(checkpoints.saved().map(\.step), [4], "the symlinked step-00000009 is not a checkpoint")

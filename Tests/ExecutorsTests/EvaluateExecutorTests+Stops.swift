@@ -12,34 +12,66 @@ extension EvaluateExecutorTests {
     func testBadPayloadsFailPermanentlyNamingTheField() async throws {
         let piqa: JSONValue = ["path": .string(piqaDirectory)]
         let cases: [(JSONValue, String)] = [
-            (["model": .string(model), "task": "sqad", "dataset": .string(squad)],
-             "invalid evaluate payload: unknown evaluation task \"sqad\"; known tasks: squad, piqa, wikitext"),
+            (
+                ["model": .string(model), "task": "sqad", "dataset": .string(squad)],
+                "invalid evaluate payload: unknown evaluation task \"sqad\"; known tasks: squad, piqa, wikitext"
+            ),
             (["model": .string(model), "dataset": .string(squad)], "task is required: one of squad, piqa, wikitext"),
-            (["model": .string(model), "task": "piqa", "method": "bleu", "dataset": piqa],
-             "unknown evaluation method \"bleu\"; known methods: muwa, loglikelihood"),
-            (["model": .string(model), "task": "squad", "method": "loglikelihood", "dataset": .string(squad)],
-             "the squad task has no loglikelihood method"),
-            (["model": .string(model), "task": "piqa", "compare_base": true, "dataset": piqa],
-             "compare_base needs an adapter"),
-            (["model": .string(model), "task": "piqa", "dataset": piqa, "max_tokens": 3], "unknown field \"max_tokens\""),
+            (
+                ["model": .string(model), "task": "piqa", "method": "bleu", "dataset": piqa],
+                "unknown evaluation method \"bleu\"; known methods: muwa, loglikelihood"
+            ),
+            (
+                ["model": .string(model), "task": "squad", "method": "loglikelihood", "dataset": .string(squad)],
+                "the squad task has no loglikelihood method"
+            ),
+            (
+                ["model": .string(model), "task": "piqa", "compare_base": true, "dataset": piqa],
+                "compare_base needs an adapter"
+            ),
+            (
+                ["model": .string(model), "task": "piqa", "dataset": piqa, "max_tokens": 3],
+                "unknown field \"max_tokens\""
+            ),
             (["model": .string(model), "task": "piqa", "dataset": ["file": "x"]], "unknown field \"dataset.file\""),
             (["model": .string(model), "task": "piqa", "dataset": 3], "dataset must be a JSON object, got number"),
             (["model": .string(model), "task": "piqa"], "dataset is required: {\"path\": …}"),
-            (["model": .string(model), "task": "squad", "dataset": ["path": .string(squad), "labels": "l.lst"]],
-             "dataset.labels applies to the piqa task only"),
-            (["model": .string(model), "task": "squad", "dataset": .string(squad), "max_length": 64],
-             "max_length applies only to the wikitext task"),
-            (["model": .string(model), "task": "piqa", "method": "loglikelihood", "dataset": piqa, "max_new_tokens": 8],
-             "max_new_tokens applies only to generation (method muwa on squad or piqa)"),
-            (["model": .string(model), "task": "piqa", "dataset": piqa, "limit": 0],
-             "limit must be a whole number from 1 to 100000000, got 0"),
-            (["model": .string(model), "task": "piqa", "dataset": piqa, "compare_base": "yes"],
-             "compare_base must be true or false, got string"),
+            (
+                ["model": .string(model), "task": "squad", "dataset": ["path": .string(squad), "labels": "l.lst"]],
+                "dataset.labels applies to the piqa task only"
+            ),
+            (
+                ["model": .string(model), "task": "squad", "dataset": .string(squad), "max_length": 64],
+                "max_length applies only to the wikitext task"
+            ),
+            (
+                [
+                    "model": .string(model), "task": "piqa", "method": "loglikelihood", "dataset": piqa,
+                    "max_new_tokens": 8,
+                ],
+                "max_new_tokens applies only to generation (method muwa on squad or piqa)"
+            ),
+            (
+                ["model": .string(model), "task": "piqa", "dataset": piqa, "limit": 0],
+                "limit must be a whole number from 1 to 100000000, got 0"
+            ),
+            (
+                ["model": .string(model), "task": "piqa", "dataset": piqa, "compare_base": "yes"],
+                "compare_base must be true or false, got string"
+            ),
             (["task": "piqa", "dataset": piqa], "model is required"),
             (["model": "no-such-model", "task": "piqa", "dataset": piqa], "model: no model called \"no-such-model\""),
-            (["model": .string(model), "adapter": "nope", "task": "piqa", "dataset": piqa], "unknown adapter \"nope\""),
-            (["model": .string(model), "adapter": .string(EvalFixtures.fixtures.path + "/lora/adapters/pre-ln-qv"),
-              "task": "piqa", "dataset": piqa], "cannot be used with"),
+            (
+                ["model": .string(model), "adapter": "nope", "task": "piqa", "dataset": piqa],
+                "unknown adapter \"nope\""
+            ),
+            (
+                [
+                    "model": .string(model),
+                    "adapter": .string(EvalFixtures.fixtures.path + "/lora/adapters/pre-ln-qv"),
+                    "task": "piqa", "dataset": piqa,
+                ], "cannot be used with"
+            ),
         ]
         for (payload, fragment) in cases {
             await assertFails(payload, fragment)
@@ -64,11 +96,17 @@ extension EvaluateExecutorTests {
             .write(to: URL(fileURLWithPath: examples))
         try Data("0\n7\n".utf8).write(to: URL(fileURLWithPath: labels))
         await assertFails(
-            ["model": .string(model), "task": "piqa", "dataset": ["path": .string(examples), "labels": .string(labels)]],
+            [
+                "model": .string(model), "task": "piqa",
+                "dataset": ["path": .string(examples), "labels": .string(labels)],
+            ],
             "\(labels), line 2: a label must be 0 or 1, got something else (1 characters, not shown)")
         try Data("0\n".utf8).write(to: URL(fileURLWithPath: labels))
         await assertFails(
-            ["model": .string(model), "task": "piqa", "dataset": ["path": .string(examples), "labels": .string(labels)]],
+            [
+                "model": .string(model), "task": "piqa",
+                "dataset": ["path": .string(examples), "labels": .string(labels)],
+            ],
             "\(examples) has 2 examples but \(labels) has 1 labels")
 
         let empty = dir + "/empty.jsonl"
@@ -192,14 +230,16 @@ extension EvaluateExecutorTests {
 
     // MARK: - Helpers
 
-    func assertFails(_ payload: JSONValue, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) async {
+    func assertFails(_ payload: JSONValue, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) async
+    {
         do {
             let outcome = try await execute(payload)
             XCTFail("expected a failure containing \"\(fragment)\", got \(outcome)", file: file, line: line)
         } catch let failure as JobFailure {
             XCTAssertFalse(failure.retryable, failure.message, file: file, line: line)
             XCTAssertTrue(
-                failure.message.contains(fragment), "\"\(failure.message)\" lacks \"\(fragment)\"", file: file, line: line)
+                failure.message.contains(fragment), "\"\(failure.message)\" lacks \"\(fragment)\"", file: file,
+                line: line)
         } catch {
             XCTFail("expected a JobFailure, got \(error)", file: file, line: line)
         }

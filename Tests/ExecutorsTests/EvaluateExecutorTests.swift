@@ -69,7 +69,8 @@ final class EvaluateExecutorTests: XCTestCase {
                 XCTAssertEqual(row["example_id"]?.stringValue, want["id"] as? String, run)
                 XCTAssertEqual(row["output"]?.stringValue, want["prediction"] as? String, run)
                 XCTAssertEqual(row["score"]?.doubleValue, want["f1"] as? Double, run)
-                XCTAssertEqual(row["details"]?["final_prediction"]?.stringValue, want["final_prediction"] as? String, run)
+                XCTAssertEqual(
+                    row["details"]?["final_prediction"]?.stringValue, want["final_prediction"] as? String, run)
                 XCTAssertEqual(Set(row.keys), Self.sampleKeys, run)
             }
             let side = adapter == nil ? "base" : "adapter"
@@ -249,7 +250,9 @@ final class EvaluateExecutorTests: XCTestCase {
     /// The eval_result rows of one run, in output order.
     static func results(_ outputs: [JSONValue], adapter: String?) -> [(metric: String, value: Double, n: Int)] {
         outputs.filter { $0["type"] == "eval_result" && $0["adapter"] == (adapter.map { .string($0) } ?? .null) }
-            .map { ($0["metric"]?.stringValue ?? "", $0["value"]?.doubleValue ?? .nan, Int($0["n"]?.doubleValue ?? -1)) }
+            .map {
+                ($0["metric"]?.stringValue ?? "", $0["value"]?.doubleValue ?? .nan, Int($0["n"]?.doubleValue ?? -1))
+            }
     }
 
     /// The eval_sample rows of one run, in output order.

@@ -136,7 +136,10 @@ final class EvaluationDatasetTests: XCTestCase {
             _ = try PIQADataset.load(paths: [jsonl, short])
         }
         let bad = try write(dir, "bad.lst", "0\n2\n1\n")
-        assertError(.malformedLine(path: bad, line: 2, reason: "a label must be 0 or 1, got something else (1 characters, not shown)")) {
+        assertError(
+            .malformedLine(
+                path: bad, line: 2, reason: "a label must be 0 or 1, got something else (1 characters, not shown)")
+        ) {
             _ = try PIQADataset.load(paths: [jsonl, bad])
         }
         let noLabels = try write(dir, "other.jsonl", row)

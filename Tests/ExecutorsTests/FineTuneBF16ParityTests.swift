@@ -48,11 +48,13 @@ final class FineTuneBF16ParityTests: XCTestCase {
         var losses: [Double] = []
         for epochSteps in epochs {
             let order = try epochSteps.flatMap { try XCTUnwrap($0["micro_batches"] as? [[Int]]).flatMap { $0 } }
-            let next = try LoRATrainer(model: model, config: config, examples: order.map { examples[$0] },
-                                       initialAdapter: trainer?.adapter ?? initial)
+            let next = try LoRATrainer(
+                model: model, config: config, examples: order.map { examples[$0] },
+                initialAdapter: trainer?.adapter ?? initial)
             if let previous = trainer {
-                next.optimizer.restore(m: previous.optimizer.m.toArray(), v: previous.optimizer.v.toArray(),
-                                       step: previous.optimizer.step)
+                next.optimizer.restore(
+                    m: previous.optimizer.m.toArray(), v: previous.optimizer.v.toArray(),
+                    step: previous.optimizer.step)
                 next.step = previous.step
                 next.microStep = previous.microStep
             }

@@ -28,10 +28,14 @@ final class FineTuneExecutorTests: XCTestCase {
 
     /// A small dolly-format file: instruction / context / response / category.
     func writeDolly(records: Int = 24, name: String = "dolly.jsonl") throws -> String {
-        let words = ["river", "mountain", "answer", "the", "a", "quick", "model", "data", "über", "naïve", "cat", "blue"]
+        let words = [
+            "river", "mountain", "answer", "the", "a", "quick", "model", "data", "über", "naïve", "cat", "blue",
+        ]
         var lines: [String] = []
         for i in 0..<records {
-            let pick = { (n: Int, salt: Int) in (0..<n).map { words[($0 * 7 + i * 3 + salt) % words.count] }.joined(separator: " ") }
+            let pick = { (n: Int, salt: Int) in
+                (0..<n).map { words[($0 * 7 + i * 3 + salt) % words.count] }.joined(separator: " ")
+            }
             let record: [String: String] = [
                 "instruction": "Tell me about \(pick(3 + i % 4, 1)).",
                 "context": i % 3 == 0 ? pick(5, 2) : "",
@@ -46,7 +50,9 @@ final class FineTuneExecutorTests: XCTestCase {
         return path
     }
 
-    func payload(dataset: String, output: String = "tiny", train: [String: JSONValue] = [:], extra: [String: JSONValue] = [:])
+    func payload(
+        dataset: String, output: String = "tiny", train: [String: JSONValue] = [:], extra: [String: JSONValue] = [:]
+    )
         -> JSONValue
     {
         var trainSettings: [String: JSONValue] = [
@@ -62,11 +68,14 @@ final class FineTuneExecutorTests: XCTestCase {
         return .object(object)
     }
 
-    func run(_ payload: JSONValue, state: String, jobID: Int64 = 1, attempt: Int = 1,
-             stopWhen: (@Sendable (JobContext) -> Bool)? = nil) async throws -> JobOutcome {
+    func run(
+        _ payload: JSONValue, state: String, jobID: Int64 = 1, attempt: Int = 1,
+        stopWhen: (@Sendable (JobContext) -> Bool)? = nil
+    ) async throws -> JobOutcome {
         let environment = ExecutorEnvironment(stateDirectory: state)
         let executor = FineTuneJobExecutor(environment: environment)
-        let job = ClaimedJob(lease: JobLease(jobID: jobID, workerID: "test", attempt: attempt), kind: "finetune", payload: payload)
+        let job = ClaimedJob(
+            lease: JobLease(jobID: jobID, workerID: "test", attempt: attempt), kind: "finetune", payload: payload)
         let context = JobContext(job: job, stateDirectory: state, logger: Logger(label: "test"))
         let watcher = Task {
             guard let stopWhen else { return }
@@ -96,11 +105,14 @@ final class FineTuneExecutorTests: XCTestCase {
 
     func testAWarmupLongerThanTheRunIsReported() async throws {
         let dataset = try writeDolly()
-        let outcome = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 50]), state: scratch + "/state-warm")
+        let outcome = try await run(
+            payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 50]), state: scratch + "/state-warm")
         guard case .succeeded(let result, _) = outcome else { return XCTFail("\(outcome)") }
-        XCTAssertEqual(result?["warnings"]?.arrayValue?.first?.stringValue,
-                       "warmup_steps 50 is longer than the run (2 steps): the learning rate never reaches 0.01")
-        let normal = try await run(payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 1]), state: scratch + "/state-normal")
+        XCTAssertEqual(
+            result?["warnings"]?.arrayValue?.first?.stringValue,
+            "warmup_steps 50 is longer than the run (2 steps): the learning rate never reaches 0.01")
+        let normal = try await run(
+            payload(dataset: dataset, train: ["max_steps": 2, "warmup_steps": 1]), state: scratch + "/state-normal")
         guard case .succeeded(let plain, _) = normal else { return XCTFail("\(normal)") }
         XCTAssertNil(plain?["warnings"])
     }
@@ -175,8 +187,9 @@ final class FineTuneExecutorTests: XCTestCase {
         let saved = checkpoints.saved()
         XCTAssertGreaterThanOrEqual(saved.count, 1)
         if saved.count > 1 { try FileManager.default.removeItem(atPath: saved[0].directory) }
-        try FileManager.default.createDirectory(atPath: crash + "/jobs/1/checkpoints/step-00000009.partial",
-                                                withIntermediateDirectories: true)  // a half-written one is ignored
+        try FileManager.default.createDirectory(
+            atPath: crash + "/jobs/1/checkpoints/step-00000009.partial",
+            withIntermediateDirectories: true)  // a half-written one is ignored
         guard case .succeeded = try await run(body, state: crash, attempt: 2) else { return XCTFail("resume failed") }
         XCTAssertEqual(try adapterBytes(crash + "/adapters/tiny@1"), expected)
     }
@@ -246,6 +259,7 @@ final class FineTuneExecutorTests: XCTestCase {
         XCTAssertTrue(message.contains("attn"), message)
         message = await failure(payload(dataset: good, extra: ["base_model": "no-such-model"]))
         XCTAssertTrue(message.contains("no model called \"no-such-model\""), message)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch + "/state-bad/adapters/tiny@1"), "nothing half written")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: scratch + "/state-bad/adapters/tiny@1"), "nothing half written")
     }
 }

@@ -33,7 +33,9 @@ final class FineTuneParityTests: XCTestCase {
 
     static func object(_ relative: String) throws -> [String: Any] {
         let path = finetune(relative)
-        guard let data = FileManager.default.contents(atPath: path) else { throw EvaluationError.missingFile(path: path) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EvaluationError.missingFile(path: path)
+        }
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], relative)
     }
 
@@ -43,9 +45,11 @@ final class FineTuneParityTests: XCTestCase {
 
     /// The fixture's dataset tokenized by muwa.
     static func dataset(_ template: FineTuneTemplate, tokenizer: BPETokenizer, maxLength: Int) throws
-        -> InstructionDataset {
-        try InstructionDataset.load(path: finetune("dolly-200.jsonl"), template: template, tokenizer: tokenizer,
-                                    maxLength: maxLength, trainOnPrompt: false)
+        -> InstructionDataset
+    {
+        try InstructionDataset.load(
+            path: finetune("dolly-200.jsonl"), template: template, tokenizer: tokenizer,
+            maxLength: maxLength, trainOnPrompt: false)
     }
 
     // MARK: - tokenization
@@ -70,7 +74,8 @@ final class FineTuneParityTests: XCTestCase {
                     failures += 1
                     if failures <= 5 {
                         let at = zip(ex.inputIds, ids).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                        XCTFail("\(template) record \(i): ids \(ex.inputIds.count) vs \(ids.count) tokens, first "
+                        XCTFail(
+                            "\(template) record \(i): ids \(ex.inputIds.count) vs \(ids.count) tokens, first "
                                 + "different id at \(at.map(String.init) ?? "-"); labels equal: \(ex.labels == labels)")
                     }
                 }
@@ -109,7 +114,11 @@ final class FineTuneParityTests: XCTestCase {
         var epochs: [(epoch: Int, steps: [[String: Any]])] = []
         for step in steps {
             let epoch = try XCTUnwrap(step["epoch"] as? Int)
-            if epochs.last?.epoch == epoch { epochs[epochs.count - 1].steps.append(step) } else { epochs.append((epoch, [step])) }
+            if epochs.last?.epoch == epoch {
+                epochs[epochs.count - 1].steps.append(step)
+            } else {
+                epochs.append((epoch, [step]))
+            }
         }
         func records(_ step: [String: Any]) throws -> [[Int]] {
             try XCTUnwrap(step["micro_batches"] as? [[Int]], "micro_batches")
@@ -125,11 +134,13 @@ final class FineTuneParityTests: XCTestCase {
         var maxLoss = 0.0, maxNorm = 0.0, maxLR = 0.0
         for (epoch, epochSteps) in epochs {
             let order = try epochSteps.flatMap { try records($0).flatMap { $0 } }
-            let next = try LoRATrainer(model: model, config: config, examples: order.map { examples[$0] },
-                                       initialAdapter: trainer?.adapter ?? initial)
+            let next = try LoRATrainer(
+                model: model, config: config, examples: order.map { examples[$0] },
+                initialAdapter: trainer?.adapter ?? initial)
             if let previous = trainer {  // continue the run: moments, optimizer step, schedule position
-                next.optimizer.restore(m: previous.optimizer.m.toArray(), v: previous.optimizer.v.toArray(),
-                                       step: previous.optimizer.step)
+                next.optimizer.restore(
+                    m: previous.optimizer.m.toArray(), v: previous.optimizer.v.toArray(),
+                    step: previous.optimizer.step)
                 next.step = previous.step
                 next.microStep = previous.microStep
             }
@@ -139,8 +150,9 @@ final class FineTuneParityTests: XCTestCase {
                 XCTAssertEqual(report.step, expected["step"] as? Int, label)
                 let micro = try records(expected)
                 XCTAssertEqual(report.targetTokens, expected["num_items_in_batch"] as? Int, "\(label) target tokens")
-                XCTAssertEqual(report.tokens, micro.flatMap { $0 }.reduce(0) { $0 + examples[$1].inputIds.count },
-                               "\(label) tokens: muwa's micro-batches are not the Trainer's")
+                XCTAssertEqual(
+                    report.tokens, micro.flatMap { $0 }.reduce(0) { $0 + examples[$1].inputIds.count },
+                    "\(label) tokens: muwa's micro-batches are not the Trainer's")
                 let loss = try XCTUnwrap(expected["loss"] as? Double)
                 let norm = try XCTUnwrap(expected["grad_norm"] as? Double)
                 let lr = try XCTUnwrap(expected["learning_rate"] as? Double)
@@ -167,7 +179,8 @@ final class FineTuneParityTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(maxWeight, 1e-4, "final LoRA weights (absolute)")
         XCTAssertGreaterThan(moved, 0.05, "the Trainer's run should move the adapter")
-        print("FineTuneParity: max relative difference loss \(maxLoss), grad norm \(maxNorm); "
-              + "max absolute difference learning rate \(maxLR), final LoRA weights \(maxWeight) (moved \(moved))")
+        print(
+            "FineTuneParity: max relative difference loss \(maxLoss), grad norm \(maxNorm); "
+                + "max absolute difference learning rate \(maxLR), final LoRA weights \(maxWeight) (moved \(moved))")
     }
 }

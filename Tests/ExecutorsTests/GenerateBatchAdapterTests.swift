@@ -22,7 +22,8 @@ enum GenerateFixtures {
         lock.lock()
         defer { lock.unlock() }
         if let g = generators[name] { return g }
-        let g = Generator(model: try OPTModel.load(directory: model(name)), tokenizer: try BPETokenizer.load(directory: model(name)))
+        let g = Generator(
+            model: try OPTModel.load(directory: model(name)), tokenizer: try BPETokenizer.load(directory: model(name)))
         generators[name] = g
         return g
     }
@@ -41,12 +42,18 @@ enum GenerateFixtures {
 
 final class GenerateBatchAdapterTests: XCTestCase {
     func testMixedAdaptersJoiningAndLeavingMatchEachAlone() throws {
-        for (modelName, adapters) in [("pre-ln-f32", ["pre-ln-qv", "pre-ln-all-bin"]), ("post-ln-f32", ["post-ln-qv", "post-ln-all"])] {
+        for (modelName, adapters) in [
+            ("pre-ln-f32", ["pre-ln-qv", "pre-ln-all-bin"]), ("post-ln-f32", ["post-ln-qv", "post-ln-all"]),
+        ] {
             let g = try GenerateFixtures.generator(modelName)
-            let deltas: [ProjectionDelta?] = [try GenerateFixtures.delta(adapters[0], g), nil,
-                                              try GenerateFixtures.delta(adapters[1], g)]
-            let prompts = ["Hello world", "The capital of France is", "Once upon a time, there was", "def add(a, b):",
-                           "Paris", "One two three"]
+            let deltas: [ProjectionDelta?] = [
+                try GenerateFixtures.delta(adapters[0], g), nil,
+                try GenerateFixtures.delta(adapters[1], g),
+            ]
+            let prompts = [
+                "Hello world", "The capital of France is", "Once upon a time, there was", "def add(a, b):",
+                "Paris", "One two three",
+            ]
             let options = [
                 GenerationOptions(maxNewTokens: 14),
                 GenerationOptions(maxNewTokens: 9, doSample: true, temperature: 0.9, topK: 50, seed: 3),
@@ -56,8 +63,10 @@ final class GenerateBatchAdapterTests: XCTestCase {
             var requests: [DecodeRequest] = []
             for (i, prompt) in prompts.enumerated() {
                 for (j, delta) in deltas.enumerated() {
-                    requests.append(DecodeRequest(promptIds: g.tokenizer.encode(prompt),
-                                                  options: options[(i + j) % options.count], delta: delta))
+                    requests.append(
+                        DecodeRequest(
+                            promptIds: g.tokenizer.encode(prompt),
+                            options: options[(i + j) % options.count], delta: delta))
                 }
             }
             // 5 rows for 18 sequences, joining over the first steps
@@ -77,7 +86,8 @@ final class GenerateBatchAdapterTests: XCTestCase {
             XCTAssertEqual(decoder.maxRowsInStep, 5)
             var differs = 0
             for (i, request) in requests.enumerated() {
-                let alone = try g.generate(promptIds: [request.promptIds], options: [request.options], delta: request.delta)[0]
+                let alone = try g.generate(
+                    promptIds: [request.promptIds], options: [request.options], delta: request.delta)[0]
                 XCTAssertEqual(outputs[i], alone, "\(modelName) #\(i)")
                 if request.delta != nil {
                     let base = try g.generate(promptIds: [request.promptIds], options: [request.options])[0]

@@ -35,7 +35,9 @@ final class GenerateExecutorTests: XCTestCase {
     func testRowsAndSummary() async throws {
         let (result, rows) = try await succeed([
             "model": .string(model), "template": "alpaca", "max_new_tokens": 6,
-            "prompts": ["Name a color.", ["instruction": "Translate.", "input": "Bonjour"], ["prompt": "Count.", "input": ""]],
+            "prompts": [
+                "Name a color.", ["instruction": "Translate.", "input": "Bonjour"], ["prompt": "Count.", "input": ""],
+            ],
         ])
         let g = try GenerateFixtures.generator("pre-ln-f32")
         let formatted = [
@@ -72,18 +74,23 @@ final class GenerateExecutorTests: XCTestCase {
     }
 
     func testModelAndAdapterByNameFromTheStateDirectory() async throws {
-        try FileManager.default.createDirectory(at: state.appendingPathComponent("models"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: state.appendingPathComponent("adapters"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: state.appendingPathComponent("models"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: state.appendingPathComponent("adapters"), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: state.path + "/models/tiny", withDestinationPath: model)
-        try FileManager.default.createSymbolicLink(atPath: state.path + "/adapters/qv",
-                                                   withDestinationPath: GenerateFixtures.adapter("pre-ln-qv"))
+        try FileManager.default.createSymbolicLink(
+            atPath: state.path + "/adapters/qv",
+            withDestinationPath: GenerateFixtures.adapter("pre-ln-qv"))
         let (result, rows) = try await succeed([
-            "model": "tiny", "adapter": "qv", "prompt": "Hello world", "max_new_tokens": 8, "do_sample": true, "seed": 5,
+            "model": "tiny", "adapter": "qv", "prompt": "Hello world", "max_new_tokens": 8, "do_sample": true,
+            "seed": 5,
         ])
         let g = try GenerateFixtures.generator("pre-ln-f32")
         let options = GenerationOptions(maxNewTokens: 8, doSample: true, seed: 5)
-        let alone = try g.generate(prompts: ["Hello world"], options: options,
-                                   delta: try GenerateFixtures.delta("pre-ln-qv", g))[0]
+        let alone = try g.generate(
+            prompts: ["Hello world"], options: options,
+            delta: try GenerateFixtures.delta("pre-ln-qv", g))[0]
         let base = try g.generate(prompts: ["Hello world"], options: options)[0]
         XCTAssertNotEqual(alone.tokenIds, base.tokenIds)
         XCTAssertEqual(rows.first?["text"]?.stringValue, alone.text)
@@ -136,7 +143,7 @@ final class GenerateExecutorTests: XCTestCase {
         XCTAssertLessThan(shortDone, longDone, "the short job waited for the long one")
 
         guard case .succeeded(let shortResult?, let shortRows) = shortOutcome,
-              case .succeeded(let longResult?, let longRows) = longOutcome
+            case .succeeded(let longResult?, let longRows) = longOutcome
         else { return XCTFail("expected two successes, got \(shortOutcome) and \(longOutcome)") }
         XCTAssertEqual(shortResult["max_batch_rows"], 4, "the short job's rows ran beside the long job's")
         XCTAssertEqual(longResult["max_batch_rows"], 4)
@@ -179,18 +186,24 @@ final class GenerateExecutorTests: XCTestCase {
         XCTAssertGreaterThan(batcher.stats.maxRowsInStep, 2, "the jobs should have shared steps")
         let g = try GenerateFixtures.generator("pre-ln-f32")
         for (i, adapter) in [nil, "pre-ln-qv", "pre-ln-all-bin"].enumerated() {
-            guard case .succeeded(_, let rows)? = outcomes[i] else { return XCTFail("job \(i): \(String(describing: outcomes[i]))") }
+            guard case .succeeded(_, let rows)? = outcomes[i] else {
+                return XCTFail("job \(i): \(String(describing: outcomes[i]))")
+            }
             let delta = try adapter.map { try GenerateFixtures.delta($0, g) }
-            let alone = try g.generate(prompts: ["Hello world", "The capital of France is"],
-                                       options: GenerationOptions(maxNewTokens: 12, stopAtEOS: false), delta: delta)
+            let alone = try g.generate(
+                prompts: ["Hello world", "The capital of France is"],
+                options: GenerationOptions(maxNewTokens: 12, stopAtEOS: false), delta: delta)
             XCTAssertEqual(rows.map { $0["text"]?.stringValue }, alone.map(\.text), adapter ?? "base")
             XCTAssertEqual(rows.first?["adapter"]?.stringValue, adapter.map { GenerateFixtures.adapter($0) })
         }
     }
 
     func testAStoppedJobKeepsWhatItHas() async throws {
-        let context = makeContext(["model": .string(model), "prompts": ["Hello world", "Paris"], "max_new_tokens": 50,
-                                   "stop_at_eos": false], id: 7)
+        let context = makeContext(
+            [
+                "model": .string(model), "prompts": ["Hello world", "Paris"], "max_new_tokens": 50,
+                "stop_at_eos": false,
+            ], id: 7)
         context.stopWhenProgress(reaches: 0.1, reason: .cancelRequested)
         let executor = GenerateJobExecutor(environment: environment)
         let outcome = try await executor.execute(context.job, context: context)
@@ -203,14 +216,18 @@ final class GenerateExecutorTests: XCTestCase {
             let got = row["token_ids"]?.arrayValue?.compactMap { $0.doubleValue.map(Int.init) } ?? []
             XCTAssertGreaterThan(got.count, 0)
             XCTAssertLessThan(got.count, 50)
-            let alone = try g.generate(prompts: [prompt], options: GenerationOptions(maxNewTokens: 50, stopAtEOS: false))[0]
+            let alone = try g.generate(
+                prompts: [prompt], options: GenerationOptions(maxNewTokens: 50, stopAtEOS: false))[0]
             XCTAssertEqual(Array(alone.tokenIds.prefix(got.count)), got)
         }
         XCTAssertEqual(partial["finish_reasons"], ["cancelled", "cancelled"])
 
         // a cancelled task (a hard stop) leaves the batch at the next step too
-        let hard = makeContext(["model": .string(model), "prompt": "Hello world", "max_new_tokens": 50,
-                                "stop_at_eos": false], id: 8)
+        let hard = makeContext(
+            [
+                "model": .string(model), "prompt": "Hello world", "max_new_tokens": 50,
+                "stop_at_eos": false,
+            ], id: 8)
         let batcher = try await environment.models.batcher(for: model)
         batcher.holdSteps(after: 5)  // the task is cancelled while the loop waits after 5 steps
         defer { batcher.releaseSteps() }
@@ -235,7 +252,8 @@ final class GenerateExecutorTests: XCTestCase {
     }
 
     func succeed(_ payload: JSONValue, file: StaticString = #filePath, line: UInt = #line) async throws
-        -> (result: JSONValue, outputs: [JSONValue]) {
+        -> (result: JSONValue, outputs: [JSONValue])
+    {
         let outcome = try await execute(payload)
         guard case .succeeded(let result?, let outputs) = outcome else {
             XCTFail("expected success, got \(outcome)", file: file, line: line)

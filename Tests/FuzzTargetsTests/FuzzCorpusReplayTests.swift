@@ -40,8 +40,9 @@ final class FuzzCorpusReplayTests: XCTestCase {
         for target in FuzzTarget.allCases {
             var isDirectory: ObjCBool = false
             let path = Self.fuzzRoot.appendingPathComponent("corpus").appendingPathComponent(target.rawValue).path
-            XCTAssertTrue(FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue,
-                          "missing \(path)")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue,
+                "missing \(path)")
         }
     }
 }

@@ -24,9 +24,12 @@ final class HardeningTests: XCTestCase {
         configuration.heartbeatSeconds = 10  // only the notification path could deliver a cancel quickly
         configuration.leaseSeconds = 30
         try await withProducer(
-            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())], listen: true
+            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())],
+            listen: true
         ) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running" }
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
+            }
             // The dashboard role cannot update muwa.jobs, but it can send the notification the trigger would.
             do {
                 _ = try await dashboard.execute("UPDATE muwa.jobs SET cancel_requested = true WHERE id = $1", [id])
@@ -57,8 +60,9 @@ final class HardeningTests: XCTestCase {
     func testTheDefaultTimeLimitStopsJobsWithoutTheirOwn() async throws {
         let database = try await TestDatabase.migrated(Self.name)
         let unlimited = try unwrapped(try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')"))
-        let ownLimit = try unwrapped(try await database.scalar(
-            "SELECT muwa.enqueue('ping', '{\"ms\": 1500}', time_limit => interval '1 minute')"))
+        let ownLimit = try unwrapped(
+            try await database.scalar(
+                "SELECT muwa.enqueue('ping', '{\"ms\": 1500}', time_limit => interval '1 minute')"))
         var configuration = testConfiguration(kinds: ["ping"], concurrency: 2)
         configuration.defaultTimeLimitSeconds = 0.5
         try await withProducer(
@@ -72,11 +76,13 @@ final class HardeningTests: XCTestCase {
             }
         }
         let row = try await firstRow(
-            database, "SELECT status, attempt, errors->0->>'message' AS message FROM muwa.jobs WHERE id = $1", [unlimited])
+            database, "SELECT status, attempt, errors->0->>'message' AS message FROM muwa.jobs WHERE id = $1",
+            [unlimited])
         XCTAssertEqual(try row.string("status"), "failed")
         XCTAssertEqual(try row.int("attempt"), 1, "a time limit is not retried")
         let message = try row.string("message")
-        XCTAssertTrue(message.contains("default time limit of 500 ms") && message.contains("MUWA_DEFAULT_TIME_LIMIT"), message)
+        XCTAssertTrue(
+            message.contains("default time limit of 500 ms") && message.contains("MUWA_DEFAULT_TIME_LIMIT"), message)
         let own = try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [ownLimit])
         XCTAssertEqual(own, "succeeded", "the job's own time_limit replaces the default")
     }
@@ -92,7 +98,9 @@ final class HardeningTests: XCTestCase {
 }
 
 /// XCTUnwrap for values that need `await` (XCTUnwrap's autoclosure cannot await).
-func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws -> T {
+func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws
+    -> T
+{
     guard let value else {
         XCTFail("expected \(what), got nil", file: file, line: line)
         throw UnwrapError(description: "missing \(what)")

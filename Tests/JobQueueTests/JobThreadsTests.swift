@@ -56,7 +56,8 @@ final class JobThreadsTests: XCTestCase {
             // The heartbeat is 0.2 s: a keeper that kept running renewed the lease well within it.
             XCTAssertLessThan(age, 1.0, "the lease keeper stopped while its executor held a thread")
         }
-        let lost = try await database.scalar("SELECT count(*) FROM muwa.job_runs WHERE outcome IS DISTINCT FROM 'succeeded'")
+        let lost = try await database.scalar(
+            "SELECT count(*) FROM muwa.job_runs WHERE outcome IS DISTINCT FROM 'succeeded'")
         XCTAssertEqual(lost, "0")
         let attempts = try await database.scalar("SELECT max(attempt) FROM muwa.jobs")
         XCTAssertEqual(attempts, "1")
@@ -111,8 +112,9 @@ final class AbandonedWorkTests: XCTestCase {
     func testAbandonedWorkStopsAtItsNextCheck() async throws {
         let database = try await TestDatabase.migrated("muwa_test_abandoned_work")
         let probe = Probe()
-        let id = try await database.scalar(
-            "SELECT muwa.enqueue('ping', '{}', time_limit => interval '300 milliseconds')") ?? "?"
+        let id =
+            try await database.scalar(
+                "SELECT muwa.enqueue('ping', '{}', time_limit => interval '300 milliseconds')") ?? "?"
         let configuration = testConfiguration(kinds: ["ping"], stopTimeout: 0.5)
         var failedAt = Date.distantFuture
         try await withProducer(database, configuration: configuration, executors: [SlowToStopExecutor(probe: probe)]) {
@@ -122,7 +124,8 @@ final class AbandonedWorkTests: XCTestCase {
             failedAt = Date()
         }
         let message = try await database.scalar("SELECT errors->0->>'message' FROM muwa.jobs WHERE id = $1", [id])
-        XCTAssertEqual(message, "the job exceeded its time limit of 300 ms (the executor did not stop and was abandoned)")
+        XCTAssertEqual(
+            message, "the job exceeded its time limit of 300 ms (the executor did not stop and was abandoned)")
         // The abandoned loop ends within one slice of the failure.
         let deadline = Date().addingTimeInterval(5)
         while probe.endedAt == nil, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }

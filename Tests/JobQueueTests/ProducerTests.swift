@@ -34,7 +34,8 @@ final class ProducerTests: XCTestCase {
         let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"fail_until\": 2}')")
         try await withProducer(
-            database, configuration: testConfiguration(kinds: ["ping"]), executors: [SleepExecutor(tracker: ConcurrencyTracker())]
+            database, configuration: testConfiguration(kinds: ["ping"]),
+            executors: [SleepExecutor(tracker: ConcurrencyTracker())]
         ) {
             try await waitUntil {
                 try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "succeeded"
@@ -68,9 +69,12 @@ final class ProducerTests: XCTestCase {
         configuration.heartbeatSeconds = 120
         configuration.leaseSeconds = 240
         try await withProducer(
-            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())], listen: true
+            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())],
+            listen: true
         ) {
-            try await waitUntil { try await database.scalar("SELECT progress > 0 FROM muwa.jobs WHERE id = $1", [id]) == "t" }
+            try await waitUntil {
+                try await database.scalar("SELECT progress > 0 FROM muwa.jobs WHERE id = $1", [id]) == "t"
+            }
             let requested = try await database.scalar("SELECT muwa.cancel($1::bigint)", [id])
             XCTAssertEqual(requested, "cancel_requested")
             try await waitUntil(seconds: 60) {
@@ -90,24 +94,31 @@ final class ProducerTests: XCTestCase {
 
     func testProgressIsWrittenAtMostOncePerInterval() async throws {
         let database = try await TestDatabase.migrated(Self.name)
-        try await database.withConnection { try $0.executeScript(
-            """
-            CREATE TABLE progress_writes (at timestamptz NOT NULL DEFAULT clock_timestamp(), progress real);
-            CREATE FUNCTION count_progress() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN INSERT INTO progress_writes (progress) VALUES (NEW.progress); RETURN NULL; END $$;
-            CREATE TRIGGER count_progress AFTER UPDATE OF progress ON muwa.jobs
-                FOR EACH ROW WHEN (NEW.status = 'running' AND NEW.progress IS DISTINCT FROM OLD.progress) EXECUTE FUNCTION count_progress();
-            """) }
+        try await database.withConnection {
+            try $0.executeScript(
+                """
+                CREATE TABLE progress_writes (at timestamptz NOT NULL DEFAULT clock_timestamp(), progress real);
+                CREATE FUNCTION count_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO progress_writes (progress) VALUES (NEW.progress); RETURN NULL; END $$;
+                CREATE TRIGGER count_progress AFTER UPDATE OF progress ON muwa.jobs
+                    FOR EACH ROW WHEN (NEW.status = 'running' AND NEW.progress IS DISTINCT FROM OLD.progress) EXECUTE FUNCTION count_progress();
+                """)
+        }
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 1500}')")
         var configuration = testConfiguration(kinds: ["ping"])
         configuration.progressIntervalSeconds = 0.5
-        try await withProducer(database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())]) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "succeeded" }
+        try await withProducer(
+            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())]
+        ) {
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "succeeded"
+            }
         }
         // ~150 progress reports; at most one write per 0.5 s (+1 for timer phase) of however long the job ran
         // (a loaded machine may stretch the 1.5 s).
         let writes = try await database.execute(
-            "SELECT progress, extract(epoch FROM at - lag(at) OVER (ORDER BY at))::float8 AS gap FROM progress_writes ORDER BY at")
+            "SELECT progress, extract(epoch FROM at - lag(at) OVER (ORDER BY at))::float8 AS gap FROM progress_writes ORDER BY at"
+        )
         let ranText = try await database.scalar(
             "SELECT extract(epoch FROM finished_at - started_at)::float8 FROM muwa.jobs WHERE id = $1", [id])
         let ran = try XCTUnwrap(ranText.flatMap(Double.init), "job timestamps")
@@ -123,9 +134,12 @@ final class ProducerTests: XCTestCase {
         let id = try await database.scalar(
             "SELECT muwa.enqueue('ping', '{\"ms\": 60000}', time_limit => interval '400 milliseconds')")
         try await withProducer(
-            database, configuration: testConfiguration(kinds: ["ping"]), executors: [SleepExecutor(tracker: ConcurrencyTracker())]
+            database, configuration: testConfiguration(kinds: ["ping"]),
+            executors: [SleepExecutor(tracker: ConcurrencyTracker())]
         ) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "failed" }
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "failed"
+            }
         }
         let message = try await database.scalar("SELECT errors->0->>'message' FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(message, "the job exceeded its time limit of 400 ms")
@@ -141,9 +155,12 @@ final class ProducerTests: XCTestCase {
             database, configuration: testConfiguration(kinds: ["ping"], lease: 1, heartbeat: 0.3),
             executors: [SleepExecutor(tracker: ConcurrencyTracker())], rescue: true
         ) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "succeeded" }
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "succeeded"
+            }
         }
-        let runs = try await database.scalar("SELECT string_agg(outcome, ',') FROM muwa.job_runs WHERE job_id = $1", [id])
+        let runs = try await database.scalar(
+            "SELECT string_agg(outcome, ',') FROM muwa.job_runs WHERE job_id = $1", [id])
         XCTAssertEqual(runs, "succeeded")
     }
 
@@ -151,10 +168,16 @@ final class ProducerTests: XCTestCase {
         let database = try await TestDatabase.migrated(Self.name)
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 60000}')")
         let tracker = ConcurrencyTracker()
-        try await withProducer(database, configuration: testConfiguration(kinds: ["ping"], concurrency: 1), executors: [SleepExecutor(tracker: tracker)]) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running" }
+        try await withProducer(
+            database, configuration: testConfiguration(kinds: ["ping"], concurrency: 1),
+            executors: [SleepExecutor(tracker: tracker)]
+        ) {
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
+            }
             // Another worker takes the job over (as the rescuer + a claim would).
-            _ = try await database.execute("UPDATE muwa.jobs SET worker_id = 'thief', attempt = attempt + 1 WHERE id = $1", [id])
+            _ = try await database.execute(
+                "UPDATE muwa.jobs SET worker_id = 'thief', attempt = attempt + 1 WHERE id = $1", [id])
             try await waitUntil(seconds: 5) { tracker.started == 1 && tracker.running == 0 }
             try await Task.sleep(for: .milliseconds(500))
         }
@@ -166,7 +189,8 @@ final class ProducerTests: XCTestCase {
         XCTAssertEqual(try row.string("worker_id"), "thief")
         XCTAssertTrue(try row.bool("no_result"))
         XCTAssertEqual(try row.int("errors"), 0)
-        let open = try await database.scalar("SELECT count(*) FROM muwa.job_runs WHERE job_id = $1 AND finished_at IS NULL", [id])
+        let open = try await database.scalar(
+            "SELECT count(*) FROM muwa.job_runs WHERE job_id = $1 AND finished_at IS NULL", [id])
         XCTAssertEqual(open, "1", "our run was not closed by us either: we wrote nothing")
     }
 }

@@ -33,8 +33,12 @@ final class ProgressMeterTests: XCTestCase {
         XCTAssertNil(meter.line(every: 30, detail: nil, at: start + .seconds(31)), "no line before any progress")
         meter.record(fraction: 0.25, tokens: nil)
         meter.record(fraction: 0.5, tokens: 900)
-        let line = meter.line(every: 30, detail: ["step": 50, "max_steps": 100, "loss": 2.3125, "phase": "base"], at: start + .seconds(60))
-        XCTAssertEqual(line, "progress 50.0%, loss 2.312, max_steps 100, phase base, step 50, 15.0 tokens/s, elapsed 60.0 s, ETA 2 min")
+        let line = meter.line(
+            every: 30, detail: ["step": 50, "max_steps": 100, "loss": 2.3125, "phase": "base"], at: start + .seconds(60)
+        )
+        XCTAssertEqual(
+            line,
+            "progress 50.0%, loss 2.312, max_steps 100, phase base, step 50, 15.0 tokens/s, elapsed 60.0 s, ETA 2 min")
         XCTAssertNil(meter.line(every: 30, detail: nil, at: start + .seconds(70)))
         XCTAssertNotNil(meter.line(every: 30, detail: nil, at: start + .seconds(91)))
     }
@@ -43,13 +47,16 @@ final class ProgressMeterTests: XCTestCase {
         let database = try await TestDatabase.migrated("muwa_test_progress_detail")
         let configuration = testConfiguration(kinds: ["ping"])
         let id = try await database.scalar("SELECT muwa.enqueue('ping', '{\"ms\": 1500}')") ?? "?"
-        try await withProducer(database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())]) {
+        try await withProducer(
+            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())]
+        ) {
             try await waitUntil(seconds: 20) {
                 let eta = try await database.scalar(
                     "SELECT progress_detail->>'eta_seconds' FROM muwa.jobs WHERE id = $1 AND status = 'running'", [id])
                 return eta.flatMap(Double.init) != nil
             }
-            let elapsed = try await database.scalar("SELECT progress_detail->>'elapsed_seconds' FROM muwa.jobs WHERE id = $1", [id])
+            let elapsed = try await database.scalar(
+                "SELECT progress_detail->>'elapsed_seconds' FROM muwa.jobs WHERE id = $1", [id])
             XCTAssertNotNil(elapsed.flatMap(Double.init))
         }
     }

@@ -18,15 +18,20 @@ final class QueuePauseTests: XCTestCase {
         var configuration = testConfiguration(kinds: ["ping"])
         configuration.queues = ["default", "other"]
         try await withProducer(
-            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())], listen: true
+            database, configuration: configuration, executors: [SleepExecutor(tracker: ConcurrencyTracker())],
+            listen: true
         ) {
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [other]) == "succeeded" }
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [other]) == "succeeded"
+            }
             // The claim that took the other queue's job saw this one too (enqueued first, same claim query).
             let status = try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [waiting])
             XCTAssertEqual(status, "queued")
             let resumed = try await database.scalar("SELECT muwa.resume_queue('default')")
             XCTAssertEqual(resumed, "t")
-            try await waitUntil { try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [waiting]) == "succeeded" }
+            try await waitUntil {
+                try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [waiting]) == "succeeded"
+            }
         }
         do {
             _ = try await database.execute("SELECT muwa.pause_queue('no spaces allowed')")

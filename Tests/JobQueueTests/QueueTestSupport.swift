@@ -59,7 +59,6 @@ func withProducer(
     }
 }
 
-
 /// Sleeps for payload.ms (default 0), reporting progress every 10 ms; stops when asked, returning what
 /// it did so far. Fails while attempt <= payload.fail_until.
 struct SleepExecutor: JobExecutor {
@@ -76,7 +75,9 @@ struct SleepExecutor: JobExecutor {
         var slept = 0
         while slept < ms {
             if !(await context.sleep(seconds: 0.01)) {
-                return .stopped(partial: ["slept_ms": .number(Double(slept))], outputs: ["partial"], checkpoint: ["at": .number(Double(slept))])
+                return .stopped(
+                    partial: ["slept_ms": .number(Double(slept))], outputs: ["partial"],
+                    checkpoint: ["at": .number(Double(slept))])
             }
             slept += 10
             context.reportProgress(Double(slept) / Double(ms), detail: ["slept_ms": .number(Double(slept))])

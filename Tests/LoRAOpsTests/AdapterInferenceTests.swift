@@ -19,10 +19,11 @@ final class AdapterInferenceTests: XCTestCase {
         let meta = try LoRAFixtures.json(LoRAFixtures.lora("expected/\(name).json"))
         let model = try LoRAFixtures.loadModel(try XCTUnwrap(meta["model"] as? String))
         let adapter = try LoRAAdapter.load(directory: LoRAFixtures.lora("adapters/\(name)"), model: model.config)
-        return Case(model: model, adapter: adapter, ids: try XCTUnwrap(meta["input_ids"] as? [[Int]]),
-                    mask: try XCTUnwrap(meta["attention_mask"] as? [[Int]]),
-                    expected: try LoRAFixtures.tensorFloats(LoRAFixtures.lora("expected/\(name).safetensors"), "logits"),
-                    step: try XCTUnwrap(meta["column_step"] as? Int))
+        return Case(
+            model: model, adapter: adapter, ids: try XCTUnwrap(meta["input_ids"] as? [[Int]]),
+            mask: try XCTUnwrap(meta["attention_mask"] as? [[Int]]),
+            expected: try LoRAFixtures.tensorFloats(LoRAFixtures.lora("expected/\(name).safetensors"), "logits"),
+            step: try XCTUnwrap(meta["column_step"] as? Int))
     }
 
     func testUnmergedLogitsMatchPeft() throws {
@@ -43,9 +44,10 @@ final class AdapterInferenceTests: XCTestCase {
             let diff = LoRAFixtures.maxAbsDiff(got, c.expected)
             XCTAssertLessThanOrEqual(diff, 1e-4, "\(name): merged logits differ from peft's by \(diff)")
             if name != "pre-ln-bias-all" {
-                let unmerged = try LoRAFixtures.logits(c.model, ids: c.ids, mask: c.mask,
-                                                       delta: try AdapterBatch(adapter: c.adapter, model: c.model),
-                                                       step: c.step)
+                let unmerged = try LoRAFixtures.logits(
+                    c.model, ids: c.ids, mask: c.mask,
+                    delta: try AdapterBatch(adapter: c.adapter, model: c.model),
+                    step: c.step)
                 // These random models' logits reach ±20, where fp32 holds ~2e-6: the bound is 1e-5 relative to the
                 // largest logit (measured: ≤ 2.9e-5 absolute, 1.5e-6 relative; peft's own merge: 2.6e-5 absolute).
                 let scale = max(1, unmerged.map(abs).max() ?? 1)
@@ -97,19 +99,23 @@ final class AdapterInferenceTests: XCTestCase {
         let batched = try LoRAFixtures.logits(model, ids: ids, mask: mask, delta: try set.batch(names), step: 1)
         let V = model.config.vocabSize
         for (b, row) in rows.enumerated() {
-            let alone = try LoRAFixtures.logits(model, ids: [row], mask: [row.map { _ in 1 }],
-                                                delta: try set.batch([names[b]]), step: 1)
+            let alone = try LoRAFixtures.logits(
+                model, ids: [row], mask: [row.map { _ in 1 }],
+                delta: try set.batch([names[b]]), step: 1)
             let mine = Array(batched[(b * T * V)..<((b * T + row.count) * V)])
-            XCTAssertLessThanOrEqual(LoRAFixtures.maxAbsDiff(mine, alone), 1e-4, "sequence \(b) (\(names[b] ?? "none"))")
+            XCTAssertLessThanOrEqual(
+                LoRAFixtures.maxAbsDiff(mine, alone), 1e-4, "sequence \(b) (\(names[b] ?? "none"))")
         }
         // generation through the same seam: a mixed batch continues each prompt as it would alone
         let tokenizer = try BPETokenizer.load(directory: LoRAFixtures.model("pre-ln-f32"))
         let generator = Generator(model: model, tokenizer: tokenizer)
         let options = GenerationOptions(maxNewTokens: 6)
-        let together = try generator.generate(promptIds: rows, options: rows.map { _ in options },
-                                              deltas: try set.sequenceDeltas(names))
+        let together = try generator.generate(
+            promptIds: rows, options: rows.map { _ in options },
+            deltas: try set.sequenceDeltas(names))
         for (b, row) in rows.enumerated() {
-            let alone = try generator.generate(promptIds: [row], options: [options], deltas: try set.sequenceDeltas([names[b]]))
+            let alone = try generator.generate(
+                promptIds: [row], options: [options], deltas: try set.sequenceDeltas([names[b]]))
             XCTAssertEqual(together[b].tokenIds, alone[0].tokenIds, "generation of sequence \(b)")
         }
     }

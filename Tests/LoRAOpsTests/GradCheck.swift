@@ -17,8 +17,10 @@ struct GradCheck {
 
     /// `x` is the point, `grad` the analytic gradient at it, `f` evaluates the scalar at any point (nil:
     /// skip this probe).
-    func check(_ name: String, x: [Float], grad: [Float], f: ([Float]) -> Double?,
-               file: StaticString = #filePath, line: UInt = #line) {
+    func check(
+        _ name: String, x: [Float], grad: [Float], f: ([Float]) -> Double?,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         precondition(x.count == grad.count, "\(name): gradient size")
         var rng = SeededRNG(seed: seed)
         let gmax = grad.map { Double(abs($0)) }.max() ?? 0
@@ -35,9 +37,10 @@ struct GradCheck {
             let analytic = zip(grad, d).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             guard let numeric = diff(d) else { continue }
             let scale = max(abs(analytic), abs(numeric), 0.05 * gnorm, 1e-6)
-            XCTAssertLessThanOrEqual(abs(analytic - numeric) / scale, rtol,
-                                     "\(name): direction \(k): analytic \(analytic) vs numeric \(numeric)",
-                                     file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(analytic - numeric) / scale, rtol,
+                "\(name): direction \(k): analytic \(analytic) vs numeric \(numeric)",
+                file: file, line: line)
         }
         for _ in 0..<min(coordinates, x.count) {
             let i = Int(rng.next() % UInt64(x.count))
@@ -45,13 +48,15 @@ struct GradCheck {
             d[i] = 1
             guard let numeric = diff(d) else { continue }
             let scale = max(abs(Double(grad[i])), abs(numeric), 0.05 * gmax, 1e-6)
-            XCTAssertLessThanOrEqual(abs(Double(grad[i]) - numeric) / scale, rtol,
-                                     "\(name): coordinate \(i): analytic \(grad[i]) vs numeric \(numeric)",
-                                     file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(Double(grad[i]) - numeric) / scale, rtol,
+                "\(name): coordinate \(i): analytic \(grad[i]) vs numeric \(numeric)",
+                file: file, line: line)
         }
         let probes = directions + min(coordinates, x.count)
-        XCTAssertLessThanOrEqual(skipped * 2, probes, "\(name): \(skipped) of \(probes) probes straddled a kink",
-                                 file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            skipped * 2, probes, "\(name): \(skipped) of \(probes) probes straddled a kink",
+            file: file, line: line)
     }
 }
 

@@ -33,13 +33,16 @@ enum LoRAFixtures {
 
     /// Logits (B, T, V/step) of a padded batch, columns 0, step, 2·step, … as the fixtures store them.
     static func logits(_ model: OPTModel, ids: [[Int]], mask: [[Int]], delta: ProjectionDelta?, step: Int = 8) throws
-        -> [Float] {
+        -> [Float]
+    {
         let B = ids.count, T = ids[0].count, V = model.config.vocabSize, Vs = (V + step - 1) / step
         var out = [Float](repeating: .nan, count: B * T * Vs)
         let session = BatchSession(model: model, batch: B, capacity: T)
-        try session.append(tokens: ids, mask: mask, delta: delta, logits: .all({ b, t, row in
-            for j in 0..<Vs { out[(b * T + t) * Vs + j] = row[j * step] }
-        }))
+        try session.append(
+            tokens: ids, mask: mask, delta: delta,
+            logits: .all({ b, t, row in
+                for j in 0..<Vs { out[(b * T + t) * Vs + j] = row[j * step] }
+            }))
         return out
     }
 

@@ -37,8 +37,9 @@ final class ModelGradCheckTests: XCTestCase {
         var seed: UInt64 = 31, a: LoRAAdapter, graph: LoRATrainingModel
         repeat {
             a = try adapter(model, modules: modules, seed: seed)
-            graph = try LoRATrainingModel(model: model, layout: a.layout, maxBatch: 3, maxLength: 7,
-                                          loraDropout: loraDropout, residualDropout: residualDropout, seed: 5)
+            graph = try LoRATrainingModel(
+                model: model, layout: a.layout, maxBatch: 3, maxLength: 7,
+                loraDropout: loraDropout, residualDropout: residualDropout, seed: 5)
             _ = graph.loss(batch, params: a.weights, microStep: 9)
             seed += 1
         } while kinkDistance(graph, model: model, batch: batch) < 1e-3 && seed < 60
@@ -53,7 +54,8 @@ final class ModelGradCheckTests: XCTestCase {
         // noise of order 1e-6·|loss|/ε; at ε = 1e-3 that reached the 2% tolerance on some CPUs' kernels
         // (coordinate 803 of pre-ln: 2.3%). Probes that straddle a ReLU kink are still skipped.
         GradCheck(eps: 2e-3, rtol: 2e-2, directions: 4, coordinates: 24).check(
-            "\(modelName) \(modules)", x: a.weights.toArray(), grad: grads.toArray()) { x in
+            "\(modelName) \(modules)", x: a.weights.toArray(), grad: grads.toArray()
+        ) { x in
             for i in 0..<x.count { params.base[i] = x[i] }
             let value = graph.loss(batch, params: params, microStep: 9) * Double(scale)
             return reluPattern(graph, model: model, batch: batch) == pattern ? value : nil
@@ -77,13 +79,15 @@ final class ModelGradCheckTests: XCTestCase {
     }
 
     func testPreLNGradientsAllModulesWithDropout() throws {
-        try check("pre-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-                  loraDropout: 0.2, residualDropout: 0.1)
+        try check(
+            "pre-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+            loraDropout: 0.2, residualDropout: 0.1)
     }
 
     func testPostLNGradientsAllModules() throws {
-        try check("post-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
-                  loraDropout: 0, residualDropout: 0)
+        try check(
+            "post-ln-f32", modules: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+            loraDropout: 0, residualDropout: 0)
     }
 
     func testPostLNGradientsQueryValueWithDropout() throws {
@@ -97,8 +101,9 @@ final class ModelGradCheckTests: XCTestCase {
             let a = try adapter(model, modules: ["q_proj", "v_proj", "fc2"], seed: 77)
             var results: [[Float]] = []
             for checkpointing in [false, true] {
-                let graph = try LoRATrainingModel(model: model, layout: a.layout, maxBatch: 3, maxLength: 7, loraDropout: 0.1,
-                                                  residualDropout: 0.1, checkpointing: checkpointing, seed: 3)
+                let graph = try LoRATrainingModel(
+                    model: model, layout: a.layout, maxBatch: 3, maxLength: 7, loraDropout: 0.1,
+                    residualDropout: 0.1, checkpointing: checkpointing, seed: 3)
                 let grads = FloatArena(count: a.layout.count)
                 _ = graph.forwardBackward(batch, params: a.weights, grads: grads, lossScale: 0.1, microStep: 2)
                 results.append(grads.toArray())

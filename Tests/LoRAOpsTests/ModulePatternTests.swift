@@ -50,9 +50,12 @@ final class ModulePatternTests: XCTestCase {
         }
         // Through the config, as the daemon meets it: 24 layers × 6 modules, answered in well under a second.
         let model = OPTConfig(vocabSize: 64, hiddenSize: 8, ffnDim: 16, numHiddenLayers: 24, numAttentionHeads: 2)
-        let config = try AdapterConfig.parse(Data(#"{"r": 4, "target_modules": "(.*)*X"}"#.utf8), path: "adapter_config.json")
+        let config = try AdapterConfig.parse(
+            Data(#"{"r": 4, "target_modules": "(.*)*X"}"#.utf8), path: "adapter_config.json")
         let start = Date()
-        XCTAssertThrowsError(try config.targets(for: model)) { XCTAssertTrue("\($0)".contains("selects no projection"), "\($0)") }
+        XCTAssertThrowsError(try config.targets(for: model)) {
+            XCTAssertTrue("\($0)".contains("selects no projection"), "\($0)")
+        }
         XCTAssertLessThan(Date().timeIntervalSince(start), 2)
     }
 
@@ -60,8 +63,10 @@ final class ModulePatternTests: XCTestCase {
         let cases: [(String, String)] = [
             (#"(?=q).*"#, "lookaround"), (#"(?<!x)q"#, "lookaround"), (#"(q)\1"#, "backreferences"),
             (#"(?P<a>q)(?P=a)"#, "backreferences"), (#"(?i)Q_PROJ"#, "inline flags"), (#"\bq"#, "word boundaries"),
-            (#"q*+"#, "possessive"), (#"a{1000}"#, "repetition bounds"), (#"(q"#, "missing ')'"), (#"q)"#, "unbalanced"),
-            (#"*q"#, "nothing to repeat"), (#"[q"#, "unterminated"), (String(repeating: "a", count: 600), "longer than"),
+            (#"q*+"#, "possessive"), (#"a{1000}"#, "repetition bounds"), (#"(q"#, "missing ')'"),
+            (#"q)"#, "unbalanced"),
+            (#"*q"#, "nothing to repeat"), (#"[q"#, "unterminated"),
+            (String(repeating: "a", count: 600), "longer than"),
             (String(repeating: "(a{99})", count: 60), "too complex"),
         ]
         for (pattern, word) in cases {
@@ -69,7 +74,8 @@ final class ModulePatternTests: XCTestCase {
                 XCTAssertTrue((error as? ModulePattern.Refusal)?.reason.contains(word) == true, "\(pattern): \(error)")
             }
         }
-        let config = try AdapterConfig.parse(Data(#"{"r": 4, "target_modules": "(q)\\1"}"#.utf8), path: "adapter_config.json")
+        let config = try AdapterConfig.parse(
+            Data(#"{"r": 4, "target_modules": "(q)\\1"}"#.utf8), path: "adapter_config.json")
         let model = OPTConfig(vocabSize: 64, hiddenSize: 8, ffnDim: 16, numHiddenLayers: 1, numAttentionHeads: 2)
         XCTAssertThrowsError(try config.targets(for: model)) { error in
             XCTAssertTrue("\(error)".contains("target_modules regex"), "\(error)")
@@ -81,27 +87,38 @@ final class ModulePatternTests: XCTestCase {
 
     func testHugeRanksAndAdaptersOverTheBudgetAreRefused() throws {
         for r in ["1099511627776", "1048576", "16385"] {
-            XCTAssertThrowsError(try AdapterConfig.parse(Data(#"{"r": \#(r), "target_modules": ["q_proj"]}"#.utf8),
-                                                         path: "adapter_config.json"), r) {
+            XCTAssertThrowsError(
+                try AdapterConfig.parse(
+                    Data(#"{"r": \#(r), "target_modules": ["q_proj"]}"#.utf8),
+                    path: "adapter_config.json"), r
+            ) {
                 XCTAssertTrue("\($0)".contains("'r' must be at most 16384"), "\($0)")
             }
         }
-        XCTAssertThrowsError(try AdapterConfig.parse(
-            Data(#"{"r": 4, "rank_pattern": {"q_proj": 1048576}, "target_modules": ["q_proj"]}"#.utf8), path: "a.json"))
+        XCTAssertThrowsError(
+            try AdapterConfig.parse(
+                Data(#"{"r": 4, "rank_pattern": {"q_proj": 1048576}, "target_modules": ["q_proj"]}"#.utf8),
+                path: "a.json"))
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-rank-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        try #"{"r": 16384, "target_modules": ["q_proj", "fc1"]}"#.write(toFile: dir + "/adapter_config.json", atomically: true,
-                                                                       encoding: .utf8)
+        try #"{"r": 16384, "target_modules": ["q_proj", "fc1"]}"#.write(
+            toFile: dir + "/adapter_config.json", atomically: true,
+            encoding: .utf8)
         let model = OPTConfig(vocabSize: 64, hiddenSize: 768, ffnDim: 3072, numHiddenLayers: 12, numAttentionHeads: 12)
         // 12 layers × 16384 × ((768 + 768) + (768 + 3072)) floats ≈ 4.2 GB, refused before any allocation.
-        XCTAssertThrowsError(try LoRAAdapter.load(directory: dir, model: model, memoryBudget: MemoryBudget(bytes: 1 << 30))) {
-            guard case .overMemoryBudget(let what, let estimate, _)? = $0 as? EngineError else { return XCTFail("\($0)") }
+        XCTAssertThrowsError(
+            try LoRAAdapter.load(directory: dir, model: model, memoryBudget: MemoryBudget(bytes: 1 << 30))
+        ) {
+            guard case .overMemoryBudget(let what, let estimate, _)? = $0 as? EngineError else {
+                return XCTFail("\($0)")
+            }
             XCTAssertEqual(estimate, 12 * 16384 * (1536 + 3840) * 4)
             XCTAssertTrue(what.contains(dir) && what.contains("16384"), what)
         }
-        XCTAssertEqual(LoRALayout.checkedParameterCount(
-            targets: [AdapterTarget(layer: 0, module: .fc1, r: .max / 2, alpha: 1, scale: 1)], model: model), nil)
+        XCTAssertEqual(
+            LoRALayout.checkedParameterCount(
+                targets: [AdapterTarget(layer: 0, module: .fc1, r: .max / 2, alpha: 1, scale: 1)], model: model), nil)
     }
 }

@@ -26,8 +26,9 @@ final class OpsGradCheckTests: XCTestCase {
         GradCheck().check("linear dbias", x: bias, grad: db) { f(x, w, $0) }
         var nx = [Float](repeating: 0, count: M * K), nw = [Float](repeating: 0, count: N * K)
         var nb = [Float](repeating: 0, count: N)
-        linearBackwardNaive(dinp: &nx, dweight: &nw, dbias: &nb, dout: dout, inp: x, weight: Tensor.f32(w, shape: [N, K]),
-                            M: M, K: K, N: N)
+        linearBackwardNaive(
+            dinp: &nx, dweight: &nw, dbias: &nb, dout: dout, inp: x, weight: Tensor.f32(w, shape: [N, K]),
+            M: M, K: K, N: N)
         XCTAssertLessThan(maxDiff(dx, nx), 1e-5)
         XCTAssertLessThan(maxDiff(dw, nw), 1e-5)
         XCTAssertLessThan(maxDiff(db, nb), 1e-5)
@@ -44,10 +45,12 @@ final class OpsGradCheckTests: XCTestCase {
         for i in 0..<(N * K) { bits[i] = floatToBF16(w[i]) }
         let wb = Tensor(dtype: .bf16, shape: [N, K], region: region)
         var fast = [Float](repeating: 0, count: M * K), naive = fast, viaF32 = fast
-        linearBackwardInput(dinp: &fast, dout: dout, weight: wb, M: M, K: K, N: N, scratch: KernelScratch(maxInputDim: K))
+        linearBackwardInput(
+            dinp: &fast, dout: dout, weight: wb, M: M, K: K, N: N, scratch: KernelScratch(maxInputDim: K))
         linearBackwardNaive(dinp: &naive, dweight: nil, dbias: nil, dout: dout, inp: nil, weight: wb, M: M, K: K, N: N)
-        linearBackwardInput(dinp: &viaF32, dout: dout, weight: wb.toF32(), M: M, K: K, N: N,
-                            scratch: KernelScratch(maxInputDim: K))
+        linearBackwardInput(
+            dinp: &viaF32, dout: dout, weight: wb.toF32(), M: M, K: K, N: N,
+            scratch: KernelScratch(maxInputDim: K))
         XCTAssertLessThan(maxDiff(fast, naive), 1e-4)
         XCTAssertLessThan(maxDiff(fast, viaF32), 1e-4)
     }
@@ -69,14 +72,16 @@ final class OpsGradCheckTests: XCTestCase {
         XCTAssertLessThan(maxDiff(out, naiveOut), 1e-4)
         var dx = [Float](repeating: 0, count: M * K), da = [Float](repeating: 0, count: r * K)
         var db = [Float](repeating: 0, count: N * r), g = [Float](repeating: 0, count: M * r)
-        loraBackward(dinp: &dx, da: &da, db: &db, g: &g, dout: dout, inp: x, u: u, a: a, b: b, scale: scale,
-                     M: M, K: K, N: N, r: r)
+        loraBackward(
+            dinp: &dx, da: &da, db: &db, g: &g, dout: dout, inp: x, u: u, a: a, b: b, scale: scale,
+            M: M, K: K, N: N, r: r)
         GradCheck().check("lora dinp", x: x, grad: dx) { f($0, a, b) }
         GradCheck().check("lora dA", x: a, grad: da) { f(x, $0, b) }
         GradCheck().check("lora dB", x: b, grad: db) { f(x, a, $0) }
         var nx = [Float](repeating: 0, count: M * K), na = [Float](repeating: 0, count: r * K)
         var nb = [Float](repeating: 0, count: N * r)
-        loraBackwardNaive(dinp: &nx, da: &na, db: &nb, dout: dout, inp: x, a: a, b: b, scale: scale, M: M, K: K, N: N, r: r)
+        loraBackwardNaive(
+            dinp: &nx, da: &na, db: &nb, dout: dout, inp: x, a: a, b: b, scale: scale, M: M, K: K, N: N, r: r)
         XCTAssertLessThan(maxDiff(dx, nx), 1e-4)
         XCTAssertLessThan(maxDiff(da, na), 1e-4)
         XCTAssertLessThan(maxDiff(db, nb), 1e-4)
@@ -95,8 +100,9 @@ final class OpsGradCheckTests: XCTestCase {
         var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
         layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C)
         var dx = [Float](repeating: 0, count: N * C), dw = [Float](repeating: 0, count: C), db = dw
-        layerNormBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: w, mean: mean, rstd: rstd,
-                          N: N, C: C)
+        layerNormBackward(
+            dinp: &dx, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: w, mean: mean, rstd: rstd,
+            N: N, C: C)
         GradCheck(eps: 3e-3).check("layernorm dinp", x: x, grad: dx) { f($0, w, b) }
         GradCheck().check("layernorm dweight", x: w, grad: dw) { f(x, $0, b) }
         GradCheck().check("layernorm dbias", x: b, grad: db) { f(x, w, $0) }
@@ -133,15 +139,18 @@ final class OpsGradCheckTests: XCTestCase {
         causalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
         attentionNaive(out: &naiveOut, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
         XCTAssertLessThan(maxDiff(out, naiveOut), 1e-5)
-        var dq = [Float](repeating: 0, count: B * T * C), dk = dq, dv = dq, dscores = [Float](repeating: 0, count: T * T)
-        causalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, dscores: &dscores, dout: dout, att: att, q: q, k: k, v: v,
-                                keyMask: mask, B: B, T: T, NH: NH, hs: hs)
+        var dq = [Float](repeating: 0, count: B * T * C), dk = dq, dv = dq,
+            dscores = [Float](repeating: 0, count: T * T)
+        causalAttentionBackward(
+            dq: &dq, dk: &dk, dv: &dv, dscores: &dscores, dout: dout, att: att, q: q, k: k, v: v,
+            keyMask: mask, B: B, T: T, NH: NH, hs: hs)
         GradCheck(eps: 3e-3).check("attention dq", x: q, grad: dq) { f($0, k, v) }
         GradCheck(eps: 3e-3).check("attention dk", x: k, grad: dk) { f(q, $0, v) }
         GradCheck(eps: 3e-3).check("attention dv", x: v, grad: dv) { f(q, k, $0) }
         var nq = [Float](repeating: 0, count: B * T * C), nk = nq, nv = nq
-        causalAttentionBackwardNaive(dq: &nq, dk: &nk, dv: &nv, dout: dout, q: q, k: k, v: v, keyMask: mask,
-                                     B: B, T: T, NH: NH, hs: hs)
+        causalAttentionBackwardNaive(
+            dq: &nq, dk: &nk, dv: &nv, dout: dout, q: q, k: k, v: v, keyMask: mask,
+            B: B, T: T, NH: NH, hs: hs)
         XCTAssertLessThan(maxDiff(dq, nq), 1e-5)
         XCTAssertLessThan(maxDiff(dk, nk), 1e-5)
         XCTAssertLessThan(maxDiff(dv, nv), 1e-5)
@@ -188,8 +197,9 @@ final class OpsGradCheckTests: XCTestCase {
         // the fused forward gives the same losses to the bit and the same probabilities, in place
         var fused = logits, fusedLosses = [Float](repeating: 0, count: N)
         fused.withUnsafeMutableBufferPointer { f in
-            crossEntropySoftmaxForward(probs: f.baseAddress!, losses: &fusedLosses, logits: f.baseAddress!,
-                                       targets: targets, N: N, V: V)
+            crossEntropySoftmaxForward(
+                probs: f.baseAddress!, losses: &fusedLosses, logits: f.baseAddress!,
+                targets: targets, N: N, V: V)
         }
         XCTAssertEqual(fusedLosses, losses)
         XCTAssertEqual(fused, probs)
@@ -204,7 +214,8 @@ final class OpsGradCheckTests: XCTestCase {
         mask.forward(out: &y, inp: x, count: n)
         var dx = [Float](repeating: 0, count: n)
         mask.backward(dinp: &dx, dout: dout, count: n)
-        GradCheck(directions: 2, coordinates: 4).check("dropout", x: Array(x[0..<200]), grad: Array(dx[0..<200])) { xs in
+        GradCheck(directions: 2, coordinates: 4).check("dropout", x: Array(x[0..<200]), grad: Array(dx[0..<200])) {
+            xs in
             var out = [Float](repeating: 0, count: 200)
             mask.forward(out: &out, inp: xs, count: 200)
             return dot(out, Array(dout[0..<200]))

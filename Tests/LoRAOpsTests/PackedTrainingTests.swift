@@ -26,7 +26,8 @@ final class PackedTrainingTests: XCTestCase {
     struct AttentionRun { var out, dq, dk, dv: [Float] }
 
     func packedAttention(q: [Float], k: [Float], v: [Float], dout: [Float], lengths: [Int], NH: Int, hs: Int)
-        -> AttentionRun {
+        -> AttentionRun
+    {
         let C = NH * hs, R = lengths.reduce(0, +), maxLength = lengths.max() ?? 1
         var offsets = [0]
         for n in lengths { offsets.append(offsets.last! + n) }
@@ -38,8 +39,9 @@ final class PackedTrainingTests: XCTestCase {
             let seq = PackedSequences(offsets: o.baseAddress!, count: lengths.count)
             XCTAssertEqual(seq.attFloats(NH: NH), att.count)
             packedCausalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
-            packedCausalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, parts: parts, maxLength: maxLength,
-                                          dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
+            packedCausalAttentionBackward(
+                dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, parts: parts, maxLength: maxLength,
+                dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
         }
         return AttentionRun(out: out, dq: dq, dk: dk, dv: dv)
     }
@@ -56,9 +58,11 @@ final class PackedTrainingTests: XCTestCase {
         for r in 0..<(B * T) where mask[r] == 0 { for c in 0..<C { dout[r * C + c] = 0 } }
         var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
         causalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
-        var dq = [Float](repeating: 0, count: B * T * C), dk = dq, dv = dq, dscores = [Float](repeating: 0, count: T * T)
-        causalAttentionBackward(dq: &dq, dk: &dk, dv: &dv, dscores: &dscores, dout: dout, att: att, q: q, k: k, v: v,
-                                keyMask: mask, B: B, T: T, NH: NH, hs: hs)
+        var dq = [Float](repeating: 0, count: B * T * C), dk = dq, dv = dq,
+            dscores = [Float](repeating: 0, count: T * T)
+        causalAttentionBackward(
+            dq: &dq, dk: &dk, dv: &dv, dscores: &dscores, dout: dout, att: att, q: q, k: k, v: v,
+            keyMask: mask, B: B, T: T, NH: NH, hs: hs)
         func p(_ x: [Float]) -> [Float] { pack(x, lengths: lengths, T: T, C: C) }
         let packed = packedAttention(q: p(q), k: p(k), v: p(v), dout: p(dout), lengths: lengths, NH: NH, hs: hs)
         XCTAssertLessThan(maxDiff(packed.out, p(out)), 1e-5)
@@ -89,7 +93,8 @@ final class PackedTrainingTests: XCTestCase {
     // MARK: - the whole graph
 
     func adapter(_ model: OPTModel) throws -> LoRAAdapter {
-        let config = AdapterConfig(r: 2, loraAlpha: 3, targetModules: .names(["q_proj", "v_proj", "out_proj", "fc1", "fc2"]))
+        let config = AdapterConfig(
+            r: 2, loraAlpha: 3, targetModules: .names(["q_proj", "v_proj", "out_proj", "fc1", "fc2"]))
         let a = try LoRAAdapter.initialized(config: config, model: model.config, seed: 8)
         var data = TestData(seed: 9)
         for slot in a.layout.slots {
@@ -103,8 +108,10 @@ final class PackedTrainingTests: XCTestCase {
     func examples() -> [TrainingExample] {
         var rng = SeededRNG(seed: 10)
         func ids(_ n: Int) -> [Int] { [2] + (1..<n).map { _ in 4 + Int(rng.next() % 50000) } }
-        return [TrainingExample(inputIds: ids(60)), TrainingExample(inputIds: ids(2)),
-                TrainingExample(prompt: ids(9), completion: Array(ids(15).dropFirst()))]
+        return [
+            TrainingExample(inputIds: ids(60)), TrainingExample(inputIds: ids(2)),
+            TrainingExample(prompt: ids(9), completion: Array(ids(15).dropFirst())),
+        ]
     }
 
     func testMixedLengthBatchEqualsItsExamplesOneByOne() throws {
@@ -160,8 +167,9 @@ final class PackedTrainingTests: XCTestCase {
             var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
             layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C)
             var dx = [Float](repeating: 0, count: N * C)
-            layerNormBackward(dinp: &dx, dweight: nil, dbias: nil, dout: dy, inp: x, weight: w, mean: mean, rstd: rstd,
-                              N: N, C: C)
+            layerNormBackward(
+                dinp: &dx, dweight: nil, dbias: nil, dout: dy, inp: x, weight: w, mean: mean, rstd: rstd,
+                N: N, C: C)
             let grads = FloatArena(count: n), params = FloatArena(count: n)
             for i in 0..<n { grads.base[i] = g0[i]; params.base[i] = p0[i] }
             norms.append(clipGradNorm(grads, maxNorm: 1))

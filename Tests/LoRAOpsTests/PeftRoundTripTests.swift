@@ -13,8 +13,10 @@ import OPTEngine
 
 final class PeftRoundTripTests: XCTestCase {
     /// (name, base model, modules)
-    static let adapters = [("pre-ln-qv-trained", "pre-ln-f32", ["q_proj", "v_proj"]),
-                           ("post-ln-all-trained", "post-ln-f32", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])]
+    static let adapters = [
+        ("pre-ln-qv-trained", "pre-ln-f32", ["q_proj", "v_proj"]),
+        ("post-ln-all-trained", "post-ln-f32", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),
+    ]
 
     func testPeftLoadsMuwaAdaptersWithTheSameLogits() throws {
         let doc = try LoRAFixtures.json(LoRAFixtures.lora("peft_roundtrip.json"))
@@ -26,13 +28,16 @@ final class PeftRoundTripTests: XCTestCase {
             XCTAssertEqual((e["missing_in_peft_model"] as? [Any])?.count, 0, name)
             XCTAssertEqual((e["differing_after_load"] as? [Any])?.count, 0, name)
             let model = try LoRAFixtures.loadModel(try XCTUnwrap(e["model"] as? String))
-            let adapter = try LoRAAdapter.load(directory: LoRAFixtures.lora(try XCTUnwrap(e["adapter"] as? String)),
-                                               model: model.config)
-            let got = try LoRAFixtures.logits(model, ids: try XCTUnwrap(e["input_ids"] as? [[Int]]),
-                                              mask: try XCTUnwrap(e["attention_mask"] as? [[Int]]),
-                                              delta: try AdapterBatch(adapter: adapter, model: model),
-                                              step: try XCTUnwrap(e["column_step"] as? Int))
-            let peft = try LoRAFixtures.tensorFloats(LoRAFixtures.lora(try XCTUnwrap(e["peft_logits"] as? String)), "logits")
+            let adapter = try LoRAAdapter.load(
+                directory: LoRAFixtures.lora(try XCTUnwrap(e["adapter"] as? String)),
+                model: model.config)
+            let got = try LoRAFixtures.logits(
+                model, ids: try XCTUnwrap(e["input_ids"] as? [[Int]]),
+                mask: try XCTUnwrap(e["attention_mask"] as? [[Int]]),
+                delta: try AdapterBatch(adapter: adapter, model: model),
+                step: try XCTUnwrap(e["column_step"] as? Int))
+            let peft = try LoRAFixtures.tensorFloats(
+                LoRAFixtures.lora(try XCTUnwrap(e["peft_logits"] as? String)), "logits")
             let diff = LoRAFixtures.maxAbsDiff(got, peft)
             XCTAssertLessThanOrEqual(diff, 1e-4, "\(name): muwa vs peft logits \(diff)")
         }
@@ -62,14 +67,17 @@ final class PeftRoundTripTests: XCTestCase {
             let dir = (root as NSString).appendingPathComponent(name)
             var adapterConfig = trainer.adapterConfig
             adapterConfig.baseModelNameOrPath = "Tests/Fixtures/models/\(base)"  // not this machine's path
-            let adapter = LoRAAdapter(config: adapterConfig, layout: trainer.layout, weights: trainer.params.copy(),
-                                      modelConfig: model.config)
+            let adapter = LoRAAdapter(
+                config: adapterConfig, layout: trainer.layout, weights: trainer.params.copy(),
+                modelConfig: model.config)
             try adapter.save(directory: dir)
-            let logits = try LoRAFixtures.logits(model, ids: ids, mask: mask,
-                                                 delta: try AdapterBatch(adapter: adapter, model: model))
+            let logits = try LoRAFixtures.logits(
+                model, ids: ids, mask: mask,
+                delta: try AdapterBatch(adapter: adapter, model: model))
             let Vs = logits.count / (ids.count * ids[0].count)
-            try SafetensorsFile.write(path: (dir as NSString).appendingPathComponent("muwa_logits.safetensors"),
-                                      tensors: [("logits", Tensor.f32(logits, shape: [ids.count, ids[0].count, Vs]))])
+            try SafetensorsFile.write(
+                path: (dir as NSString).appendingPathComponent("muwa_logits.safetensors"),
+                tensors: [("logits", Tensor.f32(logits, shape: [ids.count, ids[0].count, Vs]))])
             let info: [String: Any] = ["model": base, "input_ids": ids, "attention_mask": mask, "column_step": 8]
             try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])
                 .write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("muwa.json")))

@@ -54,8 +54,9 @@ final class TrainerCheckpointTests: XCTestCase {
         for _ in 0..<5 { try first.trainStep() }
         let dir = try temporaryDirectory()
         try first.saveCheckpoint(directory: dir)
-        let resumed = try LoRATrainer.resume(directory: dir, model: try OPTModel.load(directory: LoRAFixtures.model("pre-ln-f32")),
-                                             examples: Self.examples())
+        let resumed = try LoRATrainer.resume(
+            directory: dir, model: try OPTModel.load(directory: LoRAFixtures.model("pre-ln-f32")),
+            examples: Self.examples())
         XCTAssertEqual(resumed.step, 5)
         try resumed.train()
 
@@ -93,7 +94,8 @@ final class TrainerCheckpointTests: XCTestCase {
         child.waitUntilExit()
         XCTAssertEqual(child.terminationStatus, 0, "the child process failed")
         let resumed = try LoRAAdapter.load(directory: dir + "/after", model: model.config)
-        XCTAssertEqual(resumed.weights.toArray(), straight.params.toArray(), "adapter after 5 + 5 steps in two processes")
+        XCTAssertEqual(
+            resumed.weights.toArray(), straight.params.toArray(), "adapter after 5 + 5 steps in two processes")
     }
 
     /// Runs only as the child of the test above.
@@ -163,14 +165,19 @@ final class TrainerCheckpointTests: XCTestCase {
         XCTAssertThrowsError(try LoRATrainer(model: model, config: c, examples: Self.examples())) { e in
             XCTAssertTrue("\(e)".contains("4"), "\(e)")
         }
-        XCTAssertThrowsError(try LoRATrainer(model: model, config: Self.config(),
-                                             examples: [TrainingExample(inputIds: [2, 60_000])])) { e in
+        XCTAssertThrowsError(
+            try LoRATrainer(
+                model: model, config: Self.config(),
+                examples: [TrainingExample(inputIds: [2, 60_000])])
+        ) { e in
             XCTAssertTrue("\(e)".contains("vocabulary"), "\(e)")
         }
         let dir = try temporaryDirectory()
         let t = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
         try t.saveCheckpoint(directory: dir)
-        XCTAssertThrowsError(try LoRATrainer.resume(directory: dir, model: model, examples: Array(Self.examples().dropLast()))) { e in
+        XCTAssertThrowsError(
+            try LoRATrainer.resume(directory: dir, model: model, examples: Array(Self.examples().dropLast()))
+        ) { e in
             XCTAssertTrue("\(e)".contains("examples differ"), "\(e)")
         }
     }

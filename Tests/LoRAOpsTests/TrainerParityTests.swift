@@ -22,17 +22,19 @@ final class TrainerParityTests: XCTestCase {
         let config = try JSONDecoder().decode(TrainingConfig.self, from: configData)
         let examplesData = try JSONSerialization.data(withJSONObject: try XCTUnwrap(doc["examples"]))
         let examples = try JSONDecoder().decode([TrainingExample].self, from: examplesData)
-        return Run(model: model, config: config, examples: examples,
-                   initial: try LoRAAdapter.load(directory: LoRAFixtures.lora("\(dir)/initial"), model: model.config),
-                   final: try LoRAAdapter.load(directory: LoRAFixtures.lora("\(dir)/final"), model: model.config),
-                   steps: try XCTUnwrap(doc["steps"] as? [[String: Any]]))
+        return Run(
+            model: model, config: config, examples: examples,
+            initial: try LoRAAdapter.load(directory: LoRAFixtures.lora("\(dir)/initial"), model: model.config),
+            final: try LoRAAdapter.load(directory: LoRAFixtures.lora("\(dir)/final"), model: model.config),
+            steps: try XCTUnwrap(doc["steps"] as? [[String: Any]]))
     }
 
     func check(_ name: String, checkpointing: Bool = false) throws {
         let run = try Self.load(name)
         var config = run.config
         config.gradientCheckpointing = checkpointing
-        let trainer = try LoRATrainer(model: run.model, config: config, examples: run.examples, initialAdapter: run.initial)
+        let trainer = try LoRATrainer(
+            model: run.model, config: config, examples: run.examples, initialAdapter: run.initial)
         XCTAssertEqual(run.steps.count, config.maxSteps)
         for expected in run.steps {
             let report = try trainer.trainStep()
@@ -40,8 +42,9 @@ final class TrainerParityTests: XCTestCase {
             let norm = try XCTUnwrap(expected["grad_norm"] as? Double)
             XCTAssertEqual(report.loss, loss, accuracy: 1e-4 * abs(loss), "\(name) step \(report.step) loss")
             XCTAssertEqual(report.gradNorm, norm, accuracy: 1e-4 * abs(norm), "\(name) step \(report.step) grad norm")
-            XCTAssertEqual(report.learningRate, try XCTUnwrap(expected["learning_rate"] as? Double),
-                           accuracy: 1e-12, "\(name) step \(report.step) learning rate")
+            XCTAssertEqual(
+                report.learningRate, try XCTUnwrap(expected["learning_rate"] as? Double),
+                accuracy: 1e-12, "\(name) step \(report.step) learning rate")
             XCTAssertEqual(report.targetTokens, expected["target_tokens"] as? Int, "\(name) step \(report.step)")
         }
         XCTAssertEqual(trainer.layout, run.final.layout)

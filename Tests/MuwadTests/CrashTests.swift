@@ -36,7 +36,8 @@ final class CrashTests: XCTestCase {
         let message = try row.string("message")
         XCTAssertTrue(message.contains("lease expired"), message)
         XCTAssertEqual(try row.string("lost"), holder)
-        let runs = try await database.column("SELECT outcome || ' ' || attempt FROM muwa.job_runs WHERE job_id = $1 ORDER BY id", [id])
+        let runs = try await database.column(
+            "SELECT outcome || ' ' || attempt FROM muwa.job_runs WHERE job_id = $1 ORDER BY id", [id])
         XCTAssertEqual(runs, ["lost 1", "succeeded 2"])
         let overlaps = try await database.scalar(
             """

@@ -17,7 +17,8 @@ struct HarnessError: Error, CustomStringConvertible {
 
 enum Harness {
     static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     /// The muwad executable: $MUWA_BINARY, or the one beside this test bundle.
@@ -25,10 +26,13 @@ enum Harness {
         if let path = ProcessInfo.processInfo.environment["MUWA_BINARY"], !path.isEmpty { return path }
         let bundleFolder = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
         var candidates = [bundleFolder.appendingPathComponent("muwad").path]
-        candidates += Bundle.allBundles.map { URL(fileURLWithPath: $0.bundlePath).deletingLastPathComponent().appendingPathComponent("muwad").path }
+        candidates += Bundle.allBundles.map {
+            URL(fileURLWithPath: $0.bundlePath).deletingLastPathComponent().appendingPathComponent("muwad").path
+        }
         candidates.append(repositoryRoot.appendingPathComponent(".build/debug/muwad").path)
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw HarnessError(description: "muwad binary not found (looked at \(candidates)); build it or set MUWA_BINARY")
+            throw HarnessError(
+                description: "muwad binary not found (looked at \(candidates)); build it or set MUWA_BINARY")
         }
         return found
     }
@@ -60,8 +64,10 @@ enum Harness {
     }
 
     /// Runs any program to completion with exactly `environment`; its exit status and combined output.
-    static func runProgram(_ path: String, _ arguments: [String], environment: [String: String],
-                           currentDirectory: String? = nil) throws -> (status: Int32, output: String) {
+    static func runProgram(
+        _ path: String, _ arguments: [String], environment: [String: String],
+        currentDirectory: String? = nil
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -79,7 +85,8 @@ enum Harness {
     /// The inherited environment without anything that would change muwad's behaviour, plus `extra`.
     static func cleanEnvironment(_ extra: [String: String]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { key, _ in
-            !key.hasPrefix("MUWA_") && !key.hasPrefix("PG") && !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"].contains(key)
+            !key.hasPrefix("MUWA_") && !key.hasPrefix("PG")
+                && !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"].contains(key)
         }
         environment["MUWA_MIGRATIONS_DIR"] = repositoryRoot.appendingPathComponent("migrations").path
         environment.merge(extra) { _, new in new }
@@ -109,8 +116,11 @@ final class DaemonProcess {
     private let startedAt = Date()
 
     /// Starts `muwad serve` against `settings` with `Harness.fastSettings` overridden by `environment`.
-    init(_ settings: ConnectionSettings, name: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
-        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("muwad-test-\(name)-\(getpid()).log").path
+    init(_ settings: ConnectionSettings, name: String, arguments: [String] = [], environment: [String: String] = [:])
+        throws
+    {
+        logPath =
+            FileManager.default.temporaryDirectory.appendingPathComponent("muwad-test-\(name)-\(getpid()).log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: try Harness.binary())
@@ -140,7 +150,8 @@ final class DaemonProcess {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         guard !process.isRunning else { return nil }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return process.terminationReason == .uncaughtSignal
+            ? 128 + process.terminationStatus : process.terminationStatus
     }
 
     /// SIGTERM, then wait; fails the test when it does not exit 0 in time.
@@ -160,7 +171,8 @@ extension Database {
 
 /// Polls `condition` every 50 ms for up to `seconds`; fails the test (with `context`) when it never holds.
 func eventually(
-    _ seconds: Double = 15, _ context: @autoclosure () -> String = "", file: StaticString = #filePath, line: UInt = #line,
+    _ seconds: Double = 15, _ context: @autoclosure () -> String = "", file: StaticString = #filePath,
+    line: UInt = #line,
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = Date().addingTimeInterval(seconds)

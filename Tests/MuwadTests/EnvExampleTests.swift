@@ -13,7 +13,9 @@ final class EnvExampleTests: XCTestCase {
     func documentedDefaults() throws -> [(key: String, value: String)] {
         try String(contentsOfFile: Self.examplePath, encoding: .utf8).split(separator: "\n").compactMap { line in
             guard line.hasPrefix("#MUWA_"), let equals = line.firstIndex(of: "=") else { return nil }
-            return (String(line[line.index(after: line.startIndex)..<equals]), String(line[line.index(after: equals)...]))
+            return (
+                String(line[line.index(after: line.startIndex)..<equals]), String(line[line.index(after: equals)...])
+            )
         }
     }
 
@@ -45,8 +47,12 @@ final class EnvExampleTests: XCTestCase {
             "MUWA_WORK_RETENTION": { seconds($0) == settings.cleaner.workRetentionSeconds },
             "MUWA_JOB_RETENTION": { $0 == "none" && settings.cleaner.jobRetentionSeconds == nil },
             "MUWA_CLEAN_INTERVAL": { seconds($0) == settings.cleaner.intervalSeconds },
-            "MUWA_MODEL_ROOTS": { $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.models?.count == 2 },
-            "MUWA_DATA_ROOTS": { $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.data?.count == 2 },
+            "MUWA_MODEL_ROOTS": {
+                $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.models?.count == 2
+            },
+            "MUWA_DATA_ROOTS": {
+                $0.split(separator: ":").map(String.init) == [state, "/srv/muwa"] && settings.roots.data?.count == 2
+            },
             "MUWA_MAX_PROMPT_BYTES": { Int($0) == settings.maxPromptBytes },
             "MUWA_COMPUTE": { $0 == settings.engineDefaults.compute.rawValue },
             "MUWA_MIGRATIONS_DIR": { _ in true },  // the unit sets it; without it muwad uses the built-in set

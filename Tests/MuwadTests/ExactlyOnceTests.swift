@@ -22,7 +22,9 @@ final class ExactlyOnceTests: XCTestCase {
             FROM generate_series(1, 2000) AS i
             """)
         let daemons = try (1...4).map { index in
-            try DaemonProcess(settings, name: "once-\(index)", arguments: ["--concurrency", "2"], environment: ["MUWA_LOG_LEVEL": "warning"])
+            try DaemonProcess(
+                settings, name: "once-\(index)", arguments: ["--concurrency", "2"],
+                environment: ["MUWA_LOG_LEVEL": "warning"])
         }
         let started = Date()
         try await eventually(120, daemons.map { String($0.log.suffix(2000)) }.joined(separator: "\n---\n")) {
@@ -48,7 +50,8 @@ final class ExactlyOnceTests: XCTestCase {
         let early = try await database.scalar(
             "SELECT count(*) FROM muwa.job_runs r JOIN muwa.jobs j ON j.id = r.job_id WHERE r.started_at < j.run_at")
         XCTAssertEqual(early, "0", "no job started before its run_at")
-        let wrongResults = try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE result IS DISTINCT FROM payload")
+        let wrongResults = try await database.scalar(
+            "SELECT count(*) FROM muwa.jobs WHERE result IS DISTINCT FROM payload")
         XCTAssertEqual(wrongResults, "0")
         let workers = try await database.scalar("SELECT count(DISTINCT worker_id) FROM muwa.job_runs")
         XCTAssertEqual(workers, "4", "all four daemons took part")

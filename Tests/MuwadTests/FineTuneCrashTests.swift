@@ -32,7 +32,9 @@ final class FineTuneCrashTests: XCTestCase {
         let checkpoints = state + "/jobs/\(id)/checkpoints"
         try await eventually(60, first.log) {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
-            return names.contains { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") && (Int($0.dropFirst(5)) ?? 0) >= 20 }
+            return names.contains {
+                $0.hasPrefix("step-") && !$0.hasSuffix(".partial") && (Int($0.dropFirst(5)) ?? 0) >= 20
+            }
         }
         first.signal(SIGKILL)
         let killed = await first.waitForExit(seconds: 5)
@@ -53,16 +55,20 @@ final class FineTuneCrashTests: XCTestCase {
         // The same payload, uninterrupted, without a database.
         let alone = scratch + "/alone"
         try FileManager.default.createDirectory(atPath: alone + "/models", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: alone + "/models/tiny", withDestinationPath: state + "/models/tiny")
-        let run = try Harness.runMuwad(["run", "--kind", "finetune", "--state-dir", alone, "--payload", payload], timeout: 120)
+        try FileManager.default.createSymbolicLink(
+            atPath: alone + "/models/tiny", withDestinationPath: state + "/models/tiny")
+        let run = try Harness.runMuwad(
+            ["run", "--kind", "finetune", "--state-dir", alone, "--payload", payload], timeout: 120)
         XCTAssertEqual(run.status, 0, run.output)
         let resumed = FileManager.default.contents(atPath: state + "/adapters/crashproof@1/adapter_model.safetensors")
-        let uninterrupted = FileManager.default.contents(atPath: alone + "/adapters/crashproof@1/adapter_model.safetensors")
+        let uninterrupted = FileManager.default.contents(
+            atPath: alone + "/adapters/crashproof@1/adapter_model.safetensors")
         XCTAssertNotNil(resumed)
         XCTAssertEqual(resumed, uninterrupted, "killed at step ≈\(stepAtKill ?? "?") and resumed")
 
         // One training-log row per logged step (5, 10, …, 80), none lost with the killed process.
-        let steps = try await database.column("SELECT step::text AS s FROM muwa.train_log WHERE job_id = $1 ORDER BY step", [id])
+        let steps = try await database.column(
+            "SELECT step::text AS s FROM muwa.train_log WHERE job_id = $1 ORDER BY step", [id])
         XCTAssertEqual(steps, (1...16).map { String($0 * 5) })
         let attempts = try await database.column(
             "SELECT DISTINCT attempt::text FROM muwa.train_log WHERE job_id = $1 ORDER BY 1", [id])
@@ -80,10 +86,14 @@ final class FineTuneCrashTests: XCTestCase {
 /// A small databricks-dolly-15k-format file (instruction, context, response, category), deterministic.
 enum DollyFile {
     static func write(records: Int, to path: String) throws -> String {
-        let words = ["river", "mountain", "answer", "the", "a", "quick", "model", "data", "über", "naïve", "cat", "blue"]
+        let words = [
+            "river", "mountain", "answer", "the", "a", "quick", "model", "data", "über", "naïve", "cat", "blue",
+        ]
         var lines: [String] = []
         for i in 0..<records {
-            let pick = { (n: Int, salt: Int) in (0..<n).map { words[($0 * 7 + i * 3 + salt) % words.count] }.joined(separator: " ") }
+            let pick = { (n: Int, salt: Int) in
+                (0..<n).map { words[($0 * 7 + i * 3 + salt) % words.count] }.joined(separator: " ")
+            }
             let record: [String: String] = [
                 "instruction": "Tell me about \(pick(3 + i % 4, 1)).", "context": i % 3 == 0 ? pick(5, 2) : "",
                 "response": pick(2 + i % 7, 3), "category": i % 2 == 0 ? "open_qa" : "summarization",

@@ -12,14 +12,16 @@ final class HardeningDaemonTests: XCTestCase {
 
     func testAJobThatKillsItsDaemonTwiceFailsForGood() async throws {
         let (settings, database) = try Harness.migratedDatabase(Self.name)
-        let id = try unwrapped(try await database.scalar(
-            #"SELECT muwa.enqueue('ping', '{"sleep_ms": 60000}', max_attempts => 10)"#))
+        let id = try unwrapped(
+            try await database.scalar(
+                #"SELECT muwa.enqueue('ping', '{"sleep_ms": 60000}', max_attempts => 10)"#))
         var holders: [String] = []
         for round in 1...2 {
             let victim = try DaemonProcess(settings, name: "killed-\(round)")
             try await eventually(20, victim.log) {
-                let holder = try await database.scalar(
-                    "SELECT worker_id FROM muwa.jobs WHERE id = $1 AND status = 'running'", [id]) ?? ""
+                let holder =
+                    try await database.scalar(
+                        "SELECT worker_id FROM muwa.jobs WHERE id = $1 AND status = 'running'", [id]) ?? ""
                 return holder.contains(":\(victim.pid):")
             }
             holders.append(try await database.scalar("SELECT worker_id FROM muwa.jobs WHERE id = $1", [id]) ?? "")
@@ -65,7 +67,9 @@ final class HardeningDaemonTests: XCTestCase {
         let withPassword = ConnectionSettings(conninfo: settings.conninfo + " password = '\(Self.secret)'")
         let daemon = try DaemonProcess(
             withPassword, name: "password", arguments: ["--default-time-limit", "12h", "--max-lost-runs", "3"])
-        try await eventually(15, daemon.log) { daemon.log.contains("database password=***") || daemon.log.contains("password=***") }
+        try await eventually(15, daemon.log) {
+            daemon.log.contains("database password=***") || daemon.log.contains("password=***")
+        }
         await daemon.stop()
         XCTAssertTrue(daemon.log.contains("default time limit 43200.0 s, max lost runs 3"), daemon.log)
         XCTAssertFalse(daemon.log.contains("Sup3r"), daemon.log)
@@ -88,7 +92,9 @@ final class HardeningDaemonTests: XCTestCase {
 }
 
 /// XCTUnwrap for values that need `await` (XCTUnwrap's autoclosure cannot await).
-func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws -> T {
+func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws
+    -> T
+{
     guard let value else {
         XCTFail("expected \(what), got nil", file: file, line: line)
         throw UnwrapError(description: "missing \(what)")

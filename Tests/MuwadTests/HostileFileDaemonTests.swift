@@ -18,18 +18,26 @@ final class HostileFileDaemonTests: XCTestCase {
             (["model": .string(hostile + "/bin-wrap"), "prompt": "hi"], ["pytorch_model.bin", "'w'"]),
             // The tiny weights cannot match 4M positions; a file that did is refused by the memory budget
             // (MemoryBudgetTests.testHugePositionsAreRefusedAtLoad, a 32 MiB checkpoint built in the test).
-            (["model": .string(hostile + "/huge-positions"), "prompt": "hi"], ["embed_positions", "expected [4194304, 16]"]),
+            (
+                ["model": .string(hostile + "/huge-positions"), "prompt": "hi"],
+                ["embed_positions", "expected [4194304, 16]"]
+            ),
             (["model": .string(hostile + "/safetensors-header"), "prompt": "hi"], ["model.safetensors", "header"]),
-            (["model": .string(model), "prompt": "hi", "adapter": .string(hostile + "/adapter-huge-r")], ["adapter", "16384"]),
+            (
+                ["model": .string(model), "prompt": "hi", "adapter": .string(hostile + "/adapter-huge-r")],
+                ["adapter", "16384"]
+            ),
             (["model": .string(model), "prompt": "hi", "adapter": .string(hostile + "/adapter-regex")], ["adapter"]),
         ]
         var ids: [String] = []
         for (payload, _) in cases {
-            ids.append(try await database.scalar("SELECT muwa.enqueue('generate', $1::jsonb)", [payload.jsonText]) ?? "?")
+            ids.append(
+                try await database.scalar("SELECT muwa.enqueue('generate', $1::jsonb)", [payload.jsonText]) ?? "?")
         }
         let ping = try await database.scalar(#"SELECT muwa.enqueue('ping', '{"sleep_ms": 1500}')"#) ?? "?"
         let daemon = try DaemonProcess(
-            settings, name: "hostile-files", arguments: ["--concurrency", "3"], environment: ["MUWA_MEMORY_LIMIT": "1GiB"])
+            settings, name: "hostile-files", arguments: ["--concurrency", "3"],
+            environment: ["MUWA_MEMORY_LIMIT": "1GiB"])
         try await eventually(90, daemon.log) {
             try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status IN ('queued', 'running')") == "0"
         }

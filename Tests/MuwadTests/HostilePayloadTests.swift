@@ -26,34 +26,62 @@ final class HostilePayloadTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: root)
             try? FileManager.default.removeItem(atPath: outside)
         }
-        try FileManager.default.copyItem(atPath: fixtures + "/eval/datasets/piqa/valid.jsonl", toPath: root + "/valid.jsonl")
+        try FileManager.default.copyItem(
+            atPath: fixtures + "/eval/datasets/piqa/valid.jsonl", toPath: root + "/valid.jsonl")
         let secret = "PGPASSWORD=hunter2-\(getpid())"
         try (secret + "\n1\n0\n").write(toFile: root + "/notes.txt", atomically: true, encoding: .utf8)
         try "a line of wikitext\n".write(toFile: outside + "/wiki.raw", atomically: true, encoding: .utf8)
-        try FileManager.default.createSymbolicLink(atPath: root + "/escape.raw", withDestinationPath: outside + "/wiki.raw")
+        try FileManager.default.createSymbolicLink(
+            atPath: root + "/escape.raw", withDestinationPath: outside + "/wiki.raw")
 
         let cases: [(kind: String, payload: JSONValue, expected: String)] = [
-            ("evaluate", ["model": .string(model), "task": "wikitext", "dataset": "/proc/self/environ"],
-             "dataset.path: /proc/self/environ (which is /proc/"),
-            ("evaluate", ["model": .string(model), "task": "wikitext", "dataset": .string(root + "/escape.raw")],
-             "is outside the directories this daemon may read data files from"),
-            ("evaluate", ["model": .string(model), "task": "piqa",
-                          "dataset": ["path": .string(root + "/valid.jsonl"), "labels": .string(root + "/notes.txt")]],
-             "notes.txt, line 1: a label must be 0 or 1, got something else"),
-            ("finetune", ["base_model": .string(model), "dataset": "/etc/passwd", "output": "x"],
-             "dataset.path: /etc/passwd is outside the directories this daemon may read data files from"),
-            ("generate", ["model": .string(outside), "prompt": "hi"],
-             "is outside the directories this daemon may read model files from"),
-            ("generate", ["model": .string(model), "prompts": .array(Array(repeating: .string(String(repeating: "b ", count: 100 << 10)), count: 8))],
-             "more than this daemon takes in one job (1048576 bytes, MUWA_MAX_PROMPT_BYTES)"),
+            (
+                "evaluate", ["model": .string(model), "task": "wikitext", "dataset": "/proc/self/environ"],
+                "dataset.path: /proc/self/environ (which is /proc/"
+            ),
+            (
+                "evaluate", ["model": .string(model), "task": "wikitext", "dataset": .string(root + "/escape.raw")],
+                "is outside the directories this daemon may read data files from"
+            ),
+            (
+                "evaluate",
+                [
+                    "model": .string(model), "task": "piqa",
+                    "dataset": ["path": .string(root + "/valid.jsonl"), "labels": .string(root + "/notes.txt")],
+                ],
+                "notes.txt, line 1: a label must be 0 or 1, got something else"
+            ),
+            (
+                "finetune", ["base_model": .string(model), "dataset": "/etc/passwd", "output": "x"],
+                "dataset.path: /etc/passwd is outside the directories this daemon may read data files from"
+            ),
+            (
+                "generate", ["model": .string(outside), "prompt": "hi"],
+                "is outside the directories this daemon may read model files from"
+            ),
+            (
+                "generate",
+                [
+                    "model": .string(model),
+                    "prompts": .array(Array(repeating: .string(String(repeating: "b ", count: 100 << 10)), count: 8)),
+                ],
+                "more than this daemon takes in one job (1048576 bytes, MUWA_MAX_PROMPT_BYTES)"
+            ),
             // Four prompts of 250 KiB without a space: one pre-token each, slow to merge. Within the limit,
             // too long for the 64-position model: the job fails on that, on its first attempt.
-            ("generate", ["model": .string(model), "prompts": .array(Array(repeating: .string(String(repeating: "a", count: 250 << 10)), count: 4))],
-             "positions, so nothing could be generated"),
+            (
+                "generate",
+                [
+                    "model": .string(model),
+                    "prompts": .array(Array(repeating: .string(String(repeating: "a", count: 250 << 10)), count: 4)),
+                ],
+                "positions, so nothing could be generated"
+            ),
         ]
         var ids: [String] = []
         for (kind, payload, _) in cases {
-            ids.append(try await database.scalar("SELECT muwa.enqueue($1, $2::jsonb)", [kind, payload.jsonText]) ?? "?")
+            ids.append(
+                try await database.scalar("SELECT muwa.enqueue($1, $2::jsonb)", [kind, payload.jsonText]) ?? "?")
         }
         let ping = try await database.scalar(#"SELECT muwa.enqueue('ping', '{"sleep_ms": 4000}')"#) ?? "?"
 
@@ -65,11 +93,14 @@ final class HostilePayloadTests: XCTestCase {
         }
         for (index, id) in ids.enumerated() {
             let row = try await database.firstRow(
-                "SELECT status, attempt, errors::text AS errors, errors->0->>'message' AS message FROM muwa.jobs WHERE id = $1", [id])
+                "SELECT status, attempt, errors::text AS errors, errors->0->>'message' AS message FROM muwa.jobs WHERE id = $1",
+                [id])
             let message = try row.text("message") ?? "(none)"
             XCTAssertEqual(try row.string("status"), "failed", "case \(index): \(message)")
             XCTAssertEqual(try row.int("attempt"), 1, "case \(index) was retried: \(message)")
-            XCTAssertTrue(message.contains(cases[index].expected), "case \(index): \"\(message)\" lacks \"\(cases[index].expected)\"")
+            XCTAssertTrue(
+                message.contains(cases[index].expected),
+                "case \(index): \"\(message)\" lacks \"\(cases[index].expected)\"")
             XCTAssertFalse(try row.string("errors").contains("hunter2"), "case \(index) leaked the file's contents")
         }
         let pingRow = try await database.firstRow("SELECT status, attempt FROM muwa.jobs WHERE id = $1", [ping])

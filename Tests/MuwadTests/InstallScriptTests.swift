@@ -40,7 +40,8 @@ final class InstallScriptTests: XCTestCase {
             toFile: stage + "/etc/muwad/muwad.env", atomically: true, encoding: .utf8)
         let second = try install()
         XCTAssertEqual(second.status, 0, second.output)
-        XCTAssertEqual(try String(contentsOfFile: stage + "/etc/muwad/muwad.env", encoding: .utf8),
-                       "MUWA_DATABASE_URL=host=/run/postgresql dbname=prod\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: stage + "/etc/muwad/muwad.env", encoding: .utf8),
+            "MUWA_DATABASE_URL=host=/run/postgresql dbname=prod\n")
     }
 }

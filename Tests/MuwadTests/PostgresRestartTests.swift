@@ -48,10 +48,12 @@ final class PostgresRestartTests: XCTestCase {
             "SELECT muwa.enqueue('ping', jsonb_build_object('n', i, 'sleep_ms', 80)) FROM generate_series(1, 200) AS i")
         let extra = ["MUWA_LEASE": "3s", "MUWA_HEARTBEAT": "500ms"]
         let daemons = try (1...2).map { index in
-            try DaemonProcess(settings, name: "restart-\(index)", arguments: ["--concurrency", "2"], environment: extra)
+            try DaemonProcess(
+                settings, name: "restart-\(index)", arguments: ["--concurrency", "2"], environment: extra)
         }
         try await eventually(30) {
-            Int(try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status = 'succeeded'") ?? "0") ?? 0 >= 40
+            Int(try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status = 'succeeded'") ?? "0") ?? 0
+                >= 40
         }
         try pgPrivate(["stop", directory])
         defer { try? pgPrivate(["start", directory, port]) }
@@ -76,7 +78,8 @@ final class PostgresRestartTests: XCTestCase {
             """)
         XCTAssertEqual(overlapping, "0")
         let log = daemons.map(\.log).joined()
-        XCTAssertTrue(log.contains("database connection lost") || log.contains("cannot claim jobs"), log.suffix(3000).description)
+        XCTAssertTrue(
+            log.contains("database connection lost") || log.contains("cannot claim jobs"), log.suffix(3000).description)
         XCTAssertTrue(log.contains("re-established"), String(log.suffix(3000)))
         for daemon in daemons { await daemon.stop() }
     }

@@ -23,20 +23,26 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         let lines = result.output.split(separator: "\n").filter { $0.contains(": progress ") }
         XCTAssertGreaterThanOrEqual(lines.count, 2, result.output)
-        XCTAssertTrue(lines.contains { $0.contains("ETA ") && $0.contains("slept_ms ") && $0.contains("elapsed ") }, result.output)
+        XCTAssertTrue(
+            lines.contains { $0.contains("ETA ") && $0.contains("slept_ms ") && $0.contains("elapsed ") }, result.output
+        )
     }
 
     func testJSONLogLinesAreObjects() throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-run-json-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: state) }
         let result = try Harness.runMuwad(
-            ["run", "--kind", "ping", "--payload", #"{"sleep_ms": 700}"#, "--state-dir", state, "--log-format", "json"],
+            [
+                "run", "--kind", "ping", "--payload", #"{"sleep_ms": 700}"#, "--state-dir", state, "--log-format",
+                "json",
+            ],
             environment: ["MUWA_PROGRESS_LOG_INTERVAL": "0.2"])
         XCTAssertEqual(result.status, 0, result.output)
         let logLines = result.output.split(separator: "\n").filter { $0.contains("\"level\"") }
         XCTAssertFalse(logLines.isEmpty, result.output)
         for line in logLines {
-            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            let object = try XCTUnwrap(
+                JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
             XCTAssertNotNil(object["ts"] as? String)
             XCTAssertNotNil(object["message"] as? String)
         }
@@ -47,13 +53,17 @@ final class RunCommandTests: XCTestCase {
     }
 
     func testGenerateMatchesTransformersGreedyAndBadInputFails() throws {
-        let expected = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf:
-            Self.fixtures.appendingPathComponent("expected/pre-ln-f32/greedy.json"))) as? [String: Any])
+        let expected = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(
+                    contentsOf:
+                        Self.fixtures.appendingPathComponent("expected/pre-ln-f32/greedy.json"))) as? [String: Any])
         let first = try XCTUnwrap((expected["prompts"] as? [[String: Any]])?.first)
         let greedy = try XCTUnwrap((first["cases"] as? [String: [String: Any]])?["greedy"])
         let prompt = try XCTUnwrap(first["prompt"] as? String)
         let payload: [String: Any] = [
-            "model": Self.fixtures.appendingPathComponent("models/pre-ln-f32").path, "prompt": prompt, "max_new_tokens": 12,
+            "model": Self.fixtures.appendingPathComponent("models/pre-ln-f32").path, "prompt": prompt,
+            "max_new_tokens": 12,
         ]
         let text = String(decoding: try JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("muwa-run-\(getpid())").path
@@ -67,7 +77,9 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(row["token_ids"] as? [Int], greedy["generated_ids"] as? [Int])
         XCTAssertEqual(row["text"] as? String, greedy["text"] as? String)
 
-        let bad = try run(["--kind", "generate", "--payload", #"{"model": "nowhere", "prompt": "hi"}"#, "--state-dir", state])
+        let bad = try run([
+            "--kind", "generate", "--payload", #"{"model": "nowhere", "prompt": "hi"}"#, "--state-dir", state,
+        ])
         XCTAssertEqual(bad.status, 1, bad.output)
         XCTAssertEqual(bad.report?["status"] as? String, "failed")
         XCTAssertTrue((bad.report?["error"] as? String ?? "").contains("no model called \"nowhere\""), bad.output)

@@ -15,20 +15,25 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(again.status, 0)
         XCTAssertTrue(again.output.contains("the database is up to date"), again.output)
         do {
-            _ = try await database.execute("SELECT muwa.enqueue('ping', jsonb_build_object('n', i)) FROM generate_series(1, 20) i")
-            _ = try await database.execute(#"SELECT muwa.enqueue('ping', '{"fail": "disk on fire"}', max_attempts => 2)"#)
-            _ = try await database.execute(#"INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '{"plain": "insert"}')"#)
+            _ = try await database.execute(
+                "SELECT muwa.enqueue('ping', jsonb_build_object('n', i)) FROM generate_series(1, 20) i")
+            _ = try await database.execute(
+                #"SELECT muwa.enqueue('ping', '{"fail": "disk on fire"}', max_attempts => 2)"#)
+            _ = try await database.execute(
+                #"INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '{"plain": "insert"}')"#)
         }
         let daemon = try DaemonProcess(settings, name: "serve", arguments: ["--concurrency", "4"])
         do {
             try await eventually(20, daemon.log) {
-                try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status IN ('succeeded', 'failed')") == "22"
+                try await database.scalar("SELECT count(*) FROM muwa.jobs WHERE status IN ('succeeded', 'failed')")
+                    == "22"
             }
             let mismatched = try await database.scalar(
                 "SELECT count(*) FROM muwa.jobs WHERE status = 'succeeded' AND result IS DISTINCT FROM payload")
             XCTAssertEqual(mismatched, "0", "ping returns its payload")
             let failure = try await database.firstRow(
-                "SELECT status, attempt, jsonb_array_length(errors) AS n, errors->1->>'message' AS message FROM muwa.jobs WHERE payload ? 'fail'")
+                "SELECT status, attempt, jsonb_array_length(errors) AS n, errors->1->>'message' AS message FROM muwa.jobs WHERE payload ? 'fail'"
+            )
             XCTAssertEqual(try failure.string("status"), "failed")
             XCTAssertEqual(try failure.int("attempt"), 2)
             XCTAssertEqual(try failure.int("n"), 2)
@@ -93,7 +98,8 @@ final class ServeTests: XCTestCase {
             }
             // `muwad status` lists it under RUNNING with its progress and an ETA read from the job row.
             try await eventually(10, daemon.log) {
-                try await database.scalar("SELECT progress_detail ? 'eta_seconds' FROM muwa.jobs WHERE id = $1", [id]) == "t"
+                try await database.scalar("SELECT progress_detail ? 'eta_seconds' FROM muwa.jobs WHERE id = $1", [id])
+                    == "t"
             }
             let status = try Harness.runMuwad(["status", "--database-url", settings.conninfo])
             let runningLine = status.output.split(separator: "\n").first {

@@ -13,7 +13,8 @@ final class ShutdownTests: XCTestCase {
         let (settings, database) = try Harness.migratedDatabase(Self.name)
         let daemon = try DaemonProcess(settings, name: "short", environment: ["MUWA_GRACE_PERIOD": "5s"])
         let id = try await database.scalar(#"SELECT muwa.enqueue('ping', '{"sleep_ms": 1500}')"#)
-        let queuedLater = try await database.scalar(#"SELECT muwa.enqueue('ping', '{}', run_at => now() + interval '2 seconds')"#)
+        let queuedLater = try await database.scalar(
+            #"SELECT muwa.enqueue('ping', '{}', run_at => now() + interval '2 seconds')"#)
         try await eventually(10, daemon.log) {
             try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id]) == "running"
         }
@@ -23,7 +24,8 @@ final class ShutdownTests: XCTestCase {
         XCTAssertFalse(daemon.log.contains("job released"), "finished within the grace period: \(daemon.log)")
         let finished = try await database.scalar("SELECT status FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(finished, "succeeded")
-        let untouched = try await database.scalar("SELECT status || ' ' || attempt FROM muwa.jobs WHERE id = $1", [queuedLater])
+        let untouched = try await database.scalar(
+            "SELECT status || ' ' || attempt FROM muwa.jobs WHERE id = $1", [queuedLater])
         XCTAssertEqual(untouched, "queued 0", "no claims after SIGTERM")
         XCTAssertTrue(daemon.log.contains("SIGTERM received: draining"), daemon.log)
     }
@@ -39,7 +41,8 @@ final class ShutdownTests: XCTestCase {
         daemon.signal(SIGTERM)
         let status = await daemon.waitForExit(seconds: 60)
         XCTAssertEqual(status, 0, daemon.log)
-        let row = try await database.firstRow("SELECT status, attempt, jsonb_array_length(errors) AS errors FROM muwa.jobs WHERE id = $1", [id])
+        let row = try await database.firstRow(
+            "SELECT status, attempt, jsonb_array_length(errors) AS errors FROM muwa.jobs WHERE id = $1", [id])
         XCTAssertEqual(try row.string("status"), "queued")
         XCTAssertEqual(try row.int("attempt"), 0, "a release does not use up an attempt")
         XCTAssertEqual(try row.int("errors"), 0)

@@ -36,7 +36,9 @@ final class SystemdUnitTests: XCTestCase {
 
     func testTheEnvFileIsInstalledReadableByTheServiceUserOnly() throws {
         let text = try String(contentsOfFile: Self.unitPath, encoding: .utf8)
-        let install = text.split(separator: "\n").filter { $0.hasPrefix("#") && $0.contains("/etc/muwad/muwad.env") && $0.contains("install ") }
+        let install = text.split(separator: "\n").filter {
+            $0.hasPrefix("#") && $0.contains("/etc/muwad/muwad.env") && $0.contains("install ")
+        }
         XCTAssertEqual(install.count, 1, "one install line for the env file")
         let line = String(install.first ?? "")
         XCTAssertTrue(line.contains("install -d -m 0750 -g muwad /etc/muwad"), line)
@@ -44,7 +46,9 @@ final class SystemdUnitTests: XCTestCase {
     }
 
     func testSecurityExposureIsAtMostTwo() throws {
-        let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         guard let analyze else {
             throw XCTSkip("systemd-analyze is not installed (scripts/install-deps.sh installs systemd)")
         }

@@ -56,13 +56,15 @@ final class BF16GemmTests: XCTestCase {
                         muwa_gemm_bf16(layout, a, M, wb, R, P, &fast, P, p0, p1, accumulate)
                         muwa_gemm_bf16_reference(layout, a, M, wb, R, P, &ref, P, p0, p1, accumulate)
                     }
-                    let wAt: (Int, Int) -> Float = layout == MUWA_GEMM_B_NK
+                    let wAt: (Int, Int) -> Float =
+                        layout == MUWA_GEMM_B_NK
                         ? { r, p in bf16ToFloat(wb[p * R + r]) } : { r, p in bf16ToFloat(wb[r * P + p]) }
                     let ax = x.map { bf16ToFloat(floatToBF16($0)) }
                     let scale = magnitudes(a: ax, b: wAt, M: M, R: R, P: P)
                     for i in 0..<(M * P) {
-                        XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,
-                                                 "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) at \(i)")
+                        XCTAssertLessThanOrEqual(
+                            abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,
+                            "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) at \(i)")
                         // and the reference against Double math on the same bf16 values
                         let m = i / P, p = i % P
                         var exact = accumulate != 0 ? Double(start[i]) : 0
@@ -75,8 +77,11 @@ final class BF16GemmTests: XCTestCase {
     }
 
     func testRoundingMatchesPyTorchsNearestEven() {
-        let values: [Float] = [1, -1, 1.00390625, 1.01171875, 3.14159265, -2.7182817, 1e-40, -0.0, .infinity,
-                               Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), .nan]
+        let values: [Float] =
+            [
+                1, -1, 1.00390625, 1.01171875, 3.14159265, -2.7182817, 1e-40, -0.0, .infinity,
+                Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), .nan,
+            ]
             + randomFloats(61, seed: 3).map { $0 * 1e3 }
         var out = [UInt16](repeating: 7, count: values.count + 1)
         muwa_f32_to_bf16_rows(values, 1, values.count, values.count, &out, values.count + 1)
@@ -118,8 +123,9 @@ final class BF16GemmTests: XCTestCase {
         let scratch = KernelScratch(maxInputDim: K, capacityFloats: K)  // smaller than one tile of dout: own buffer
         linearBackwardInput(dinp: &fast, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
         let rounded = dout.map { bf16ToFloat(floatToBF16($0)) }
-        linearBackwardNaive(dinp: &ref, dweight: nil, dbias: nil, dout: rounded, inp: nil,
-                            weight: weight, M: M, K: K, N: N)
+        linearBackwardNaive(
+            dinp: &ref, dweight: nil, dbias: nil, dout: rounded, inp: nil,
+            weight: weight, M: M, K: K, N: N)
         let scale = magnitudes(a: dout, b: { n, k in w[n * K + k] }, M: M, R: N, P: K)
         for i in 0..<(M * K) {
             // with the bf16 GEMM: equal to the rounded reference; else (widening) within bf16 rounding of it

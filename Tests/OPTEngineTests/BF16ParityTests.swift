@@ -17,36 +17,45 @@ final class BF16ParityTests: XCTestCase {
 
     func testBF16LogitsAreWithinBF16ToleranceOfPyTorchAutocast() throws {
         for variant in ["pre-ln-f32", "post-ln-f32"] {
-            let model = try OPTModel.load(directory: ReferenceFixtures.model(variant),
-                                          options: EngineOptions(compute: .bf16))
+            let model = try OPTModel.load(
+                directory: ReferenceFixtures.model(variant),
+                options: EngineOptions(compute: .bf16))
             XCTAssertEqual(model.weights.layers[0].fc1.weight.dtype, .bf16)
             XCTAssertTrue(model.weights.lmHead.computesInBF16)
             let dir = Self.bf16Root.appendingPathComponent(variant)
-            let meta = try XCTUnwrap(try ReferenceFixtures.json(dir.appendingPathComponent("logits.json").path)
-                as? [String: Any])
+            let meta = try XCTUnwrap(
+                try ReferenceFixtures.json(dir.appendingPathComponent("logits.json").path)
+                    as? [String: Any])
             let ids = try XCTUnwrap(meta["input_ids"] as? [[Int]])
             let mask = try XCTUnwrap(meta["attention_mask"] as? [[Int]])
             let gap = Float(try XCTUnwrap(meta["max_abs_diff_f32_vs_autocast"] as? Double))
-            let autocast = try XCTUnwrap(try SafetensorsFile(path: dir.appendingPathComponent("logits.safetensors").path)
-                .tensors["logits"]).toFloatArray()
-            let f32 = try XCTUnwrap(try SafetensorsFile(path: ReferenceFixtures.expected(variant, "logits.safetensors"))
-                .tensors["logits"]).toFloatArray()
+            let autocast = try XCTUnwrap(
+                try SafetensorsFile(path: dir.appendingPathComponent("logits.safetensors").path)
+                    .tensors["logits"]
+            ).toFloatArray()
+            let f32 = try XCTUnwrap(
+                try SafetensorsFile(path: ReferenceFixtures.expected(variant, "logits.safetensors"))
+                    .tensors["logits"]
+            ).toFloatArray()
             let V = model.config.vocabSize, T = ids[0].count
             XCTAssertEqual(autocast.count, ids.count * T * V)
             XCTAssertGreaterThan(ids.count * T, rowInvariantMaxRows, "the batch must take the bf16 GEMM")
 
             var toAutocast: Float = 0, toF32: Float = 0
             let session = BatchSession(model: model, batch: ids.count, capacity: T)
-            try session.append(tokens: ids, mask: mask, logits: .all({ b, t, logits in
-                guard mask[b][t] == 1 else { return }
-                let base = (b * T + t) * V
-                for i in 0..<V {
-                    toAutocast = max(toAutocast, abs(logits[i] - autocast[base + i]))
-                    toF32 = max(toF32, abs(logits[i] - f32[base + i]))
-                }
-            }))
-            print("BF16Parity \(variant): |muwa bf16 − autocast| ≤ \(toAutocast), |muwa bf16 − f32| ≤ \(toF32), "
-                  + "PyTorch |f32 − autocast| = \(gap)")
+            try session.append(
+                tokens: ids, mask: mask,
+                logits: .all({ b, t, logits in
+                    guard mask[b][t] == 1 else { return }
+                    let base = (b * T + t) * V
+                    for i in 0..<V {
+                        toAutocast = max(toAutocast, abs(logits[i] - autocast[base + i]))
+                        toF32 = max(toF32, abs(logits[i] - f32[base + i]))
+                    }
+                }))
+            print(
+                "BF16Parity \(variant): |muwa bf16 − autocast| ≤ \(toAutocast), |muwa bf16 − f32| ≤ \(toF32), "
+                    + "PyTorch |f32 − autocast| = \(gap)")
             XCTAssertLessThanOrEqual(toAutocast, 1.25 * gap, "\(variant): farther from autocast than f32 is")
             XCTAssertLessThanOrEqual(toF32, 1.25 * gap, "\(variant): farther from f32 than autocast is")
             XCTAssertGreaterThan(toF32, 1e-4, "\(variant): the logits equal the f32 ones: bf16 did not run")

@@ -450,7 +450,8 @@ struct PickleWriter {
     mutating func global(_ module: String, _ name: String) { bytes += [0x63] + Array("\(module)\n\(name)\n".utf8) }
     mutating func string(_ s: String) { bytes += [0x58] + le(UInt32(s.utf8.count)) + Array(s.utf8) }
     mutating func int(_ i: Int) {
-        if let small = Int32(exactly: i) { bytes += [0x4A] + le(small) } else { bytes += [0x8A, 8] + le(Int64(i)) }  // BININT / LONG1
+        // BININT / LONG1
+        if let small = Int32(exactly: i) { bytes += [0x4A] + le(small) } else { bytes += [0x8A, 8] + le(Int64(i)) }
     }
     mutating func ints(_ values: [Int]) {
         bytes.append(0x28)  // MARK

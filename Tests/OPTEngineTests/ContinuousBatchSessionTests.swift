@@ -44,7 +44,9 @@ final class ContinuousBatchSessionTests: XCTestCase {
     func testARowsBitsDoNotDependOnTheOtherRows() throws {
         let model = try ReferenceFixtures.loadModel("pre-ln-f32")
         let V = model.config.vocabSize
-        let prompts = [[2, 31414, 232], [2, 133, 812, 9, 1470, 16], [2, 11475, 2115, 10, 86], [2, 1437, 7, 8, 9, 10, 11]]
+        let prompts = [
+            [2, 31414, 232], [2, 133, 812, 9, 1470, 16], [2, 11475, 2115, 10, 86], [2, 1437, 7, 8, 9, 10, 11],
+        ]
         /// Logits of sequence 0 over 6 steps, run beside prompts[1..<n] joining at different times.
         func logits(beside n: Int) throws -> [[Float]] {
             let s = SlotSession(model: model, slots: 4)
@@ -92,7 +94,7 @@ final class ContinuousBatchSessionTests: XCTestCase {
         let slot = try decoder.add(request)
         XCTAssertEqual(decoder.cacheBytes, 8 * perToken)
         _ = try decoder.add(DecodeRequest(promptIds: [2, 3], options: GenerationOptions(maxNewTokens: 200)))
-        XCTAssertEqual(decoder.cacheBytes, (8 + model.config.maxPositionEmbeddings) * perToken)   // capped at positions
+        XCTAssertEqual(decoder.cacheBytes, (8 + model.config.maxPositionEmbeddings) * perToken)  // capped at positions
         XCTAssertNotNil(decoder.remove(slot))
         XCTAssertEqual(decoder.cacheBytes, model.config.maxPositionEmbeddings * perToken)
         while decoder.hasWork { _ = try decoder.step() }
@@ -122,7 +124,8 @@ final class ContinuousBatchSessionTests: XCTestCase {
         XCTAssertEqual(outputs.count, 2)
         XCTAssertEqual(outputs[0], outputs[1])
         // a prompt that fills every position still yields one token, as Generator does
-        let full = DecodeRequest(promptIds: [Int](repeating: 5, count: positions), options: GenerationOptions(maxNewTokens: 9))
+        let full = DecodeRequest(
+            promptIds: [Int](repeating: 5, count: positions), options: GenerationOptions(maxNewTokens: 9))
         _ = try decoder.add(full)
         let last = try decoder.step()
         XCTAssertEqual(last.first?.output?.tokenIds.count, 1)

@@ -13,11 +13,13 @@ final class ContinuousBatchTests: XCTestCase {
     /// Runs `requests` through one decoder of `rows` rows: request i joins before step `joins[i]` (or as
     /// soon as a row is free after it); `cancelAt` takes a sequence out before that step. Returns each
     /// request's output, and the most rows a step had.
-    static func runStaggered(_ model: OPTModel, _ tokenizer: BPETokenizer, _ requests: [DecodeRequest], joins: [Int],
-                             rows: Int, cancelAt: [Int: Int] = [:]) throws -> (outputs: [GenerationOutput?], maxRows: Int) {
+    static func runStaggered(
+        _ model: OPTModel, _ tokenizer: BPETokenizer, _ requests: [DecodeRequest], joins: [Int],
+        rows: Int, cancelAt: [Int: Int] = [:]
+    ) throws -> (outputs: [GenerationOutput?], maxRows: Int) {
         let decoder = BatchDecoder(model: model, tokenizer: tokenizer, maxRows: rows)
         var outputs = [GenerationOutput?](repeating: nil, count: requests.count)
-        var owner = [Int: Int]()   // slot → request
+        var owner = [Int: Int]()  // slot → request
         var next = 0, step = 0
         while next < requests.count || decoder.hasWork {
             for (slot, i) in owner where cancelAt[i] == step {
@@ -38,10 +40,14 @@ final class ContinuousBatchTests: XCTestCase {
 
     /// A mix of settings: greedy, seeded sampling (temperature, top-k, top-p), repetition penalty, a stop
     /// string, no EOS stop, different lengths (and one with max_new_tokens 0).
-    static func mixedRequests(_ tokenizer: BPETokenizer, delta: (Int) -> ProjectionDelta? = { _ in nil }) -> [DecodeRequest] {
-        let prompts = ["Hello world", "The capital of France is", "Once upon a time, there was", "def add(a, b):",
-                       "Über café – naïve 😀", "a", "Paris is",
-                       String(repeating: "one two three four five six seven eight nine ten ", count: 5)]
+    static func mixedRequests(_ tokenizer: BPETokenizer, delta: (Int) -> ProjectionDelta? = { _ in nil })
+        -> [DecodeRequest]
+    {
+        let prompts = [
+            "Hello world", "The capital of France is", "Once upon a time, there was", "def add(a, b):",
+            "Über café – naïve 😀", "a", "Paris is",
+            String(repeating: "one two three four five six seven eight nine ten ", count: 5),
+        ]
         let options = [
             GenerationOptions(maxNewTokens: 20),
             GenerationOptions(maxNewTokens: 7, doSample: true, temperature: 0.8, seed: 11),
@@ -50,19 +56,22 @@ final class ContinuousBatchTests: XCTestCase {
             GenerationOptions(maxNewTokens: 15, doSample: true, temperature: 1.3, repetitionPenalty: 1.1, seed: 13),
             GenerationOptions(maxNewTokens: 5, stop: [" pet", "e"]),
             GenerationOptions(maxNewTokens: 0),
-            GenerationOptions(maxNewTokens: 30, doSample: true, seed: 14, stopAtEOS: false),   // runs into the positions
+            GenerationOptions(maxNewTokens: 30, doSample: true, seed: 14, stopAtEOS: false),  // runs into the positions
         ]
         return zip(prompts, options).enumerated().map { i, po in
             DecodeRequest(promptIds: tokenizer.encode(po.0), options: po.1, delta: delta(i))
         }
     }
 
-    func assertMatchesAlone(_ model: OPTModel, _ tokenizer: BPETokenizer, _ requests: [DecodeRequest],
-                            outputs: [GenerationOutput?], _ label: String) throws {
+    func assertMatchesAlone(
+        _ model: OPTModel, _ tokenizer: BPETokenizer, _ requests: [DecodeRequest],
+        outputs: [GenerationOutput?], _ label: String
+    ) throws {
         let generator = Generator(model: model, tokenizer: tokenizer)
         for (i, request) in requests.enumerated() {
-            let alone = try generator.generate(promptIds: [request.promptIds], options: [request.options],
-                                               delta: request.delta)[0]
+            let alone = try generator.generate(
+                promptIds: [request.promptIds], options: [request.options],
+                delta: request.delta)[0]
             let got = try XCTUnwrap(outputs[i], "\(label) #\(i) produced nothing")
             XCTAssertEqual(got, alone, "\(label) #\(i)")
         }
@@ -74,7 +83,8 @@ final class ContinuousBatchTests: XCTestCase {
             let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model(dir))
             let requests = Self.mixedRequests(tokenizer)
             // 3 rows for 8 sequences: they queue, join as rows free, and run beside ones at other lengths
-            let staggered = try Self.runStaggered(model, tokenizer, requests, joins: [0, 0, 2, 3, 3, 9, 9, 10], rows: 3)
+            let staggered = try Self.runStaggered(
+                model, tokenizer, requests, joins: [0, 0, 2, 3, 3, 9, 9, 10], rows: 3)
             XCTAssertEqual(staggered.maxRows, 3, dir)
             XCTAssertEqual(staggered.outputs[6]?.tokenIds, [], dir)
             let long = try XCTUnwrap(staggered.outputs[7])
@@ -93,8 +103,9 @@ final class ContinuousBatchTests: XCTestCase {
         let requests = Self.mixedRequests(tokenizer)
         // Cancelled at step 8: the eight prompts were prefilled a chunk per step (sequence 2's in step 2), so it
         // has decoded some tokens but not all.
-        let run = try Self.runStaggered(model, tokenizer, requests, joins: [0, 0, 0, 0, 0, 0, 0, 0], rows: 8,
-                                        cancelAt: [2: 8])
+        let run = try Self.runStaggered(
+            model, tokenizer, requests, joins: [0, 0, 0, 0, 0, 0, 0, 0], rows: 8,
+            cancelAt: [2: 8])
         let cancelled = try XCTUnwrap(run.outputs[2])
         XCTAssertEqual(cancelled.finishReason, .cancelled)
         let alone = try Generator(model: model, tokenizer: tokenizer)
@@ -116,17 +127,19 @@ final class ContinuousBatchTests: XCTestCase {
         let first = try decoder.add(
             DecodeRequest(promptIds: [2, 100, 200], options: GenerationOptions(maxNewTokens: 20, stopAtEOS: false)))
         _ = try decoder.step()
-        let longPrompt = [2] + (0..<39).map { 300 + 7 * $0 }   // 40 tokens: 5 chunks of 8
+        let longPrompt = [2] + (0..<39).map { 300 + 7 * $0 }  // 40 tokens: 5 chunks of 8
         let options = GenerationOptions(maxNewTokens: 3, stopAtEOS: false)
         let second = try decoder.add(DecodeRequest(promptIds: longPrompt, options: options))
         var output: GenerationOutput?
         for step in 1...8 {
             let events = try decoder.step()
             XCTAssertTrue(events.contains { $0.slot == first && $0.token != nil }, "step \(step)")
-            XCTAssertEqual(events.contains { $0.slot == second && $0.token != nil }, (5...7).contains(step), "step \(step)")
+            XCTAssertEqual(
+                events.contains { $0.slot == second && $0.token != nil }, (5...7).contains(step), "step \(step)")
             output = output ?? events.first { $0.slot == second }?.output
         }
-        let alone = try Generator(model: model, tokenizer: tokenizer).generate(promptIds: [longPrompt], options: [options])[0]
+        let alone = try Generator(model: model, tokenizer: tokenizer).generate(
+            promptIds: [longPrompt], options: [options])[0]
         XCTAssertEqual(output?.tokenIds, alone.tokenIds)
     }
 
@@ -150,8 +163,10 @@ final class ContinuousBatchTests: XCTestCase {
         for (dir, variant) in ReferenceModelTests.variants {
             let model = try ReferenceFixtures.loadModel(dir)
             let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model(dir))
-            let doc = try XCTUnwrap(try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "greedy.json")) as? [String: Any])
-            var requests: [DecodeRequest] = [], expected: [(ids: [Int], text: String?, finish: String?, name: String)] = []
+            let doc = try XCTUnwrap(
+                try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "greedy.json")) as? [String: Any])
+            var requests: [DecodeRequest] = [],
+                expected: [(ids: [Int], text: String?, finish: String?, name: String)] = []
             for p in try XCTUnwrap(doc["prompts"] as? [[String: Any]]) {
                 let ids = try XCTUnwrap(p["input_ids"] as? [Int])
                 for (name, c) in try XCTUnwrap(p["cases"] as? [String: [String: Any]]).sorted(by: { $0.key < $1.key }) {
@@ -160,8 +175,11 @@ final class ContinuousBatchTests: XCTestCase {
                         repetitionPenalty: Float(try XCTUnwrap(c["repetition_penalty"] as? Double)),
                         eosTokenId: c["eos_token_id"] as? Int)
                     requests.append(DecodeRequest(promptIds: ids, options: options))
-                    expected.append((try XCTUnwrap(c["generated_ids"] as? [Int]), c["text"] as? String,
-                                     c["finish_reason"] as? String, "\(p["prompt"] ?? "") \(name)"))
+                    expected.append(
+                        (
+                            try XCTUnwrap(c["generated_ids"] as? [Int]), c["text"] as? String,
+                            c["finish_reason"] as? String, "\(p["prompt"] ?? "") \(name)"
+                        ))
                 }
             }
             let joins = requests.indices.map { $0 % 7 }
@@ -171,7 +189,9 @@ final class ContinuousBatchTests: XCTestCase {
                 let out = try XCTUnwrap(out)
                 XCTAssertEqual(out.tokenIds, e.ids, "\(dir) \(e.name)")
                 XCTAssertEqual(out.finishReason.rawValue, e.finish, "\(dir) \(e.name)")
-                if let text = e.text, !e.name.hasSuffix("batched") { XCTAssertEqual(out.text, text, "\(dir) \(e.name)") }
+                if let text = e.text, !e.name.hasSuffix("batched") {
+                    XCTAssertEqual(out.text, text, "\(dir) \(e.name)")
+                }
             }
         }
     }
@@ -185,8 +205,10 @@ final class ShiftDelta: ProjectionDelta {
 
     init(scale: Float) { self.scale = scale }
 
-    func addDelta(layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
-                  out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int) {
+    func addDelta(
+        layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
+        out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int
+    ) {
         calls += 1
         for m in 0..<(B * T) { for n in 0..<N { out[m * N + n] += scale * inp[m * K + n % K] } }
     }

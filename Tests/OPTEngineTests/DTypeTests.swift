@@ -21,7 +21,9 @@ final class DTypeTests: XCTestCase {
         let patterns = (0...0xFFFF).map { UInt16($0) }
         for dtype in [DType.bf16, .f16] {
             let region = ByteRegion(allocating: patterns.count * 2)
-            for (i, p) in patterns.enumerated() { region.mutableBase!.storeBytes(of: p, toByteOffset: i * 2, as: UInt16.self) }
+            for (i, p) in patterns.enumerated() {
+                region.mutableBase!.storeBytes(of: p, toByteOffset: i * 2, as: UInt16.self)
+            }
             let widened = Tensor(dtype: dtype, shape: [patterns.count], region: region).toFloatArray()
             var mismatches = 0
             for (p, value) in zip(patterns, widened) {

@@ -29,14 +29,17 @@ final class HostileFileTests: XCTestCase {
     /// A torch.save archive of one tensor "w" over a 4-float storage.
     func archive(size: [Int], stride: [Int], numel: Int = 4, offset: Int = 0) -> [UInt8] {
         let pickle = PickleWriter.stateDict([
-            .init(name: "w", storage: "FloatStorage", key: "0", numel: numel, offset: offset, size: size, stride: stride)
+            .init(
+                name: "w", storage: "FloatStorage", key: "0", numel: numel, offset: offset, size: size, stride: stride)
         ])
         let data = [Float](repeating: 1, count: 4).flatMap { le($0.bitPattern) }
         return ZipBuilder.build([.init("archive/data.pkl", pickle), .init("archive/data/0", data)], zip64: false)
     }
 
-    func assertThrows<T>(_ body: @autoclosure () throws -> T, _ expected: EngineError? = nil, mentions: [String] = [],
-                         excludes: [String] = [], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertThrows<T>(
+        _ body: @autoclosure () throws -> T, _ expected: EngineError? = nil, mentions: [String] = [],
+        excludes: [String] = [], _ label: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             _ = try body()
             XCTFail("\(label): no error thrown", file: file, line: line)
@@ -140,20 +143,28 @@ final class HostileFileTests: XCTestCase {
     func testSymlinkedSecretIsNotQuoted() throws {
         let secret = "PASSWORD=hunter2-and-some-more-secret-text\n"
         try secret.write(toFile: path("secret.env"), atomically: true, encoding: .utf8)
-        let asNumber = Array(secret.utf8.prefix(8)).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let asNumber = Array(secret.utf8.prefix(8)).enumerated().reduce(UInt64(0)) {
+            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+        }
         let dir = path("model")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/model.safetensors", withDestinationPath: path("secret.env"))
-        for body in [{ _ = try SafetensorsFile(path: dir + "/model.safetensors") }, { _ = try CheckpointReader.load(directory: dir) }] {
-            assertThrows(try body(), mentions: ["model.safetensors"],
-                         excludes: ["PASSWORD", "hunter2", "\(asNumber)", "\(Int64(bitPattern: asNumber))"], "secret")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/model.safetensors", withDestinationPath: path("secret.env"))
+        for body in [
+            { _ = try SafetensorsFile(path: dir + "/model.safetensors") },
+            { _ = try CheckpointReader.load(directory: dir) },
+        ] {
+            assertThrows(
+                try body(), mentions: ["model.safetensors"],
+                excludes: ["PASSWORD", "hunter2", "\(asNumber)", "\(Int64(bitPattern: asNumber))"], "secret")
         }
         // Small enough to pass the length check: the JSON it points at is not quoted either.
         var small = le(UInt64(secret.utf8.count)) + Array(secret.utf8)
         small[8] = UInt8(ascii: "{")
         try write(small, to: path("small.safetensors"))
-        assertThrows(try SafetensorsFile(path: path("small.safetensors")), mentions: ["not valid JSON"],
-                     excludes: ["PASSWORD", "hunter2"], "small")
+        assertThrows(
+            try SafetensorsFile(path: path("small.safetensors")), mentions: ["not valid JSON"],
+            excludes: ["PASSWORD", "hunter2"], "small")
     }
 
     // MARK: - files and directories (defect 9)
@@ -182,9 +193,11 @@ final class HostileFileTests: XCTestCase {
         // A dangling symlink is a missing file, named.
         let dangling = path("dangling")
         try FileManager.default.createDirectory(atPath: dangling, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dangling + "/model.safetensors", withDestinationPath: "/nonexistent/x")
-        assertThrows(try CheckpointReader.load(directory: dangling), .missingFile(path: dangling + "/model.safetensors"),
-                     "dangling")
+        try FileManager.default.createSymbolicLink(
+            atPath: dangling + "/model.safetensors", withDestinationPath: "/nonexistent/x")
+        assertThrows(
+            try CheckpointReader.load(directory: dangling), .missingFile(path: dangling + "/model.safetensors"),
+            "dangling")
 
         // Permission errors (root reads everything, so the mapping of errno is checked directly there).
         XCTAssertEqual(FileAccess.openError(path: "/p", errno: EACCES), .notReadable(path: "/p"))
@@ -195,7 +208,8 @@ final class HostileFileTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: locked, withIntermediateDirectories: true)
             try write([1], to: locked + "/config.json")
             chmod(locked + "/config.json", 0)
-            assertThrows(try OPTConfig.load(directory: locked), .notReadable(path: locked + "/config.json"), "unreadable")
+            assertThrows(
+                try OPTConfig.load(directory: locked), .notReadable(path: locked + "/config.json"), "unreadable")
             chmod(locked, 0)
             assertThrows(try OPTModel.load(directory: locked), .notReadable(path: locked), "unreadable dir")
             chmod(locked, 0o700)

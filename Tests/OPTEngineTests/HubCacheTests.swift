@@ -26,8 +26,9 @@ final class HubCacheTests: XCTestCase {
             try fm.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
             for name in try fm.contentsOfDirectory(atPath: source) {
                 let blob = "blob-\(commit.prefix(4))-\(name)"
-                try fm.copyItem(atPath: URL(fileURLWithPath: source + "/" + name).resolvingSymlinksInPath().path,
-                                toPath: repo + "/blobs/" + blob)
+                try fm.copyItem(
+                    atPath: URL(fileURLWithPath: source + "/" + name).resolvingSymlinksInPath().path,
+                    toPath: repo + "/blobs/" + blob)
                 try fm.createSymbolicLink(atPath: snapshot + "/" + name, withDestinationPath: "../../blobs/" + blob)
             }
         }
@@ -41,21 +42,27 @@ final class HubCacheTests: XCTestCase {
         let environment = ["HF_HUB_CACHE": cache]
         let repo = cache + "/models--tiny-org--opt-tiny/snapshots/"
         XCTAssertEqual(try HubCache.resolveDirectory("tiny-org/opt-tiny", environment: environment), repo + mainCommit)
-        XCTAssertEqual(try HubCache.resolveDirectory("tiny-org/opt-tiny@main", environment: environment), repo + mainCommit)
-        XCTAssertEqual(try HubCache.resolveDirectory("tiny-org/opt-tiny@tags/v1", environment: environment), repo + oldCommit)
-        XCTAssertEqual(try HubCache.resolveDirectory("tiny-org/opt-tiny@\(oldCommit)", environment: environment), repo + oldCommit)
+        XCTAssertEqual(
+            try HubCache.resolveDirectory("tiny-org/opt-tiny@main", environment: environment), repo + mainCommit)
+        XCTAssertEqual(
+            try HubCache.resolveDirectory("tiny-org/opt-tiny@tags/v1", environment: environment), repo + oldCommit)
+        XCTAssertEqual(
+            try HubCache.resolveDirectory("tiny-org/opt-tiny@\(oldCommit)", environment: environment), repo + oldCommit)
 
         let snapshot = try HubCache.resolveDirectory("tiny-org/opt-tiny", environment: environment)
         let cached = try OPTModel.load(directory: snapshot)
         let direct = try OPTModel.load(directory: ReferenceFixtures.model("pre-ln-f32"))
         XCTAssertEqual(cached.config, direct.config)
         let tokenizer = try BPETokenizer.load(directory: snapshot)
-        XCTAssertEqual(tokenizer.encode("Hello, hub"), try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32")).encode("Hello, hub"))
+        XCTAssertEqual(
+            tokenizer.encode("Hello, hub"),
+            try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32")).encode("Hello, hub"))
     }
 
     func testTheCacheDirectoryFollowsHuggingfaceHubsOrder() {
         XCTAssertEqual(HubCache.directory(environment: ["HF_HUB_CACHE": "/a", "HF_HOME": "/b", "HOME": "/h"]), "/a")
-        XCTAssertEqual(HubCache.directory(environment: ["HF_HOME": "/b", "XDG_CACHE_HOME": "/x", "HOME": "/h"]), "/b/hub")
+        XCTAssertEqual(
+            HubCache.directory(environment: ["HF_HOME": "/b", "XDG_CACHE_HOME": "/x", "HOME": "/h"]), "/b/hub")
         XCTAssertEqual(HubCache.directory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]), "/x/huggingface/hub")
         XCTAssertEqual(HubCache.directory(environment: ["HOME": "/h"]), "/h/.cache/huggingface/hub")
     }
@@ -71,7 +78,8 @@ final class HubCacheTests: XCTestCase {
         XCTAssertEqual(HubReference("facebook/opt-125m@refs/pr/1")?.revision, "refs/pr/1")
 
         // Not a hub id: unchanged, for the caller's own message.
-        XCTAssertEqual(try HubCache.resolveDirectory("no-such-dir", environment: ["HF_HUB_CACHE": cache]), "no-such-dir")
+        XCTAssertEqual(
+            try HubCache.resolveDirectory("no-such-dir", environment: ["HF_HUB_CACHE": cache]), "no-such-dir")
 
         let environment = ["HF_HUB_CACHE": cache]
         XCTAssertThrowsError(try HubCache.resolveDirectory("facebook/opt-125m", environment: environment)) { error in
@@ -80,7 +88,8 @@ final class HubCacheTests: XCTestCase {
             XCTAssertTrue(text.contains(cache + "/models--facebook--opt-125m"), text)
             XCTAssertTrue(text.contains("huggingface-cli download facebook/opt-125m"), text)
         }
-        XCTAssertThrowsError(try HubCache.resolveDirectory("tiny-org/opt-tiny@dev", environment: environment)) { error in
+        XCTAssertThrowsError(try HubCache.resolveDirectory("tiny-org/opt-tiny@dev", environment: environment)) {
+            error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("revision \"dev\" is not in the cache (cached: main, tags/v1)"), text)
             XCTAssertTrue(text.contains("--revision dev"), text)

@@ -68,8 +68,9 @@ final class Int8KernelTests: XCTestCase {
     func narrowed(_ t: Tensor, to dtype: DType) -> Tensor {
         let values = t.toFloatArray(), region = ByteRegion(allocating: values.count * 2)
         for (i, v) in values.enumerated() {
-            region.mutableBase!.storeBytes(of: dtype == .bf16 ? floatToBF16(v) : floatToF16(v), toByteOffset: i * 2,
-                                           as: UInt16.self)
+            region.mutableBase!.storeBytes(
+                of: dtype == .bf16 ? floatToBF16(v) : floatToF16(v), toByteOffset: i * 2,
+                as: UInt16.self)
         }
         return Tensor(dtype: dtype, shape: t.shape, region: region)
     }
@@ -117,8 +118,11 @@ final class Int8KernelTests: XCTestCase {
                 var dot = 0.0, extra = 0.0
                 for k in 0..<K {
                     let wq = Double(t.raw.load(fromByteOffset: n * K + k, as: Int8.self))
-                    if outliers.contains(k) { extra += Double(row[k]) * wq * Double(rows.absmax[n]) / 127 }
-                    else { dot += Double(ref.q[k]) * wq }
+                    if outliers.contains(k) {
+                        extra += Double(row[k]) * wq * Double(rows.absmax[n]) / 127
+                    } else {
+                        dot += Double(ref.q[k]) * wq
+                    }
                 }
                 // bitsandbytes' int8_mm_dequant constant 6.200124e-05 (not quite 1/127²), which we match
                 out[m * N + n] = Float(dot * Double(ref.absmax) * Double(rows.absmax[n]) * 6.200124e-05 + extra)
@@ -156,12 +160,17 @@ final class Int8KernelTests: XCTestCase {
         let w = randomFloats(N * K, seed: 21), x = inputs(M: M, K: K, seed: 22, outlierFeatures: [5, 100, 200])
         let scratch = KernelScratch(maxInputDim: K)
         var exact = [Float](repeating: 0, count: M * N), llm = exact, plain = exact
-        matmul(out: &exact, inp: x, weight: Tensor.f32(w, shape: [N, K]), bias: nil, M: M, K: K, N: N, scratch: scratch)
-        matmul(out: &llm, inp: x, weight: try weight(w, N: N, K: K, threshold: 6), bias: nil, M: M, K: K, N: N,
-               scratch: scratch)
-        matmul(out: &plain, inp: x, weight: try weight(w, N: N, K: K, threshold: 0), bias: nil, M: M, K: K, N: N,
-               scratch: scratch)
-        func rms(_ a: [Float]) -> Float { (zip(a, exact).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(a.count)).squareRoot() }
+        matmul(
+            out: &exact, inp: x, weight: Tensor.f32(w, shape: [N, K]), bias: nil, M: M, K: K, N: N, scratch: scratch)
+        matmul(
+            out: &llm, inp: x, weight: try weight(w, N: N, K: K, threshold: 6), bias: nil, M: M, K: K, N: N,
+            scratch: scratch)
+        matmul(
+            out: &plain, inp: x, weight: try weight(w, N: N, K: K, threshold: 0), bias: nil, M: M, K: K, N: N,
+            scratch: scratch)
+        func rms(_ a: [Float]) -> Float {
+            (zip(a, exact).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(a.count)).squareRoot()
+        }
         let scale = (exact.map { $0 * $0 }.reduce(0, +) / Float(exact.count)).squareRoot()
         XCTAssertLessThan(rms(llm) / scale, 0.01, "int8 with outliers in f32 is within 1 % of f32")
         XCTAssertLessThan(rms(llm), rms(plain), "keeping the outliers in f32 is more accurate than plain int8")

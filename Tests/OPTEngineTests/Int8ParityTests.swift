@@ -13,19 +13,28 @@ final class Int8ParityTests: XCTestCase {
     }
 
     func cases() throws -> (doc: [String: Any], cases: [Case]) {
-        let doc = try XCTUnwrap(try ReferenceFixtures.json(ReferenceFixtures.root.appendingPathComponent(
-            "int8/expected/int8.json").path) as? [String: Any])
+        let doc = try XCTUnwrap(
+            try ReferenceFixtures.json(
+                ReferenceFixtures.root.appendingPathComponent(
+                    "int8/expected/int8.json"
+                ).path) as? [String: Any])
         let list = try XCTUnwrap(doc["cases"] as? [[String: Any]])
-        return (doc, try list.map { c in
-            func stat(_ key: String) throws -> [String: Any] { try XCTUnwrap(c[key] as? [String: Any]) }
-            return Case(model: try XCTUnwrap(c["model"] as? String), expected: try XCTUnwrap(c["expected"] as? String),
-                        threshold: Float(try XCTUnwrap(c["threshold"] as? Double)),
-                        vocabSlice: try XCTUnwrap(c["vocab_slice"] as? Int),
-                        outliersSeen: try ["batch", "decode"].reduce(into: [:]) {
-                            $0[$1] = try XCTUnwrap(stat($1)["outlier_features_seen"] as? Int) },
-                        bitsandbytesVsF32: try ["batch", "decode"].reduce(into: [:]) {
-                            $0[$1] = Float(try XCTUnwrap(stat($1)["max_abs_bitsandbytes_vs_f32"] as? Double)) })
-        })
+        return (
+            doc,
+            try list.map { c in
+                func stat(_ key: String) throws -> [String: Any] { try XCTUnwrap(c[key] as? [String: Any]) }
+                return Case(
+                    model: try XCTUnwrap(c["model"] as? String), expected: try XCTUnwrap(c["expected"] as? String),
+                    threshold: Float(try XCTUnwrap(c["threshold"] as? Double)),
+                    vocabSlice: try XCTUnwrap(c["vocab_slice"] as? Int),
+                    outliersSeen: try ["batch", "decode"].reduce(into: [:]) {
+                        $0[$1] = try XCTUnwrap(stat($1)["outlier_features_seen"] as? Int)
+                    },
+                    bitsandbytesVsF32: try ["batch", "decode"].reduce(into: [:]) {
+                        $0[$1] = Float(try XCTUnwrap(stat($1)["max_abs_bitsandbytes_vs_f32"] as? Double))
+                    })
+            }
+        )
     }
 
     /// What we hold muwa to: |muwa − bitsandbytes| ≤ 1e-5 on every compared logit (seen: ≤ 5e-6). Both run
@@ -50,11 +59,13 @@ final class Int8ParityTests: XCTestCase {
         let outlierCases = cases.filter { c in c.threshold > 0 && c.outliersSeen.values.allSatisfy { $0 > 0 } }
         XCTAssertFalse(outlierCases.isEmpty, "some case exercises the outlier path in both batch and decode")
         for c in cases {
-            let model = try OPTModel.load(directory: ReferenceFixtures.root.appendingPathComponent(c.model).path,
-                                          options: EngineOptions(compute: .f32, weights: .int8, int8Threshold: c.threshold))
+            let model = try OPTModel.load(
+                directory: ReferenceFixtures.root.appendingPathComponent(c.model).path,
+                options: EngineOptions(compute: .f32, weights: .int8, int8Threshold: c.threshold))
             XCTAssertEqual(model.weights.layers[0].fc1.weight.dtype, .i8)
             XCTAssertEqual(model.weights.lmHead.dtype, model.weights.embedTokens.dtype, "lm_head stays as stored")
-            let expected = try SafetensorsFile(path: ReferenceFixtures.root.appendingPathComponent("int8/expected/" + c.expected).path)
+            let expected = try SafetensorsFile(
+                path: ReferenceFixtures.root.appendingPathComponent("int8/expected/" + c.expected).path)
             let S = c.vocabSlice
 
             // batch: one padded forward
@@ -63,10 +74,12 @@ final class Int8ParityTests: XCTestCase {
             XCTAssertEqual(batchRef.count, batchIds.count * T * S)
             let session = BatchSession(model: model, batch: batchIds.count, capacity: T)
             var batchDiffs: [Float] = []
-            try session.append(tokens: batchIds, mask: batchMask, logits: .all({ b, t, logits in
-                guard batchMask[b][t] == 1 else { return }  // padded positions: no meaningful logits
-                for i in 0..<S { batchDiffs.append(abs(logits[i] - batchRef[(b * T + t) * S + i])) }
-            }))
+            try session.append(
+                tokens: batchIds, mask: batchMask,
+                logits: .all({ b, t, logits in
+                    guard batchMask[b][t] == 1 else { return }  // padded positions: no meaningful logits
+                    for i in 0..<S { batchDiffs.append(abs(logits[i] - batchRef[(b * T + t) * S + i])) }
+                }))
             check(batchDiffs, int8Error: try XCTUnwrap(c.bitsandbytesVsF32["batch"]), "\(c.expected) batch")
 
             // decode: one token per step
@@ -88,13 +101,16 @@ final class Int8MemoryTests: XCTestCase {
     func testWeightBytesCountInt8MatricesAndTheirScales() throws {
         for name in ["pre-ln-f32", "post-ln-f32", "pre-ln-bf16"] {
             let stored = try OPTModel.load(directory: ReferenceFixtures.model(name))
-            let int8 = try OPTModel.load(directory: ReferenceFixtures.model(name),
-                                         options: EngineOptions(compute: .f32, weights: .int8))
+            let int8 = try OPTModel.load(
+                directory: ReferenceFixtures.model(name),
+                options: EngineOptions(compute: .f32, weights: .int8))
             var matrices: [(Tensor, Tensor)] = []
             for (s, q) in zip(stored.weights.layers, int8.weights.layers) {
-                matrices += [(s.qProj.weight, q.qProj.weight), (s.kProj.weight, q.kProj.weight),
-                             (s.vProj.weight, q.vProj.weight), (s.outProj.weight, q.outProj.weight),
-                             (s.fc1.weight, q.fc1.weight), (s.fc2.weight, q.fc2.weight)]
+                matrices += [
+                    (s.qProj.weight, q.qProj.weight), (s.kProj.weight, q.kProj.weight),
+                    (s.vProj.weight, q.vProj.weight), (s.outProj.weight, q.outProj.weight),
+                    (s.fc1.weight, q.fc1.weight), (s.fc2.weight, q.fc2.weight),
+                ]
             }
             if let s = stored.weights.projectIn, let q = int8.weights.projectIn { matrices.append((s, q)) }
             if let s = stored.weights.projectOut, let q = int8.weights.projectOut { matrices.append((s, q)) }
@@ -107,8 +123,9 @@ final class Int8MemoryTests: XCTestCase {
             XCTAssertLessThan(int8.weightBytes, stored.weightBytes, name)
             XCTAssertEqual(int8.weights.layers[0].qProj.weight.dtypeDescription, "I8 (threshold 6.0)")
         }
-        let plain = try OPTModel.load(directory: ReferenceFixtures.model("pre-ln-f32"),
-                                      options: EngineOptions(compute: .f32, weights: .int8, int8Threshold: 0))
+        let plain = try OPTModel.load(
+            directory: ReferenceFixtures.model("pre-ln-f32"),
+            options: EngineOptions(compute: .f32, weights: .int8, int8Threshold: 0))
         XCTAssertEqual(plain.weights.layers[0].fc2.weight.dtypeDescription, "I8")
     }
 }

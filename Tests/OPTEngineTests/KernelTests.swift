@@ -44,19 +44,20 @@ final class KernelTests: XCTestCase {
 
     func testMatmulMatchesNaiveForEveryDType() {
         forEveryISA { isa in
-        for dtype in [DType.f32, .bf16, .f16] {
-            for M in [1, 3, 17] {
-                let K = 37, N = 300   // blocks of 128 rows: exercises the widening loop's tail
-                let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
-                let weight = narrowTensor(w, shape: [N, K], dtype: dtype)
-                var fast = [Float](repeating: 0, count: M * N), ref = fast
-                let scratch = KernelScratch(maxInputDim: K, capacityFloats: 128 * K)
-                matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
-                matmulNaive(out: &ref, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
-                let maxDiff = zip(fast, ref).map { abs($0 - $1) }.max() ?? 0
-                XCTAssertLessThan(maxDiff, 1e-4, "\(isa) dtype \(dtype) M \(M)")
+            for dtype in [DType.f32, .bf16, .f16] {
+                for M in [1, 3, 17] {
+                    let K = 37, N = 300  // blocks of 128 rows: exercises the widening loop's tail
+                    let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2),
+                        bias = randomFloats(N, seed: 3)
+                    let weight = narrowTensor(w, shape: [N, K], dtype: dtype)
+                    var fast = [Float](repeating: 0, count: M * N), ref = fast
+                    let scratch = KernelScratch(maxInputDim: K, capacityFloats: 128 * K)
+                    matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
+                    matmulNaive(out: &ref, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
+                    let maxDiff = zip(fast, ref).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThan(maxDiff, 1e-4, "\(isa) dtype \(dtype) M \(M)")
+                }
             }
-        }
         }
     }
 
@@ -69,15 +70,20 @@ final class KernelTests: XCTestCase {
             var widened: [[Float]] = []
             for dtype in [DType.bf16, .f16] {
                 let region = ByteRegion(allocating: bits.count * 2)
-                for (i, b) in bits.enumerated() { region.mutableBase!.storeBytes(of: b, toByteOffset: i * 2, as: UInt16.self) }
+                for (i, b) in bits.enumerated() {
+                    region.mutableBase!.storeBytes(of: b, toByteOffset: i * 2, as: UInt16.self)
+                }
                 let tensor = Tensor(dtype: dtype, shape: [bits.count], region: region)
                 widened.append(tensor.toFloatArray())
             }
             if reference.isEmpty { reference = widened }
             for (dtype, (a, b)) in zip(["bf16", "f16"], zip(widened, reference)) {
                 let first = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
-                XCTAssertNil(first, "\(isa) \(dtype): bits 0x\(String(bits[first ?? 0], radix: 16)) widen to "
-                    + "0x\(String(a[first ?? 0].bitPattern, radix: 16)), not 0x\(String(b[first ?? 0].bitPattern, radix: 16))")
+                XCTAssertNil(
+                    first,
+                    "\(isa) \(dtype): bits 0x\(String(bits[first ?? 0], radix: 16)) widen to "
+                        + "0x\(String(a[first ?? 0].bitPattern, radix: 16)), not 0x\(String(b[first ?? 0].bitPattern, radix: 16))"
+                )
             }
         }
     }
@@ -86,29 +92,32 @@ final class KernelTests: XCTestCase {
     /// every batch size up to rowInvariantMaxRows (K not a multiple of the vector width: the tails too).
     func testRowsAreBitIdenticalAloneAndInAnyBatch() {
         forEveryISA { isa in
-        for dtype in [DType.f32, .bf16, .f16] {
-            let K = 803, N = 517
-            let weight = narrowTensor(randomFloats(N * K, seed: 4), shape: [N, K], dtype: dtype)
-            let scratch = KernelScratch(maxInputDim: K)
-            let rows = randomFloats(rowInvariantMaxRows * K, seed: 5)
-            var alone = [[Float]]()
-            for m in 0..<rowInvariantMaxRows {
-                var y = [Float](repeating: 0, count: N)
-                matmul(out: &y, inp: Array(rows[(m * K)..<((m + 1) * K)]), weight: weight, bias: nil, M: 1, K: K,
-                       N: N, scratch: scratch)
-                alone.append(y)
-            }
-            for M in 2...rowInvariantMaxRows {
-                // rows in reverse order: row m of the batch is input row (M - 1 - m)
-                var x = [Float]()
-                for m in 0..<M { x += rows[((M - 1 - m) * K)..<((M - m) * K)] }
-                var y = [Float](repeating: 0, count: M * N)
-                matmul(out: &y, inp: x, weight: weight, bias: nil, M: M, K: K, N: N, scratch: scratch)
-                for m in 0..<M {
-                    XCTAssertEqual(Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "\(isa) dtype \(dtype) M \(M) row \(m)")
+            for dtype in [DType.f32, .bf16, .f16] {
+                let K = 803, N = 517
+                let weight = narrowTensor(randomFloats(N * K, seed: 4), shape: [N, K], dtype: dtype)
+                let scratch = KernelScratch(maxInputDim: K)
+                let rows = randomFloats(rowInvariantMaxRows * K, seed: 5)
+                var alone = [[Float]]()
+                for m in 0..<rowInvariantMaxRows {
+                    var y = [Float](repeating: 0, count: N)
+                    matmul(
+                        out: &y, inp: Array(rows[(m * K)..<((m + 1) * K)]), weight: weight, bias: nil, M: 1, K: K,
+                        N: N, scratch: scratch)
+                    alone.append(y)
+                }
+                for M in 2...rowInvariantMaxRows {
+                    // rows in reverse order: row m of the batch is input row (M - 1 - m)
+                    var x = [Float]()
+                    for m in 0..<M { x += rows[((M - 1 - m) * K)..<((M - m) * K)] }
+                    var y = [Float](repeating: 0, count: M * N)
+                    matmul(out: &y, inp: x, weight: weight, bias: nil, M: M, K: K, N: N, scratch: scratch)
+                    for m in 0..<M {
+                        XCTAssertEqual(
+                            Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "\(isa) dtype \(dtype) M \(M) row \(m)"
+                        )
+                    }
                 }
             }
-        }
         }
     }
 
@@ -118,8 +127,9 @@ final class KernelTests: XCTestCase {
         var once = [Float](repeating: 0, count: M * N)
         matmulNaive(out: &once, inp: x, weight: w, bias: nil, M: M, K: K, N: N)
         var twice = once
-        matmul(out: &twice, inp: x, weight: w, bias: nil, M: M, K: K, N: N, scratch: KernelScratch(maxInputDim: K),
-               accumulate: true)
+        matmul(
+            out: &twice, inp: x, weight: w, bias: nil, M: M, K: K, N: N, scratch: KernelScratch(maxInputDim: K),
+            accumulate: true)
         for i in 0..<(M * N) { XCTAssertEqual(twice[i], 2 * once[i], accuracy: 1e-5) }
     }
 
@@ -127,14 +137,15 @@ final class KernelTests: XCTestCase {
     /// equals the naive full attention, including a left-padded row.
     func testAttentionWithCacheMatchesNaive() {
         let B = 2, T = 7, NH = 3, hs = 4, C = NH * hs
-        let q = randomFloats(B * T * C, seed: 6), k = randomFloats(B * T * C, seed: 7), v = randomFloats(B * T * C, seed: 8)
+        let q = randomFloats(B * T * C, seed: 6), k = randomFloats(B * T * C, seed: 7),
+            v = randomFloats(B * T * C, seed: 8)
         var mask = [UInt8](repeating: 1, count: B * T)
-        mask[T] = 0; mask[T + 1] = 0      // row 1 has two left pads
+        mask[T] = 0; mask[T + 1] = 0  // row 1 has two left pads
         var ref = [Float](repeating: 0, count: B * T * C)
         attentionNaive(out: &ref, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)
 
         let S = T
-        for split in [T, 4, 1] {   // prefill `split` tokens, then one at a time
+        for split in [T, 4, 1] {  // prefill `split` tokens, then one at a time
             var cacheK = [Float](repeating: 0, count: B * NH * S * hs), cacheV = cacheK
             var out = [Float](repeating: 0, count: B * T * C)
             var scores = [Float](repeating: 0, count: T * S)
@@ -152,18 +163,21 @@ final class KernelTests: XCTestCase {
                     return r
                 }
                 var o = [Float](repeating: 0, count: B * n * C)
-                attentionForward(out: &o, q: slice(q), k: slice(k), v: slice(v), cacheK: &cacheK, cacheV: &cacheV,
-                                 keyMask: mask, scores: &scores,
-                                 shape: AttentionShape(B: B, T: n, NH: NH, hs: hs, past: done, capacity: S))
+                attentionForward(
+                    out: &o, q: slice(q), k: slice(k), v: slice(v), cacheK: &cacheK, cacheV: &cacheV,
+                    keyMask: mask, scores: &scores,
+                    shape: AttentionShape(B: B, T: n, NH: NH, hs: hs, past: done, capacity: S))
                 for b in 0..<B { for i in 0..<(n * C) { out[(b * T + done) * C + i] = o[b * n * C + i] } }
                 done += n
             }
             // Padding query rows have no visible key; they attend uniformly to every key present, which
             // depends on how many keys a chunk holds. They only match when the whole prompt is one chunk.
             var maxDiff: Float = 0
-            for b in 0..<B { for t in 0..<T where split == T || mask[b * T + t] != 0 {
-                for c in 0..<C { maxDiff = max(maxDiff, abs(out[(b * T + t) * C + c] - ref[(b * T + t) * C + c])) }
-            } }
+            for b in 0..<B {
+                for t in 0..<T where split == T || mask[b * T + t] != 0 {
+                    for c in 0..<C { maxDiff = max(maxDiff, abs(out[(b * T + t) * C + c] - ref[(b * T + t) * C + c])) }
+                }
+            }
             XCTAssertLessThan(maxDiff, 1e-5, "split \(split)")
         }
     }
@@ -185,6 +199,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testPositionsFromMaskFollowTransformers() {
-        XCTAssertEqual(positionsFromMask([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]), [[-1, -1, 0, 1, 2], [0, 1, 2, 3, 4]])
+        XCTAssertEqual(
+            positionsFromMask([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]), [[-1, -1, 0, 1, 2], [0, 1, 2, 3, 4]])
     }
 }

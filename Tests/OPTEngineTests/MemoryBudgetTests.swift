@@ -31,7 +31,8 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(detected.budget.bytes, 1 << 30)
         XCTAssertEqual(detected.source, .setting)
         // The cgroup's memory.max (MemoryMax=) when below physical memory; the smallest on the path.
-        detected = try MemoryBudget.detect(setting: nil, cgroupLimits: ["max\n", "4294967296\n", "8589934592"], meminfo: meminfo)
+        detected = try MemoryBudget.detect(
+            setting: nil, cgroupLimits: ["max\n", "4294967296\n", "8589934592"], meminfo: meminfo)
         XCTAssertEqual(detected.budget.bytes, 4 << 30)
         XCTAssertEqual(detected.source, .cgroup)
         // "max" everywhere (and v1's "no limit" value): physical memory.
@@ -46,11 +47,14 @@ final class MemoryBudgetTests: XCTestCase {
             ["/cg/system.slice/muwad.service/memory.max", "/cg/system.slice/memory.max", "/cg/memory.max"])
         XCTAssertEqual(
             MemoryBudget.cgroupLimitPaths(procSelfCgroup: "12:cpu:/x\n4:memory:/user/1\n", cgroupRoot: "/cg"),
-            ["/cg/memory/user/1/memory.limit_in_bytes", "/cg/memory/user/memory.limit_in_bytes",
-             "/cg/memory/memory.limit_in_bytes"])
+            [
+                "/cg/memory/user/1/memory.limit_in_bytes", "/cg/memory/user/memory.limit_in_bytes",
+                "/cg/memory/memory.limit_in_bytes",
+            ])
         XCTAssertEqual(MemoryBudget.cgroupLimitPaths(procSelfCgroup: "0::/../../etc\n"), [])
         // This process: whatever it finds, MUWA_MEMORY_LIMIT overrides it.
-        XCTAssertEqual(try MemoryBudget.detectFromSystem(environment: ["MUWA_MEMORY_LIMIT": "3GiB"]).budget.bytes, 3 << 30)
+        XCTAssertEqual(
+            try MemoryBudget.detectFromSystem(environment: ["MUWA_MEMORY_LIMIT": "3GiB"]).budget.bytes, 3 << 30)
         XCTAssertGreaterThan(try MemoryBudget.detectFromSystem(environment: [:]).budget.bytes, 1 << 20)
     }
 
@@ -61,7 +65,8 @@ final class MemoryBudgetTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         let positions = 4_194_302, C = 4
-        let config = #"{"model_type": "opt", "vocab_size": 8, "hidden_size": 4, "ffn_dim": 4, "num_hidden_layers": 1, "#
+        let config =
+            #"{"model_type": "opt", "vocab_size": 8, "hidden_size": 4, "ffn_dim": 4, "num_hidden_layers": 1, "#
             + #""num_attention_heads": 1, "max_position_embeddings": \#(positions)}"#
         try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         func f16(_ shape: [Int]) -> Tensor {
@@ -100,18 +105,24 @@ final class MemoryBudgetTests: XCTestCase {
     func testSessionsOverTheBudgetAreRefused() throws {
         let directory = ReferenceFixtures.model("pre-ln-f32")
         let loaded = try OPTModel.load(directory: directory)
-        let tight = try OPTModel(config: loaded.config, weights: loaded.weights, directory: directory,
-                                 memoryBudget: MemoryBudget(bytes: loaded.weightBytes + 4096))
+        let tight = try OPTModel(
+            config: loaded.config, weights: loaded.weights, directory: directory,
+            memoryBudget: MemoryBudget(bytes: loaded.weightBytes + 4096))
         let generator = Generator(model: tight, tokenizer: try BPETokenizer.load(directory: directory))
-        XCTAssertThrowsError(try generator.generate(promptIds: [[2, 10, 11]], options: [GenerationOptions(maxNewTokens: 4)])) {
+        XCTAssertThrowsError(
+            try generator.generate(promptIds: [[2, 10, 11]], options: [GenerationOptions(maxNewTokens: 4)])
+        ) {
             XCTAssertTrue("\($0)".contains("buffers"), "\($0)")
         }
-        XCTAssertThrowsError(try Scorer(model: tight, tokenizer: generator.tokenizer).tokenLogprobs(sequences: [[2, 10, 11]]))
+        XCTAssertThrowsError(
+            try Scorer(model: tight, tokenizer: generator.tokenizer).tokenLogprobs(sequences: [[2, 10, 11]]))
         // The estimate saturates instead of wrapping for absurd shapes.
         XCTAssertEqual(BatchSession.estimatedBytes(config: loaded.config, batch: 1 << 40, capacity: 1 << 40), .max)
         // And a roomy budget runs.
-        let roomy = try OPTModel(config: loaded.config, weights: loaded.weights, memoryBudget: MemoryBudget(bytes: 1 << 30))
-        XCTAssertEqual(try Generator(model: roomy, tokenizer: generator.tokenizer)
-            .generate(promptIds: [[2, 10, 11]], options: [GenerationOptions(maxNewTokens: 2)]).count, 1)
+        let roomy = try OPTModel(
+            config: loaded.config, weights: loaded.weights, memoryBudget: MemoryBudget(bytes: 1 << 30))
+        XCTAssertEqual(
+            try Generator(model: roomy, tokenizer: generator.tokenizer)
+                .generate(promptIds: [[2, 10, 11]], options: [GenerationOptions(maxNewTokens: 2)]).count, 1)
     }
 }

@@ -7,13 +7,15 @@ import XCTest
 final class ModelLoadingTests: XCTestCase {
     func testEveryPublishedConfigParses() throws {
         let dir = ReferenceFixtures.root.appendingPathComponent("configs")
-        let expected = try XCTUnwrap(try ReferenceFixtures.json(dir.appendingPathComponent("expected.json").path)
-            as? [String: [String: Any]])
+        let expected = try XCTUnwrap(
+            try ReferenceFixtures.json(dir.appendingPathComponent("expected.json").path)
+                as? [String: [String: Any]])
         XCTAssertEqual(expected.count, 8)
         for (name, facts) in expected {
             let tmp = try temporaryDirectory()
-            try FileManager.default.copyItem(atPath: dir.appendingPathComponent("\(name).json").path,
-                                             toPath: tmp + "/config.json")
+            try FileManager.default.copyItem(
+                atPath: dir.appendingPathComponent("\(name).json").path,
+                toPath: tmp + "/config.json")
             let cfg = try OPTConfig.load(directory: tmp)
             XCTAssertEqual(cfg.parameterCount, facts["parameters"] as? Int, name)
             XCTAssertEqual(cfg.headDim, facts["head_dim"] as? Int, name)
@@ -27,10 +29,12 @@ final class ModelLoadingTests: XCTestCase {
     /// fuzz/regressions/config/parameter-count-overflow.json).
     func testParameterCountSaturates() {
         let huge = 1 << 40
-        let cfg = OPTConfig(hiddenSize: huge, ffnDim: huge, numHiddenLayers: 2, numAttentionHeads: 1, wordEmbedProjDim: huge)
+        let cfg = OPTConfig(
+            hiddenSize: huge, ffnDim: huge, numHiddenLayers: 2, numAttentionHeads: 1, wordEmbedProjDim: huge)
         XCTAssertEqual(cfg.parameterCount, Int.max)
-        XCTAssertEqual(OPTConfig(hiddenSize: 16, ffnDim: 64, numHiddenLayers: 2, numAttentionHeads: 4).parameterCount,
-                       50272 * 16 + 2050 * 16 + 2 * 16 + 2 * (4 * (16 * 16 + 16) + (16 * 64 + 64) + (64 * 16 + 16) + 2 * 32))
+        XCTAssertEqual(
+            OPTConfig(hiddenSize: 16, ffnDim: 64, numHiddenLayers: 2, numAttentionHeads: 4).parameterCount,
+            50272 * 16 + 2050 * 16 + 2 * 16 + 2 * (4 * (16 * 16 + 16) + (16 * 64 + 64) + (64 * 16 + 16) + 2 * 32))
     }
 
     func testConfigErrorsNameTheProblem() throws {
@@ -45,10 +49,14 @@ final class ModelLoadingTests: XCTestCase {
         let base = #""hidden_size": 16, "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4"#
         try check(#"{"model_type": "gpt2", \#(base)}"#, "model_type is 'gpt2'")
         try check(#"{"dropout": 1.5, \#(base)}"#, "dropout is 1.5")
-        try check(#"{"model_type": "opt", "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "hidden_size")
-        try check(#"{"hidden_size": 18, "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "not divisible")
+        try check(
+            #"{"model_type": "opt", "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "hidden_size")
+        try check(
+            #"{"hidden_size": 18, "ffn_dim": 32, "num_hidden_layers": 1, "num_attention_heads": 4}"#, "not divisible")
         try check(#"{\#(base), "activation_function": "swish"}"#, "swish")
-        try check(#"{"hidden_size": 16, "ffn_dim": 32, "num_hidden_layers": -2, "num_attention_heads": 4}"#, "num_hidden_layers")
+        try check(
+            #"{"hidden_size": 16, "ffn_dim": 32, "num_hidden_layers": -2, "num_attention_heads": 4}"#,
+            "num_hidden_layers")
         try check(#"{"hidden_size": "big"}"#, "hidden_size")
         try check("not json", "not valid JSON")
         XCTAssertThrowsError(try OPTConfig.load(directory: "/nonexistent/model")) { e in
@@ -78,8 +86,10 @@ final class ModelLoadingTests: XCTestCase {
         let wrong = Tensor.zeros([3, 5])
         let misshapen = try directory(with: others + [(name: victim, tensor: wrong)])
         XCTAssertThrowsError(try OPTModel.load(directory: misshapen)) { e in
-            XCTAssertEqual(e as? EngineError,
-                           .shapeMismatch(name: victim, file: misshapen + "/model.safetensors", expected: [64, 16], found: [3, 5]))
+            XCTAssertEqual(
+                e as? EngineError,
+                .shapeMismatch(
+                    name: victim, file: misshapen + "/model.safetensors", expected: [64, 16], found: [3, 5]))
         }
         let empty = try temporaryDirectory()
         try FileManager.default.copyItem(atPath: source + "/config.json", toPath: empty + "/config.json")

@@ -17,12 +17,14 @@ final class ParallelAttentionTests: XCTestCase {
 
     /// One prefill of B × T tokens (every row starting at past 0) under `threads`.
     func prefill(threads: Int, q: [Float], k: [Float], v: [Float], mask: [UInt8], B: Int, T: Int, NH: Int, hs: Int)
-        -> [Float] {
+        -> [Float]
+    {
         EngineThreads.configure(threads)
         var cacheK = [Float](repeating: 0, count: B * NH * T * hs), cacheV = cacheK
         var out = [Float](repeating: .nan, count: B * T * NH * hs), scores = [Float](repeating: 0, count: T * T)
-        attentionForward(out: &out, q: q, k: k, v: v, cacheK: &cacheK, cacheV: &cacheV, keyMask: mask, scores: &scores,
-                         shape: AttentionShape(B: B, T: T, NH: NH, hs: hs, past: 0, capacity: T))
+        attentionForward(
+            out: &out, q: q, k: k, v: v, cacheK: &cacheK, cacheV: &cacheV, keyMask: mask, scores: &scores,
+            shape: AttentionShape(B: B, T: T, NH: NH, hs: hs, past: 0, capacity: T))
         return out
     }
 
@@ -31,7 +33,7 @@ final class ParallelAttentionTests: XCTestCase {
         let q = randomFloats(B * T * C, seed: 1), k = randomFloats(B * T * C, seed: 2)
         let v = randomFloats(B * T * C, seed: 3, scale: 1)
         var mask = [UInt8](repeating: 1, count: B * T)
-        for t in 0..<70 { mask[T + t] = 0 }     // row 1: 70 left pads, its first 70 queries see no key
+        for t in 0..<70 { mask[T + t] = 0 }  // row 1: 70 left pads, its first 70 queries see no key
         for t in 140..<T { mask[2 * T + t] = 0 }  // row 2: right padding
         var ref = [Float](repeating: 0, count: B * T * C)
         attentionNaive(out: &ref, q: q, k: k, v: v, keyMask: mask, B: B, T: T, NH: NH, hs: hs)

@@ -16,7 +16,8 @@ final class ReferenceModelTests: XCTestCase {
     func testPaddedBatchLogitsMatchTransformers() throws {
         for (dir, variant) in Self.variants {
             let model = try ReferenceFixtures.loadModel(dir)
-            let meta = try XCTUnwrap(try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "logits.json")) as? [String: Any])
+            let meta = try XCTUnwrap(
+                try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "logits.json")) as? [String: Any])
             let ids = try XCTUnwrap(meta["input_ids"] as? [[Int]])
             let mask = try XCTUnwrap(meta["attention_mask"] as? [[Int]])
             let expected = try SafetensorsFile(path: ReferenceFixtures.expected(variant, "logits.safetensors"))
@@ -26,10 +27,12 @@ final class ReferenceModelTests: XCTestCase {
 
             let session = BatchSession(model: model, batch: ids.count, capacity: T)
             var maxDiff: Float = 0
-            try session.append(tokens: ids, mask: mask, logits: .all({ b, t, logits in
-                let base = (b * T + t) * V
-                for i in 0..<V { maxDiff = max(maxDiff, abs(logits[i] - ref[base + i])) }
-            }))
+            try session.append(
+                tokens: ids, mask: mask,
+                logits: .all({ b, t, logits in
+                    let base = (b * T + t) * V
+                    for i in 0..<V { maxDiff = max(maxDiff, abs(logits[i] - ref[base + i])) }
+                }))
             XCTAssertLessThanOrEqual(maxDiff, 1e-4, "\(dir): max |logit difference| \(maxDiff)")
         }
     }
@@ -39,7 +42,8 @@ final class ReferenceModelTests: XCTestCase {
             let model = try ReferenceFixtures.loadModel(dir)
             let tokenizer = try BPETokenizer.load(directory: ReferenceFixtures.model(dir))
             let generator = Generator(model: model, tokenizer: tokenizer)
-            let doc = try XCTUnwrap(try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "greedy.json")) as? [String: Any])
+            let doc = try XCTUnwrap(
+                try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "greedy.json")) as? [String: Any])
             let prompts = try XCTUnwrap(doc["prompts"] as? [[String: Any]])
             var batchedPrompts: [[Int]] = [], batchedExpected: [[Int]] = []
             for p in prompts {
@@ -61,8 +65,9 @@ final class ReferenceModelTests: XCTestCase {
                     XCTAssertEqual(out.text, c["text"] as? String, "\(dir) \(name)")
                 }
             }
-            let batched = try generator.generate(promptIds: batchedPrompts,
-                                                 options: batchedPrompts.map { _ in GenerationOptions(maxNewTokens: 12) })
+            let batched = try generator.generate(
+                promptIds: batchedPrompts,
+                options: batchedPrompts.map { _ in GenerationOptions(maxNewTokens: 12) })
             for (out, expected) in zip(batched, batchedExpected) {
                 XCTAssertEqual(out.tokenIds, expected, "\(dir) batched")
             }
@@ -71,16 +76,20 @@ final class ReferenceModelTests: XCTestCase {
 
     func testScoresMatchTransformers() throws {
         for (dir, variant) in Self.variants {
-            let scorer = Scorer(model: try ReferenceFixtures.loadModel(dir),
-                                tokenizer: try BPETokenizer.load(directory: ReferenceFixtures.model(dir)))
-            let doc = try XCTUnwrap(try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "score.json")) as? [String: Any])
+            let scorer = Scorer(
+                model: try ReferenceFixtures.loadModel(dir),
+                tokenizer: try BPETokenizer.load(directory: ReferenceFixtures.model(dir)))
+            let doc = try XCTUnwrap(
+                try ReferenceFixtures.json(ReferenceFixtures.expected(variant, "score.json")) as? [String: Any])
             let texts = try XCTUnwrap(doc["texts"] as? [[String: Any]])
             let results = try scorer.score(texts: texts.map { $0["text"] as? String ?? "" })
             for (r, t) in zip(results, texts) {
                 XCTAssertEqual(r.tokens, t["ids"] as? [Int])
                 let expected = try XCTUnwrap(t["logprobs"] as? [Double])
                 XCTAssertEqual(r.logprobs.count, expected.count)
-                for (a, e) in zip(r.logprobs, expected) { XCTAssertEqual(Double(a), e, accuracy: 1e-4 * max(1, abs(e))) }
+                for (a, e) in zip(r.logprobs, expected) {
+                    XCTAssertEqual(Double(a), e, accuracy: 1e-4 * max(1, abs(e)))
+                }
                 XCTAssertEqual(r.sumLogprob, try XCTUnwrap(t["sum_logprob"] as? Double), accuracy: 1e-3)
             }
         }
@@ -94,11 +103,13 @@ final class ReferenceModelTests: XCTestCase {
         let ids = [2, 468, 2072, 7590, 21835, 18049, 629, 266]
         var full = [[Float]](repeating: [], count: ids.count)
         let s1 = BatchSession(model: model, batch: 1, capacity: 8)
-        try s1.append(tokens: [ids], logits: .all({ _, t, l in full[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
+        try s1.append(
+            tokens: [ids], logits: .all({ _, t, l in full[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
 
         let s2 = BatchSession(model: model, batch: 1, capacity: 8, chunk: 3)
         var chunked = [[Float]](repeating: [], count: ids.count)
-        try s2.append(tokens: [ids], logits: .all({ _, t, l in chunked[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
+        try s2.append(
+            tokens: [ids], logits: .all({ _, t, l in chunked[t] = Array(UnsafeBufferPointer(start: l, count: V)) }))
 
         let s3 = BatchSession(model: model, batch: 1, capacity: 8)
         try s3.append(tokens: [Array(ids[0..<5])], logits: .none)
@@ -110,8 +121,12 @@ final class ReferenceModelTests: XCTestCase {
         }
         let s4 = BatchSession(model: model, batch: 2, capacity: 11)
         var padded = [[Float]](repeating: [], count: ids.count)
-        try s4.append(tokens: [[1, 1, 1] + ids, ids + [2, 2, 2]], mask: [[0, 0, 0] + ids.map { _ in 1 }, ids.map { _ in 1 } + [1, 1, 1]],
-                      logits: .all({ b, t, l in if b == 0 && t >= 3 { padded[t - 3] = Array(UnsafeBufferPointer(start: l, count: V)) } }))
+        try s4.append(
+            tokens: [[1, 1, 1] + ids, ids + [2, 2, 2]],
+            mask: [[0, 0, 0] + ids.map { _ in 1 }, ids.map { _ in 1 } + [1, 1, 1]],
+            logits: .all({ b, t, l in
+                if b == 0 && t >= 3 { padded[t - 3] = Array(UnsafeBufferPointer(start: l, count: V)) }
+            }))
 
         func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
         for t in 0..<ids.count {
@@ -125,15 +140,18 @@ final class ReferenceModelTests: XCTestCase {
     func testSessionRefusesTooManyTokensAndBadIds() throws {
         let model = try ReferenceFixtures.loadModel("pre-ln-f32")
         let s = BatchSession(model: model, batch: 1, capacity: 4)
-        XCTAssertThrowsError(try s.append(tokens: [[2, 3, 4, 5, 6]])) { e in XCTAssertTrue("\(e)".contains("capacity")) }
+        XCTAssertThrowsError(try s.append(tokens: [[2, 3, 4, 5, 6]])) { e in XCTAssertTrue("\(e)".contains("capacity"))
+        }
         XCTAssertThrowsError(try s.append(tokens: [[2, 999_999]])) { e in XCTAssertTrue("\(e)".contains("vocabulary")) }
-        XCTAssertThrowsError(try s.append(tokens: [[2, 3]], mask: [[1]])) { e in XCTAssertTrue("\(e)".contains("mask")) }
+        XCTAssertThrowsError(try s.append(tokens: [[2, 3]], mask: [[1]])) { e in XCTAssertTrue("\(e)".contains("mask"))
+        }
         XCTAssertEqual(s.past, 0, "a refused append leaves the session as it was")
         try s.append(tokens: [[2, 3]])
         s.stepTokens[0] = -1
         XCTAssertThrowsError(try s.step()) { e in XCTAssertTrue("\(e)".contains("vocabulary")) }
         XCTAssertEqual(s.past, 2)
-        let g = Generator(model: model, tokenizer: try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32")))
+        let g = Generator(
+            model: model, tokenizer: try BPETokenizer.load(directory: ReferenceFixtures.model("pre-ln-f32")))
         let long = [Int](repeating: 5, count: model.config.maxPositionEmbeddings + 1)
         XCTAssertThrowsError(try g.generate(promptIds: [long], options: [GenerationOptions()])) { e in
             XCTAssertTrue("\(e)".contains("positions"))

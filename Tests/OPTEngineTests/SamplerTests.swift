@@ -15,7 +15,9 @@ final class SamplerTests: XCTestCase {
         let base: [Float] = (0..<50).map { Float($0 % 7) * 0.3 }
         func draws(seed: UInt64) -> [Int] {
             var s = CategoricalSampler(temperature: 0.8, topK: 0, topP: 1, seed: seed, vocabularySize: 50)
-            return (0..<40).map { _ in var l = base; return s.sample(logits: &l, count: 50) }
+            return (0..<40).map { _ in
+                var l = base; return s.sample(logits: &l, count: 50)
+            }
         }
         XCTAssertEqual(draws(seed: 7), draws(seed: 7))
         XCTAssertNotEqual(draws(seed: 7), draws(seed: 8))
@@ -24,7 +26,10 @@ final class SamplerTests: XCTestCase {
     func testTopKKeepsOnlyTheKBest() {
         let base: [Float] = [5, 4, 3, 2, 1, 0]
         var s = CategoricalSampler(temperature: 1, topK: 2, topP: 1, seed: 1, vocabularySize: 6)
-        let seen = Set((0..<300).map { _ in var l = base; return s.sample(logits: &l, count: 6) })
+        let seen = Set(
+            (0..<300).map { _ in
+                var l = base; return s.sample(logits: &l, count: 6)
+            })
         XCTAssertEqual(seen, [0, 1])
     }
 
@@ -32,9 +37,17 @@ final class SamplerTests: XCTestCase {
         // probabilities ≈ [0.6, 0.3, 0.1]: top_p 0.8 keeps {0, 1}; 0.5 keeps {0}
         let base: [Float] = [log(0.6), log(0.3), log(0.1)]
         var s = CategoricalSampler(temperature: 1, topK: 0, topP: 0.8, seed: 3, vocabularySize: 3)
-        XCTAssertEqual(Set((0..<300).map { _ in var l = base; return s.sample(logits: &l, count: 3) }), [0, 1])
+        XCTAssertEqual(
+            Set(
+                (0..<300).map { _ in
+                    var l = base; return s.sample(logits: &l, count: 3)
+                }), [0, 1])
         var t = CategoricalSampler(temperature: 1, topK: 0, topP: 0.5, seed: 3, vocabularySize: 3)
-        XCTAssertEqual(Set((0..<100).map { _ in var l = base; return t.sample(logits: &l, count: 3) }), [0])
+        XCTAssertEqual(
+            Set(
+                (0..<100).map { _ in
+                    var l = base; return t.sample(logits: &l, count: 3)
+                }), [0])
     }
 
     func testSamplingFollowsTheDistribution() {
@@ -58,7 +71,8 @@ final class SamplerTests: XCTestCase {
         XCTAssertThrowsError(try GenerationOptions(temperature: 0).validate()) { e in
             XCTAssertTrue("\(e)".contains("temperature"))
         }
-        XCTAssertThrowsError(try GenerationOptions(topP: 1.5).validate()) { e in XCTAssertTrue("\(e)".contains("top_p")) }
+        XCTAssertThrowsError(try GenerationOptions(topP: 1.5).validate()) { e in XCTAssertTrue("\(e)".contains("top_p"))
+        }
         XCTAssertThrowsError(try GenerationOptions(maxNewTokens: -1).validate())
     }
 }

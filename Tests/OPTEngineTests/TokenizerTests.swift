@@ -124,7 +124,8 @@ final class TokenizerTests: XCTestCase {
             XCTAssertEqual(
                 tokenizer.decode(ids, cleanUpTokenizationSpaces: true), c.decoded_cleanup,
                 "cleanup decode of \(c.text.debugDescription)")
-            XCTAssertEqual(tokenizer.decode(c.ids), c.decoded_with_special, "decode with specials of \(c.text.debugDescription)")
+            XCTAssertEqual(
+                tokenizer.decode(c.ids), c.decoded_with_special, "decode with specials of \(c.text.debugDescription)")
             XCTAssertEqual(tokenizer.decode(c.ids, skipSpecialTokens: true), c.text.replacingSpecials())
         }
     }
@@ -205,7 +206,8 @@ final class TokenizerTests: XCTestCase {
                 // The cases are valid text: a chunk may never show a replacement for a partial character.
                 if !full.unicodeScalars.contains("\u{FFFD}") {
                     for chunk in chunks {
-                        XCTAssertFalse(chunk.unicodeScalars.contains("\u{FFFD}"), "partial UTF-8 in \(c.text.debugDescription)")
+                        XCTAssertFalse(
+                            chunk.unicodeScalars.contains("\u{FFFD}"), "partial UTF-8 in \(c.text.debugDescription)")
                     }
                 }
                 XCTAssertEqual(chunks.last, "", "nothing left over for \(c.text.debugDescription)")
@@ -292,13 +294,16 @@ final class TokenizerTests: XCTestCase {
         return dir.path
     }
 
-    func assertTokenizerError(_ files: [String: String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertTokenizerError(
+        _ files: [String: String], mentions needle: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let dir = try temporaryDirectory(files: files)
         XCTAssertThrowsError(try BPETokenizer.load(directory: dir), file: file, line: line) { error in
             guard let engineError = error as? EngineError else {
                 return XCTFail("not an EngineError: \(error)", file: file, line: line)
             }
-            XCTAssertTrue(engineError.description.contains(needle), "\(engineError) lacks \(needle)", file: file, line: line)
+            XCTAssertTrue(
+                engineError.description.contains(needle), "\(engineError) lacks \(needle)", file: file, line: line)
         }
     }
 
@@ -322,16 +327,19 @@ final class TokenizerTests: XCTestCase {
         try assertTokenizerError(["vocab.json": #"{"a": "zero"}"#, "merges.txt": ""], mentions: "vocab.json")
         try assertTokenizerError(["vocab.json": #"["a", "b"]"#, "merges.txt": ""], mentions: "vocab.json")
         try assertTokenizerError(["vocab.json": #"{"a": -1}"#, "merges.txt": ""], mentions: "vocab.json")
-        try assertTokenizerError(["vocab.json": vocab, "merges.txt": "#version: 0.2\na b\nabc\n"], mentions: "merges.txt line 3")
+        try assertTokenizerError(
+            ["vocab.json": vocab, "merges.txt": "#version: 0.2\na b\nabc\n"], mentions: "merges.txt line 3")
         try assertTokenizerError(["vocab.json": vocab, "merges.txt": "a b c\n"], mentions: "merges.txt line 1")
         try assertTokenizerError(["vocab.json": vocab, "merges.txt": "a x\n"], mentions: "merges.txt")
         try assertTokenizerError(
-            ["vocab.json": vocab, "merges.txt": "a b\n", "tokenizer_config.json": "{\"bos_token\": "], mentions: "tokenizer_config.json")
+            ["vocab.json": vocab, "merges.txt": "a b\n", "tokenizer_config.json": "{\"bos_token\": "],
+            mentions: "tokenizer_config.json")
         try assertTokenizerError(["tokenizer.json": #"{"model": {"type": "BPE"}}"#], mentions: "tokenizer.json")
         try assertTokenizerError(
             ["tokenizer.json": #"{"model": {"type": "WordPiece", "vocab": {}, "merges": []}}"#], mentions: "WordPiece")
         try assertTokenizerError(
-            ["tokenizer.json": #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}}"#], mentions: "tokenizer.json")
+            ["tokenizer.json": #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}}"#],
+            mentions: "tokenizer.json")
         // A well-formed minimal directory loads.
         let dir = try temporaryDirectory(files: ["vocab.json": vocab, "merges.txt": "#version: 0.2\r\na b\r\n"])
         let tokenizer = try BPETokenizer.load(directory: dir)
@@ -352,7 +360,10 @@ final class TokenizerTests: XCTestCase {
         let ids = tokenizer.encode(text)
         let seconds = Date().timeIntervalSince(start)
         let mb = Double(text.utf8.count) / 1_000_000
-        print(String(format: "tokenizer: encoded %.2f MB into %d tokens in %.3f s (%.2f MB/s)", mb, ids.count, seconds, mb / seconds))
+        print(
+            String(
+                format: "tokenizer: encoded %.2f MB into %d tokens in %.3f s (%.2f MB/s)", mb, ids.count, seconds,
+                mb / seconds))
         XCTAssertEqual(tokenizer.decode(Array(ids.dropFirst())), text)
     }
 }

@@ -10,7 +10,8 @@ final class ConnectionTests: XCTestCase {
     static let name = "muwa_t_connection"
 
     func testParametersNullsAndTypes() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let result = try await database.execute(
             "SELECT $1::int + 1 AS n, $2::text AS t, $3::text IS NULL AS isnull, $4::jsonb AS j, true AS b",
             ["41", "it's \"quoted\"", nil, #"{"a": [1, 2.5, null]}"#])
@@ -24,7 +25,8 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testServerErrorsCarrySQLStateAndAreNotTransient() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         do {
             _ = try await database.execute("SELECT * FROM no_such_table", statement: "Broken")
             XCTFail("expected an error")
@@ -43,7 +45,8 @@ final class ConnectionTests: XCTestCase {
         // A SQL_ASCII database stores bytes unchecked: the only way non-UTF-8 text reaches muwad.
         let settings = try TestDatabase.fresh(Self.name + "_ascii", encoding: "SQL_ASCII")
         let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger)
-        _ = try await database.execute(#"CREATE TABLE texts AS SELECT E'ok \xff\xfe'::text AS bad, 'fine'::text AS good"#)
+        _ = try await database.execute(
+            #"CREATE TABLE texts AS SELECT E'ok \xff\xfe'::text AS bad, 'fine'::text AS good"#)
         let raw1 = try await database.execute("SELECT bad, good FROM texts").first
         let row = try XCTUnwrap(raw1)
         XCTAssertEqual(try row.string("good"), "fine")
@@ -73,7 +76,8 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testUnreachableServerFailsFastAsTransient() async throws {
-        let settings = ConnectionSettings(conninfo: "host=/nonexistent-muwa-socket-dir port=1 dbname=x connect_timeout=1")
+        let settings = ConnectionSettings(
+            conninfo: "host=/nonexistent-muwa-socket-dir port=1 dbname=x connect_timeout=1")
         let database = Database(settings: settings, label: "t", logger: TestDatabase.quietLogger)
         do {
             _ = try await database.execute("SELECT 1")
@@ -90,7 +94,8 @@ final class ConnectionTests: XCTestCase {
 
     func testListenerDeliversNotifications() async throws {
         let settings = try TestDatabase.fresh(Self.name)
-        let listener = NotificationListener(settings: settings, channels: ["muwa_test"], logger: TestDatabase.quietLogger)
+        let listener = NotificationListener(
+            settings: settings, channels: ["muwa_test"], logger: TestDatabase.quietLogger)
         let events = EventBox()
         let thread = Thread {
             listener.run(tick: 0.05, shouldStop: { events.count >= 3 || events.stopped }) { events.append($0) }
@@ -164,7 +169,8 @@ final class DatabaseUsageTests: XCTestCase {
     }
 
     func testACallQueuedBehindAnotherWaitsForItsRunTime() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "commands", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "commands", logger: TestDatabase.quietLogger)
         let sleepSeconds = 0.4
         let started = StartMark()
         async let first: Void = database.withConnection { connection in
@@ -186,14 +192,17 @@ final class DatabaseUsageTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(usage.runSeconds, sleepSeconds)
         // The first call did not wait; the second waited at least what was left of the first's sleep.
         let slackSeconds = 0.02
-        XCTAssertGreaterThanOrEqual(usage.maxWaitSeconds, sleepSeconds - alreadyRunSeconds - slackSeconds, usage.summary)
+        XCTAssertGreaterThanOrEqual(
+            usage.maxWaitSeconds, sleepSeconds - alreadyRunSeconds - slackSeconds, usage.summary)
         XCTAssertGreaterThanOrEqual(usage.waitSeconds, usage.maxWaitSeconds)
         XCTAssertGreaterThan(usage.waitShare, 0)
     }
 
     func testEveryCallCountsFailedOnesToo() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
-        XCTAssertEqual(database.usage, DatabaseUsage(label: "t", calls: 0, waitSeconds: 0, runSeconds: 0, maxWaitSeconds: 0))
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        XCTAssertEqual(
+            database.usage, DatabaseUsage(label: "t", calls: 0, waitSeconds: 0, runSeconds: 0, maxWaitSeconds: 0))
         _ = try await database.execute("SELECT 1")
         _ = try? await database.execute("SELECT 1/0")
         _ = try await database.transaction { try $0.execute("SELECT 2") }

@@ -15,7 +15,9 @@ final class EmbeddedSQLTests: XCTestCase {
         let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".sql") }.sorted()
         XCTAssertEqual(EmbeddedSQL.statements.map(\.name), names, "run scripts/embed-sql.sh")
         for (name, text) in EmbeddedSQL.statements {
-            XCTAssertEqual(text, try String(contentsOfFile: folder + "/" + name, encoding: .utf8), "\(name): run scripts/embed-sql.sh")
+            XCTAssertEqual(
+                text, try String(contentsOfFile: folder + "/" + name, encoding: .utf8),
+                "\(name): run scripts/embed-sql.sh")
         }
         XCTAssertEqual(try SQLLibrary.shared().mismatches().missing, [])
     }

@@ -25,7 +25,9 @@ final class JSONValueIntegerTests: XCTestCase {
     /// Found by the payload fuzz: a big number with a fraction ("922337203642738790.75") is a whole Double,
     /// once written as "9.223372036427388e+17" it parsed back as an integer and printed differently.
     func testBigWholeDoublesRoundTripToTheSameText() throws {
-        for text in [#"{"x":922337203642738790.75}"#, #"{"x":90071992547409930.0002}"#, #"{"x":-1.5e18}"#, #"{"x":1e19}"#] {
+        for text in [
+            #"{"x":922337203642738790.75}"#, #"{"x":90071992547409930.0002}"#, #"{"x":-1.5e18}"#, #"{"x":1e19}"#,
+        ] {
             let value = try JSONValue(parsing: text)
             let written = value.jsonText
             let again = try JSONValue(parsing: written)

@@ -20,12 +20,17 @@ final class JobStoreTests: XCTestCase {
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{\"n\": 4}', run_at => now() + interval '1 hour')")
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{\"n\": 5}', queue => 'other')")
         _ = try await database.execute("SELECT muwa.enqueue('generate', '{\"n\": 6}')")
-        let claimed = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 10, workerID: "w1", leaseSeconds: 30)
-        XCTAssertEqual(claimed.map { $0.payload?["n"] }, [2, 3, 1], "priority, then run_at, then id; no future, other queue or kind")
+        let claimed = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 10, workerID: "w1", leaseSeconds: 30)
+        XCTAssertEqual(
+            claimed.map { $0.payload?["n"] }, [2, 3, 1],
+            "priority, then run_at, then id; no future, other queue or kind")
         XCTAssertTrue(claimed.allSatisfy { $0.attempt == 1 && $0.lease.workerID == "w1" && $0.runID > 0 })
-        let second = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 10, workerID: "w2", leaseSeconds: 30)
+        let second = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 10, workerID: "w2", leaseSeconds: 30)
         XCTAssertEqual(second.count, 0)
-        let other = try await store.claim(queues: ["other"], kinds: ["ping", "generate"], limit: 10, workerID: "w2", leaseSeconds: 30)
+        let other = try await store.claim(
+            queues: ["other"], kinds: ["ping", "generate"], limit: 10, workerID: "w2", leaseSeconds: 30)
         XCTAssertEqual(other.map { $0.payload?["n"] }, [5])
     }
 
@@ -33,7 +38,9 @@ final class JobStoreTests: XCTestCase {
         let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
-        let raw1 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w1", leaseSeconds: 30).first
+        let raw1 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w1", leaseSeconds: 30
+        ).first
         let job = try XCTUnwrap(raw1)
         let stranger = JobLease(jobID: job.id, workerID: "w2", attempt: job.attempt)
         let stale = JobLease(jobID: job.id, workerID: "w1", attempt: job.attempt + 1)
@@ -56,12 +63,14 @@ final class JobStoreTests: XCTestCase {
         let value9 = try await store.heartbeat(job.lease, leaseSeconds: 30)
         XCTAssertEqual(value9, .lost)
         let raw2 = try await database.execute(
-            "SELECT status, progress, result::text AS result, (SELECT count(*) FROM muwa.job_outputs) AS outputs FROM muwa.jobs")
+            "SELECT status, progress, result::text AS result, (SELECT count(*) FROM muwa.job_outputs) AS outputs FROM muwa.jobs"
+        )
         let row = try XCTUnwrap(raw2.first)
         XCTAssertEqual(try row.string("status"), "succeeded")
         XCTAssertEqual(try row.double("progress"), 1)
         XCTAssertEqual(try row.int("outputs"), 2)
-        let raw3 = try await database.execute("SELECT outcome, finished_at IS NOT NULL AS done FROM muwa.job_runs").first
+        let raw3 = try await database.execute("SELECT outcome, finished_at IS NOT NULL AS done FROM muwa.job_runs")
+            .first
         let run = try XCTUnwrap(raw3)
         XCTAssertEqual(try run.string("outcome"), "succeeded")
     }
@@ -70,12 +79,16 @@ final class JobStoreTests: XCTestCase {
         let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}', max_attempts => 2)")
-        let raw4 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
+        let raw4 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30
+        ).first
         var job = try XCTUnwrap(raw4)
         let raw5 = try await store.fail(job.lease, message: "flaky", retryable: true, retryDelaySeconds: 0)
         let first = try XCTUnwrap(raw5)
         XCTAssertEqual(first.status, .queued)
-        let raw6 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
+        let raw6 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30
+        ).first
         job = try XCTUnwrap(raw6)
         XCTAssertEqual(job.attempt, 2)
         let raw7 = try await store.fail(job.lease, message: "flaky again", retryable: true, retryDelaySeconds: 0)
@@ -87,7 +100,9 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(errors.map { $0["attempt"] }, [1, 2])
 
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
-        let raw9 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
+        let raw9 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30
+        ).first
         job = try XCTUnwrap(raw9)
         let raw10 = try await store.fail(job.lease, message: "bad payload", retryable: false, retryDelaySeconds: 0)
         let permanent = try XCTUnwrap(raw10)
@@ -98,11 +113,15 @@ final class JobStoreTests: XCTestCase {
         let database = try await TestDatabase.migrated(Self.name)
         let store = JobStore(database: database)
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
-        let raw11 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30).first
+        let raw11 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30
+        ).first
         let job = try XCTUnwrap(raw11)
         let value10 = try await store.release(job.lease, checkpoint: ["step": 40], reason: "shutdown")
         XCTAssertEqual(value10, .queued)
-        let raw12 = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w2", leaseSeconds: 30).first
+        let raw12 = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w2", leaseSeconds: 30
+        ).first
         let again = try XCTUnwrap(raw12)
         XCTAssertEqual(again.attempt, 1)
         XCTAssertEqual(again.checkpoint, ["step": 40])
@@ -116,7 +135,8 @@ final class JobStoreTests: XCTestCase {
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}', max_attempts => 1)")
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
         _ = try await database.execute("SELECT muwa.enqueue('ping', '{}')")
-        let jobs = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 3, workerID: "dead", leaseSeconds: 0.2)
+        let jobs = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 3, workerID: "dead", leaseSeconds: 0.2)
         XCTAssertEqual(jobs.count, 3)
         // One job is still heartbeating.
         let value11 = try await store.heartbeat(jobs[2].lease, leaseSeconds: 60)
@@ -134,7 +154,8 @@ final class JobStoreTests: XCTestCase {
         XCTAssertTrue(rescued.allSatisfy { $0.lostWorker == "dead" })
         let value14 = try await store.heartbeat(jobs[1].lease, leaseSeconds: 60)
         XCTAssertEqual(value14, .lost, "the dead worker cannot come back")
-        let raw13 = try await database.scalar("SELECT errors->0->>'message' FROM muwa.jobs WHERE id = $1", [String(jobs[1].id)])
+        let raw13 = try await database.scalar(
+            "SELECT errors->0->>'message' FROM muwa.jobs WHERE id = $1", [String(jobs[1].id)])
         let message = try XCTUnwrap(raw13)
         XCTAssertTrue(message.contains("lease expired"), message)
         let value15 = try await database.scalar("SELECT count(*) FROM muwa.job_runs WHERE outcome = 'lost'")

@@ -15,7 +15,8 @@ final class MigratorTests: XCTestCase {
     }
 
     func testAppliesAllInOrderThenNothing() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = try migrator(database)
         let first = try await migrator.migrate()
         XCTAssertEqual(first.map(\.migration), migrator.migrations.migrations.map(\.name))
@@ -39,7 +40,8 @@ final class MigratorTests: XCTestCase {
     }
 
     func testRequireCurrentNamesTheMissingMigrationAndDownUpWorks() async throws {
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = try migrator(database)
         try await migrator.migrate(to: 2)
         do {
@@ -52,7 +54,12 @@ final class MigratorTests: XCTestCase {
         }
         try await migrator.migrate()
         let down = try await migrator.migrate(to: 1)
-        XCTAssertEqual(down.map(\.migration), ["0009_schedules", "0008_queue_pauses", "0007_adapter_versions", "0006_roles", "0005_job_results", "0004_dashboard_views", "0003_sql_api", "0002_workers"])
+        XCTAssertEqual(
+            down.map(\.migration),
+            [
+                "0009_schedules", "0008_queue_pauses", "0007_adapter_versions", "0006_roles", "0005_job_results",
+                "0004_dashboard_views", "0003_sql_api", "0002_workers",
+            ])
         XCTAssertEqual(down.map(\.direction), Array(repeating: .down, count: 8))
         let value1 = try await database.scalar("SELECT to_regclass('muwa.workers') IS NULL")
         XCTAssertEqual(value1, "t")
@@ -68,7 +75,8 @@ final class MigratorTests: XCTestCase {
         try "CREATE TABLE muwa.a (x int);".write(toFile: folder + "/0001_a.up.sql", atomically: true, encoding: .utf8)
         try "CREATE TABLE muwa.b (x int); SELECT no_such_function();"
             .write(toFile: folder + "/0002_b.up.sql", atomically: true, encoding: .utf8)
-        let database = Database(settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
+        let database = Database(
+            settings: try TestDatabase.fresh(Self.name), label: "t", logger: TestDatabase.quietLogger)
         let migrator = Migrator(
             database: database, migrations: try MigrationSet.load(directory: folder), logger: TestDatabase.quietLogger)
         do {

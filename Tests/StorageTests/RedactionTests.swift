@@ -8,7 +8,9 @@ import XCTest
 final class RedactionTests: XCTestCase {
     let secret = "Sup3rS3cret"
 
-    private func assertHidden(_ conninfo: String, keeps fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line) {
+    private func assertHidden(
+        _ conninfo: String, keeps fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line
+    ) {
         let shown = ConnectionSettings(conninfo: conninfo).redacted
         XCTAssertFalse(shown.contains("Sup3r"), "\(conninfo) → \(shown)", file: file, line: line)
         XCTAssertFalse(shown.contains("S3cret"), "\(conninfo) → \(shown)", file: file, line: line)
@@ -24,7 +26,8 @@ final class RedactionTests: XCTestCase {
         assertHidden("host=db password='\(secret) with spaces' dbname=muwa", keeps: ["password=***"])
         assertHidden("host=db password='it\\'s \(secret)' dbname=muwa", keeps: ["password=***", "dbname=muwa"])
         assertHidden("password=\(secret)", keeps: ["password=***"])
-        assertHidden("postgresql://muwa:\(secret)@db.example:5433/jobs", keeps: ["user=muwa", "host=db.example", "port=5433"])
+        assertHidden(
+            "postgresql://muwa:\(secret)@db.example:5433/jobs", keeps: ["user=muwa", "host=db.example", "port=5433"])
         assertHidden("postgres://muwa:\(secret)@db.example/jobs?sslmode=require", keeps: ["sslmode=require"])
         assertHidden("postgresql://muwa@db.example/jobs?password=\(secret)&application_name=x", keeps: ["user=muwa"])
         assertHidden("postgresql://muwa@db.example/jobs?sslpassword=\(secret)", keeps: ["sslpassword=***"])
@@ -53,7 +56,8 @@ final class RedactionTests: XCTestCase {
         }
         do {
             _ = try PGConnection.connect(
-                ConnectionSettings(conninfo: "host=/nonexistent-muwa-socket-dir password = '\(secret)' connect_timeout=1"))
+                ConnectionSettings(
+                    conninfo: "host=/nonexistent-muwa-socket-dir password = '\(secret)' connect_timeout=1"))
             XCTFail("expected a connection failure")
         } catch {
             XCTAssertFalse("\(error)".contains("Sup3r"), "\(error)")

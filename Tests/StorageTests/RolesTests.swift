@@ -22,7 +22,9 @@ final class RolesTests: XCTestCase {
     }
 
     /// A connection to the same database as `login`.
-    static func connect(_ database: Database, as login: String) -> Database { TestDatabase.connect(database, as: login) }
+    static func connect(_ database: Database, as login: String) -> Database {
+        TestDatabase.connect(database, as: login)
+    }
 
     private func expectDenied(
         _ database: Database, _ sql: String, _ parameters: [String?] = [], state: String = "42501",
@@ -44,7 +46,8 @@ final class RolesTests: XCTestCase {
         let second = try await TestDatabase.migrated(Self.name + "_b")
         for database in [first, second] {
             let roles = try await database.scalar(
-                "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'muwa\\_%' AND NOT rolcanlogin")
+                "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'muwa\\_%' AND NOT rolcanlogin"
+            )
             XCTAssertEqual(roles, "muwa_dashboard,muwa_enqueuer,muwa_worker")
         }
     }
@@ -57,10 +60,12 @@ final class RolesTests: XCTestCase {
 
         let aliceJob = try unwrapped(try await alice.scalar("SELECT muwa.enqueue('ping', '{\"who\": \"alice\"}')"))
         let bobJob = try unwrapped(try await bob.scalar("SELECT muwa.enqueue('ping', '{\"who\": \"bob\"}')"))
-        let plain = try unwrapped(try await alice.scalar(
-            "INSERT INTO muwa.jobs (kind, payload, priority) VALUES ('ping', '{\"plain\": true}', 3) RETURNING id"))
+        let plain = try unwrapped(
+            try await alice.scalar(
+                "INSERT INTO muwa.jobs (kind, payload, priority) VALUES ('ping', '{\"plain\": true}', 3) RETURNING id"))
         let creators = try await database.execute("SELECT id, created_by FROM muwa.jobs ORDER BY id")
-        XCTAssertEqual(try creators.rows.map { try $0.string("created_by") }, ["muwa_t_alice", "muwa_t_bob", "muwa_t_alice"])
+        XCTAssertEqual(
+            try creators.rows.map { try $0.string("created_by") }, ["muwa_t_alice", "muwa_t_bob", "muwa_t_alice"])
 
         // Reading: own rows only.
         let seen = try await alice.execute("SELECT id FROM muwa.jobs ORDER BY id")
@@ -83,7 +88,8 @@ final class RolesTests: XCTestCase {
             try await alice.withConnection { connection in
                 _ = try connection.execute("CREATE TEMP TABLE pg_roles (rolname name, oid oid)")
                 _ = try connection.execute(
-                    "INSERT INTO pg_roles SELECT 'muwa_t_bob', oid FROM pg_catalog.pg_roles WHERE rolname = 'muwa_t_alice'")
+                    "INSERT INTO pg_roles SELECT 'muwa_t_bob', oid FROM pg_catalog.pg_roles WHERE rolname = 'muwa_t_alice'"
+                )
                 let visible = try connection.execute("SELECT count(*) AS n FROM muwa.jobs WHERE id = $1", [bobJob])
                 XCTAssertEqual(try visible.first?.int("n"), 0, "the policy is not fooled")
                 _ = try connection.execute("SELECT muwa.cancel($1::bigint)", [bobJob])
@@ -114,7 +120,8 @@ final class RolesTests: XCTestCase {
             case "progress": value = "0.5"
             default: value = "'muwa_t_bob'"
             }
-            await expectDenied(alice, "INSERT INTO muwa.jobs (kind, payload, \(column)) VALUES ('ping', '{}', \(value))")
+            await expectDenied(
+                alice, "INSERT INTO muwa.jobs (kind, payload, \(column)) VALUES ('ping', '{}', \(value))")
         }
         await expectDenied(alice, "UPDATE muwa.jobs SET checkpoint = '{}' WHERE id = $1", [aliceJob])
         await expectDenied(alice, "UPDATE muwa.jobs SET cancel_requested = true WHERE id = $1", [bobJob])
@@ -157,7 +164,8 @@ final class RolesTests: XCTestCase {
         _ = try await alice.execute("SELECT muwa.enqueue('ping', '{}')")
         let worker = Self.connect(database, as: "muwa_t_worker")
         let store = JobStore(database: worker)
-        let claimed = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30)
+        let claimed = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30)
         let job = try XCTUnwrap(claimed.first, "the worker sees every job")
         let value = try await store.heartbeat(job.lease, leaseSeconds: 30, progress: 0.5)
         XCTAssertEqual(value, .renewed(cancelRequested: false))
@@ -177,7 +185,9 @@ final class RolesTests: XCTestCase {
 }
 
 /// XCTUnwrap for values that need `await` (XCTUnwrap's autoclosure cannot await).
-func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws -> T {
+func unwrapped<T>(_ value: T?, _ what: String = "a value", file: StaticString = #filePath, line: UInt = #line) throws
+    -> T
+{
     guard let value else {
         XCTFail("expected \(what), got nil", file: file, line: line)
         throw UnwrapError(description: "missing \(what)")

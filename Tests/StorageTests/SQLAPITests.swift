@@ -8,7 +8,8 @@ final class SQLAPITests: XCTestCase {
     static let name = "muwa_t_sqlapi"
 
     private func expectError(
-        _ database: Database, _ sql: String, contains fragments: [String], file: StaticString = #filePath, line: UInt = #line
+        _ database: Database, _ sql: String, contains fragments: [String], file: StaticString = #filePath,
+        line: UInt = #line
     ) async {
         do {
             _ = try await database.execute(sql)
@@ -25,14 +26,19 @@ final class SQLAPITests: XCTestCase {
         await expectError(
             database, "SELECT muwa.enqueue('pong', '{}')",
             contains: ["unknown job kind 'pong'", "known kinds: evaluate, finetune, generate, ping"])
-        await expectError(database, "SELECT muwa.enqueue('ping', '[1,2]')", contains: ["payload must be a JSON object, got array"])
-        await expectError(database, "SELECT muwa.enqueue('ping', NULL)", contains: ["payload must be a JSON object, got NULL"])
+        await expectError(
+            database, "SELECT muwa.enqueue('ping', '[1,2]')", contains: ["payload must be a JSON object, got array"])
+        await expectError(
+            database, "SELECT muwa.enqueue('ping', NULL)", contains: ["payload must be a JSON object, got NULL"])
         await expectError(database, "SELECT muwa.enqueue('ping', '{}', max_attempts => 0)", contains: ["max_attempts"])
         // Plain INSERT works, and the same rules hold through constraints.
-        let id = try await database.scalar("INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '{\"a\": 1}') RETURNING id")
+        let id = try await database.scalar(
+            "INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '{\"a\": 1}') RETURNING id")
         XCTAssertNotNil(id)
         await expectError(database, "INSERT INTO muwa.jobs (kind) VALUES ('pong')", contains: ["jobs_kind_fkey"])
-        await expectError(database, "INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '3')", contains: ["jobs_payload_is_object"])
+        await expectError(
+            database, "INSERT INTO muwa.jobs (kind, payload) VALUES ('ping', '3')", contains: ["jobs_payload_is_object"]
+        )
         // Text PostgreSQL cannot store at all is rejected at enqueue time with PostgreSQL's message.
         await expectError(database, #"SELECT muwa.enqueue('ping', '{"p": "\u0000"}')"#, contains: ["\\u0000"])
     }
@@ -63,7 +69,8 @@ final class SQLAPITests: XCTestCase {
         XCTAssertEqual(value5, "queued")
         // Running: the cancel is a request the worker acts on.
         let store = JobStore(database: database)
-        let claimed = try await store.claim(queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30)
+        let claimed = try await store.claim(
+            queues: ["default"], kinds: ["ping"], limit: 1, workerID: "w", leaseSeconds: 30)
         XCTAssertEqual(claimed.map(\.id), [Int64(id)])
         let value6 = try await database.scalar("SELECT muwa.cancel($1::bigint)", [id])
         XCTAssertEqual(value6, "cancel_requested")
@@ -75,7 +82,8 @@ final class SQLAPITests: XCTestCase {
 
     func testTriggerNotifiesOnInsertRetryAndCancel() async throws {
         let database = try await TestDatabase.migrated(Self.name)
-        let listener = NotificationListener(settings: database.settings, channels: ["muwa_jobs"], logger: TestDatabase.quietLogger)
+        let listener = NotificationListener(
+            settings: database.settings, channels: ["muwa_jobs"], logger: TestDatabase.quietLogger)
         let events = EventBox()
         let thread = Thread { listener.run(tick: 0.05, shouldStop: { events.stopped }) { events.append($0) } }
         thread.start()

@@ -17,9 +17,11 @@ public enum TestDatabase {
         let environment = ProcessInfo.processInfo.environment
         guard let url = environment["MUWA_TEST_DATABASE_URL"], !url.isEmpty else {
             if environment["CI"] == "true" {
-                throw TestSetupError(description: "MUWA_TEST_DATABASE_URL is not set under CI=true: run scripts/test.sh")
+                throw TestSetupError(
+                    description: "MUWA_TEST_DATABASE_URL is not set under CI=true: run scripts/test.sh")
             }
-            throw XCTSkip("MUWA_TEST_DATABASE_URL is not set; scripts/test.sh starts a private PostgreSQL for these tests")
+            throw XCTSkip(
+                "MUWA_TEST_DATABASE_URL is not set; scripts/test.sh starts a private PostgreSQL for these tests")
         }
         return ConnectionSettings(conninfo: url, applicationName: "muwa-tests")
     }

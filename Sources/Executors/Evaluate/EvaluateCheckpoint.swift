@@ -78,7 +78,8 @@ enum EvaluateCheckpoint {
         }
         guard WorkDirectoryConfinement.isInside(path, directory: allowedDirectory) else {
             throw CheckpointMismatch(
-                description: "the checkpoint's samples_file is not inside this job's work directory \(allowedDirectory); "
+                description:
+                    "the checkpoint's samples_file is not inside this job's work directory \(allowedDirectory); "
                     + "it was not read")
         }
         // `done` is in a released job's checkpoint; a periodic save found after a crash has none.
@@ -108,7 +109,9 @@ enum EvaluateCheckpoint {
             var state = fresh
             state.completed = completed
             state.settings = try settings.mapValues { value in
-                guard let text = value.stringValue else { throw CheckpointMismatch(description: "\(path): bad settings") }
+                guard let text = value.stringValue else {
+                    throw CheckpointMismatch(description: "\(path): bad settings")
+                }
                 return text
             }
             state.samples = try samples.map { try decode($0, path: path) }

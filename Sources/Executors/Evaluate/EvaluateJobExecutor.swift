@@ -77,7 +77,8 @@ public struct EvaluateJobExecutor: JobExecutor {
         var resumed = 0
         // The job row's checkpoint (a release), else a periodic save in the work directory (a crash).
         let periodic = context.workDirectory + "/" + EvaluateCheckpoint.fileName
-        let saved: JSONValue? = job.checkpoint
+        let saved: JSONValue? =
+            job.checkpoint
             ?? (FileManager.default.fileExists(atPath: periodic) ? ["samples_file": .string(periodic)] : nil)
         if let checkpoint = saved {
             do {
@@ -128,14 +129,16 @@ public struct EvaluateJobExecutor: JobExecutor {
             if !adapter.biases.layerNorms.isEmpty {
                 let merged = try adapter.merge(into: generator.model).merged
                 return Run(
-                    adapter: location.name, evaluator: Evaluator(model: merged, tokenizer: generator.tokenizer), delta: nil)
+                    adapter: location.name, evaluator: Evaluator(model: merged, tokenizer: generator.tokenizer),
+                    delta: nil)
             }
             return Run(
                 adapter: location.name, evaluator: Evaluator(model: generator.model, tokenizer: generator.tokenizer),
                 delta: try AdapterBatch(adapter: adapter, model: generator.model))
         } catch let error as LoRAError {
             throw JobFailure.permanent(
-                "invalid evaluate payload: adapter \"\(location.name)\" cannot be applied to \(request.model): \(error)")
+                "invalid evaluate payload: adapter \"\(location.name)\" cannot be applied to \(request.model): \(error)"
+            )
         }
     }
 

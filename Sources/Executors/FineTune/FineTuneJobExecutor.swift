@@ -114,13 +114,16 @@ struct FineTuneRun: @unchecked Sendable {
                 trainedTokens += report.tokens
                 context.reportProgress(
                     Double(report.step) / Double(config.maxSteps),
-                    detail: ["step": .number(Double(report.step)), "loss": .number(report.loss),
-                             "max_steps": .number(Double(config.maxSteps))],
+                    detail: [
+                        "step": .number(Double(report.step)), "loss": .number(report.loss),
+                        "max_steps": .number(Double(config.maxSteps)),
+                    ],
                     tokens: trainedTokens)
                 if log.isEventStep(report.step) {
                     let evalLoss = log.isEvalStep(report.step) && !held.isEmpty ? try trainer.evaluate(held) : nil
-                    let event = log.event(history: trainer.history, step: report.step,
-                                          epoch: Double(report.step) / steps, evalLoss: evalLoss)
+                    let event = log.event(
+                        history: trainer.history, step: report.step,
+                        epoch: Double(report.step) / steps, evalLoss: evalLoss)
                     events.append(event)
                     context.record(event: event)
                 }
@@ -166,14 +169,16 @@ struct FineTuneRun: @unchecked Sendable {
             "version": .number(Double(version)),
             "base_model": .string(request.baseModel),
             "path": .string(path),
-            "lora_config": (try? JSONValue(parsing: String(decoding: trainer.adapterConfig.jsonData(), as: UTF8.self))) ?? .null,
+            "lora_config": (try? JSONValue(parsing: String(decoding: trainer.adapterConfig.jsonData(), as: UTF8.self)))
+                ?? .null,
             "training_args": request.trainingArguments(
                 maxSteps: config.maxSteps, config: config, examples: train.count, evalExamples: held.count),
             "final_loss": .number(finalLoss),
             "eval_loss": evalLoss.map { .number($0) } ?? .null,
             "steps": .number(Double(trainer.step)),
         ]
-        logger.info("adapter \(request.output)@\(version) saved to \(path) (final loss \(String(format: "%.4f", finalLoss)))")
+        logger.info(
+            "adapter \(request.output)@\(version) saved to \(path) (final loss \(String(format: "%.4f", finalLoss)))")
         return .succeeded(result: .object(result), outputs: [registration])
     }
 
@@ -196,7 +201,8 @@ struct FineTuneRun: @unchecked Sendable {
         let positions = opt.config.maxPositionEmbeddings
         if let given = request.maxLengthGiven, given > positions {
             throw JobFailure.permanent(
-                "invalid finetune payload: train.max_length \(given) is beyond the \(positions) positions of \(request.baseModel)")
+                "invalid finetune payload: train.max_length \(given) is beyond the \(positions) positions of \(request.baseModel)"
+            )
         }
         config.maxLength = request.maxLengthGiven ?? min(1024, positions)
         // OPT's own dropout is active in train mode (transformers' Trainer): the config's `dropout`, 0.1 by default.
@@ -238,7 +244,8 @@ struct FineTuneRun: @unchecked Sendable {
             var provenance = AdapterProvenance(
                 name: request.output, baseModel: request.baseModel, baseModelDirectory: model.directory,
                 architecture: AdapterProvenance.architecture(of: engine.model.config), jobID: context.job.id)
-            let first = max(nextVersion, (AdapterVersions.onDisk(request.output, in: adaptersDirectory).last?.version ?? 0) + 1)
+            let first = max(
+                nextVersion, (AdapterVersions.onDisk(request.output, in: adaptersDirectory).last?.version ?? 0) + 1)
             provenance.version = first
             try provenance.write(directory: partial)
             let published = try AdapterVersions.publish(
@@ -258,7 +265,8 @@ struct FineTuneRun: @unchecked Sendable {
     /// transformers warns too: a warmup that never ends keeps the learning rate below its peak throughout.
     static func warmupWarning(_ config: TrainingConfig) -> String? {
         guard config.warmupSteps > config.maxSteps else { return nil }
-        return "warmup_steps \(config.warmupSteps) is longer than the run (\(config.maxSteps) steps): the learning rate "
+        return
+            "warmup_steps \(config.warmupSteps) is longer than the run (\(config.maxSteps) steps): the learning rate "
             + "never reaches \(config.learningRate)"
     }
 

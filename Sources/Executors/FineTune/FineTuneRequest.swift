@@ -36,7 +36,9 @@ struct FineTuneRequest {
         let bytes = Array(name.utf8)
         func alnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
         guard let first = bytes.first, alnum(first), bytes.count <= 128 else { return false }
-        return bytes.allSatisfy { alnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        return bytes.allSatisfy {
+            alnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+        }
     }
 
     let baseModel: String
@@ -117,7 +119,8 @@ struct FineTuneRequest {
             }
             let bias = try lora.optionalString("bias") ?? "none"
             guard bias == "none" else {
-                throw lora.failure("lora.bias must be \"none\" (training LoRA biases is not supported), got \"\(bias)\"")
+                throw lora.failure(
+                    "lora.bias must be \"none\" (training LoRA biases is not supported), got \"\(bias)\"")
             }
             config.useRslora = try lora.optionalBool("use_rslora") ?? false
             if let value = lora.object["layers_to_transform"], value != .null {
@@ -138,7 +141,8 @@ struct FineTuneRequest {
         epochs = try train?.optionalDouble("num_train_epochs", in: 1e-3...10_000) ?? 2
         maxStepsGiven = try train?.optionalInt("max_steps", in: 1...10_000_000)
         config.batchSize = try train?.optionalInt("per_device_train_batch_size", in: 1...4096) ?? config.batchSize
-        config.gradientAccumulationSteps = try train?.optionalInt("gradient_accumulation_steps", in: 1...4096)
+        config.gradientAccumulationSteps =
+            try train?.optionalInt("gradient_accumulation_steps", in: 1...4096)
             ?? config.gradientAccumulationSteps
         config.learningRate = try train?.optionalDouble("learning_rate", in: 0...10) ?? config.learningRate
         if let name = try train?.optionalString("lr_scheduler_type") {

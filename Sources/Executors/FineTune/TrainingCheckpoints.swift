@@ -35,7 +35,9 @@ struct TrainingCheckpoints {
     func saved() -> [(step: Int, directory: String)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         return names.compactMap { name -> (Int, String)? in
-            guard name.hasPrefix("step-"), !name.hasSuffix(".partial"), let step = Int(name.dropFirst(5)) else { return nil }
+            guard name.hasPrefix("step-"), !name.hasSuffix(".partial"), let step = Int(name.dropFirst(5)) else {
+                return nil
+            }
             let directory = root + "/" + name
             guard FileManager.default.fileExists(atPath: directory + "/trainer_state.json"),
                 WorkDirectoryConfinement.isInside(directory + "/trainer_state.json", directory: root)
@@ -91,7 +93,8 @@ struct TrainingCheckpoints {
             do {
                 let trainer = try LoRATrainer.resume(directory: checkpoint.directory, model: model, examples: examples)
                 let data = FileManager.default.contents(atPath: checkpoint.directory + "/" + Self.eventsFile)
-                let events = data.flatMap { try? JSONValue(parsing: String(decoding: $0, as: UTF8.self)) }?.arrayValue ?? []
+                let events =
+                    data.flatMap { try? JSONValue(parsing: String(decoding: $0, as: UTF8.self)) }?.arrayValue ?? []
                 return (trainer, checkpoint.directory, events)
             } catch {
                 logger.warning("cannot resume from \(checkpoint.directory), trying an older checkpoint: \(error)")

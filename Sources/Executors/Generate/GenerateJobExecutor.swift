@@ -54,7 +54,8 @@ public struct GenerateJobExecutor: JobExecutor {
         var warnings: [JSONValue] = []
         for (index, ids) in promptIds.enumerated() where ids.count + options.maxNewTokens > positions {
             let which = request.single ? "prompt" : "prompts[\(index)]"
-            let warning = "\(which) has \(ids.count) tokens, which leaves room for \(positions - ids.count) new tokens, not "
+            let warning =
+                "\(which) has \(ids.count) tokens, which leaves room for \(positions - ids.count) new tokens, not "
                 + "max_new_tokens \(options.maxNewTokens): the model has \(positions) positions (finish_reason \"length\")"
             context.logger.notice("\(warning)")
             warnings.append(.string(warning))
@@ -99,8 +100,9 @@ public struct GenerateJobExecutor: JobExecutor {
         do {
             return try AdapterBatch(adapter: adapter, model: model)
         } catch {
-            throw JobFailure.permanent("invalid generate payload: adapter \"\(name)\" cannot be applied to "
-                + "\(request.model) without merging: \(error)")
+            throw JobFailure.permanent(
+                "invalid generate payload: adapter \"\(name)\" cannot be applied to "
+                    + "\(request.model) without merging: \(error)")
         }
     }
 

@@ -53,7 +53,8 @@ struct GenerateRequest {
 
         model = try reader.string("model")
         guard !model.isEmpty else {
-            throw reader.failure("model must name a checkpoint directory or a model under the state directory, got \"\"")
+            throw reader.failure(
+                "model must name a checkpoint directory or a model under the state directory, got \"\"")
         }
         adapter = try reader.optionalString("adapter", maxLength: 4096)
         let template = try GenerateTemplate(reader.object["template"], reader: reader)
@@ -71,21 +72,24 @@ struct GenerateRequest {
             single = true
         case (false, true):
             if reader.has("input") {
-                throw reader.failure("input goes with prompt; with prompts, give each item its own input: "
-                    + "{\"instruction\": …, \"input\": …}")
+                throw reader.failure(
+                    "input goes with prompt; with prompts, give each item its own input: "
+                        + "{\"instruction\": …, \"input\": …}")
             }
             items = try Self.readItems(reader)
             single = false
         }
         prompts = try items.map { item in
             if let input = item.input, !input.isEmpty, !template.acceptsInput {
-                let why = template == .raw
+                let why =
+                    template == .raw
                     ? "the raw template has no place for it (use template \"alpaca\" or a custom one, or put it in the prompt)"
                     : "the custom template has no prompt_input"
                 throw reader.failure("\(item.field) is given but \(why)")
             }
-            return GeneratePrompt(prompt: item.prompt, input: item.input,
-                                  formatted: template.render(prompt: item.prompt, input: item.input))
+            return GeneratePrompt(
+                prompt: item.prompt, input: item.input,
+                formatted: template.render(prompt: item.prompt, input: item.input))
         }
 
         let stop = try reader.optionalStringList("stop", maxCount: 16, maxLength: 256) ?? []
@@ -111,22 +115,26 @@ struct GenerateRequest {
         // transformers ignores sampling settings without do_sample (with a warning); a job refuses them, so its
         // text is never silently greedy when sampling was meant.
         if !doSample, let key = ["temperature", "top_k", "top_p", "seed"].first(where: { reader.has($0) }) {
-            throw reader.failure("\(key) applies only to sampling: add \"do_sample\": true (without it decoding is greedy)")
+            throw reader.failure(
+                "\(key) applies only to sampling: add \"do_sample\": true (without it decoding is greedy)")
         }
     }
 
     /// The items of `prompts`: strings, or objects with "prompt" or "instruction" and an optional "input".
     private static func readItems(_ reader: PayloadReader) throws -> [(prompt: String, input: String?, field: String)] {
         guard let value = reader.object["prompts"], let list = value.arrayValue else {
-            throw reader.failure("prompts must be a list of strings or {\"prompt\", \"input\"} objects, got "
-                + (reader.object["prompts"]?.typeName ?? "nothing"))
+            throw reader.failure(
+                "prompts must be a list of strings or {\"prompt\", \"input\"} objects, got "
+                    + (reader.object["prompts"]?.typeName ?? "nothing"))
         }
         guard !list.isEmpty else { throw reader.failure("prompts must hold at least one prompt") }
         guard list.count <= maxPrompts else {
             throw reader.failure("prompts has \(list.count) entries; the limit is \(maxPrompts)")
         }
         func text(_ value: JSONValue, _ field: String) throws -> String {
-            guard let text = value.stringValue else { throw reader.failure("\(field) must be a string, got \(value.typeName)") }
+            guard let text = value.stringValue else {
+                throw reader.failure("\(field) must be a string, got \(value.typeName)")
+            }
             guard text.utf8.count <= maxPromptBytes else {
                 throw reader.failure("\(field) is \(text.utf8.count) bytes long; the limit is \(maxPromptBytes)")
             }
@@ -136,12 +144,14 @@ struct GenerateRequest {
             let field = "prompts[\(index)]"
             if item.stringValue != nil { return (try text(item, field), nil, field) }
             guard let object = item.objectValue else {
-                throw reader.failure("\(field) must be a string, got \(item.typeName) (or an object {\"prompt\": …, \"input\": …})")
+                throw reader.failure(
+                    "\(field) must be a string, got \(item.typeName) (or an object {\"prompt\": …, \"input\": …})")
             }
             let unknown = object.keys.filter { !itemFields.contains($0) }.sorted()
             guard unknown.isEmpty else {
-                throw reader.failure("\(field) has unknown field\(unknown.count > 1 ? "s" : "") "
-                    + unknown.map { "\"\($0)\"" }.joined(separator: ", ") + "; allowed: instruction, input, prompt")
+                throw reader.failure(
+                    "\(field) has unknown field\(unknown.count > 1 ? "s" : "") "
+                        + unknown.map { "\"\($0)\"" }.joined(separator: ", ") + "; allowed: instruction, input, prompt")
             }
             let prompt = object["prompt"].flatMap { $0 == .null ? nil : $0 }
             let instruction = object["instruction"].flatMap { $0 == .null ? nil : $0 }

@@ -24,7 +24,8 @@ enum GenerateTemplate: Equatable {
     /// Reads the payload's `template` (absent or null: raw).
     init(_ value: JSONValue?, reader: PayloadReader) throws {
         guard let value, value != .null else { self = .raw; return }
-        let expected = "template must be \"raw\", \"alpaca\" or an object {\"prompt_input\": \"…{instruction}…{input}…\", "
+        let expected =
+            "template must be \"raw\", \"alpaca\" or an object {\"prompt_input\": \"…{instruction}…{input}…\", "
             + "\"prompt_no_input\": \"…{instruction}…\"}"
         if let name = value.stringValue {
             switch name {
@@ -37,9 +38,10 @@ enum GenerateTemplate: Equatable {
         guard let object = value.objectValue else { throw reader.failure("\(expected), got \(value.typeName)") }
         let unknown = object.keys.filter { !Self.customFields.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw reader.failure("template has unknown field\(unknown.count > 1 ? "s" : "") "
-                + unknown.map { "\"\($0)\"" }.joined(separator: ", ") + "; allowed: "
-                + Self.customFields.sorted().joined(separator: ", "))
+            throw reader.failure(
+                "template has unknown field\(unknown.count > 1 ? "s" : "") "
+                    + unknown.map { "\"\($0)\"" }.joined(separator: ", ") + "; allowed: "
+                    + Self.customFields.sorted().joined(separator: ", "))
         }
         for key in Self.customFields.sorted() {
             if let v = object[key], v != .null, v.stringValue == nil {
@@ -47,8 +49,9 @@ enum GenerateTemplate: Equatable {
             }
         }
         guard let noInput = object["prompt_no_input"]?.stringValue else {
-            throw reader.failure("template.prompt_no_input is required: the template for prompts without an input, "
-                + "with {instruction} where the prompt goes")
+            throw reader.failure(
+                "template.prompt_no_input is required: the template for prompts without an input, "
+                    + "with {instruction} where the prompt goes")
         }
         guard noInput.contains("{instruction}") else {
             throw reader.failure("template.prompt_no_input must contain {instruction} (where the prompt goes)")

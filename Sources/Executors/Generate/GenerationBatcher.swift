@@ -104,8 +104,10 @@ final class GenerationBatcher: @unchecked Sendable {
 
     /// Runs `sequences` in the shared batch and returns when all have finished or the job stops.
     /// `progress` gets the job's generated-token count after each step (on the loop's thread).
-    func run(_ sequences: [BatchedSequence], shouldStop: @escaping @Sendable () -> Bool,
-             progress: @escaping @Sendable (Int) -> Void = { _ in }) async throws -> BatchedRun {
+    func run(
+        _ sequences: [BatchedSequence], shouldStop: @escaping @Sendable () -> Bool,
+        progress: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws -> BatchedRun {
         guard !sequences.isEmpty else { return BatchedRun(outputs: [], stopped: false, maxBatchRows: 0) }
         let ticket = BatchTicket(sequences: sequences, shouldStop: shouldStop, progress: progress)
         return try await withTaskCancellationHandler {
@@ -133,8 +135,11 @@ final class GenerationBatcher: @unchecked Sendable {
     // MARK: - The decode loop (its own thread)
 
     private func loop() {
-        let decoder = self.decoder ?? BatchDecoder(model: generator.model, tokenizer: generator.tokenizer,
-                                                   maxRows: maxRows)
+        let decoder =
+            self.decoder
+            ?? BatchDecoder(
+                model: generator.model, tokenizer: generator.tokenizer,
+                maxRows: maxRows)
         self.decoder = decoder
         var owners = [(ticket: BatchTicket, index: Int)?](repeating: nil, count: decoder.maxRows)
         while true {
@@ -168,7 +173,8 @@ final class GenerationBatcher: @unchecked Sendable {
             for (ticket, index) in joining where !ticket.isFinished {
                 do {
                     let s = ticket.sequences[index]
-                    let slot = try decoder.add(DecodeRequest(promptIds: s.promptIds, options: s.options, delta: s.delta))
+                    let slot = try decoder.add(
+                        DecodeRequest(promptIds: s.promptIds, options: s.options, delta: s.delta))
                     owners[slot] = (ticket, index)
                 } catch {
                     fail(ticket, error, decoder: decoder, owners: &owners)
@@ -183,7 +189,9 @@ final class GenerationBatcher: @unchecked Sendable {
             } catch {
                 // the pass failed: every job with a row in it fails (the engine refused a state it made itself)
                 var failing: [BatchTicket] = []
-                for owner in owners { if let t = owner?.ticket, !failing.contains(where: { $0 === t }) { failing.append(t) } }
+                for owner in owners {
+                    if let t = owner?.ticket, !failing.contains(where: { $0 === t }) { failing.append(t) }
+                }
                 for ticket in failing { fail(ticket, error, decoder: decoder, owners: &owners) }
                 continue
             }
@@ -238,8 +246,10 @@ final class GenerationBatcher: @unchecked Sendable {
     }
 
     /// Ends `ticket` with `error`, taking its rows out of the batch.
-    private func fail(_ ticket: BatchTicket, _ error: Error, decoder: BatchDecoder,
-                      owners: inout [(ticket: BatchTicket, index: Int)?]) {
+    private func fail(
+        _ ticket: BatchTicket, _ error: Error, decoder: BatchDecoder,
+        owners: inout [(ticket: BatchTicket, index: Int)?]
+    ) {
         for slot in owners.indices where owners[slot]?.ticket === ticket {
             decoder.remove(slot)
             owners[slot] = nil
@@ -276,8 +286,10 @@ final class BatchTicket: @unchecked Sendable {
     private let lock = NSLock()
     private var cancelled = false
 
-    init(sequences: [BatchedSequence], shouldStop: @escaping @Sendable () -> Bool,
-         progress: @escaping @Sendable (Int) -> Void) {
+    init(
+        sequences: [BatchedSequence], shouldStop: @escaping @Sendable () -> Bool,
+        progress: @escaping @Sendable (Int) -> Void
+    ) {
         self.sequences = sequences
         self.shouldStop = shouldStop
         self.progress = progress
@@ -306,8 +318,9 @@ final class BatchTicket: @unchecked Sendable {
     func finish(stopped: Bool) {
         guard !isFinished else { return }
         isFinished = true
-        let run = BatchedRun(outputs: outputs.sorted { $0.index < $1.index }, stopped: stopped,
-                             maxBatchRows: maxBatchRows)
+        let run = BatchedRun(
+            outputs: outputs.sorted { $0.index < $1.index }, stopped: stopped,
+            maxBatchRows: maxBatchRows)
         continuation?.resume(returning: run)
         continuation = nil
     }

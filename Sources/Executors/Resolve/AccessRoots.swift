@@ -52,7 +52,9 @@ public struct AccessRoots: Sendable, Equatable {
         let failure = { (message: String) in JobFailure.permanent("invalid \(kind) payload: \(message)") }
         guard let real = Self.realPath(path) else {
             let exists = FileManager.default.fileExists(atPath: path)
-            throw failure("\(field): \(path) \(exists ? "cannot be reached (a directory on the way is not searchable)" : "does not exist")")
+            throw failure(
+                "\(field): \(path) \(exists ? "cannot be reached (a directory on the way is not searchable)" : "does not exist")"
+            )
         }
         guard let roots = roots(for: use) else { return real }
         if roots.contains(where: { Self.contains(root: $0, path: real) }) { return real }

@@ -48,9 +48,11 @@ enum AdapterVersions {
     static func onDisk(_ name: String, in folder: String) -> [(version: Int, directory: String)] {
         let prefix = name + "@"
         var found: [Int: String] = [:]
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix(prefix) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix(prefix)
+        {
             let text = entry.dropFirst(prefix.count)
-            guard !text.isEmpty, text.count <= 9, text.allSatisfy({ $0.isASCII && $0.isNumber }), let version = Int(text),
+            guard !text.isEmpty, text.count <= 9, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let version = Int(text),
                 version >= 1, Locations.isDirectory(folder + "/" + entry)
             else { continue }
             found[version] = folder + "/" + entry

@@ -124,7 +124,8 @@ public struct Locations: Sendable {
             directory = value
         } else {
             let known = modelsDirectory.map { Self.listDirectories($0) } ?? []
-            let place = modelsDirectory.map { "no model called \"\(value)\" in \($0)" }
+            let place =
+                modelsDirectory.map { "no model called \"\(value)\" in \($0)" }
                 ?? "\"\(value)\" is not a directory (no state directory to look names up in)"
             let hint = known.isEmpty ? "" : " (there: \(known.joined(separator: ", ")))"
             throw failure("\(field): \(place)\(hint); give a checkpoint directory path or a model name")
@@ -151,10 +152,13 @@ public struct Locations: Sendable {
             if !FileManager.default.fileExists(atPath: value), HubReference(value) != nil {
                 path = try Self.hubSnapshot(value, field: field, kind: kind)
             }
-            guard Self.isDirectory(path) else { throw failure("\(field): the adapter directory \(value) does not exist") }
+            guard Self.isDirectory(path) else {
+                throw failure("\(field): the adapter directory \(value) does not exist")
+            }
             let directory = try roots.resolve(path, use: .model, field: field, kind: kind)
-            return AdapterLocation(name: value, directory: directory,
-                                   baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
+            return AdapterLocation(
+                name: value, directory: directory,
+                baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
         let reference: AdapterReference
         do {
@@ -175,7 +179,8 @@ public struct Locations: Sendable {
             }
             if let registered {
                 guard Self.isDirectory(registered.path) else {
-                    throw failure("\(field): adapter \"\(value)\" is registered at \(registered.path), which does not exist")
+                    throw failure(
+                        "\(field): adapter \"\(value)\" is registered at \(registered.path), which does not exist")
                 }
                 let directory = try roots.resolve(registered.path, use: .model, field: field, kind: kind)
                 return AdapterLocation(name: value, directory: directory, baseModel: registered.baseModel)
@@ -185,13 +190,15 @@ public struct Locations: Sendable {
             let found = AdapterVersions.directory(reference.name, version: reference.version, in: adapters)
         {
             let directory = try roots.resolve(found, use: .model, field: field, kind: kind)
-            return AdapterLocation(name: value, directory: directory,
-                                   baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
+            return AdapterLocation(
+                name: value, directory: directory,
+                baseModel: AdapterProvenance.read(directory: directory)?.baseModel)
         }
         var places: [String] = []
         if registry != nil { places.append("not registered in muwa.adapters") }
         if let adapters = adaptersDirectory {
-            let wanted = reference.version.map { AdapterVersions.directoryName(reference.name, version: $0) }
+            let wanted =
+                reference.version.map { AdapterVersions.directoryName(reference.name, version: $0) }
                 ?? "\(reference.name)@N"
             places.append("no directory \(adapters)/\(wanted)")
         }
@@ -223,11 +230,13 @@ public struct Locations: Sendable {
         if let provenance, provenance.architecture != AdapterProvenance.architecture(of: model.config) {
             throw failure(
                 "adapter \"\(location.name)\" was trained for base model \(provenance.baseModel) "
-                    + "(\(provenance.architecture)), not for \(modelName) (\(AdapterProvenance.architecture(of: model.config)))")
+                    + "(\(provenance.architecture)), not for \(modelName) (\(AdapterProvenance.architecture(of: model.config)))"
+            )
         }
         do {
-            return try LoRAAdapter.load(directory: location.directory, model: model.config,
-                                        memoryBudget: model.memoryBudget)
+            return try LoRAAdapter.load(
+                directory: location.directory, model: model.config,
+                memoryBudget: model.memoryBudget)
         } catch {
             let base = location.baseModel.map { " (trained for \($0))" } ?? ""
             throw failure("adapter \"\(location.name)\"\(base) cannot be used with \(modelName): \(error)")

@@ -205,11 +205,14 @@ final class DeltaRouter: ProjectionDelta {
     var runs: [(start: Int, count: Int, delta: ProjectionDelta)] = []
     var isEmpty: Bool { runs.isEmpty }
 
-    func addDelta(layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
-                  out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int) {
+    func addDelta(
+        layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim K: Int,
+        out: UnsafeMutablePointer<Float>, outDim N: Int, batch B: Int, rowsPerSequence T: Int
+    ) {
         for run in runs {
-            run.delta.addDelta(layer: layer, module: module, inp: inp + run.start * T * K, inDim: K,
-                               out: out + run.start * T * N, outDim: N, batch: run.count, rowsPerSequence: T)
+            run.delta.addDelta(
+                layer: layer, module: module, inp: inp + run.start * T * K, inDim: K,
+                out: out + run.start * T * N, outDim: N, batch: run.count, rowsPerSequence: T)
         }
     }
 }

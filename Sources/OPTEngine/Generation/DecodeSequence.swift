@@ -44,8 +44,9 @@ struct DecodeSequence {
         penalty = RepetitionPenalty(penalty: o.repetitionPenalty, vocabularySize: V)
         if o.repetitionPenalty != 1 { for id in request.promptIds { penalty.observe(id) } }
         if o.doSample {
-            sampler = CategoricalSampler(temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
-                                         vocabularySize: V)
+            sampler = CategoricalSampler(
+                temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed,
+                vocabularySize: V)
         } else {
             sampler = GreedySampler()
         }
@@ -85,7 +86,8 @@ struct DecodeSequence {
     /// What the sequence produced (so far, while it runs).
     var output: GenerationOutput {
         let text = stopped ?? tokenizer.decode(generated, skipSpecialTokens: true)
-        return GenerationOutput(text: text, tokenIds: generated, promptTokenCount: promptIds.count,
-                                finishReason: finish ?? .cancelled)
+        return GenerationOutput(
+            text: text, tokenIds: generated, promptTokenCount: promptIds.count,
+            finishReason: finish ?? .cancelled)
     }
 }

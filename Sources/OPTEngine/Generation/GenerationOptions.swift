@@ -14,8 +14,11 @@ public struct GenerationOptions: Sendable, Equatable {
     /// Overrides the model's EOS id (transformers' `eos_token_id` generation setting).
     public var eosTokenId: Int?
 
-    public init(maxNewTokens: Int = 50, doSample: Bool = false, temperature: Float = 1, topK: Int = 0, topP: Float = 1,
-                repetitionPenalty: Float = 1, seed: UInt64 = 0, stop: [String] = [], stopAtEOS: Bool = true, eosTokenId: Int? = nil) {
+    public init(
+        maxNewTokens: Int = 50, doSample: Bool = false, temperature: Float = 1, topK: Int = 0, topP: Float = 1,
+        repetitionPenalty: Float = 1, seed: UInt64 = 0, stop: [String] = [], stopAtEOS: Bool = true,
+        eosTokenId: Int? = nil
+    ) {
         self.maxNewTokens = maxNewTokens
         self.doSample = doSample
         self.temperature = temperature
@@ -30,7 +33,9 @@ public struct GenerationOptions: Sendable, Equatable {
 
     public func validate() throws {
         func bad(_ m: String) -> EngineError { .invalidRequest(m) }
-        guard maxNewTokens >= 0 && maxNewTokens <= 1 << 20 else { throw bad("max_new_tokens must be ≥ 0, got \(maxNewTokens)") }
+        guard maxNewTokens >= 0 && maxNewTokens <= 1 << 20 else {
+            throw bad("max_new_tokens must be ≥ 0, got \(maxNewTokens)")
+        }
         guard temperature.isFinite && temperature > 0 else { throw bad("temperature must be > 0, got \(temperature)") }
         guard topK >= 0 else { throw bad("top_k must be ≥ 0, got \(topK)") }
         guard topP.isFinite && topP > 0 && topP <= 1 else { throw bad("top_p must be in (0, 1], got \(topP)") }

@@ -13,24 +13,32 @@ public final class Generator: @unchecked Sendable {
         self.tokenizer = tokenizer
     }
 
-    public func generate(prompts: [String], options: GenerationOptions, delta: ProjectionDelta? = nil,
-                         shouldCancel: () -> Bool = { false }) throws -> [GenerationOutput] {
-        try generate(promptIds: prompts.map { tokenizer.encode($0) }, options: prompts.map { _ in options },
-                     delta: delta, shouldCancel: shouldCancel)
+    public func generate(
+        prompts: [String], options: GenerationOptions, delta: ProjectionDelta? = nil,
+        shouldCancel: () -> Bool = { false }
+    ) throws -> [GenerationOutput] {
+        try generate(
+            promptIds: prompts.map { tokenizer.encode($0) }, options: prompts.map { _ in options },
+            delta: delta, shouldCancel: shouldCancel)
     }
 
     /// Each sequence with its own options (sampling settings, limits, stop strings); outputs in prompt order.
     /// `delta` (an adapter) is used for every sequence, so it must treat every row alike (see DecodeRequest).
     /// `shouldCancel` is asked between steps: unfinished sequences then end with finish reason `cancelled`.
-    public func generate(promptIds: [[Int]], options: [GenerationOptions], delta: ProjectionDelta? = nil,
-                         shouldCancel: () -> Bool = { false }) throws -> [GenerationOutput] {
-        try generate(promptIds: promptIds, options: options, deltas: promptIds.map { _ in delta },
-                     shouldCancel: shouldCancel)
+    public func generate(
+        promptIds: [[Int]], options: [GenerationOptions], delta: ProjectionDelta? = nil,
+        shouldCancel: () -> Bool = { false }
+    ) throws -> [GenerationOutput] {
+        try generate(
+            promptIds: promptIds, options: options, deltas: promptIds.map { _ in delta },
+            shouldCancel: shouldCancel)
     }
 
     /// As above, with a delta (an adapter, or none) per sequence.
-    public func generate(promptIds: [[Int]], options: [GenerationOptions], deltas: [ProjectionDelta?],
-                         shouldCancel: () -> Bool = { false }) throws -> [GenerationOutput] {
+    public func generate(
+        promptIds: [[Int]], options: [GenerationOptions], deltas: [ProjectionDelta?],
+        shouldCancel: () -> Bool = { false }
+    ) throws -> [GenerationOutput] {
         guard !promptIds.isEmpty else { return [] }
         guard options.count == promptIds.count, deltas.count == promptIds.count else {
             throw EngineError.invalidRequest("one options value and one delta per prompt")
@@ -70,8 +78,10 @@ public final class Generator: @unchecked Sendable {
             }
         }
         return outputs.enumerated().map { i, output in
-            output ?? GenerationOutput(text: "", tokenIds: [], promptTokenCount: promptIds[i].count,
-                                       finishReason: .cancelled)
+            output
+                ?? GenerationOutput(
+                    text: "", tokenIds: [], promptTokenCount: promptIds[i].count,
+                    finishReason: .cancelled)
         }
     }
 }

@@ -15,17 +15,18 @@ public struct GreedySampler: LogitSampler {
     public mutating func sample(logits: UnsafeMutablePointer<Float>, count V: Int) -> Int {
         var best = 0
         var bestValue = logits[0]
-        for i in 1..<V where logits[i] > bestValue { best = i; bestValue = logits[i] }   // first max wins, as torch.argmax
+        // first max wins, as torch.argmax
+        for i in 1..<V where logits[i] > bestValue { best = i; bestValue = logits[i] }
         return best
     }
 }
 
 struct CategoricalSampler: LogitSampler {
     let temperature: Float
-    let topK: Int          // 0 = off
-    let topP: Float        // 1 = off
+    let topK: Int  // 0 = off
+    let topP: Float  // 1 = off
     private var rng: SeededRNG
-    private var order: [Int32]    // candidate ids, reused between calls
+    private var order: [Int32]  // candidate ids, reused between calls
 
     init(temperature: Float, topK: Int, topP: Float, seed: UInt64, vocabularySize V: Int) {
         self.temperature = temperature
@@ -40,7 +41,7 @@ struct CategoricalSampler: LogitSampler {
         // Candidates sorted by logit, descending (ties: lower id first).
         var n = V
         let topK = self.topK
-        var order: [Int32] = []          // take the buffer out of self (no copy) and put it back after
+        var order: [Int32] = []  // take the buffer out of self (no copy) and put it back after
         swap(&order, &self.order)
         defer { swap(&order, &self.order) }
         order.withUnsafeMutableBufferPointer { o in
@@ -78,7 +79,7 @@ struct CategoricalSampler: LogitSampler {
     }
 
     private static func kthLargest(_ logits: UnsafePointer<Float>, _ V: Int, _ k: Int) -> Float {
-        var top = [Float](repeating: -.infinity, count: k)   // ascending; top[0] is the k-th largest so far
+        var top = [Float](repeating: -.infinity, count: k)  // ascending; top[0] is the k-th largest so far
         for i in 0..<V where logits[i] > top[0] {
             var j = 0
             while j + 1 < k && top[j + 1] < logits[i] { top[j] = top[j + 1]; j += 1 }

@@ -5,7 +5,7 @@ import Foundation
 
 public struct ScoreResult: Sendable, Equatable {
     public var tokens: [Int]
-    public var logprobs: [Float]         // tokens.count - 1 values
+    public var logprobs: [Float]  // tokens.count - 1 values
     public var sumLogprob: Double
     /// exp(-mean logprob); NaN when there is nothing to score.
     public var perplexity: Double {
@@ -36,7 +36,8 @@ public final class Scorer: @unchecked Sendable {
         let cfg = model.config, V = cfg.vocabSize
         let T = sequences.map(\.count).max() ?? 0
         guard T <= cfg.maxPositionEmbeddings else {
-            throw EngineError.invalidRequest("sequence of \(T) tokens exceeds the model's \(cfg.maxPositionEmbeddings) positions")
+            throw EngineError.invalidRequest(
+                "sequence of \(T) tokens exceeds the model's \(cfg.maxPositionEmbeddings) positions")
         }
         guard T > 0 else { return sequences.map { _ in [] } }
         let rows = sequences.map { $0 + [Int](repeating: cfg.padTokenId, count: T - $0.count) }
@@ -44,10 +45,12 @@ public final class Scorer: @unchecked Sendable {
         var out = sequences.map { [Float](repeating: 0, count: max($0.count - 1, 0)) }
         try model.checkSessionMemory(batch: sequences.count, capacity: T)
         let session = BatchSession(model: model, batch: sequences.count, capacity: T)
-        try session.append(tokens: rows, mask: mask, delta: delta, logits: .all({ b, t, logits in
-            guard t + 1 < sequences[b].count else { return }
-            out[b][t] = logSoftmaxAt(logits, V: V, index: sequences[b][t + 1])
-        }))
+        try session.append(
+            tokens: rows, mask: mask, delta: delta,
+            logits: .all({ b, t, logits in
+                guard t + 1 < sequences[b].count else { return }
+                out[b][t] = logSoftmaxAt(logits, V: V, index: sequences[b][t + 1])
+            }))
         return out
     }
 }

@@ -37,11 +37,13 @@ public final class BatchSession: @unchecked Sendable {
         self.model = model
         self.B = max(B, 1); self.capacity = max(S, 1); self.chunk = max(1, min(chunk, self.capacity))
         pass = ForwardPass(config: cfg, rows: self.B * self.chunk, chunk: self.chunk, scoreColumns: self.capacity)
-        cache = KVCache(layers: cfg.numHiddenLayers, batch: self.B, heads: cfg.numAttentionHeads,
-                        capacity: self.capacity, headDim: cfg.headDim)
+        cache = KVCache(
+            layers: cfg.numHiddenLayers, batch: self.B, heads: cfg.numAttentionHeads,
+            capacity: self.capacity, headDim: cfg.headDim)
         let V = cfg.vocabSize
         lastLogits = .allocate(capacity: self.B * V); lastLogits.initialize(repeating: 0, count: self.B * V)
-        logitBlock = .allocate(capacity: Self.logitRows * V); logitBlock.initialize(repeating: 0, count: Self.logitRows * V)
+        logitBlock = .allocate(capacity: Self.logitRows * V);
+        logitBlock.initialize(repeating: 0, count: Self.logitRows * V)
         stepTokens = .allocate(capacity: self.B); stepTokens.initialize(repeating: 0, count: self.B)
         validCount = [Int32](repeating: 0, count: self.B)
     }
@@ -56,7 +58,8 @@ public final class BatchSession: @unchecked Sendable {
     /// mask included. Saturates at Int.max.
     public static func estimatedBytes(config cfg: OPTConfig, batch: Int, capacity: Int, chunk: Int = 256) -> Int {
         let B = max(batch, 1), S = max(capacity, 1), chunk = max(1, min(chunk, S))
-        var floats = ForwardPass.floatCount(config: cfg, rows: saturatingProduct(B, chunk), chunk: chunk, scoreColumns: S)
+        var floats = ForwardPass.floatCount(
+            config: cfg, rows: saturatingProduct(B, chunk), chunk: chunk, scoreColumns: S)
         floats = saturatingSum(floats, saturatingProduct(saturatingSum(B, logitRows), cfg.vocabSize))
         floats = saturatingSum(floats, kvFloats(config: cfg, sequences: B, capacity: S))
         return saturatingSum(saturatingProduct(floats, 4), saturatingProduct(B, S))
@@ -69,11 +72,15 @@ public final class BatchSession: @unchecked Sendable {
     }
 
     /// Appends tokens (B rows of equal length) with their mask (1 real, 0 padding; default all 1).
-    public func append(tokens rows: [[Int]], mask: [[Int]]? = nil, delta: ProjectionDelta? = nil,
-                       logits: LogitsRequest = .last) throws {
+    public func append(
+        tokens rows: [[Int]], mask: [[Int]]? = nil, delta: ProjectionDelta? = nil,
+        logits: LogitsRequest = .last
+    ) throws {
         guard rows.count == B else { throw EngineError.invalidRequest("expected \(B) sequences, got \(rows.count)") }
         let n = rows.first?.count ?? 0
-        guard rows.allSatisfy({ $0.count == n }) else { throw EngineError.invalidRequest("rows have different lengths") }
+        guard rows.allSatisfy({ $0.count == n }) else {
+            throw EngineError.invalidRequest("rows have different lengths")
+        }
         if let mask {
             guard mask.count == B, zip(mask, rows).allSatisfy({ $0.count == $1.count }) else {
                 throw EngineError.invalidRequest("the mask's shape differs from the tokens'")
@@ -87,9 +94,11 @@ public final class BatchSession: @unchecked Sendable {
                 "\(past + n) tokens exceed the model's \(model.config.maxPositionEmbeddings) positions")
         }
         let V = model.config.vocabSize
-        for row in rows { for id in row where id < 0 || id >= V {
-            throw EngineError.invalidRequest("token id \(id) is outside the vocabulary of \(V)")
-        } }
+        for row in rows {
+            for id in row where id < 0 || id >= V {
+                throw EngineError.invalidRequest("token id \(id) is outside the vocabulary of \(V)")
+            }
+        }
         var start = 0
         while start < n {
             let t = min(chunk, n - start)
@@ -115,7 +124,9 @@ public final class BatchSession: @unchecked Sendable {
     /// Leaves the logits in `lastLogits`.
     public func step(delta: ProjectionDelta? = nil) throws {
         let limit = min(capacity, model.config.maxPositionEmbeddings)
-        guard past + 1 <= limit else { throw EngineError.invalidRequest("sequence reached the limit of \(limit) tokens") }
+        guard past + 1 <= limit else {
+            throw EngineError.invalidRequest("sequence reached the limit of \(limit) tokens")
+        }
         let V = model.config.vocabSize
         for b in 0..<B where stepTokens[b] < 0 || Int(stepTokens[b]) >= V {
             throw EngineError.invalidRequest("token id \(stepTokens[b]) is outside the vocabulary of \(V)")
@@ -141,8 +152,9 @@ public final class BatchSession: @unchecked Sendable {
         case .last:
             guard isLastChunk else { return }
             for b in 0..<B {
-                model.logits(out: lastLogits + b * V, hidden: pass.hidden + (b * T + T - 1) * E, rows: 1,
-                             scratch: pass.kernelScratch)
+                model.logits(
+                    out: lastLogits + b * V, hidden: pass.hidden + (b * T + T - 1) * E, rows: 1,
+                    scratch: pass.kernelScratch)
             }
         case .all(let body):
             let rows = Self.logitRows
@@ -150,10 +162,13 @@ public final class BatchSession: @unchecked Sendable {
                 var t0 = 0
                 while t0 < T {
                     let nr = min(rows, T - t0)
-                    model.logits(out: logitBlock, hidden: pass.hidden + (b * T + t0) * E, rows: nr,
-                                 scratch: pass.kernelScratch)
+                    model.logits(
+                        out: logitBlock, hidden: pass.hidden + (b * T + t0) * E, rows: nr,
+                        scratch: pass.kernelScratch)
                     for r in 0..<nr { body(b, offset + t0 + r, logitBlock + r * V) }
-                    if isLastChunk && t0 + nr == T { (lastLogits + b * V).update(from: logitBlock + (nr - 1) * V, count: V) }
+                    if isLastChunk && t0 + nr == T {
+                        (lastLogits + b * V).update(from: logitBlock + (nr - 1) * V, count: V)
+                    }
                     t0 += nr
                 }
             }
@@ -163,6 +178,7 @@ public final class BatchSession: @unchecked Sendable {
 
 /// Floats of the K and V of `sequences` sequences of `capacity` tokens over every layer: 2·L·n·S·C.
 func kvFloats(config cfg: OPTConfig, sequences: Int, capacity: Int) -> Int {
-    saturatingProduct(saturatingProduct(saturatingProduct(2, cfg.numHiddenLayers), max(sequences, 0)),
-                      saturatingProduct(capacity, cfg.hiddenSize))
+    saturatingProduct(
+        saturatingProduct(saturatingProduct(2, cfg.numHiddenLayers), max(sequences, 0)),
+        saturatingProduct(capacity, cfg.hiddenSize))
 }

@@ -62,8 +62,10 @@ public struct EngineOptions: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses the textual settings (CLI flags, payload keys, MUWA_COMPUTE); a nil keeps `base`'s value. The
     /// error names the setting and the values it takes.
-    public static func parse(compute: String?, weights: String?, int8Threshold: Double?,
-                             base: EngineOptions = .product) throws -> EngineOptions {
+    public static func parse(
+        compute: String?, weights: String?, int8Threshold: Double?,
+        base: EngineOptions = .product
+    ) throws -> EngineOptions {
         var o = base
         if let compute {
             guard let c = ComputeSetting(rawValue: compute.lowercased()) else {

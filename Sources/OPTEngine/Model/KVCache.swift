@@ -42,8 +42,9 @@ extension KVCache: PassAttention {
     func attend(layer l: Int, pass: ForwardPass) {
         let (ck, cv) = layer(l)
         let shape = AttentionShape(B: pass.rows, T: pass.T, NH: NH, hs: hs, past: length, capacity: S)
-        attentionForward(out: pass.att, q: pass.q, k: pass.k, v: pass.v, cacheK: ck, cacheV: cv, keyMask: keyMask,
-                         scores: pass.scores, shape: shape)
+        attentionForward(
+            out: pass.att, q: pass.q, k: pass.k, v: pass.v, cacheK: ck, cacheV: cv, keyMask: keyMask,
+            scores: pass.scores, shape: shape)
     }
 }
 
@@ -122,7 +123,8 @@ extension SlotKVCache: PassAttention {
             let (ck, cv) = layer(l, slot: slot)
             attentionRows[i] = AttentionRow(cacheK: ck, cacheV: cv, capacity: capacities[slot], past: lengths[slot])
         }
-        attentionForwardRows(out: pass.att, q: pass.q, k: pass.k, v: pass.v, rows: attentionRows, scores: pass.scores,
-                             B: pass.rows, T: pass.T, NH: NH, hs: hs)
+        attentionForwardRows(
+            out: pass.att, q: pass.q, k: pass.k, v: pass.v, rows: attentionRows, scores: pass.scores,
+            B: pass.rows, T: pass.T, NH: NH, hs: hs)
     }
 }

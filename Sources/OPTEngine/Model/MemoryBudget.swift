@@ -34,7 +34,8 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     public static func parse(_ text: String, setting: String = "MUWA_MEMORY_LIMIT") throws -> MemoryBudget {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         func bad() -> EngineError {
-            .invalidRequest("\(setting) '\(trimmed.prefix(40))' is not a size (e.g. 8GiB, 512MiB, a number of bytes or max)")
+            .invalidRequest(
+                "\(setting) '\(trimmed.prefix(40))' is not a size (e.g. 8GiB, 512MiB, a number of bytes or max)")
         }
         if ["max", "none", "unlimited", "infinity"].contains(trimmed.lowercased()) { return .unlimited }
         let number = trimmed.prefix { $0.isNumber || $0 == "." }
@@ -70,7 +71,8 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
         let cgroup = cgroupLimits.compactMap(parseCgroupLimit).min()
         let physical = meminfo.flatMap(parseMemTotal)
         switch (cgroup, physical) {
-        case (let c?, let p?): return c <= p ? (MemoryBudget(bytes: c), .cgroup) : (MemoryBudget(bytes: p), .physicalMemory)
+        case (let c?, let p?):
+            return c <= p ? (MemoryBudget(bytes: c), .cgroup) : (MemoryBudget(bytes: p), .physicalMemory)
         case (let c?, nil): return (MemoryBudget(bytes: c), .cgroup)
         case (nil, let p?): return (MemoryBudget(bytes: p), .physicalMemory)
         case (nil, nil): return (.unlimited, .none)

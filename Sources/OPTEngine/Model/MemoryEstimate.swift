@@ -23,19 +23,24 @@ extension OPTModel {
     /// `batch` sequences of `capacity` tokens (batch mode) exceed ``memoryBudget``.
     func checkSessionMemory(batch: Int, capacity: Int, chunk: Int = 256) throws {
         let buffers = BatchSession.estimatedBytes(config: config, batch: batch, capacity: capacity, chunk: chunk)
-        try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(
-            "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for "
-                + "\(batch) × \(capacity) tokens"))
+        try memoryBudget.check(
+            saturatingSum(weightBytes, buffers),
+            for: self.describe(
+                "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for "
+                    + "\(batch) × \(capacity) tokens"))
     }
 
     /// The check made at load: the weights plus what one sequence of the model's full length needs in
     /// a decode batch (slot mode: the chunk × positions scores buffer and one slot's KV cache).
     func checkLoadMemory() throws {
-        let buffers = SlotSession.estimatedBytes(config: config, slots: 1, openSlots: 1,
-                                                 capacity: config.maxPositionEmbeddings)
-        try memoryBudget.check(saturatingSum(weightBytes, buffers), for: self.describe(
-            "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for one "
-                + "sequence of max_position_embeddings \(config.maxPositionEmbeddings)"))
+        let buffers = SlotSession.estimatedBytes(
+            config: config, slots: 1, openSlots: 1,
+            capacity: config.maxPositionEmbeddings)
+        try memoryBudget.check(
+            saturatingSum(weightBytes, buffers),
+            for: self.describe(
+                "weights \(MemoryBudget.format(weightBytes)) + buffers \(MemoryBudget.format(buffers)) for one "
+                    + "sequence of max_position_embeddings \(config.maxPositionEmbeddings)"))
     }
 
     private func describe(_ detail: String) -> String {
@@ -49,10 +54,14 @@ extension OPTWeights {
         var tensors: [Tensor] = [embedTokens, embedPositions]
         tensors += [projectIn, projectOut, lnFinal?.weight, lnFinal?.bias].compactMap { $0 }
         for l in layers {
-            for lw in [l.qProj, l.kProj, l.vProj, l.outProj, l.fc1, l.fc2] { tensors += [lw.weight] + [lw.bias].compactMap { $0 } }
+            for lw in [l.qProj, l.kProj, l.vProj, l.outProj, l.fc1, l.fc2] {
+                tensors += [lw.weight] + [lw.bias].compactMap { $0 }
+            }
             tensors += [l.lnAttn.weight, l.lnAttn.bias, l.lnFfn.weight, l.lnFfn.bias].compactMap { $0 }
         }
-        if lmHead.region !== embedTokens.region || lmHead.byteOffset != embedTokens.byteOffset { tensors.append(lmHead) }
+        if lmHead.region !== embedTokens.region || lmHead.byteOffset != embedTokens.byteOffset {
+            tensors.append(lmHead)
+        }
         return tensors.reduce(0) { saturatingSum($0, $1.byteCount) }
     }
 }

@@ -5,14 +5,14 @@ import Foundation
 public struct OPTConfig: Codable, Sendable, Equatable {
     var modelType: String
     public var vocabSize: Int
-    public var hiddenSize: Int                 // C
-    public var ffnDim: Int                     // F
-    public var numHiddenLayers: Int            // L
-    public var numAttentionHeads: Int          // NH
-    public var maxPositionEmbeddings: Int      // positions; the table has +2 rows (OPT's offset)
-    public var wordEmbedProjDim: Int           // E (opt-350m: 512 with project_in/out)
-    public var doLayerNormBefore: Bool         // pre-LN; false = post-LN (opt-350m)
-    var activationFunction: String      // "relu" for every published OPT
+    public var hiddenSize: Int  // C
+    public var ffnDim: Int  // F
+    public var numHiddenLayers: Int  // L
+    public var numAttentionHeads: Int  // NH
+    public var maxPositionEmbeddings: Int  // positions; the table has +2 rows (OPT's offset)
+    public var wordEmbedProjDim: Int  // E (opt-350m: 512 with project_in/out)
+    public var doLayerNormBefore: Bool  // pre-LN; false = post-LN (opt-350m)
+    var activationFunction: String  // "relu" for every published OPT
     var enableBias: Bool
     var layerNormElementwiseAffine: Bool
     var removeFinalLayerNorm: Bool
@@ -113,13 +113,17 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         guard modelType == "opt" else {
             throw bad("model_type is '\(modelType)'; muwa runs OPT models only (model_type \"opt\")")
         }
-        for (name, value) in [("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("ffn_dim", ffnDim),
-                              ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
-                              ("max_position_embeddings", maxPositionEmbeddings),
-                              ("word_embed_proj_dim", wordEmbedProjDim)] where value <= 0 || value > 1 << 24 {
+        for (name, value) in [
+            ("vocab_size", vocabSize), ("hidden_size", hiddenSize), ("ffn_dim", ffnDim),
+            ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
+            ("max_position_embeddings", maxPositionEmbeddings),
+            ("word_embed_proj_dim", wordEmbedProjDim),
+        ] where value <= 0 || value > 1 << 24 {
             throw bad("\(name) is \(value), expected a positive number")
         }
-        guard dropout.isFinite, (0..<1).contains(dropout) else { throw bad("dropout is \(dropout), expected 0 ≤ dropout < 1") }
+        guard dropout.isFinite, (0..<1).contains(dropout) else {
+            throw bad("dropout is \(dropout), expected 0 ≤ dropout < 1")
+        }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw bad("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         }
@@ -142,10 +146,12 @@ public struct OPTConfig: Codable, Sendable, Equatable {
         func sum(_ terms: Int...) -> Int { terms.reduce(0, saturatingSum) }
         func product(_ factors: Int...) -> Int { factors.reduce(1, saturatingProduct) }
         let ln = layerNormElementwiseAffine ? product(2, C) : 0
-        let layer = sum(product(4, sum(product(C, C), product(b, C))), product(C, F), product(b, F), product(F, C),
-                        product(b, C), product(2, ln))
-        return sum(product(vocabSize, E), product(sum(maxPositionEmbeddings, optPositionOffset), C),
-                   hasProjections ? product(2, C, E) : 0, hasFinalLayerNorm ? ln : 0, product(numHiddenLayers, layer))
+        let layer = sum(
+            product(4, sum(product(C, C), product(b, C))), product(C, F), product(b, F), product(F, C),
+            product(b, C), product(2, ln))
+        return sum(
+            product(vocabSize, E), product(sum(maxPositionEmbeddings, optPositionOffset), C),
+            hasProjections ? product(2, C, E) : 0, hasFinalLayerNorm ? ln : 0, product(numHiddenLayers, layer))
     }
 
     /// True for opt-350m-style models whose embeddings are narrower than the hidden size.

@@ -13,8 +13,9 @@ public enum ProjectionModule: String, CaseIterable, Sendable {
 /// rows so it can add its low-rank term. Rows are grouped by sequence: batch b owns rows
 /// [b·rowsPerSequence, (b+1)·rowsPerSequence).
 public protocol ProjectionDelta: AnyObject {
-    func addDelta(layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim: Int,
-                  out: UnsafeMutablePointer<Float>, outDim: Int, batch: Int, rowsPerSequence: Int)
+    func addDelta(
+        layer: Int, module: ProjectionModule, inp: UnsafePointer<Float>, inDim: Int,
+        out: UnsafeMutablePointer<Float>, outDim: Int, batch: Int, rowsPerSequence: Int)
 }
 
 public final class OPTModel: @unchecked Sendable {
@@ -29,8 +30,10 @@ public final class OPTModel: @unchecked Sendable {
     /// How this model computes and keeps its weights (the weights are already prepared for it).
     public let options: EngineOptions
 
-    public init(config: OPTConfig, weights: OPTWeights, directory: String? = nil,
-                memoryBudget: MemoryBudget = .unlimited, options: EngineOptions = .exact) throws {
+    public init(
+        config: OPTConfig, weights: OPTWeights, directory: String? = nil,
+        memoryBudget: MemoryBudget = .unlimited, options: EngineOptions = .exact
+    ) throws {
         try config.validate()
         guard let act = Activation(name: config.activationFunction) else {
             throw EngineError.invalidConfig(path: "config.json", reason: "unsupported activation")
@@ -47,14 +50,17 @@ public final class OPTModel: @unchecked Sendable {
     /// Loads config.json and the weights of a Hugging Face OPT directory. Throws
     /// ``EngineError/overMemoryBudget(what:estimate:limit:)`` when the weights plus the buffers of one
     /// full-length sequence exceed `memoryBudget` (checked before any buffer is allocated).
-    public static func load(directory: String, memoryBudget: MemoryBudget = .unlimited,
-                            options: EngineOptions = .exact) throws -> OPTModel {
+    public static func load(
+        directory: String, memoryBudget: MemoryBudget = .unlimited,
+        options: EngineOptions = .exact
+    ) throws -> OPTModel {
         let config = try OPTConfig.load(directory: directory)
         let checkpoint = try CheckpointReader.load(directory: directory)
         var weights = try OPTWeights(checkpoint: checkpoint, config: config)
         try weights.prepare(for: options)
-        let model = try OPTModel(config: config, weights: weights, directory: directory, memoryBudget: memoryBudget,
-                                 options: options)
+        let model = try OPTModel(
+            config: config, weights: weights, directory: directory, memoryBudget: memoryBudget,
+            options: options)
         try model.checkLoadMemory()
         return model
     }
@@ -77,14 +83,17 @@ public final class OPTModel: @unchecked Sendable {
         }
         positionEmbeddingAdd(out: x, positions: s.positions, table: w.embedPositions, scratch: s.tmp, N: R, C: C)
 
-        func project(_ lw: LinearWeights, _ l: Int, _ m: ProjectionModule, out: UnsafeMutablePointer<Float>,
-                     inp: UnsafePointer<Float>, K: Int, N: Int) {
+        func project(
+            _ lw: LinearWeights, _ l: Int, _ m: ProjectionModule, out: UnsafeMutablePointer<Float>,
+            inp: UnsafePointer<Float>, K: Int, N: Int
+        ) {
             matmul(out: out, inp: inp, weight: lw.weight, bias: lw.bias?.floats, M: R, K: K, N: N, scratch: scratch)
             delta?.addDelta(layer: l, module: m, inp: inp, inDim: K, out: out, outDim: N, batch: B, rowsPerSequence: T)
         }
         func norm(_ ln: LayerNormWeights, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>) {
-            layerNormForward(out: out, mean: nil, rstd: nil, inp: inp, weight: ln.weight?.floats,
-                             bias: ln.bias?.floats, N: R, C: C)
+            layerNormForward(
+                out: out, mean: nil, rstd: nil, inp: inp, weight: ln.weight?.floats,
+                bias: ln.bias?.floats, N: R, C: C)
         }
         let preLN = cfg.doLayerNormBefore
         let scaling = 1 / Float(cfg.headDim).squareRoot()
@@ -121,7 +130,8 @@ public final class OPTModel: @unchecked Sendable {
 
     /// logits (rows, V) = hidden (rows, E) · lm_headᵀ
     func logits(out: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, rows: Int, scratch: KernelScratch) {
-        matmul(out: out, inp: hidden, weight: weights.lmHead, bias: nil, M: rows, K: config.wordEmbedProjDim,
-               N: config.vocabSize, scratch: scratch)
+        matmul(
+            out: out, inp: hidden, weight: weights.lmHead, bias: nil, M: rows, K: config.wordEmbedProjDim,
+            N: config.vocabSize, scratch: scratch)
     }
 }

@@ -19,20 +19,20 @@ public struct LayerNormWeights: @unchecked Sendable {
 
 public struct OPTLayerWeights: @unchecked Sendable {
     public var qProj, kProj, vProj, outProj: LinearWeights  // (C, C)
-    public var lnAttn: LayerNormWeights                   // self_attn_layer_norm (C)
-    public var fc1: LinearWeights                          // (F, C)
-    public var fc2: LinearWeights                          // (C, F)
-    public var lnFfn: LayerNormWeights                     // final_layer_norm of the layer (C)
+    public var lnAttn: LayerNormWeights  // self_attn_layer_norm (C)
+    public var fc1: LinearWeights  // (F, C)
+    public var fc2: LinearWeights  // (C, F)
+    public var lnFfn: LayerNormWeights  // final_layer_norm of the layer (C)
 }
 
 public struct OPTWeights: @unchecked Sendable {
-    public var embedTokens: Tensor        // (V, E)
-    public var embedPositions: Tensor     // (P + 2, C)
-    public var projectIn: Tensor?         // (C, E), no bias
-    public var projectOut: Tensor?        // (E, C), no bias
-    public var lnFinal: LayerNormWeights? // decoder.final_layer_norm (C), pre-LN models only
+    public var embedTokens: Tensor  // (V, E)
+    public var embedPositions: Tensor  // (P + 2, C)
+    public var projectIn: Tensor?  // (C, E), no bias
+    public var projectOut: Tensor?  // (E, C), no bias
+    public var lnFinal: LayerNormWeights?  // decoder.final_layer_norm (C), pre-LN models only
     public var layers: [OPTLayerWeights]
-    public var lmHead: Tensor             // (V, E); embed_tokens when tied
+    public var lmHead: Tensor  // (V, E); embed_tokens when tied
 
     /// Binds `checkpoint`'s tensors, checking every shape against `config`.
     public init(checkpoint ckpt: CheckpointTensors, config cfg: OPTConfig) throws {
@@ -41,7 +41,9 @@ public struct OPTWeights: @unchecked Sendable {
 
         func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
             let key = prefix + name
-            guard let t = ckpt.tensors[key] else { throw EngineError.missingTensor(name: key, file: ckpt.describe(key)) }
+            guard let t = ckpt.tensors[key] else {
+                throw EngineError.missingTensor(name: key, file: ckpt.describe(key))
+            }
             guard t.shape == shape else {
                 throw EngineError.shapeMismatch(name: key, file: ckpt.describe(key), expected: shape, found: t.shape)
             }
@@ -52,14 +54,16 @@ public struct OPTWeights: @unchecked Sendable {
         }
         func small(_ name: String, _ n: Int) throws -> Tensor { try tensor(name, [n]).toF32() }
         func linear(_ name: String, out: Int, inp: Int) throws -> LinearWeights {
-            LinearWeights(weight: try tensor(name + ".weight", [out, inp]),
-                          bias: cfg.enableBias ? try small(name + ".bias", out) : nil)
+            LinearWeights(
+                weight: try tensor(name + ".weight", [out, inp]),
+                bias: cfg.enableBias ? try small(name + ".bias", out) : nil)
         }
         func layerNorm(_ name: String) throws -> LayerNormWeights {
             guard cfg.layerNormElementwiseAffine else { return LayerNormWeights(weight: nil, bias: nil) }
-            return LayerNormWeights(weight: try small(name + ".weight", C),
-                                    bias: cfg.enableBias || ckpt.tensors[prefix + name + ".bias"] != nil
-                                        ? try small(name + ".bias", C) : nil)
+            return LayerNormWeights(
+                weight: try small(name + ".weight", C),
+                bias: cfg.enableBias || ckpt.tensors[prefix + name + ".bias"] != nil
+                    ? try small(name + ".bias", C) : nil)
         }
 
         embedTokens = try tensor("embed_tokens.weight", [V, E])
@@ -81,8 +85,9 @@ public struct OPTWeights: @unchecked Sendable {
         }
         if let head = ckpt.tensors["lm_head.weight"] {
             guard head.shape == [V, E] else {
-                throw EngineError.shapeMismatch(name: "lm_head.weight", file: ckpt.describe("lm_head.weight"),
-                                                expected: [V, E], found: head.shape)
+                throw EngineError.shapeMismatch(
+                    name: "lm_head.weight", file: ckpt.describe("lm_head.weight"),
+                    expected: [V, E], found: head.shape)
             }
             lmHead = head
         } else {
@@ -96,8 +101,9 @@ public struct OPTWeights: @unchecked Sendable {
         where ckpt.tensors[prefix + "embed_tokens.weight"] != nil {
             return prefix
         }
-        throw EngineError.missingTensor(name: "model.decoder.embed_tokens.weight (or decoder.embed_tokens.weight)",
-                                        file: ckpt.directory)
+        throw EngineError.missingTensor(
+            name: "model.decoder.embed_tokens.weight (or decoder.embed_tokens.weight)",
+            file: ckpt.directory)
     }
 }
 

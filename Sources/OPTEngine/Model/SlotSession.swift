@@ -28,8 +28,9 @@ public final class SlotSession: @unchecked Sendable {
         capacity = max(cfg.maxPositionEmbeddings, 1)
         self.chunk = max(1, min(chunk, capacity))
         pass = ForwardPass(config: cfg, rows: max(self.slots, self.chunk), chunk: self.chunk, scoreColumns: capacity)
-        cache = SlotKVCache(layers: cfg.numHiddenLayers, slots: self.slots, heads: cfg.numAttentionHeads,
-                            headDim: cfg.headDim)
+        cache = SlotKVCache(
+            layers: cfg.numHiddenLayers, slots: self.slots, heads: cfg.numAttentionHeads,
+            headDim: cfg.headDim)
         let V = cfg.vocabSize
         lastLogits = .allocate(capacity: self.slots * V); lastLogits.initialize(repeating: 0, count: self.slots * V)
         passLogits = .allocate(capacity: self.slots * V); passLogits.initialize(repeating: 0, count: self.slots * V)
@@ -44,8 +45,10 @@ public final class SlotSession: @unchecked Sendable {
 
     /// Bytes a session of `slots` slots allocates for `config`, with `openSlots` slots of `capacity` tokens
     /// open. Saturates at Int.max.
-    public static func estimatedBytes(config cfg: OPTConfig, slots: Int, openSlots: Int = 1, capacity: Int,
-                                      chunk: Int = 256) -> Int {
+    public static func estimatedBytes(
+        config cfg: OPTConfig, slots: Int, openSlots: Int = 1, capacity: Int,
+        chunk: Int = 256
+    ) -> Int {
         let B = max(slots, 1), S = max(cfg.maxPositionEmbeddings, 1), chunk = max(1, min(chunk, S))
         var floats = ForwardPass.floatCount(config: cfg, rows: max(B, chunk), chunk: chunk, scoreColumns: S)
         floats = saturatingSum(floats, saturatingProduct(saturatingProduct(2, B), cfg.vocabSize))
@@ -60,7 +63,9 @@ public final class SlotSession: @unchecked Sendable {
 
     /// Gives `slot` an empty cache of `capacity` tokens (at most the model's positions).
     func openSlot(_ slot: Int, capacity S: Int) throws {
-        guard slot >= 0 && slot < slots else { throw EngineError.invalidRequest("slot \(slot) is outside 0..<\(slots)") }
+        guard slot >= 0 && slot < slots else {
+            throw EngineError.invalidRequest("slot \(slot) is outside 0..<\(slots)")
+        }
         guard S >= 1 && S <= capacity else {
             throw EngineError.invalidRequest("a slot of \(S) tokens does not fit the model's \(capacity) positions")
         }
@@ -108,21 +113,25 @@ public final class SlotSession: @unchecked Sendable {
             start += t
         }
         let E = model.config.wordEmbedProjDim
-        model.logits(out: lastLogits + slot * V, hidden: pass.hidden + (pass.T - 1) * E, rows: 1,
-                     scratch: pass.kernelScratch)
+        model.logits(
+            out: lastLogits + slot * V, hidden: pass.hidden + (pass.T - 1) * E, rows: 1,
+            scratch: pass.kernelScratch)
     }
 
     /// One token for each of `slots` (read from `stepTokens[slot]`) in one pass; each slot's logits go to
     /// its row of `lastLogits`. `delta` sees the pass's rows in the order of `slots`.
     public func step(slots stepped: [Int], delta: ProjectionDelta? = nil) throws {
         guard !stepped.isEmpty else { return }
-        guard stepped.count <= slots else { throw EngineError.invalidRequest("\(stepped.count) rows for \(slots) slots") }
+        guard stepped.count <= slots else {
+            throw EngineError.invalidRequest("\(stepped.count) rows for \(slots) slots")
+        }
         let V = model.config.vocabSize
         for (i, slot) in stepped.enumerated() {
             try checkOpen(slot)
             guard !stepped[..<i].contains(slot) else { throw EngineError.invalidRequest("slot \(slot) stepped twice") }
             guard cache.lengths[slot] + 1 <= cache.capacities[slot] else {
-                throw EngineError.invalidRequest("slot \(slot) reached its capacity of \(cache.capacities[slot]) tokens")
+                throw EngineError.invalidRequest(
+                    "slot \(slot) reached its capacity of \(cache.capacities[slot]) tokens")
             }
             let id = stepTokens[slot]
             guard id >= 0 && Int(id) < V else {
@@ -143,7 +152,9 @@ public final class SlotSession: @unchecked Sendable {
     }
 
     private func checkOpen(_ slot: Int) throws {
-        guard slot >= 0 && slot < slots else { throw EngineError.invalidRequest("slot \(slot) is outside 0..<\(slots)") }
+        guard slot >= 0 && slot < slots else {
+            throw EngineError.invalidRequest("slot \(slot) is outside 0..<\(slots)")
+        }
         guard cache.isOpen(slot) else { throw EngineError.invalidRequest("slot \(slot) is not open") }
     }
 }

@@ -30,12 +30,16 @@ public enum Activation: Sendable {
     }
 
     /// dinp += dout · f'(pre), where `pre` holds the activation's input.
-    public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>, count n: Int) {
+    public func backward(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>, count n: Int
+    ) {
         parallelElements(n) { range in backward(dinp: dinp, dout: dout, pre: pre, range: range) }
     }
 
-    private func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
-                          range: Range<Int>) {
+    private func backward(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, pre: UnsafePointer<Float>,
+        range: Range<Int>
+    ) {
         switch self {
         case .relu:
             for i in range where pre[i] > 0 { dinp[i] += dout[i] }

@@ -43,22 +43,26 @@ func prefillBlockRows(T: Int, L: Int, hs: Int) -> Int { min(T, causalBlockRows(w
 /// 0 ..< past + t1 (the causal limit) — or all L when one of its rows sees no real key and so attends
 /// uniformly to all of them. `firstReal` is the first key with mask 1 (L when none); `scores` holds mb·L.
 @inline(__always)
-func attendBlocks(out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
-                  values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
-                  C: Int, hs: Int, mb: Int, firstReal: Int, visible: (Int, Int) -> Bool) {
+func attendBlocks(
+    out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
+    values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
+    C: Int, hs: Int, mb: Int, firstReal: Int, visible: (Int, Int) -> Bool
+) {
     var t0 = 0
     while t0 < T {
         let t1 = min(T, t0 + mb), rows = t1 - t0
         let width = firstReal > past + t0 ? L : past + t1
         // scores (rows, width) = Q[t0..<t1] (row stride C) · K[0..<width]ᵀ
-        BLAS.gemm(M: rows, N: width, K: hs, a: qbh + t0 * C, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores,
-                  ldc: width)
+        BLAS.gemm(
+            M: rows, N: width, K: hs, a: qbh + t0 * C, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores,
+            ldc: width)
         for t in t0..<t1 {
             maskedSoftmax(scores + (t - t0) * width, n: width) { j in visible(t, j) }
         }
         // out[t0..<t1] (rows, hs; row stride C) = P (rows, width) · V[0..<width]
-        BLAS.gemm(M: rows, N: hs, K: width, a: scores, lda: width, b: vc, ldb: hs, bTransposed: false,
-                  c: obh + t0 * C, ldc: C)
+        BLAS.gemm(
+            M: rows, N: hs, K: width, a: scores, lda: width, b: vc, ldb: hs, bTransposed: false,
+            c: obh + t0 * C, ldc: C)
         t0 = t1
     }
 }
@@ -92,8 +96,10 @@ func attentionForward(
         } else {
             var firstReal = L
             for j in 0..<L where mask[j] != 0 { firstReal = j; break }
-            attendBlocks(out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * mb * L, T: s.T, past: s.past,
-                         L: L, C: C, hs: hs, mb: mb, firstReal: firstReal) { t, j in j <= s.past + t && mask[j] != 0 }
+            attendBlocks(
+                out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * mb * L, T: s.T, past: s.past,
+                L: L, C: C, hs: hs, mb: mb, firstReal: firstReal
+            ) { t, j in j <= s.past + t && mask[j] != 0 }
         }
     }
 }
@@ -121,7 +127,8 @@ func attentionForwardRows(
     var longest = 0, largestBlock = 1
     for b in 0..<B {
         let L = rows[b].past + T
-        precondition(L <= rows[b].capacity, "attention row \(b): \(L) tokens exceed its capacity of \(rows[b].capacity)")
+        precondition(
+            L <= rows[b].capacity, "attention row \(b): \(L) tokens exceed its capacity of \(rows[b].capacity)")
         longest = max(longest, L)
         largestBlock = max(largestBlock, prefillBlockRows(T: T, L: L, hs: hs) * L)
     }
@@ -144,8 +151,10 @@ func attentionForwardRows(
             maskedSoftmax(scores, n: L) { _ in true }
             BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
         } else {
-            attendBlocks(out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
-                         C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0) { t, j in j <= past + t }
+            attendBlocks(
+                out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
+                C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0
+            ) { t, j in j <= past + t }
         }
     }
 }

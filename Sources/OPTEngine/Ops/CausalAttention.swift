@@ -51,18 +51,22 @@ func causalAttentionBackward(
             let off = b * T * C + h * hs
             let p = att + (b * NH + h) * T * T
             // dV (T, hs) += Pᵀ (T, T) · dO (T, hs)
-            BLAS.gemm(aTransposed: true, bTransposed: false, M: T, N: hs, K: T, a: p, lda: T, b: dout + off, ldb: C,
-                      beta: 1, c: dv + off, ldc: C)
+            BLAS.gemm(
+                aTransposed: true, bTransposed: false, M: T, N: hs, K: T, a: p, lda: T, b: dout + off, ldb: C,
+                beta: 1, c: dv + off, ldc: C)
             // dP (T, T) = dO (T, hs) · Vᵀ
-            BLAS.gemm(M: T, N: T, K: hs, a: dout + off, lda: C, b: v + off, ldb: C, bTransposed: true,
-                      c: dscores, ldc: T)
+            BLAS.gemm(
+                M: T, N: T, K: hs, a: dout + off, lda: C, b: v + off, ldb: C, bTransposed: true,
+                c: dscores, ldc: T)
             softmaxBackwardRows(dscores, probs: p, rows: T, n: T)
             if firstReal > 0 { dscores.update(repeating: 0, count: min(firstReal, T) * T) }
             // dQ (T, hs) += dS (T, T) · K (T, hs);  dK (T, hs) += dSᵀ · Q
-            BLAS.gemm(M: T, N: hs, K: T, a: dscores, lda: T, b: k + off, ldb: C, bTransposed: false, beta: 1,
-                      c: dq + off, ldc: C)
-            BLAS.gemm(aTransposed: true, bTransposed: false, M: T, N: hs, K: T, a: dscores, lda: T, b: q + off,
-                      ldb: C, beta: 1, c: dk + off, ldc: C)
+            BLAS.gemm(
+                M: T, N: hs, K: T, a: dscores, lda: T, b: k + off, ldb: C, bTransposed: false, beta: 1,
+                c: dq + off, ldc: C)
+            BLAS.gemm(
+                aTransposed: true, bTransposed: false, M: T, N: hs, K: T, a: dscores, lda: T, b: q + off,
+                ldb: C, beta: 1, c: dk + off, ldc: C)
         }
     }
 }

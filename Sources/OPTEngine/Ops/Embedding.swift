@@ -5,15 +5,19 @@
 let optPositionOffset = 2
 
 /// out[i] = wte[tokens[i]]
-public func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, table: Tensor, N: Int, E: Int) {
+public func embeddingForward(
+    out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, table: Tensor, N: Int, E: Int
+) {
     parallelRows(N, width: E) { rows in
         for i in rows { table.convertToFloat(start: Int(tokens[i]) * E, count: E, into: out + i * E) }
     }
 }
 
 /// out[i] += wpe[positions[i] + 2]; `positions` holds mask-derived positions, -1 for padding.
-public func positionEmbeddingAdd(out: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, table: Tensor,
-                                 scratch: UnsafeMutablePointer<Float>, N: Int, C: Int) {
+public func positionEmbeddingAdd(
+    out: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, table: Tensor,
+    scratch: UnsafeMutablePointer<Float>, N: Int, C: Int
+) {
     for i in 0..<N {
         table.convertToFloat(start: (Int(positions[i]) + optPositionOffset) * C, count: C, into: scratch)
         let o = out + i * C
@@ -22,7 +26,9 @@ public func positionEmbeddingAdd(out: UnsafeMutablePointer<Float>, positions: Un
 }
 
 /// Backward of the token gather: dtable[tokens[i]] += dout[i]  (dtable is F32, (V, E)).
-func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, N: Int, E: Int) {
+func embeddingBackward(
+    dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, N: Int, E: Int
+) {
     for i in 0..<N {
         let d = dtable + Int(tokens[i]) * E, g = dout + i * E
         for e in 0..<E { d[e] += g[e] }

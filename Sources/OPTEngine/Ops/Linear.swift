@@ -16,8 +16,9 @@ func linearBackward(
         BLAS.gemm(M: M, N: K, K: N, a: dout, lda: N, b: weight, ldb: K, bTransposed: false, beta: 1, c: dinp, ldc: K)
     }
     if let dweight, let inp {
-        BLAS.gemm(aTransposed: true, bTransposed: false, M: N, N: K, K: M, a: dout, lda: N, b: inp, ldb: K,
-                  beta: 1, c: dweight, ldc: K)
+        BLAS.gemm(
+            aTransposed: true, bTransposed: false, M: N, N: K, K: M, a: dout, lda: N, b: inp, ldb: K,
+            beta: 1, c: dweight, ldc: K)
     }
     if let dbias {
         for m in 0..<M {
@@ -49,8 +50,9 @@ public func linearBackwardInput(
         let nb = min(blockRows, N - n0)
         weight.convertToFloat(start: n0 * K, count: nb * K, into: scratch.buffer)
         // dinp += dout[:, n0..<n0+nb] · W[n0..<n0+nb, :]
-        BLAS.gemm(M: M, N: K, K: nb, a: dout + n0, lda: N, b: scratch.buffer, ldb: K, bTransposed: false,
-                  beta: 1, c: dinp, ldc: K)
+        BLAS.gemm(
+            M: M, N: K, K: nb, a: dout + n0, lda: N, b: scratch.buffer, ldb: K, bTransposed: false,
+            beta: 1, c: dinp, ldc: K)
         n0 += nb
     }
 }

@@ -48,8 +48,9 @@ public func matmul(
     let beta: Float = accumulate ? 1 : 0
     let dtype = weight.dtype
     if dtype == .i8, let scales = weight.int8Rows {  // int8 weights: MatmulInt8.swift
-        matmulInt8(out: out, inp: inp, weight: weight, rows: scales, M: M, K: K, N: N, scratch: scratch,
-                   accumulate: accumulate)
+        matmulInt8(
+            out: out, inp: inp, weight: weight, rows: scales, M: M, K: K, N: N, scratch: scratch,
+            accumulate: accumulate)
         addBias(out, bias, M: M, N: N)
         return
     }
@@ -85,8 +86,9 @@ public func matmul(
             if M == 1 {
                 BLAS.gemv(rows: nb, cols: K, a: scratch.buffer, lda: K, x: inp, beta: beta, y: out + n0)
             } else {
-                BLAS.gemm(M: M, N: nb, K: K, a: inp, lda: K, b: scratch.buffer, ldb: K, bTransposed: true,
-                          beta: beta, c: out + n0, ldc: N)
+                BLAS.gemm(
+                    M: M, N: nb, K: K, a: inp, lda: K, b: scratch.buffer, ldb: K, bTransposed: true,
+                    beta: beta, c: out + n0, ldc: N)
             }
             n0 += nb
         }

@@ -16,25 +16,33 @@ func bf16GemmRuns(for weight: Tensor) -> Bool {
 }
 
 /// out[M, N] (+)= bf16(inp[M, K]) · weight[N, K]ᵀ, f32 accumulation; `weight` BF16.
-func matmulBF16(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
-                scratch: KernelScratch, accumulate: Bool) {
-    gemmBF16(layout: MUWA_GEMM_B_NK, c: out, a: inp, w: weight, M: M, R: K, P: N, scratch: scratch,
-             accumulate: accumulate)
+func matmulBF16(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
+    scratch: KernelScratch, accumulate: Bool
+) {
+    gemmBF16(
+        layout: MUWA_GEMM_B_NK, c: out, a: inp, w: weight, M: M, R: K, P: N, scratch: scratch,
+        accumulate: accumulate)
 }
 
 /// dinp[M, K] += bf16(dout[M, N]) · weight[N, K], f32 accumulation; `weight` BF16.
-func linearBackwardInputBF16(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int,
-                             K: Int, N: Int, scratch: KernelScratch) {
-    gemmBF16(layout: MUWA_GEMM_B_KN, c: dinp, a: dout, w: weight, M: M, R: N, P: K, scratch: scratch,
-             accumulate: true)
+func linearBackwardInputBF16(
+    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int,
+    K: Int, N: Int, scratch: KernelScratch
+) {
+    gemmBF16(
+        layout: MUWA_GEMM_B_KN, c: dinp, a: dout, w: weight, M: M, R: N, P: K, scratch: scratch,
+        accumulate: true)
 }
 
 /// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded and packed into
 /// the scratch buffer (muwa_gemm_bf16_pack_a: tiles of `muwa_gemm_bf16_row_block()` rows) as many rows at a
 /// time as fit, the tiles split across the threads; then each chunk of rows is split by output columns (ranges
 /// of whole micro-kernel panels), each thread packing its own panels of B.
-func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
-              M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool) {
+func gemmBF16(
+    layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
+    M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool
+) {
     guard M > 0, P > 0, R > 0 else { return }
     let tileRows = muwa_gemm_bf16_row_block()
     let perTile = muwa_gemm_bf16_packed_a_count(tileRows, R)
@@ -70,8 +78,10 @@ func gemmBF16(layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: Uns
 
 /// Reference for the tests: the same product with plain loops and Double accumulation, the activations
 /// rounded to bf16 as the fast path rounds them.
-func matmulBF16Naive(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor,
-                            bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int) {
+func matmulBF16Naive(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor,
+    bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int
+) {
     for m in 0..<M {
         for n in 0..<N {
             var acc = Double(bias?[n] ?? 0)

@@ -19,7 +19,8 @@ func matmulInt8(
     let capacityBytes = scratch.capacity * MemoryLayout<Float>.size
     let chunkRows = max(1, min(M, (capacityBytes - fixed - slack) / perRowBytes))
     let neededBytes = fixed + slack + chunkRows * perRowBytes
-    let temporary: UnsafeMutableRawPointer? = neededBytes > capacityBytes  // only for a tiny scratch (K huge)
+    let temporary: UnsafeMutableRawPointer? =
+        neededBytes > capacityBytes  // only for a tiny scratch (K huge)
         ? .allocate(byteCount: neededBytes, alignment: 64) : nil
     defer { temporary?.deallocate() }
     let base = temporary ?? UnsafeMutableRawPointer(scratch.buffer)
@@ -35,8 +36,9 @@ func matmulInt8(
     while m0 < M {
         let rows = min(chunkRows, M - m0), x = inp + m0 * K
         muwa_quantize_rows(x, rows, K, scales.threshold, perRow ? 1 : 0, q, absmax, cols, start, count)
-        var input = muwa_i8_input(q: q, absmax: absmax, x: x, outlier_cols: cols, outlier_start: start,
-                                  outlier_count: count)
+        var input = muwa_i8_input(
+            q: q, absmax: absmax, x: x, outlier_cols: cols, outlier_start: start,
+            outlier_count: count)
         let y = out + m0 * N
         withUnsafePointer(to: &w) { wp in
             withUnsafePointer(to: &input) { xp in

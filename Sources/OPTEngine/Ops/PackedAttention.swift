@@ -67,16 +67,18 @@ public func packedCausalAttentionForward(
             while t0 < n {
                 let mb = min(causalBlockRows(width: min(n, t0 + 64), hs: hs), n - t0), t1 = t0 + mb
                 // scores (mb, t1) = Q[t0..<t1] · K[0..<t1]ᵀ, rows of stride n
-                BLAS.gemm(M: mb, N: t1, K: hs, a: q + off + t0 * C, lda: C, b: k + off, ldb: C, bTransposed: true,
-                          c: p + t0 * n, ldc: n)
+                BLAS.gemm(
+                    M: mb, N: t1, K: hs, a: q + off + t0 * C, lda: C, b: k + off, ldb: C, bTransposed: true,
+                    c: p + t0 * n, ldc: n)
                 for t in t0..<t1 {
                     let row = p + t * n
                     maskedSoftmax(row, n: t + 1) { _ in true }
                     if t + 1 < n { (row + t + 1).update(repeating: 0, count: n - t - 1) }
                 }
                 // out[t0..<t1] (mb, hs) = P (mb, t1) · V[0..<t1]
-                BLAS.gemm(M: mb, N: hs, K: t1, a: p + t0 * n, lda: n, b: v + off, ldb: C, bTransposed: false,
-                          c: out + off + t0 * C, ldc: C)
+                BLAS.gemm(
+                    M: mb, N: hs, K: t1, a: p + t0 * n, lda: n, b: v + off, ldb: C, bTransposed: false,
+                    c: out + off + t0 * C, ldc: C)
                 t0 = t1
             }
         }
@@ -108,8 +110,9 @@ public func packedCausalAttentionBackward(
                 let mb = min(causalBlockRows(width: min(n, t0 + 64), hs: hs), n - t0), t1 = t0 + mb
                 let pb = p + t0 * n, dob = dout + off + t0 * C
                 // dV[0..<t1] (t1, hs) += Pᵀ (t1, mb) · dO[t0..<t1] (mb, hs)
-                BLAS.gemm(aTransposed: true, bTransposed: false, M: t1, N: hs, K: mb, a: pb, lda: n, b: dob, ldb: C,
-                          beta: 1, c: dv + off, ldc: C)
+                BLAS.gemm(
+                    aTransposed: true, bTransposed: false, M: t1, N: hs, K: mb, a: pb, lda: n, b: dob, ldb: C,
+                    beta: 1, c: dv + off, ldc: C)
                 // dP (mb, t1) = dO[t0..<t1] · V[0..<t1]ᵀ
                 BLAS.gemm(M: mb, N: t1, K: hs, a: dob, lda: C, b: v + off, ldb: C, bTransposed: true, c: d, ldc: t1)
                 for i in 0..<mb {
@@ -120,10 +123,12 @@ public func packedCausalAttentionBackward(
                     if visible < t1 { (dr + visible).update(repeating: 0, count: t1 - visible) }
                 }
                 // dQ[t0..<t1] += dS (mb, t1) · K[0..<t1];  dK[0..<t1] += dSᵀ · Q[t0..<t1]
-                BLAS.gemm(M: mb, N: hs, K: t1, a: d, lda: t1, b: k + off, ldb: C, bTransposed: false, beta: 1,
-                          c: dq + off + t0 * C, ldc: C)
-                BLAS.gemm(aTransposed: true, bTransposed: false, M: t1, N: hs, K: mb, a: d, lda: t1,
-                          b: q + off + t0 * C, ldb: C, beta: 1, c: dk + off, ldc: C)
+                BLAS.gemm(
+                    M: mb, N: hs, K: t1, a: d, lda: t1, b: k + off, ldb: C, bTransposed: false, beta: 1,
+                    c: dq + off + t0 * C, ldc: C)
+                BLAS.gemm(
+                    aTransposed: true, bTransposed: false, M: t1, N: hs, K: mb, a: d, lda: t1,
+                    b: q + off + t0 * C, ldb: C, beta: 1, c: dk + off, ldc: C)
                 t0 = t1
             }
         }

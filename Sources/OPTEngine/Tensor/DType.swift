@@ -5,8 +5,8 @@ public enum DType: String, Sendable, CaseIterable {
     case f32 = "F32"
     case f16 = "F16"
     case bf16 = "BF16"
-    case i8 = "I8"     // int8 with per-output-channel scales (reserved for quantized weights)
-    case i64 = "I64"   // only seen in checkpoints (e.g. position ids), never used by kernels
+    case i8 = "I8"  // int8 with per-output-channel scales (reserved for quantized weights)
+    case i64 = "I64"  // only seen in checkpoints (e.g. position ids), never used by kernels
 
     public var byteSize: Int {
         switch self {

@@ -32,8 +32,10 @@ public struct Int8RowScales: @unchecked Sendable {
     }
 
     /// Rows [firstRow, firstRow + rowCount) of `q` dequantized into out [rowCount, K].
-    func dequantize(_ q: UnsafePointer<Int8>, firstRow: Int, rowCount: Int, K: Int,
-                    into out: UnsafeMutablePointer<Float>) {
+    func dequantize(
+        _ q: UnsafePointer<Int8>, firstRow: Int, rowCount: Int, K: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         var w = kernelWeight(q)
         muwa_dequantize_i8_rows(&w, firstRow, firstRow + rowCount, K, out)
     }
@@ -45,7 +47,8 @@ extension Tensor {
     /// checkpoint's, its pages are released afterwards (the int8 copy replaces it in memory).
     func quantizedInt8(threshold: Float) throws -> Tensor {
         guard shape.count == 2, [.f32, .f16, .bf16].contains(dtype) else {
-            throw EngineError.invalidRequest("int8 quantization needs a 2-D F32, F16 or BF16 matrix, not \(dtype.rawValue) \(shape)")
+            throw EngineError.invalidRequest(
+                "int8 quantization needs a 2-D F32, F16 or BF16 matrix, not \(dtype.rawValue) \(shape)")
         }
         guard threshold >= 0, threshold.isFinite else {
             throw EngineError.invalidRequest("int8 threshold must be a finite number ≥ 0, not \(threshold)")
@@ -61,9 +64,10 @@ extension Tensor {
         let kind: muwa_dtype = dtype == .f32 ? MUWA_DTYPE_F32 : dtype == .bf16 ? MUWA_DTYPE_BF16 : MUWA_DTYPE_F16
         let src = raw, parts = max(1, min(EngineThreads.count, N))
         DispatchQueue.concurrentPerform(iterations: parts) { p in
-            muwa_quantize_weight_rows(kind, src, N * p / parts, N * (p + 1) / parts, K,
-                                      qBase.assumingMemoryBound(to: Int8.self), sBase.assumingMemoryBound(to: Float.self),
-                                      (sBase + N * 4).assumingMemoryBound(to: Int32.self))
+            muwa_quantize_weight_rows(
+                kind, src, N * p / parts, N * (p + 1) / parts, K,
+                qBase.assumingMemoryBound(to: Int8.self), sBase.assumingMemoryBound(to: Float.self),
+                (sBase + N * 4).assumingMemoryBound(to: Int32.self))
         }
         region.releasePages(offset: byteOffset, count: byteCount)  // a mapped checkpoint's pages: no longer needed
         return Tensor(dtype: .i8, shape: shape, region: q, int8Rows: scales)

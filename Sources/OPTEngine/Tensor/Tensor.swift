@@ -79,8 +79,9 @@ public struct Tensor: @unchecked Sendable {
             muwa_widen_f16((raw + start * 2).assumingMemoryBound(to: UInt16.self), out, n)
         case .i8:
             if let rows = int8Rows, let K = shape.last, K > 0, start % K == 0, n % K == 0 {  // whole rows
-                rows.dequantize(raw.assumingMemoryBound(to: Int8.self), firstRow: start / K, rowCount: n / K, K: K,
-                                into: out)
+                rows.dequantize(
+                    raw.assumingMemoryBound(to: Int8.self), firstRow: start / K, rowCount: n / K, K: K,
+                    into: out)
             } else {
                 for i in 0..<n { out[i] = element(start + i) }
             }

@@ -27,11 +27,13 @@ struct BPEMerges {
             guard let leftId = vocab[left], let rightId = vocab[right] else {
                 let missing = vocab[left] == nil ? left : right
                 throw EngineError.tokenizer(
-                    "\(source): merge \(rank + 1) \"\(left) \(right)\" uses \"\(missing)\", which is not in the vocabulary")
+                    "\(source): merge \(rank + 1) \"\(left) \(right)\" uses \"\(missing)\", which is not in the vocabulary"
+                )
             }
             guard let resultId = vocab[left + right] else {
                 throw EngineError.tokenizer(
-                    "\(source): merge \(rank + 1) \"\(left) \(right)\" makes \"\(left + right)\", which is not in the vocabulary")
+                    "\(source): merge \(rank + 1) \"\(left) \(right)\" makes \"\(left + right)\", which is not in the vocabulary"
+                )
             }
             guard rank < Int(Int32.max), let l = Int32(exactly: leftId), let r = Int32(exactly: rightId),
                 let m = Int32(exactly: resultId)

@@ -103,7 +103,8 @@ public final class BPETokenizer: @unchecked Sendable {
             let id: Int
             if let explicit = token.id {
                 guard explicit < Self.maxVocabularySize else {
-                    throw EngineError.tokenizer("\(spec.source): added token \"\(token.content)\" has id \(explicit), out of range")
+                    throw EngineError.tokenizer(
+                        "\(spec.source): added token \"\(token.content)\" has id \(explicit), out of range")
                 }
                 id = explicit
             } else if let existing = vocab[token.content] {
@@ -113,7 +114,8 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             if let previous = vocab[token.content], previous != id {
                 throw EngineError.tokenizer(
-                    "\(spec.source): added token \"\(token.content)\" has id \(id) but the vocabulary gives it \(previous)")
+                    "\(spec.source): added token \"\(token.content)\" has id \(id) but the vocabulary gives it \(previous)"
+                )
             }
             vocab[token.content] = id
             nextId = max(nextId, id + 1)
@@ -238,7 +240,8 @@ public final class BPETokenizer: @unchecked Sendable {
 
     // MARK: - decode
 
-    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false, cleanUpTokenizationSpaces: Bool = false) -> String {
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false, cleanUpTokenizationSpaces: Bool = false) -> String
+    {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(ids.count * 4)
         for id in ids { appendBytes(of: id, skipSpecialTokens: skipSpecialTokens, to: &bytes) }

@@ -47,7 +47,8 @@ enum TokenizerFiles {
             if text.hasPrefix("#version") { continue }
             guard let pair = splitMerge(text) else {
                 throw EngineError.tokenizer(
-                    "\(path) line \(lineNumber): expected two tokens separated by one space, found \"\(text.prefix(80))\"")
+                    "\(path) line \(lineNumber): expected two tokens separated by one space, found \"\(text.prefix(80))\""
+                )
             }
             merges.append(pair)
         }

@@ -113,7 +113,8 @@ enum TokenizerJSON {
         do {
             file = try JSONDecoder().decode(File.self, from: data)
         } catch {
-            throw EngineError.tokenizer("\(path): not a tokenizer.json with a BPE model (\(TokenizerFiles.brief(error)))")
+            throw EngineError.tokenizer(
+                "\(path): not a tokenizer.json with a BPE model (\(TokenizerFiles.brief(error)))")
         }
         if let type = file.model.type, type != "BPE" {
             throw EngineError.tokenizer("\(path): model type \(type) is not supported (only BPE)")

@@ -27,7 +27,8 @@ public enum CheckpointExport {
             throw EngineError.invalidRequest("export dtype must be f32, f16 or bf16, got \(dtype.rawValue)")
         }
         let fm = FileManager.default
-        guard !fm.fileExists(atPath: output + "/model.safetensors"), !fm.fileExists(atPath: output + "/config.json") else {
+        guard !fm.fileExists(atPath: output + "/model.safetensors"), !fm.fileExists(atPath: output + "/config.json")
+        else {
             throw EngineError.invalidRequest("\(output) already holds a checkpoint; export into a new directory")
         }
         do {

@@ -43,7 +43,8 @@ public enum FileAccess {
         let (fd, size) = try openRegularFile(path)
         defer { close(fd) }
         guard size <= limit else {
-            throw EngineError.corruptFile(path: path, reason: "file is \(size) bytes, more than the \(limit)-byte limit")
+            throw EngineError.corruptFile(
+                path: path, reason: "file is \(size) bytes, more than the \(limit)-byte limit")
         }
         var data = Data(count: size)
         var done = 0

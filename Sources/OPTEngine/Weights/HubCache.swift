@@ -45,7 +45,9 @@ public struct HubReference: Sendable, Equatable, CustomStringConvertible {
 
     /// A branch, tag ("v1.0", "refs/pr/1") or commit; no "..", no leading "/".
     static func isValidRevision(_ revision: String) -> Bool {
-        guard (1...255).contains(revision.count), !revision.contains(".."), !revision.hasPrefix("/") else { return false }
+        guard (1...255).contains(revision.count), !revision.contains(".."), !revision.hasPrefix("/") else {
+            return false
+        }
         return revision.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) }
     }
 }
@@ -67,12 +69,15 @@ public enum HubCache {
     ) throws -> String {
         let cache = directory(environment: environment)
         let folder = cache + "/models--" + reference.repository.replacingOccurrences(of: "/", with: "--")
-        let download = "huggingface-cli download \(reference.repository)"
+        let download =
+            "huggingface-cli download \(reference.repository)"
             + (reference.revision.map { " --revision \($0)" } ?? "")
         guard isDirectory(folder) else {
             throw EngineError.notCached(
                 reference: reference.description, searched: folder,
-                hint: "download it where there is network (`\(download)`) and copy \(folder) here, or set HF_HUB_CACHE / HF_HOME")
+                hint:
+                    "download it where there is network (`\(download)`) and copy \(folder) here, or set HF_HUB_CACHE / HF_HOME"
+            )
         }
         let revision = reference.revision ?? "main"
         let commit: String

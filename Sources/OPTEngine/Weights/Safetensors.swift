@@ -32,7 +32,8 @@ public struct SafetensorsFile: Sendable {
         }
         let declared = UInt64(littleEndian: region.base.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(region.count - 8) else {
-            throw corrupt("header length runs past the end of the file (\(region.count) bytes; not a safetensors file?)")
+            throw corrupt(
+                "header length runs past the end of the file (\(region.count) bytes; not a safetensors file?)")
         }
         let headerLength = Int(declared)
         guard headerLength <= Self.maxHeaderLength else {
@@ -42,8 +43,9 @@ public struct SafetensorsFile: Sendable {
             throw corrupt("header is not a JSON object")
         }
         let header = try SafetensorsHeader.parse(
-            Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: region.base + 8), count: headerLength,
-                 deallocator: .none),
+            Data(
+                bytesNoCopy: UnsafeMutableRawPointer(mutating: region.base + 8), count: headerLength,
+                deallocator: .none),
             path: path)
 
         let dataStart = 8 + headerLength

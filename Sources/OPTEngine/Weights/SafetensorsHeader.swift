@@ -44,7 +44,9 @@ struct SafetensorsHeader: Decodable {
         let c = try decoder.container(keyedBy: Key.self)
         for key in c.allKeys {
             if key.stringValue == "__metadata__" {
-                if let m = try? c.decode([String: String].self, forKey: key) { metadata = m } else {
+                if let m = try? c.decode([String: String].self, forKey: key) {
+                    metadata = m
+                } else {
                     metadataIsValid = false
                 }
             } else {

@@ -7,10 +7,16 @@ import LoRAOps
 import OPTEngine
 
 struct AdapterOptions: ParsableArguments {
-    @Option(name: .customLong("adapter"), help: "A peft LoRA adapter directory to apply, or a hub id (theSLWayne/Muwa-1.3b) in the local Hugging Face cache.")
+    @Option(
+        name: .customLong("adapter"),
+        help:
+            "A peft LoRA adapter directory to apply, or a hub id (theSLWayne/Muwa-1.3b) in the local Hugging Face cache."
+    )
     var adapter: String?
 
-    @Flag(name: .customLong("merge"), help: "Fold the adapter into the weights first (W + scale·B·A) instead of applying it per token.")
+    @Flag(
+        name: .customLong("merge"),
+        help: "Fold the adapter into the weights first (W + scale·B·A) instead of applying it per token.")
     var merge = false
 
     func validate() throws {

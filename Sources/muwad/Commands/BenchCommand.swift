@@ -16,13 +16,17 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("new-tokens")) var newTokens = 64
     @Option(help: "Sequences per batch (default 1; 4 with --train).") var batch: Int?
     @Option(help: "Timed repetitions (the best is reported).") var repeats = 3
-    @Flag(help: "Also run the PyTorch benchmark (tools/bench/) with the same settings and print both.") var pytorch = false
+    @Flag(help: "Also run the PyTorch benchmark (tools/bench/) with the same settings and print both.") var pytorch =
+        false
     @Flag var json = false
     @Flag(help: "Measure one LoRA training step (forward, backward, clipping, AdamW) instead of inference.")
     var train = false
     @Option(name: .customLong("train-tokens"), help: "Tokens per sequence with --train.") var trainTokens = 256
-    @Option(name: .customLong("train-lengths"),
-            help: "With --train: MIN:MAX, sequence lengths drawn (seeded) from MIN…MAX instead of --train-tokens, and the gain of packing over padding to the longest.")
+    @Option(
+        name: .customLong("train-lengths"),
+        help:
+            "With --train: MIN:MAX, sequence lengths drawn (seeded) from MIN…MAX instead of --train-tokens, and the gain of packing over padding to the longest."
+    )
     var trainLengths: String?
     @Option(name: .customLong("lora-r")) var loraR = 8
     @Option(name: .customLong("lora-targets"), help: "Comma-separated projections with --train.")
@@ -37,8 +41,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("recipe-steps"), help: "Timed optimizer steps with --recipe.") var recipeSteps = 2
     @Flag(help: "Also run CTranslate2 (tools/bench/ctranslate2_bench.py) with the same settings and print it.")
     var ctranslate2 = false
-    @Option(name: .customLong("ctranslate2-compute"),
-            help: "CTranslate2 compute types to run, comma-separated (default: float32 and int8).")
+    @Option(
+        name: .customLong("ctranslate2-compute"),
+        help: "CTranslate2 compute types to run, comma-separated (default: float32 and int8).")
     var ctranslate2Compute = "float32,int8"
 
     func run() throws {
@@ -52,7 +57,8 @@ struct BenchCommand: ParsableCommand {
             let loadSeconds = Date().timeIntervalSince(loadStart)
             let cfg = model.config
             guard promptTokens >= 1, newTokens >= 1, promptTokens + newTokens <= cfg.maxPositionEmbeddings else {
-                throw EngineError.invalidRequest("prompt-tokens + new-tokens must fit in \(cfg.maxPositionEmbeddings) positions")
+                throw EngineError.invalidRequest(
+                    "prompt-tokens + new-tokens must fit in \(cfg.maxPositionEmbeddings) positions")
             }
             // deterministic prompt: BOS then seeded random ordinary tokens
             var rng = SeededRNG(seed: 1234)
@@ -70,8 +76,10 @@ struct BenchCommand: ParsableCommand {
                 var greedy = GreedySampler()
                 for _ in 0..<newTokens - 1 {
                     for b in 0..<batch {
-                        session.stepTokens[b] = Int32(greedy.sample(logits: session.lastLogits + b * cfg.vocabSize,
-                                                                    count: cfg.vocabSize))
+                        session.stepTokens[b] = Int32(
+                            greedy.sample(
+                                logits: session.lastLogits + b * cfg.vocabSize,
+                                count: cfg.vocabSize))
                     }
                     try session.step()
                 }
@@ -96,7 +104,8 @@ struct BenchCommand: ParsableCommand {
             report(result)
             let common = ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)", "--batch", "\(batch)"]
             if pytorch {
-                runPeer(script: "pytorch_bench.py", arguments: common + ["--compute", model.options.precision.rawValue])
+                runPeer(
+                    script: "pytorch_bench.py", arguments: common + ["--compute", model.options.precision.rawValue])
             }
             if ctranslate2 {
                 for compute in ctranslate2Compute.split(separator: ",") {
@@ -110,30 +119,39 @@ struct BenchCommand: ParsableCommand {
         if json { printJSONLine(r); return }
         func f(_ k: String) -> String { (r[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
         if r["mode"] as? String == "train" {
-            print("\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
-                  + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")  "
-                  + "compute \(r["compute"] ?? "?")")
-            print("  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s, "
-                  + "\(f("real_tokens_per_s")) real tokens/s)")
+            print(
+                "\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
+                    + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")  "
+                    + "compute \(r["compute"] ?? "?")")
+            print(
+                "  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s, "
+                    + "\(f("real_tokens_per_s")) real tokens/s)")
             if let lengths = r["lengths"] as? [Int] {
-                print("  lengths:           \(lengths.map(String.init).joined(separator: ","))  (\(r["real_tokens"] ?? "?") real "
-                      + "of \(r["padded_tokens"] ?? "?") padded)")
+                print(
+                    "  lengths:           \(lengths.map(String.init).joined(separator: ","))  (\(r["real_tokens"] ?? "?") real "
+                        + "of \(r["padded_tokens"] ?? "?") padded)")
             }
             if r["padded_step_s"] != nil {
-                print("  padded to longest: \(f("padded_step_s")) s  (packing gains \(String(format: "%.2f", r["packing_gain"] as? Double ?? .nan))×)")
+                print(
+                    "  padded to longest: \(f("padded_step_s")) s  (packing gains \(String(format: "%.2f", r["packing_gain"] as? Double ?? .nan))×)"
+                )
             }
             print("  peak memory:       \(f("peak_rss_mib")) MiB")
             return
         }
         let compute = r["compute"].map { "  compute \($0)" } ?? ""
-        print("\(r["engine"] ?? "?")\(compute)  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")")
+        print(
+            "\(r["engine"] ?? "?")\(compute)  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")"
+        )
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step)")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 
-    private func runPeer(script name: String, arguments: [String],
-                         amend: ([String: Any]) -> [String: Any] = { $0 }) {
+    private func runPeer(
+        script name: String, arguments: [String],
+        amend: ([String: Any]) -> [String: Any] = { $0 }
+    ) {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("tools/bench/\(name)").path
         let candidates = [script, "tools/bench/\(name)"]
@@ -142,18 +160,23 @@ struct BenchCommand: ParsableCommand {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", path, "--model", (try? modelOptions.directory()) ?? modelOptions.model, "--threads", "\(BLAS.threads)",
-                       "--repeats", "\(repeats)"] + arguments
+        p.arguments =
+            [
+                "python3", path, "--model", (try? modelOptions.directory()) ?? modelOptions.model, "--threads",
+                "\(BLAS.threads)",
+                "--repeats", "\(repeats)",
+            ] + arguments
         let pipe = Pipe()
         p.standardOutput = pipe
         do { try p.run() } catch { print("\(name): could not start python3: \(error)"); return }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0,
-              let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+            let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         else {
-            let needs = name.hasPrefix("ctranslate2") ? "pip install ctranslate2" : "see tools/fixtures/requirements.txt"
+            let needs =
+                name.hasPrefix("ctranslate2") ? "pip install ctranslate2" : "see tools/fixtures/requirements.txt"
             print("\(name): benchmark failed (is it installed? \(needs))"); return
         }
         report(amend(obj))
@@ -244,11 +267,15 @@ struct BenchCommand: ParsableCommand {
         report(result)
         if pytorch {
             // transformers' collator pads a batch to its longest record: PyTorch computes B × T rows
-            runPeer(script: "pytorch_train_bench.py",
-                       arguments: ["--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
-                                   "--lora-targets", config.targetModules.joined(separator: ","),
-                                   "--compute", model.options.precision.rawValue]
-                           + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])) { obj in
+            runPeer(
+                script: "pytorch_train_bench.py",
+                arguments: [
+                    "--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
+                    "--lora-targets", config.targetModules.joined(separator: ","),
+                    "--compute", model.options.precision.rawValue,
+                ]
+                    + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])
+            ) { obj in
                 var obj = obj
                 if let step = obj["step_s"] as? Double { obj["real_tokens_per_s"] = Double(realTokens) / step }
                 return obj

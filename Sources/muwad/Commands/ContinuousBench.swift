@@ -14,14 +14,16 @@ extension BenchCommand {
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let cfg = model.config
         guard promptTokens >= 1, newTokens >= 1, promptTokens + newTokens <= cfg.maxPositionEmbeddings, batch >= 1,
-              stagger >= 0
+            stagger >= 0
         else {
             throw EngineError.invalidRequest(
                 "prompt-tokens + new-tokens must fit in \(cfg.maxPositionEmbeddings) positions; batch ≥ 1, stagger ≥ 0")
         }
         var rng = SeededRNG(seed: 1234)
         let upper = UInt64(min(cfg.vocabSize, 50260) - 4)
-        let prompts = (0..<batch).map { _ in [cfg.bosTokenId] + (1..<promptTokens).map { _ in 4 + Int(rng.next() % upper) } }
+        let prompts = (0..<batch).map { _ in
+            [cfg.bosTokenId] + (1..<promptTokens).map { _ in 4 + Int(rng.next() % upper) }
+        }
         let options = GenerationOptions(maxNewTokens: newTokens, stopAtEOS: false)
 
         var bestPrefill = Double.infinity, bestDecode = Double.infinity, bestTotal = Double.infinity
@@ -69,11 +71,16 @@ extension BenchCommand {
         ]
         if json { printJSONLine(result); return }
         func f(_ k: String) -> String { (result[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
-        print("muwa continuous batching  \(batch) sequences (stagger \(stagger) steps)  prompt \(promptTokens)  "
-              + "new \(newTokens)  threads \(BLAS.threads)  max rows/step \(maxRows)")
+        print(
+            "muwa continuous batching  \(batch) sequences (stagger \(stagger) steps)  prompt \(promptTokens)  "
+                + "new \(newTokens)  threads \(BLAS.threads)  max rows/step \(maxRows)")
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
-        print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step, \(steps) steps)")
-        print("  end to end:        \(f("total_tokens_per_s")) generated tokens/s (\(String(format: "%.2f", bestTotal)) s)")
+        print(
+            "  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step, \(steps) steps)"
+        )
+        print(
+            "  end to end:        \(f("total_tokens_per_s")) generated tokens/s (\(String(format: "%.2f", bestTotal)) s)"
+        )
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 }

@@ -12,7 +12,9 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("adapter"), help: "The peft LoRA adapter to merge in (a directory or a cached hub id); none: a plain copy.")
+    @Option(
+        name: .customLong("adapter"),
+        help: "The peft LoRA adapter to merge in (a directory or a cached hub id); none: a plain copy.")
     var adapter: String?
 
     @Option(name: .customLong("out"), help: "The directory to write (must not hold a checkpoint yet).")
@@ -28,7 +30,8 @@ struct ExportCommand: ParsableCommand {
             var model = base
             if let adapter {
                 let loaded = try LoRAAdapter.load(
-                    directory: try HubCache.resolveDirectory(adapter), model: base.config, memoryBudget: base.memoryBudget)
+                    directory: try HubCache.resolveDirectory(adapter), model: base.config,
+                    memoryBudget: base.memoryBudget)
                 model = try loaded.merge(into: base).merged
             }
             let target: DType

@@ -12,7 +12,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("max-new-tokens")) var maxNewTokens = 50
     @Flag(name: .customLong("do-sample"), help: "Sample instead of greedy decoding.") var doSample = false
     @Option(help: "Sampling temperature (needs --do-sample; default 1).") var temperature: Float?
-    @Option(name: .customLong("top-k"), help: "Sample among the k likeliest tokens (needs --do-sample; default 0: all).") var topK: Int?
+    @Option(
+        name: .customLong("top-k"), help: "Sample among the k likeliest tokens (needs --do-sample; default 0: all).")
+    var topK: Int?
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (needs --do-sample; default 1).") var topP: Float?
     @Option(name: .customLong("repetition-penalty")) var repetitionPenalty: Float = 1
     @Option(help: "Sampling seed (default: a random one, printed with --json).") var seed: UInt64?
@@ -24,8 +26,10 @@ struct GenerateCommand: ParsableCommand {
         guard !prompts.isEmpty else { throw ValidationError("give at least one --prompt") }
         // transformers ignores sampling settings without do_sample (with a warning); muwad refuses them, so
         // that the text is never silently greedy when sampling was meant.
-        let sampling = [("--temperature", temperature != nil), ("--top-k", topK != nil), ("--top-p", topP != nil),
-                        ("--seed", seed != nil)].filter(\.1).map(\.0)
+        let sampling = [
+            ("--temperature", temperature != nil), ("--top-k", topK != nil), ("--top-p", topP != nil),
+            ("--seed", seed != nil),
+        ].filter(\.1).map(\.0)
         if !doSample, let first = sampling.first {
             throw ValidationError("\(first) applies only to sampling: add --do-sample (without it decoding is greedy)")
         }
@@ -45,8 +49,10 @@ struct GenerateCommand: ParsableCommand {
             for prompt in prompts {
                 let length = tokenizer.encode(prompt).count
                 if length < positions, length + maxNewTokens > positions {
-                    warn("a prompt of \(length) tokens leaves room for \(positions - length) new tokens, not "
-                         + "\(maxNewTokens): the model has \(positions) positions, so it stops there (finish_reason \"length\")")
+                    warn(
+                        "a prompt of \(length) tokens leaves room for \(positions - length) new tokens, not "
+                            + "\(maxNewTokens): the model has \(positions) positions, so it stops there (finish_reason \"length\")"
+                    )
                 }
             }
             let generator = Generator(model: model, tokenizer: tokenizer)

@@ -20,7 +20,8 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         let source = try connection.source()
         let levelName = source.string(connection.logLevel, env: "MUWA_LOG_LEVEL", default: "info")
-        LineLogHandler.bootstrap(level: Logger.Level(name: levelName) ?? .info, format: try connection.logFormat(source))
+        LineLogHandler.bootstrap(
+            level: Logger.Level(name: levelName) ?? .info, format: try connection.logFormat(source))
         let logger = Logger(label: "muwad")
         do {
             let migrations = try MigrationSet.find(explicit: connection.migrationsFolder(source))

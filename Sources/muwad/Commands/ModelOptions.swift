@@ -6,7 +6,9 @@ import OPTEngine
 struct ModelOptions: ParsableArguments {
     @Option(
         name: .long,
-        help: "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights), or a hub id (facebook/opt-125m[@revision]) in the local Hugging Face cache.")
+        help:
+            "A Hugging Face OPT checkpoint directory (config.json, tokenizer files, weights), or a hub id (facebook/opt-125m[@revision]) in the local Hugging Face cache."
+    )
     var model: String
 
     @Option(name: .long, help: "Threads for the engine's kernels and OpenBLAS (default: all cores).")
@@ -21,8 +23,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weights in memory: stored (as the checkpoint has them; the default) or int8 (quantized at load).")
     var weights: String?
 
-    @Option(name: .customLong("int8-threshold"),
-            help: "With --weights int8: LLM.int8's outlier threshold on activations (default 6.0; 0 = plain int8).")
+    @Option(
+        name: .customLong("int8-threshold"),
+        help: "With --weights int8: LLM.int8's outlier threshold on activations (default 6.0; 0 = plain int8).")
     var int8Threshold: Double?
 
     /// The engine options the flags ask for (MUWA_COMPUTE supplies the default compute).
@@ -47,15 +50,18 @@ struct ModelOptions: ParsableArguments {
         if let threads { EngineThreads.configure(threads) }
         let memory = try MemoryLimitSetting.resolve(
             flag: memoryLimit, setting: ProcessInfo.processInfo.environment["MUWA_MEMORY_LIMIT"])
-        return try OPTModel.load(directory: try directory(), memoryBudget: memory.budget,
-                                 options: try options ?? engineOptions())
+        return try OPTModel.load(
+            directory: try directory(), memoryBudget: memory.budget,
+            options: try options ?? engineOptions())
     }
 }
 
 /// One JSON object on one line (keys sorted, so output is stable).
 func printJSONLine(_ object: [String: Any]) {
-    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
-          let line = String(data: data, encoding: .utf8)
+    guard
+        let data = try? JSONSerialization.data(
+            withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
+        let line = String(data: data, encoding: .utf8)
     else { return }
     print(line)
 }

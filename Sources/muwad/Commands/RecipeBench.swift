@@ -30,7 +30,8 @@ struct DollyShape {
     /// One record: (prompt tokens including the template, response tokens), total clipped to `maxLength`.
     mutating func record(maxLength: Int) -> (prompt: Int, response: Int) {
         let hasContext = uniform() < Self.contextShare
-        var prompt = (hasContext ? Self.templateWithInput : Self.templateWithoutInput)
+        var prompt =
+            (hasContext ? Self.templateWithInput : Self.templateWithoutInput)
             + logNormal(Self.instruction) + (hasContext ? logNormal(Self.context) : 0)
         prompt = min(prompt, maxLength - 1)
         let response = min(logNormal(Self.response), maxLength - prompt)
@@ -103,8 +104,9 @@ extension BenchCommand {
         print("muwa recipe  \(modelOptions.model)  compute \(result["compute"] ?? "?")  threads \(BLAS.threads)")
         print("  \(steps) optimizer steps of \(perStep) dolly-shaped records (mean \(f("mean_record_tokens")) tokens)")
         print("  training:          \(f("real_tokens_per_s")) real tokens/s")
-        print("  full recipe:       \(DollyShape.epochs) epochs × \(DollyShape.records) records = "
-              + "\(String(format: "%.2f", totalTokens / 1e6))M tokens → \(f("projected_hours")) hours")
+        print(
+            "  full recipe:       \(DollyShape.epochs) epochs × \(DollyShape.records) records = "
+                + "\(String(format: "%.2f", totalTokens / 1e6))M tokens → \(f("projected_hours")) hours")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
     }
 }

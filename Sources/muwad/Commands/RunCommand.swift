@@ -28,10 +28,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The payload: a JSON object, or @FILE to read it from a file.")
     var payload: String
 
-    @Option(name: .customLong("state-dir"), help: "Where models/, adapters/ and jobs/ are (default: MUWA_STATE_DIR or ./.muwa-local/state).")
+    @Option(
+        name: .customLong("state-dir"),
+        help: "Where models/, adapters/ and jobs/ are (default: MUWA_STATE_DIR or ./.muwa-local/state).")
     var stateDirectory: String?
 
-    @Option(name: .customLong("job-id"), help: "The job id to run as: its work directory (checkpoints) is jobs/ID under the state directory.")
+    @Option(
+        name: .customLong("job-id"),
+        help: "The job id to run as: its work directory (checkpoints) is jobs/ID under the state directory.")
     var jobID: Int64 = 0
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
@@ -63,12 +67,14 @@ struct RunCommand: AsyncParsableCommand {
                 stateDirectory: state, roots: roots, maxPromptBytes: maxPromptBytes, memoryBudget: memory.budget,
                 engineDefaults: try ServeSettings.engineOptions(source)))
         guard let executor = registry.executor(for: kind) else {
-            throw ValidationError("unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown kind \"\(kind)\"; this muwad runs: \(registry.kinds.joined(separator: ", "))")
         }
         let payloadValue = try readPayload()
 
         let job = ClaimedJob(
-            lease: JobLease(jobID: jobID, workerID: "muwad-run:\(getpid())", attempt: 1), kind: kind, payload: payloadValue)
+            lease: JobLease(jobID: jobID, workerID: "muwad-run:\(getpid())", attempt: 1), kind: kind,
+            payload: payloadValue)
         let context = JobContext(job: job, stateDirectory: state, logger: logger)
         let signals = SignalWatcher()
         let signalTask = Task {

@@ -5,7 +5,8 @@ import Foundation
 import OPTEngine
 
 struct ScoreCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "score", abstract: "Score texts: log-likelihood and perplexity.")
+    static let configuration = CommandConfiguration(
+        commandName: "score", abstract: "Score texts: log-likelihood and perplexity.")
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOptions: AdapterOptions
@@ -22,12 +23,16 @@ struct ScoreCommand: ParsableCommand {
             let scorer = Scorer(model: model, tokenizer: try modelOptions.loadTokenizer())
             for result in try scorer.score(texts: texts, delta: delta) {
                 if json {
-                    printJSONLine(["tokens": result.tokens, "logprobs": result.logprobs.map(Double.init),
-                                   "sum_logprob": result.sumLogprob,
-                                   "perplexity": result.perplexity.isFinite ? result.perplexity : NSNull()])
+                    printJSONLine([
+                        "tokens": result.tokens, "logprobs": result.logprobs.map(Double.init),
+                        "sum_logprob": result.sumLogprob,
+                        "perplexity": result.perplexity.isFinite ? result.perplexity : NSNull(),
+                    ])
                 } else {
-                    print(String(format: "sum_logprob %.6f  tokens %d  perplexity %.6f",
-                                 result.sumLogprob, result.logprobs.count, result.perplexity))
+                    print(
+                        String(
+                            format: "sum_logprob %.6f  tokens %d  perplexity %.6f",
+                            result.sumLogprob, result.logprobs.count, result.perplexity))
                 }
             }
         }

@@ -17,7 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var queue: QueueOptions
 
     func run() async throws {
-        let settings = try ServeSettings.resolve(connection: connection, queue: queue, servedKinds: StandardExecutors.kinds)
+        let settings = try ServeSettings.resolve(
+            connection: connection, queue: queue, servedKinds: StandardExecutors.kinds)
         LineLogHandler.bootstrap(level: settings.logLevel, format: settings.logFormat)
         let logger = Logger(label: "muwad")
         let status = try await Daemon.serve(

@@ -68,7 +68,8 @@ struct StatusCommand: AsyncParsableCommand {
                     [
                         String(try row.string("finished_at").prefix(19)), String(try row.int("job_id")),
                         try row.string("kind"), "\(try row.int("attempt"))/\(try row.int("max_attempts"))",
-                        try row.string("job_status"), try row.string("outcome"), String(try row.string("error").prefix(100)),
+                        try row.string("job_status"), try row.string("outcome"),
+                        String(try row.string("error").prefix(100)),
                     ]
                 })
         } catch let error as StorageError {

@@ -39,7 +39,9 @@ struct BenchQueueCommand: AsyncParsableCommand {
         let database = Database(settings: settings, label: "bench", logger: logger)
         let migrations = try MigrationSet.find(explicit: connection.migrationsFolder(source))
         try await Migrator(database: database, migrations: migrations, logger: logger).requireCurrent()
-        guard workers >= 1, concurrency >= 1, jobs >= 1 else { throw ValidationError("workers, concurrency and jobs must be ≥ 1") }
+        guard workers >= 1, concurrency >= 1, jobs >= 1 else {
+            throw ValidationError("workers, concurrency and jobs must be ≥ 1")
+        }
 
         let queue = "bench-\(getpid())"
         print("bench-queue: \(jobs) ping jobs, \(workers) worker(s) × concurrency \(concurrency), queue \(queue)")
@@ -63,11 +65,16 @@ struct BenchQueueCommand: AsyncParsableCommand {
         if let row = batch.first {
             meanClaimToFinishSeconds = try row.double("mean")
             let span = try row.double("span")
-            print(String(format: "  throughput:       %.0f jobs/s (%d jobs in %.2f s, first enqueue to last finish)",
-                         Double(try row.int("jobs")) / span, try row.int("jobs"), span))
-            print(String(format: "  claim-to-finish:  mean %.2f ms, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per job (claim, run, record)",
-                         try row.double("mean") * 1000, try row.double("p50") * 1000, try row.double("p95") * 1000,
-                         try row.double("p99") * 1000))
+            print(
+                String(
+                    format: "  throughput:       %.0f jobs/s (%d jobs in %.2f s, first enqueue to last finish)",
+                    Double(try row.int("jobs")) / span, try row.int("jobs"), span))
+            print(
+                String(
+                    format:
+                        "  claim-to-finish:  mean %.2f ms, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms per job (claim, run, record)",
+                    try row.double("mean") * 1000, try row.double("p50") * 1000, try row.double("p95") * 1000,
+                    try row.double("p99") * 1000))
             if try row.int("bad") > 0 { print("  WARNING: \(try row.int("bad")) runs did not succeed") }
         }
 
@@ -80,8 +87,11 @@ struct BenchQueueCommand: AsyncParsableCommand {
             }
             let single = try await database.execute(.benchSingleFigures, [queue])
             if let row = single.first {
-                print(String(format: "  idle pickup:      p50 %.2f ms enqueue → claimed, p50 %.2f ms enqueue → finished (%d single jobs)",
-                             try row.double("pickup") * 1000, try row.double("total") * 1000, singleJobs))
+                print(
+                    String(
+                        format:
+                            "  idle pickup:      p50 %.2f ms enqueue → claimed, p50 %.2f ms enqueue → finished (%d single jobs)",
+                        try row.double("pickup") * 1000, try row.double("total") * 1000, singleJobs))
             }
         }
         _ = try await database.execute(.benchDeleteJobs, [queue])
@@ -114,15 +124,17 @@ struct BenchQueueCommand: AsyncParsableCommand {
             // job bounds what this connection's queueing adds to a job.
             if combined.calls > 0, meanClaimToFinishSeconds > 0 {
                 let perJobSeconds = combined.waitSeconds / Double(batchJobs)
-                print(String(
-                    format: "      wait per batch job: %.3f ms (%.0f %% of the mean claim-to-finish)",
-                    perJobSeconds * 1000, perJobSeconds / meanClaimToFinishSeconds * 100))
+                print(
+                    String(
+                        format: "      wait per batch job: %.3f ms (%.0f %% of the mean claim-to-finish)",
+                        perJobSeconds * 1000, perJobSeconds / meanClaimToFinishSeconds * 100))
             }
         }
     }
 
     private func startDaemons(queue: String, settings: ConnectionSettings, usageFiles: [String]) throws -> [Process] {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let invocation = Self.daemonInvocation(
             queue: queue, concurrency: concurrency, settings: settings,
             migrationsDirectory: connection.migrationsDirectory, environment: ProcessInfo.processInfo.environment)

@@ -32,11 +32,13 @@ enum Daemon {
                 for await signal in signals.signals {
                     count += 1
                     if count == 1 {
-                        logger.notice("\(SignalWatcher.name(signal)) received: draining (send it again to stop at once)")
+                        logger.notice(
+                            "\(SignalWatcher.name(signal)) received: draining (send it again to stop at once)")
                         await coordinator.requestShutdown()
                     } else {
                         logger.warning(
-                            "\(SignalWatcher.name(signal)) received again: stopping at once; running jobs come back after their lease expires")
+                            "\(SignalWatcher.name(signal)) received again: stopping at once; running jobs come back after their lease expires"
+                        )
                         notifier.notify("STATUS=stopped at once by a second signal")
                         exit(128 + signal)
                     }
@@ -44,7 +46,9 @@ enum Daemon {
                 return nil
             }
             group.addTask {
-                try await run(settings: settings, makeRegistry: makeRegistry, coordinator: coordinator, notifier: notifier, logger: logger)
+                try await run(
+                    settings: settings, makeRegistry: makeRegistry, coordinator: coordinator, notifier: notifier,
+                    logger: logger)
             }
             var status: Int32 = 0
             while let result = try await group.next() {
@@ -63,9 +67,11 @@ enum Daemon {
     ) async throws -> Int32 {
         logger.info("\(settings.summary)")
         do {
-            try FileManager.default.createDirectory(atPath: settings.queue.stateDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: settings.queue.stateDirectory, withIntermediateDirectories: true)
         } catch {
-            logger.critical("cannot create the state directory \(settings.queue.stateDirectory): \(error.localizedDescription)")
+            logger.critical(
+                "cannot create the state directory \(settings.queue.stateDirectory): \(error.localizedDescription)")
             return 1
         }
         let database = Database(settings: settings.connection, label: "commands", logger: logger)
@@ -105,14 +111,16 @@ enum Daemon {
         var services: [any Service] = [
             SystemdService(notifier: notifier, monitor: monitor, configuration: configuration, logger: logger),
             NotificationService(
-                settings: settings.connection, store: jobs, configuration: configuration, monitor: monitor, doorbell: doorbell,
+                settings: settings.connection, store: jobs, configuration: configuration, monitor: monitor,
+                doorbell: doorbell,
                 logger: logger),
             WorkerPresence(
                 identity: settings.identity, configuration: configuration, workers: workers, monitor: monitor,
                 logger: logger),
             Rescuer(configuration: configuration, store: jobs, workers: workers, monitor: monitor, logger: logger),
             Cleaner(
-                configuration: settings.cleaner, stateDirectory: configuration.stateDirectory, store: jobs, logger: logger),
+                configuration: settings.cleaner, stateDirectory: configuration.stateDirectory, store: jobs,
+                logger: logger),
             Scheduler(store: jobs, logger: logger),
             Producer(
                 configuration: configuration, store: jobs, registry: registry, monitor: monitor, doorbell: doorbell,
@@ -126,9 +134,10 @@ enum Daemon {
         if let metrics = settings.metricsListen {
             let metricsDatabase = Database(settings: settings.connection, label: "metrics", logger: logger)
             connections.append(metricsDatabase)
-            services.append(MetricsService(
-                host: metrics.host, port: metrics.port, database: metricsDatabase, connections: connections,
-                logger: logger))
+            services.append(
+                MetricsService(
+                    host: metrics.host, port: metrics.port, database: metricsDatabase, connections: connections,
+                    logger: logger))
         }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(

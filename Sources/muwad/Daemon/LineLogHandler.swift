@@ -23,8 +23,10 @@ struct LineLogHandler: LogHandler {
     private let journald: Bool
     private let format: Format
 
-    init(label: String, level: Logger.Level, format: Format = .text,
-         journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
+    init(
+        label: String, level: Logger.Level, format: Format = .text,
+        journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+    ) {
         self.label = label
         self.logLevel = level
         self.format = format
@@ -65,8 +67,10 @@ struct LineLogHandler: LogHandler {
     }
 
     /// {"ts", "level", "message", "label", metadata…}: one JSON object (keys sorted), metadata as strings.
-    static func jsonLine(level: Logger.Level, message: String, label: String, metadata: Logger.Metadata,
-                         timestamp: String = timestamp()) -> String {
+    static func jsonLine(
+        level: Logger.Level, message: String, label: String, metadata: Logger.Metadata,
+        timestamp: String = timestamp()
+    ) -> String {
         var fields: [String: JSONValue] = [:]
         for (key, value) in metadata { fields[key] = .string("\(value)") }
         fields["ts"] = .string(timestamp)

@@ -39,7 +39,9 @@ struct MetricsService: Service {
         guard !trimmed.isEmpty, trimmed != "off" else { return nil }
         guard let colon = trimmed.lastIndex(of: ":"), let port = UInt16(trimmed[trimmed.index(after: colon)...]),
             port > 0
-        else { throw MetricsError("metrics listen address must be HOST:PORT such as 127.0.0.1:9464, got \"\(setting)\"") }
+        else {
+            throw MetricsError("metrics listen address must be HOST:PORT such as 127.0.0.1:9464, got \"\(setting)\"")
+        }
         var address = in_addr()
         let host = String(trimmed[..<colon])
         guard inet_pton(AF_INET, host, &address) == 1 else {
@@ -75,7 +77,9 @@ struct MetricsService: Service {
         address.sin_port = port.bigEndian
         inet_pton(AF_INET, host, &address.sin_addr)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, Glibc.listen(fd, 16) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -98,14 +102,18 @@ struct MetricsService: Service {
             let response: String
             if request.hasPrefix("GET /metrics ") || request.hasPrefix("GET /metrics?") {
                 let body = scrape()
-                response = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+                response =
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                    + body
             } else {
                 response = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"
             }
             var bytes = Array(response.utf8)
             var offset = 0
             while offset < bytes.count {
-                let written = bytes.withUnsafeMutableBytes { write(client, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+                let written = bytes.withUnsafeMutableBytes {
+                    write(client, $0.baseAddress.map { $0 + offset }, $0.count - offset)
+                }
                 if written <= 0 { break }
                 offset += written
             }
@@ -159,35 +167,49 @@ enum MetricsText {
         let depth = try await database.execute(.statusQueueDepth)
         family("muwa_jobs", "gauge", "Jobs per queue, kind and status (live, and finished in the last 24 h).")
         for row in depth.rows {
-            sample("muwa_jobs", [("queue", try row.string("queue")), ("kind", try row.string("kind")),
-                                 ("status", try row.string("status"))], Double(try row.int("jobs")))
+            sample(
+                "muwa_jobs",
+                [
+                    ("queue", try row.string("queue")), ("kind", try row.string("kind")),
+                    ("status", try row.string("status")),
+                ], Double(try row.int("jobs")))
         }
         let recent = try await database.execute(.statusRecentDurations, ["3600"])
         family("muwa_recent_jobs", "gauge", "Jobs finished in the last hour.")
         for row in recent.rows {
-            sample("muwa_recent_jobs", [("kind", try row.string("kind")), ("status", try row.string("status"))],
-                   Double(try row.int("jobs")))
+            sample(
+                "muwa_recent_jobs", [("kind", try row.string("kind")), ("status", try row.string("status"))],
+                Double(try row.int("jobs")))
         }
-        family("muwa_recent_job_duration_seconds_sum", "gauge", "Run time (claim to finish) of the jobs finished in the last hour.")
+        family(
+            "muwa_recent_job_duration_seconds_sum", "gauge",
+            "Run time (claim to finish) of the jobs finished in the last hour.")
         for row in recent.rows {
-            sample("muwa_recent_job_duration_seconds_sum", [("kind", try row.string("kind")), ("status", try row.string("status"))],
-                   try row.double("seconds"))
+            sample(
+                "muwa_recent_job_duration_seconds_sum",
+                [("kind", try row.string("kind")), ("status", try row.string("status"))],
+                try row.double("seconds"))
         }
         let running = try await database.execute(.statusRunningJobs, ["500"])
         family("muwa_running_job_progress", "gauge", "Progress (0 to 1) of each running job.")
         for row in running.rows {
-            sample("muwa_running_job_progress", [("job", String(try row.int("id"))), ("kind", try row.string("kind"))],
-                   try row.double("progress"))
+            sample(
+                "muwa_running_job_progress", [("job", String(try row.int("id"))), ("kind", try row.string("kind"))],
+                try row.double("progress"))
         }
         family("muwa_running_job_tokens_per_second", "gauge", "Tokens per second of running jobs that report them.")
         for row in running.rows {
             guard let rate = try row.optionalDouble("tokens_per_second") else { continue }
-            sample("muwa_running_job_tokens_per_second", [("job", String(try row.int("id"))), ("kind", try row.string("kind"))], rate)
+            sample(
+                "muwa_running_job_tokens_per_second",
+                [("job", String(try row.int("id"))), ("kind", try row.string("kind"))], rate)
         }
         family("muwa_running_job_eta_seconds", "gauge", "Estimated seconds left of running jobs.")
         for row in running.rows {
             guard let eta = try row.optionalDouble("eta_seconds") else { continue }
-            sample("muwa_running_job_eta_seconds", [("job", String(try row.int("id"))), ("kind", try row.string("kind"))], eta)
+            sample(
+                "muwa_running_job_eta_seconds", [("job", String(try row.int("id"))), ("kind", try row.string("kind"))],
+                eta)
         }
         family("muwa_train_loss", "gauge", "Latest training loss of running fine-tunes.")
         for row in running.rows where try row.string("kind") == "finetune" {
@@ -196,7 +218,10 @@ enum MetricsText {
         }
         let perConnection: [(String, String, String, (DatabaseUsage) -> Double)] = [
             ("muwa_db_calls_total", "counter", "Calls on this worker's database connection.", { Double($0.calls) }),
-            ("muwa_db_wait_seconds_total", "counter", "Seconds calls waited for the (serialized) connection.", \.waitSeconds),
+            (
+                "muwa_db_wait_seconds_total", "counter", "Seconds calls waited for the (serialized) connection.",
+                \.waitSeconds
+            ),
             ("muwa_db_run_seconds_total", "counter", "Seconds calls ran on the connection.", \.runSeconds),
             ("muwa_db_max_wait_seconds", "gauge", "The longest wait of one call for the connection.", \.maxWaitSeconds),
         ]

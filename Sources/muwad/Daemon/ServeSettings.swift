@@ -53,13 +53,15 @@ struct ServeSettings {
         let source = try options.source()
         let levelName = source.string(options.logLevel, env: "MUWA_LOG_LEVEL", default: "info")
         guard let level = Logger.Level(name: levelName) else {
-            throw ValidationError("log level must be trace, debug, info, notice, warning or error, got \"\(levelName)\"")
+            throw ValidationError(
+                "log level must be trace, debug, info, notice, warning or error, got \"\(levelName)\"")
         }
         let kinds = source.list(queue.kinds, env: "MUWA_KINDS", default: available)
         let unknown = kinds.filter { !available.contains($0) }
         guard unknown.isEmpty else {
             throw ValidationError(
-                "this muwad has no executor for kind(s) \(unknown.joined(separator: ", ")); it can run \(available.joined(separator: ", "))")
+                "this muwad has no executor for kind(s) \(unknown.joined(separator: ", ")); it can run \(available.joined(separator: ", "))"
+            )
         }
         let identity = WorkerIdentity.current()
         let lease = try source.seconds(queue.lease, env: "MUWA_LEASE", default: 60)
@@ -78,7 +80,8 @@ struct ServeSettings {
             heartbeatSeconds: try source.seconds(queue.heartbeat, env: "MUWA_HEARTBEAT", default: min(15, lease / 4)),
             pollSeconds: try source.seconds(queue.pollInterval, env: "MUWA_POLL_INTERVAL", default: 5),
             gracePeriodSeconds: try source.seconds(queue.gracePeriod, env: "MUWA_GRACE_PERIOD", default: 30),
-            stopTimeoutSeconds: try source.seconds(queue.stopTimeout, env: "MUWA_STOP_TIMEOUT", default: ServeSettings.defaultStopTimeout),
+            stopTimeoutSeconds: try source.seconds(
+                queue.stopTimeout, env: "MUWA_STOP_TIMEOUT", default: ServeSettings.defaultStopTimeout),
             rescueIntervalSeconds: rescue,
             retryPolicy: RetryPolicy(
                 baseSeconds: try source.seconds(queue.retryBase, env: "MUWA_RETRY_BASE", default: 10),
@@ -92,10 +95,14 @@ struct ServeSettings {
                 "batch rows must be 1…\(rowInvariantMaxRows) (the row-invariant decode kernels' limit, which keeps a "
                     + "sequence's text the same alone or batched), got \(batchRows)")
         }
-        guard (1...64).contains(cachedModels) else { throw ValidationError("cached models must be 1…64, got \(cachedModels)") }
+        guard (1...64).contains(cachedModels) else {
+            throw ValidationError("cached models must be 1…64, got \(cachedModels)")
+        }
         let maxPromptBytes = try source.int(
             queue.maxPromptBytes, env: "MUWA_MAX_PROMPT_BYTES", default: ExecutorEnvironment.defaultMaxPromptBytes)
-        guard maxPromptBytes >= 1 else { throw ValidationError("max prompt bytes must be at least 1, got \(maxPromptBytes)") }
+        guard maxPromptBytes >= 1 else {
+            throw ValidationError("max prompt bytes must be at least 1, got \(maxPromptBytes)")
+        }
         let roots = accessRoots(
             models: queue.modelRoots, data: queue.dataRoots, source: source,
             fallback: AccessRoots.defaultRoots(stateDirectory: configuration.stateDirectory))
@@ -152,7 +159,8 @@ struct ServeSettings {
         let seconds = try source.seconds(
             flag, env: "MUWA_DEFAULT_TIME_LIMIT", default: QueueConfiguration.standardDefaultTimeLimitSeconds)
         guard seconds > 0 else {
-            throw ValidationError("the default time limit must be positive, or \"none\" for no limit, got \"\(raw ?? "")\"")
+            throw ValidationError(
+                "the default time limit must be positive, or \"none\" for no limit, got \"\(raw ?? "")\"")
         }
         return seconds
     }

@@ -68,7 +68,8 @@ struct SettingsSource {
     func seconds(_ flag: String?, env: String, default fallback: Double) throws -> Double {
         guard let raw = flag ?? value(env) else { return fallback }
         guard let seconds = parseDuration(raw) else {
-            let source = flag != nil ? "--\(env.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-"))" : env
+            let source =
+                flag != nil ? "--\(env.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-"))" : env
             throw ValidationError("\(source) must be a duration such as 500ms, 15s, 2m or 1h, got \"\(raw)\"")
         }
         return seconds

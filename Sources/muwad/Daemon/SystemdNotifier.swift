@@ -42,7 +42,8 @@ struct SystemdNotifier: Sendable {
             raw.copyBytes(from: pathBytes)
         }
         // Abstract addresses are exactly as long as their bytes; path addresses may include the NUL.
-        let length = MemoryLayout<sa_family_t>.size + pathBytes.count
+        let length =
+            MemoryLayout<sa_family_t>.size + pathBytes.count
             + (pathBytes.first == 0 ? 0 : 1)
 
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -52,7 +53,9 @@ struct SystemdNotifier: Sendable {
         let sent = payload.withUnsafeBytes { bytes in
             withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                    sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), socketAddress, socklen_t(length))
+                    sendto(
+                        descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), socketAddress,
+                        socklen_t(length))
                 }
             }
         }

@@ -42,7 +42,8 @@ struct SystemdService: Service {
                     messages.append("WATCHDOG=1")
                     lastWatchdog = .now
                 } else {
-                    logger.error("the producer loop has not ticked for \(monitor.sinceLastTick); not feeding the watchdog")
+                    logger.error(
+                        "the producer loop has not ticked for \(monitor.sinceLastTick); not feeding the watchdog")
                 }
             }
             let phase = monitor.phase
