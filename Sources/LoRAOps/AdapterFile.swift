@@ -123,26 +123,10 @@ extension LoRAAdapter {
         var tensors: [(name: String, tensor: Tensor)] = []
         for slot in layout.slots {
             let name = "base_model.model." + adapterModuleName(layer: slot.layer, module: slot.module)
-            tensors.append(
-                (
-                    name + ".lora_A.weight",
-                    Tensor.f32(
-                        Array(
-                            UnsafeBufferPointer(
-                                start: weights.a(slot),
-                                count: slot.aCount)),
-                        shape: [slot.r, slot.inFeatures])
-                ))
-            tensors.append(
-                (
-                    name + ".lora_B.weight",
-                    Tensor.f32(
-                        Array(
-                            UnsafeBufferPointer(
-                                start: weights.b(slot),
-                                count: slot.bCount)),
-                        shape: [slot.outFeatures, slot.r])
-                ))
+            func copy(_ p: UnsafePointer<Float>, _ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: p, count: n)) }
+            let a = Tensor.f32(copy(weights.a(slot), slot.aCount), shape: [slot.r, slot.inFeatures])
+            let b = Tensor.f32(copy(weights.b(slot), slot.bCount), shape: [slot.outFeatures, slot.r])
+            tensors += [(name + ".lora_A.weight", a), (name + ".lora_B.weight", b)]
         }
         for (site, bias) in biases.projections {
             let name = "base_model.model." + adapterModuleName(layer: site.layer, module: site.module)
