@@ -71,7 +71,8 @@ public final class OPTModel: @unchecked Sendable {
     func forwardHidden(_ s: ForwardPass, attention: PassAttention, delta: ProjectionDelta?) {
         let cfg = config, w = weights
         let B = s.rows, T = s.T, R = B * T, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
-        precondition(R <= s.maxRows, "a pass of \(R) rows exceeds its buffers of \(s.maxRows)")
+        // The sessions set rows and T within the buffers they sized (B·chunk, or max(slots, chunk)).
+        assert(R <= s.maxRows, "a pass of \(R) rows exceeds its buffers of \(s.maxRows)")
         let x = s.x, h = s.xn, scratch = s.kernelScratch
 
         // embeddings: x (R, C) = project_in(wte[tokens]) + wpe[positions + 2]
