@@ -1,6 +1,7 @@
 // Picks the kernel table once: MUWA_KERNEL_ISA when set and supported, else the best the CPU has
 // (avx512, avx2, scalar). Tests switch tables with muwa_kernel_select_isa to run every path the host has.
 #include "kernels_internal.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,4 +73,42 @@ int muwa_cpu_has_bf16(void) {
 #else
     return 0;
 #endif
+}
+
+// MARK: - per-thread buffers
+
+struct thread_buffer {
+    void *bytes;
+    size_t size;
+};
+static pthread_key_t buffer_key;
+static pthread_once_t buffer_once = PTHREAD_ONCE_INIT;
+static int buffer_key_made;
+
+static void free_buffer(void *p) {
+    struct thread_buffer *b = p;
+    free(b->bytes);
+    free(b);
+}
+
+static void make_buffer_key(void) { buffer_key_made = pthread_key_create(&buffer_key, free_buffer) == 0; }
+
+void *muwa_thread_buffer(size_t bytes) {
+    pthread_once(&buffer_once, make_buffer_key);
+    if (!buffer_key_made) return 0;
+    struct thread_buffer *b = pthread_getspecific(buffer_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(buffer_key, b) != 0) {
+            free(b);
+            return 0;
+        }
+    }
+    if (b->size < bytes) {
+        free(b->bytes);
+        b->size = 0;
+        b->bytes = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (b->bytes) b->size = bytes;
+    }
+    return b->bytes;
 }

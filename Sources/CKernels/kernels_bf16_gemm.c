@@ -223,7 +223,7 @@ static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout l
     if (M <= 0 || p1 <= p0 || R <= 0) return;
     long Kp = (R + 1) / 2;  // pairs per packed A row
     long kcMax = R < KC ? 2 * Kp : KC;
-    uint16_t *packed = aligned_alloc(64, (size_t)(NC * kcMax * 2 + 64));
+    uint16_t *packed = muwa_thread_buffer((size_t)(NC * kcMax * 2 + 64));
     long nc_cap = NC;
     uint16_t panel[KC * NR] __attribute__((aligned(64)));
     if (!packed) {  // no 256 KiB to spare: one panel at a time, from the stack
@@ -246,7 +246,6 @@ static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout l
             }
         }
     }
-    if (packed != panel) free(packed);
 }
 
 void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,

@@ -10,65 +10,74 @@
 //   outliers are judged and rows quantized on the rounded values; the f32 outlier product uses x as is.
 #include "kernels_internal.h"
 #include <math.h>
+#include <stdlib.h>
 
-/// v rounded to the nearest float16 (ties to even) and back: what bitsandbytes' A.to(torch.float16) does.
-/// Integer operations only, so it vectorises and needs no F16C.
-static inline float f16r(float v) {
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    uint32_t a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) return v;                             // inf, NaN
-    if (a >= 0x477ff000u) return v > 0 ? INFINITY : -INFINITY;  // rounds past 65504
-    if (a < 0x38800000u) return rintf(v * 0x1p24f) * 0x1p-24f;  // float16 subnormals: steps of 2^-24
-    u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
-    memcpy(&v, &u, 4);
-    return v;
+/// Row m's non-outlier absmax and its int8 values (element outliers 0): the AVX-512 version when the CPU has it
+/// (the same operations, 16 at a time: the same bits).
+static float quantize_row(const float *xr, long K, float threshold, int8_t *qr) {
+#if defined(__x86_64__)
+    if (muwa_i8_quant_avx512_supported()) return muwa_i8_quantize_row_avx512(xr, K, threshold, qr);
+#endif
+    int outliers = threshold > 0;
+    float amax = 0;
+    for (long k = 0; k < K; k++) {
+        float a = fabsf(muwa_f16r(xr[k]));
+        if ((!outliers || a < threshold) && a > amax) amax = a;
+    }
+    float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
+    for (long k = 0; k < K; k++) {
+        float v = muwa_f16r(xr[k]);
+        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
+    }
+    return amax;
 }
 
-/// round(v · inv) as int8: round half to even like torch.round, clamped (v ≤ absmax, so only rounding).
-static inline int8_t quantize1(float v, float inv) {
-    float r = rintf(v * inv);
-    return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, int32_t *cols) {
+    if (!(threshold > 0)) return 0;
+    for (long k = 0; k < K; k++) cols[k] = 0;  // flags first, compacted below (index ≤ k: in place)
+    for (long m = 0; m < M; m++) {
+#if defined(__x86_64__)
+        if (muwa_i8_quant_avx512_supported()) {
+            muwa_i8_mark_outliers_avx512(x + m * K, K, threshold, cols);
+            continue;
+        }
+#endif
+        for (long k = 0; k < K; k++)
+            if (fabsf(muwa_f16r(x[m * K + k])) >= threshold) cols[k] = 1;
+    }
+    long total = 0;
+    for (long k = 0; k < K; k++)
+        if (cols[k]) cols[total++] = (int32_t)k;
+    return total;
+}
+
+void muwa_quantize_rows_shared(const float *x, long m0, long m1, long K, float threshold, const int32_t *cols,
+                               long ncols, int8_t *q, float *absmax, int32_t *start, int32_t *count) {
+    for (long m = m0; m < m1; m++) {
+        int8_t *qr = q + m * K;
+        absmax[m] = quantize_row(x + m * K, K, threshold, qr);
+        start[m] = 0;
+        count[m] = (int32_t)ncols;
+        for (long c = 0; c < ncols; c++) qr[cols[c]] = 0;  // whole outlier features
+    }
 }
 
 long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per_row, int8_t *q, float *absmax,
                         int32_t *cols, int32_t *start, int32_t *count) {
-    int outliers = threshold > 0;
-    long total = 0;
-    if (outliers && !per_row) {  // the features that are an outlier in any row, shared by all rows
-        for (long k = 0; k < K; k++) {
-            for (long m = 0; m < M; m++) {
-                if (fabsf(f16r(x[m * K + k])) >= threshold) {
-                    cols[total++] = (int32_t)k;
-                    break;
-                }
-            }
-        }
+    if (!per_row || !(threshold > 0)) {
+        long total = muwa_i8_outlier_features(x, M, K, threshold, cols);
+        muwa_quantize_rows_shared(x, 0, M, K, threshold, cols, total, q, absmax, start, count);
+        return total;
     }
+    long total = 0;
     for (long m = 0; m < M; m++) {
         const float *xr = x + m * K;
         int8_t *qr = q + m * K;
-        if (outliers && per_row) {
-            start[m] = (int32_t)total;
-            for (long k = 0; k < K; k++)
-                if (fabsf(f16r(xr[k])) >= threshold) cols[total++] = (int32_t)k;
-            count[m] = (int32_t)(total - start[m]);
-        } else {
-            start[m] = 0;
-            count[m] = (int32_t)total;
-        }
-        float amax = 0;
-        for (long k = 0; k < K; k++) {
-            float a = fabsf(f16r(xr[k]));
-            if ((!outliers || a < threshold) && a > amax) amax = a;
-        }
-        absmax[m] = amax;
-        float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
-        for (long k = 0; k < K; k++) {
-            float v = f16r(xr[k]);
-            qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : quantize1(v, inv);
-        }
-        for (long c = start[m]; c < start[m] + count[m]; c++) qr[cols[c]] = 0;  // whole outlier features
+        start[m] = (int32_t)total;
+        for (long k = 0; k < K; k++)
+            if (fabsf(muwa_f16r(xr[k])) >= threshold) cols[total++] = (int32_t)k;
+        count[m] = (int32_t)(total - start[m]);
+        absmax[m] = quantize_row(xr, K, threshold, qr);
     }
     return total;
 }
@@ -76,23 +85,30 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
 void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1, long K, int8_t *q, float *absmax,
                                int32_t *rowsum) {
     long rowBytes = K * muwa_dtype_size(dtype);
+    float *wide = dtype == MUWA_DTYPE_F32 ? 0 : malloc((size_t)K * sizeof(float));
     for (long n = n0; n < n1; n++) {
         const void *row = (const char *)w + n * rowBytes;
-        float amax = 0;
-        for (long k = 0; k < K; k++) {
-            float a = fabsf(f16r(muwa_widen1(dtype, row, k)));
-            if (a > amax) amax = a;
-        }
-        float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
-        int32_t sum = 0;
         int8_t *qr = q + n * K;
-        for (long k = 0; k < K; k++) {
-            qr[k] = quantize1(f16r(muwa_widen1(dtype, row, k)), inv);
-            sum += qr[k];
+        if (dtype == MUWA_DTYPE_F32) {
+            absmax[n] = quantize_row(row, K, 0, qr);  // a weight row is an input row without outliers
+        } else if (wide) {
+            muwa_widen(dtype, row, wide, K);
+            absmax[n] = quantize_row(wide, K, 0, qr);
+        } else {  // no memory for a row: element by element
+            float amax = 0;
+            for (long k = 0; k < K; k++) {
+                float a = fabsf(muwa_f16r(muwa_widen1(dtype, row, k)));
+                if (a > amax) amax = a;
+            }
+            float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
+            for (long k = 0; k < K; k++) qr[k] = muwa_i8_quantize1(muwa_f16r(muwa_widen1(dtype, row, k)), inv);
+            absmax[n] = amax;
         }
-        absmax[n] = amax;
+        int32_t sum = 0;
+        for (long k = 0; k < K; k++) sum += qr[k];
         rowsum[n] = sum;
     }
+    free(wide);
 }
 
 void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, float *dst) {

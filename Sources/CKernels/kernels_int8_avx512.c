@@ -86,7 +86,96 @@ void muwa_gemv_i8_avx512(const muwa_i8_weight *w, const muwa_i8_input *x, long M
     if (vnni) gemv_i8_vnni(w, x, M, y, ldy, n0, n1, K, acc);
     else muwa_gemv_i8_avx2(w, x, M, y, ldy, n0, n1, K, acc);
 }
+
+// MARK: - input quantization, 16 at a time (kernels_int8.c's quantize_row and outlier scan, the same bits)
+
+#define AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/// muwa_f16r on 16 lanes: the same integer rounding; float16 subnormals by rint(v · 2^24) · 2^-24.
+static inline AVX512Q __m512 f16r16(__m512 v) {
+    __m512i u = _mm512_castps_si512(v), a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    __m512i r = _mm512_and_si512(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0xfff),
+                                             _mm512_and_si512(_mm512_srli_epi32(u, 13), _mm512_set1_epi32(1)))),
+        _mm512_set1_epi32(~0x1fff));
+    __m512 out = _mm512_castsi512_ps(r);
+    __mmask16 sub = _mm512_cmplt_epi32_mask(a, _mm512_set1_epi32(0x38800000));
+    __m512 small = _mm512_mul_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(0x1p24f)),
+                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                 _mm512_set1_ps(0x1p-24f));
+    out = _mm512_mask_mov_ps(out, sub, small);
+    __mmask16 big = _mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x477ff000));  // rounds past 65504: ±inf
+    __m512 inf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
+                                                     _mm512_set1_epi32(0x7f800000)));
+    out = _mm512_mask_mov_ps(out, big, inf);
+    __mmask16 special = _mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x7f800000));  // inf, NaN: as they are
+    return _mm512_mask_mov_ps(out, special, v);
+}
+
+static inline AVX512Q __m512 abs16(__m512 v) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
+}
+
+int muwa_i8_quant_avx512_supported(void) {
+    static int cpu = -1;  // benign race: every thread computes the same value
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl");
+    }
+    return cpu && strcmp(muwa_kernel_isa(), "avx512") == 0;
+}
+
+AVX512Q float muwa_i8_quantize_row_avx512(const float *xr, long K, float threshold, int8_t *qr) {
+    int outliers = threshold > 0;
+    const __m512 thr = _mm512_set1_ps(threshold);
+    __m512 vmax = _mm512_setzero_ps();
+    long k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 a = abs16(f16r16(_mm512_loadu_ps(xr + k)));
+        // a > amax with NaN never taken, as the scalar loop; outliers (a ≥ threshold) left out
+        __mmask16 keep = _mm512_cmp_ps_mask(a, vmax, _CMP_GT_OQ);
+        if (outliers) keep &= _mm512_cmp_ps_mask(a, thr, _CMP_LT_OQ);
+        vmax = _mm512_mask_mov_ps(vmax, keep, a);
+    }
+    float amax = _mm512_reduce_max_ps(vmax);
+    for (; k < K; k++) {
+        float a = fabsf(muwa_f16r(xr[k]));
+        if ((!outliers || a < threshold) && a > amax) amax = a;
+    }
+    float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
+    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    for (k = 0; k + 16 <= K; k += 16) {
+        __m512 v = f16r16(_mm512_loadu_ps(xr + k));
+        __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm512_min_ps(hi, _mm512_max_ps(lo, r));  // NaN stays NaN (the second operand), then converts to 0
+        __m512i qi = _mm512_cvttps_epi32(r);
+        if (outliers) qi = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(abs16(v), thr, _CMP_LT_OQ), qi);
+        _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtepi32_epi8(qi));
+    }
+    for (; k < K; k++) {
+        float v = muwa_f16r(xr[k]);
+        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
+    }
+    return amax;
+}
+
+AVX512Q void muwa_i8_mark_outliers_avx512(const float *xr, long K, float threshold, int32_t *flags) {
+    // |f16r(v)| ≥ threshold needs |v| ≥ threshold / (1 + 2^-11) - 2^-25: a cheap filter, then the exact test
+    const __m512 near = _mm512_set1_ps(threshold * 0.999f - 0x1p-24f);
+    long k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __mmask16 hit = _mm512_cmp_ps_mask(abs16(_mm512_loadu_ps(xr + k)), near, _CMP_GE_OQ);
+        for (; hit; hit &= hit - 1) {
+            long i = k + __builtin_ctz(hit);
+            if (fabsf(muwa_f16r(xr[i])) >= threshold) flags[i] = 1;
+        }
+    }
+    for (; k < K; k++)
+        if (fabsf(muwa_f16r(xr[k])) >= threshold) flags[k] = 1;
+}
 #else
+int muwa_i8_quant_avx512_supported(void) { return 0; }
 void muwa_gemv_i8_avx512(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0,
                          long n1, long K, int acc) {
     muwa_gemv_i8_scalar(w, x, M, y, ldy, n0, n1, K, acc);

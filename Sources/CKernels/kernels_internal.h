@@ -3,6 +3,7 @@
 #ifndef MUWA_KERNELS_INTERNAL_H
 #define MUWA_KERNELS_INTERNAL_H
 #include "ckernels.h"
+#include <math.h>
 #include <string.h>
 
 static inline float muwa_bf16_to_f32(uint16_t b) {
@@ -45,6 +46,27 @@ static inline __attribute__((always_inline)) float muwa_widen1(muwa_dtype dtype,
 /// Bytes per element of `dtype`.
 static inline long muwa_dtype_size(muwa_dtype dtype) {
     return dtype == MUWA_DTYPE_F32 ? 4 : dtype == MUWA_DTYPE_I8 ? 1 : 2;
+}
+
+/// v rounded to the nearest float16 (ties to even) and back: what bitsandbytes' A.to(torch.float16) does.
+/// Integer operations only, so it vectorises and needs no F16C.
+static inline float muwa_f16r(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return v;                             // inf, NaN
+    if (a >= 0x477ff000u) return v > 0 ? INFINITY : -INFINITY;  // rounds past 65504
+    if (a < 0x38800000u) return rintf(v * 0x1p24f) * 0x1p-24f;  // float16 subnormals: steps of 2^-24
+    u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+/// round(v · inv) as int8: round half to even like torch.round, clamped (v ≤ absmax, so only rounding).
+static inline int8_t muwa_i8_quantize1(float v, float inv) {
+    float r = rintf(v * inv);
+    if (r != r) return 0;  // NaN (an infinite row absmax): 0, as the vector code gives
+    return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
 }
 
 /// bitsandbytes' int8_mm_dequant factor (its constant: 1/127² is 6.2000124e-05, it writes 6.200124e-05, and we
@@ -91,6 +113,18 @@ struct muwa_kernel_table {
 void muwa_gemv_i8_scalar(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
 void muwa_gemv_i8_avx2(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
 void muwa_gemv_i8_avx512(const muwa_i8_weight *, const muwa_i8_input *, long, float *, long, long, long, long, int);
+
+/// The AVX-512 input quantization (kernels_int8_avx512.c): quantize_row's and the outlier scan's operations,
+/// 16 at a time.
+int muwa_i8_quant_avx512_supported(void);
+float muwa_i8_quantize_row_avx512(const float *xr, long K, float threshold, int8_t *qr);
+void muwa_i8_mark_outliers_avx512(const float *xr, long K, float threshold, int32_t *flags);
+
+/// A 64-byte aligned buffer of at least `bytes` that belongs to the calling thread (dispatch.c): kept between
+/// calls (a GEMM's packed panels; allocating them per call costs an mmap and page faults each time) and freed
+/// when the thread ends. Null when there is no memory. Callers must not free it or hold it across calls that
+/// may use it themselves.
+void *muwa_thread_buffer(size_t bytes);
 
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -100,6 +100,13 @@ void muwa_f32_to_bf16_rows(const float *src, long M, long K, long lds, uint16_t 
 long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per_row, int8_t *q, float *absmax,
                         int32_t *cols, int32_t *start, int32_t *count);
 
+/// muwa_quantize_rows with per_row = 0 in two steps, so that threads can share the second: the features that
+/// are an outlier in any row of x [M, K] (ascending, into cols, room for K; returns their number; 0 when
+/// threshold ≤ 0), then rows [m0, m1) quantized with those shared features.
+long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, int32_t *cols);
+void muwa_quantize_rows_shared(const float *x, long m0, long m1, long K, float threshold, const int32_t *cols,
+                               long ncols, int8_t *q, float *absmax, int32_t *start, int32_t *count);
+
 /// Quantizes weight rows [n0, n1) of a [N, K] matrix of `dtype` (F32/BF16/F16) to int8 per row:
 /// absmax[n], q[n, k] = round(W[n, k] · 127 / absmax[n]) (round half to even), rowsum[n] = sum_k q[n, k].
 void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1, long K, int8_t *q, float *absmax,
@@ -112,6 +119,28 @@ void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, 
 /// features in f32, for m < M, n in [n0, n1). Exact int32 dot products, so every table gives the same bits.
 void muwa_gemv_i8(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0, long n1,
                   long K, int accumulate);
+
+/// Int8 GEMM (kernels_int8_gemm.c): y[m · ldy + n] (+)= muwa_gemv_i8's result, to the bit, for m < M, n in
+/// [n0, n1), with the quantized input rows packed once by muwa_gemm_i8_pack_a into `a` (tiles of
+/// muwa_gemm_i8_row_block() rows, muwa_gemm_i8_packed_a_bytes(M, K) bytes; threads split the tiles
+/// [t0, t1)). Threads split [0, N) into ranges of muwa_gemm_i8_column_block() columns. AVX-512 VNNI when the
+/// CPU has it and the avx512 table is selected (muwa_gemm_i8_fast), else muwa_gemv_i8.
+void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
+                  long n0, long n1, long K, int accumulate);
+/// The same product with the same packing and plain loops: the reference the fast kernel is tested against.
+void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
+                            long ldy, long n0, long n1, long K, int accumulate);
+void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *a, long t0, long t1);
+long muwa_gemm_i8_packed_a_bytes(long M, long K);
+long muwa_gemm_i8_row_block(void);
+long muwa_gemm_i8_column_block(void);
+int muwa_gemm_i8_fast(void);
+
+/// Attention's softmax of one row of n scores over the keys j < limit with mask[j] != 0 (mask may be null);
+/// the other entries become 0, and a row with no such key becomes 1/n everywhere (kernels_softmax.c). AVX-512
+/// when the avx512 table is selected, else the reference (libm expf, a sum in key order).
+void muwa_softmax(float *row, long n, long limit, const uint8_t *mask);
+void muwa_softmax_reference(float *row, long n, long limit, const uint8_t *mask);
 
 /// The instruction set the kernels use now: "avx512", "avx2" or "scalar".
 const char *muwa_kernel_isa(void);

@@ -7,6 +7,7 @@
 // transformers' additive-min mask yields — so padded positions match the reference too.
 // Prefill splits its (sequence, head) pairs over EngineThreads and takes queries in blocks that score only
 // the keys up to the block's causal limit; decode (T = 1) runs serially (its work is a few gemvs).
+import CKernels
 import Foundation
 
 struct AttentionShape {
@@ -15,7 +16,8 @@ struct AttentionShape {
     var L: Int { past + T }
 }
 
-/// Softmax of row[0..<n] in place, with entries whose `valid` is false excluded (set to 0).
+/// Reference (attentionNaive's): softmax of row[0..<n] in place, with entries whose `valid` is false excluded
+/// (set to 0). The engine's paths call CKernels' muwa_softmax, which computes the same.
 @inline(__always)
 func maskedSoftmax(_ row: UnsafeMutablePointer<Float>, n: Int, valid: (Int) -> Bool) {
     var maxv = -Float.infinity
@@ -46,7 +48,7 @@ func prefillBlockRows(T: Int, L: Int, hs: Int) -> Int { min(T, causalBlockRows(w
 func attendBlocks(
     out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
     values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
-    C: Int, hs: Int, mb: Int, firstReal: Int, visible: (Int, Int) -> Bool
+    C: Int, hs: Int, mb: Int, firstReal: Int, keyMask: UnsafePointer<UInt8>?
 ) {
     var t0 = 0
     while t0 < T {
@@ -56,8 +58,8 @@ func attendBlocks(
         BLAS.gemm(
             M: rows, N: width, K: hs, a: qbh + t0 * C, lda: C, b: kc, ldb: hs, bTransposed: true, c: scores,
             ldc: width)
-        for t in t0..<t1 {
-            maskedSoftmax(scores + (t - t0) * width, n: width) { j in visible(t, j) }
+        for t in t0..<t1 {  // query t sees keys j ≤ past + t whose mask is 1
+            muwa_softmax(scores + (t - t0) * width, width, past + t + 1, keyMask)
         }
         // out[t0..<t1] (rows, hs; row stride C) = P (rows, width) · V[0..<width]
         BLAS.gemm(
@@ -91,15 +93,14 @@ func attentionForward(
         let mask = keyMask + b * S
         if s.T == 1 {
             BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-            maskedSoftmax(scores, n: L) { j in mask[j] != 0 }
+            muwa_softmax(scores, L, L, mask)
             BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
         } else {
             var firstReal = L
             for j in 0..<L where mask[j] != 0 { firstReal = j; break }
             attendBlocks(
                 out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * mb * L, T: s.T, past: s.past,
-                L: L, C: C, hs: hs, mb: mb, firstReal: firstReal
-            ) { t, j in j <= s.past + t && mask[j] != 0 }
+                L: L, C: C, hs: hs, mb: mb, firstReal: firstReal, keyMask: mask)
         }
     }
 }
@@ -148,13 +149,12 @@ func attentionForwardRows(
         let obh = out + b * T * C + h * hs
         if T == 1 {
             BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-            maskedSoftmax(scores, n: L) { _ in true }
+            muwa_softmax(scores, L, L, nil)
             BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
         } else {
             attendBlocks(
                 out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
-                C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0
-            ) { t, j in j <= past + t }
+                C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0, keyMask: nil)
         }
     }
 }

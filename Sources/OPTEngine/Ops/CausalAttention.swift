@@ -9,6 +9,7 @@
 //    before any real token) attends uniformly to all T keys, as transformers' additive-min mask gives.
 //  - packed (training's path, PackedAttention.swift): the real tokens of every sequence back to back,
 //    no padding at all; see ``PackedSequences``.
+import CKernels
 import Foundation
 
 /// out = softmax(mask(q·kᵀ)) · v per batch row and head; att receives the probabilities.
@@ -25,7 +26,7 @@ func causalAttentionForward(
             // scores (T, T) = Q (T, hs; row stride C) · Kᵀ
             BLAS.gemm(M: T, N: T, K: hs, a: q + off, lda: C, b: k + off, ldb: C, bTransposed: true, c: p, ldc: T)
             for t in 0..<T {
-                maskedSoftmax(p + t * T, n: T) { j in j <= t && mask[j] != 0 }
+                muwa_softmax(p + t * T, T, t + 1, mask)
             }
             // out (T, hs; row stride C) = P (T, T) · V (T, hs; row stride C)
             BLAS.gemm(M: T, N: hs, K: T, a: p, lda: T, b: v + off, ldb: C, bTransposed: false, c: out + off, ldc: C)

@@ -14,10 +14,15 @@ func matmulInt8(
     M: Int, K: Int, N: Int, scratch: KernelScratch, accumulate: Bool
 ) {
     let perRow = M <= rowInvariantMaxRows
-    // Scratch layout for a chunk of R rows: q [R·K] i8 | absmax, start, count [R] each | cols [R·K or K] i32.
-    let fixed = perRow ? 0 : 4 * K, perRowBytes = K + 12 + (perRow ? 4 * K : 0), slack = 256
+    let gemm = !perRow && muwa_gemm_i8_fast() != 0  // many rows on a VNNI CPU: the packed GEMM
+    let tileRows = muwa_gemm_i8_row_block(), K4 = (K + 3) / 4
+    // Scratch layout for a chunk of R rows: q [R·K] i8 | absmax, start, count [R] each | cols [R·K or K] i32
+    // | the GEMM's packed rows [⌈R / tileRows⌉ · tileRows · 4·K4] u8.
+    let fixed = (perRow ? 0 : 4 * K) + (gemm ? tileRows * 4 * K4 : 0)
+    let perRowBytes = K + 12 + (perRow ? 4 * K : 0) + (gemm ? 4 * K4 : 0), slack = 512
     let capacityBytes = scratch.capacity * MemoryLayout<Float>.size
-    let chunkRows = max(1, min(M, (capacityBytes - fixed - slack) / perRowBytes))
+    var chunkRows = max(1, min(M, (capacityBytes - fixed - slack) / perRowBytes))
+    if gemm, chunkRows < M { chunkRows = max(tileRows, chunkRows / tileRows * tileRows) }  // whole tiles
     let neededBytes = fixed + slack + chunkRows * perRowBytes
     let temporary: UnsafeMutableRawPointer? =
         neededBytes > capacityBytes  // only for a tiny scratch (K huge)
@@ -30,16 +35,33 @@ func matmulInt8(
     let start = (base + after + 4 * chunkRows).assumingMemoryBound(to: Int32.self)
     let count = (base + after + 8 * chunkRows).assumingMemoryBound(to: Int32.self)
     let cols = (base + after + 12 * chunkRows).assumingMemoryBound(to: Int32.self)
+    let colsBytes = 4 * (perRow ? chunkRows * K : K)
+    let packed = (base + ((after + 12 * chunkRows + colsBytes + 63) & ~63)).assumingMemoryBound(to: UInt8.self)
     var w = scales.kernelWeight(weight.raw.assumingMemoryBound(to: Int8.self))
     let parts = N >= 256 ? EngineThreads.count : 1, acc: Int32 = accumulate ? 1 : 0
+    // many rows: the outlier features of all of them, whatever the chunks (bitsandbytes' batch-wide decomposition)
+    let features = perRow ? 0 : muwa_i8_outlier_features(inp, M, K, scales.threshold, cols)
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0), x = inp + m0 * K
-        muwa_quantize_rows(x, rows, K, scales.threshold, perRow ? 1 : 0, q, absmax, cols, start, count)
         var input = muwa_i8_input(
-            q: q, absmax: absmax, x: x, outlier_cols: cols, outlier_start: start,
-            outlier_count: count)
+            q: q, absmax: absmax, x: x, outlier_cols: cols, outlier_start: start, outlier_count: count)
         let y = out + m0 * N
+        if gemm {
+            gemmInt8(
+                weight: &w, input: &input, rows: rows, K: K, N: N, packed: packed, y: y, acc: acc,
+                quantize: { r0, r1 in
+                    muwa_quantize_rows_shared(
+                        x, r0, r1, K, scales.threshold, cols, features, q, absmax, start, count)
+                })
+            m0 += rows
+            continue
+        }
+        if perRow {
+            muwa_quantize_rows(x, rows, K, scales.threshold, 1, q, absmax, cols, start, count)
+        } else {
+            muwa_quantize_rows_shared(x, 0, rows, K, scales.threshold, cols, features, q, absmax, start, count)
+        }
         withUnsafePointer(to: &w) { wp in
             withUnsafePointer(to: &input) { xp in
                 if parts == 1 {
@@ -54,5 +76,32 @@ func matmulInt8(
             }
         }
         m0 += rows
+    }
+}
+
+/// The GEMM case of matmulInt8 for one chunk of rows: each thread quantizes (`quantize(r0, r1)`: rows
+/// [r0, r1) of the chunk) and packs its share of the row tiles, then the threads split the output columns
+/// (whole panels).
+private func gemmInt8(
+    weight w: inout muwa_i8_weight, input: inout muwa_i8_input, rows: Int, K: Int, N: Int,
+    packed: UnsafeMutablePointer<UInt8>, y: UnsafeMutablePointer<Float>, acc: Int32,
+    quantize: (Int, Int) -> Void
+) {
+    let tileRows = muwa_gemm_i8_row_block(), tiles = (rows + tileRows - 1) / tileRows
+    let tileParts = max(1, min(EngineThreads.count, tiles))
+    withUnsafePointer(to: &input) { xp in
+        DispatchQueue.concurrentPerform(iterations: tileParts) { part in
+            let t0 = tiles * part / tileParts, t1 = tiles * (part + 1) / tileParts
+            quantize(t0 * tileRows, min(rows, t1 * tileRows))
+            muwa_gemm_i8_pack_a(xp, rows, K, packed, t0, t1)
+        }
+        let block = muwa_gemm_i8_column_block(), panels = (N + block - 1) / block
+        let parts = max(1, min(EngineThreads.count, panels))
+        withUnsafePointer(to: &w) { wp in
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let n0 = min(N, panels * part / parts * block), n1 = min(N, panels * (part + 1) / parts * block)
+                muwa_gemm_i8(wp, xp, packed, rows, y, N, n0, n1, K, acc)
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@
 // (the causal half above is skipped), and the block's products stay small enough that OpenBLAS runs them
 // on the calling thread (its threaded path serialises concurrent callers).
 // The results equal the padded functions' on every real row (tests: PackedTrainingTests).
+import CKernels
 
 /// Where each sequence's rows lie in a packed batch: offsets[s] ..< offsets[s + 1], offsets[0] = 0.
 public struct PackedSequences {
@@ -72,7 +73,7 @@ public func packedCausalAttentionForward(
                     c: p + t0 * n, ldc: n)
                 for t in t0..<t1 {
                     let row = p + t * n
-                    maskedSoftmax(row, n: t + 1) { _ in true }
+                    muwa_softmax(row, t + 1, t + 1, nil)
                     if t + 1 < n { (row + t + 1).update(repeating: 0, count: n - t - 1) }
                 }
                 // out[t0..<t1] (mb, hs) = P (mb, t1) · V[0..<t1]

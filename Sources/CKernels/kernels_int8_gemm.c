@@ -1,0 +1,249 @@
+// Int8 GEMM for the many-row products with int8 weights (prefill, scoring, the frozen int8 base in training):
+//   y[M, N] (+)= LLM.int8 product of quantized input rows x (muwa_i8_input) with an int8 weight W [N, K]
+// The same exact int32 dot products as muwa_gemv_i8 (VNNI vpdpbusd: unsigned × signed bytes, the inputs made
+// unsigned by adding 128, corrected by 128 · rowsum[n]), dequantized with the same scalar operations, so it
+// gives muwa_gemv_i8's bits (the scalar table is its reference). What differs is the data movement:
+//
+//   A: the quantized input rows, packed once per call by muwa_gemm_i8_pack_a into MR-row tiles [K4][MR][4]
+//      (four consecutive reduction bytes of a row side by side, +128; K4 = ⌈K / 4⌉; rows past M and bytes past K
+//      are 0). Threads split the tiles.
+//   B: the weight stays row-major [N, K] (decode's gemv reads it so); each call packs the NC-column block it is
+//      working on into NR-wide panels [K4][NR][4] (16 × 16 transposes of 4-byte groups; zero padded at the
+//      edges), kept in L2 while every A tile passes it.
+//   micro-kernel: MR × NR outputs in 2·MR registers over the whole of K (exact int32: no partial results to
+//      store between K blocks); per group of 4 reduction bytes two panel loads and MR broadcasts.
+//
+// The caller splits the output columns into ranges of whole panels among threads.
+#include "kernels_internal.h"
+#include <stdlib.h>
+
+enum { MR = 12, NR = 32, B_BLOCK_BYTES = 384 * 1024 };
+
+long muwa_gemm_i8_row_block(void) { return MR; }
+
+long muwa_gemm_i8_column_block(void) { return NR; }
+
+long muwa_gemm_i8_packed_a_bytes(long M, long K) { return (M + MR - 1) / MR * MR * ((K + 3) / 4) * 4; }
+
+void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, long t0, long t1) {
+    long K4 = (K + 3) / 4;
+    for (long t = t0; t < t1; t++) {
+        uint8_t *tile = dst + t * K4 * MR * 4;
+        for (long i = 0; i < MR; i++) {
+            long m = t * MR + i;
+            const int8_t *row = m < M ? x->q + m * K : 0;
+            for (long q = 0; q < K4; q++) {
+                uint8_t *d = tile + (q * MR + i) * 4;
+                for (long e = 0; e < 4; e++) {
+                    long k = 4 * q + e;
+                    d[e] = (row && k < K) ? (uint8_t)(row[k] ^ 0x80) : 0;
+                }
+            }
+        }
+    }
+}
+
+/// One NR-wide panel for weight rows [n, n + nr): dst[(q · NR + j) · 4 + e] = W[n + j, 4q + e], 0 outside W.
+static void pack_panel(const int8_t *w, long K, long n, long nr, int8_t *dst) {
+    long K4 = (K + 3) / 4;
+    for (long j = 0; j < NR; j++) {
+        const int8_t *row = j < nr ? w + (n + j) * K : 0;
+        for (long q = 0; q < K4; q++)
+            for (long e = 0; e < 4; e++) {
+                long k = 4 * q + e;
+                dst[(q * NR + j) * 4 + e] = (row && k < K) ? row[k] : 0;
+            }
+    }
+}
+
+/// Reference: the same packing and the same sums with plain loops (Σ over groups of (a + 128) · b, then the
+/// correction), finished by muwa_i8_finish.
+void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
+                            long ldy, long n0, long n1, long K, int acc) {
+    long K4 = (K + 3) / 4;
+    int8_t *panel = malloc((size_t)(K4 * 4 * NR));
+    if (!panel) {
+        muwa_gemv_i8_scalar(w, x, M, y, ldy, n0, n1, K, acc);
+        return;
+    }
+    for (long n = n0; n < n1; n += NR) {
+        long nr = n1 - n < NR ? n1 - n : NR;
+        pack_panel(w->q, K, n, nr, panel);
+        for (long m = 0; m < M; m++) {
+            const uint8_t *tile = a + (m / MR) * K4 * MR * 4;
+            long i = m % MR;
+            for (long j = 0; j < nr; j++) {
+                int32_t dot = 0;
+                for (long q = 0; q < K4; q++)
+                    for (long e = 0; e < 4; e++)
+                        dot += (int32_t)tile[(q * MR + i) * 4 + e] * (int32_t)panel[(q * NR + j) * 4 + e];
+                float s = muwa_i8_finish(w, x, m, n + j, K, dot - 128 * w->rowsum[n + j]);
+                float *yr = y + m * ldy + n + j;
+                *yr = acc ? *yr + s : s;
+            }
+        }
+    }
+    free(panel);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+/// pack_panel for a full panel: 16 rows × 16 groups of 4 bytes at a time, a 16 × 16 transpose of 32-bit
+/// words; a K that is not a multiple of 64 finishes with the scalar loop.
+static VNNI void pack_panel_avx512(const int8_t *w, long K, long n, long nr, int8_t *dst) {
+    if (nr != NR) {
+        pack_panel(w, K, n, nr, dst);
+        return;
+    }
+    long K4 = (K + 3) / 4, q = 0;
+    for (; 4 * (q + 16) <= K; q += 16) {
+        for (long jb = 0; jb < NR; jb += 16) {
+            __m512i r[16], t[16], u[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(w + (n + jb + i) * K + 4 * q);
+            for (int g = 0; g < 4; g++) {
+                t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+                t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+                t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+                t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+                u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+                u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+                u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+                u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+            }
+            for (int e = 0; e < 4; e++) {
+                __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+                __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
+                        v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+                int8_t *d = dst + (q * NR + jb) * 4;
+                _mm512_storeu_si512(d + e * 4 * NR, _mm512_shuffle_i32x4(v0, v2, 0x88));
+                _mm512_storeu_si512(d + (e + 8) * 4 * NR, _mm512_shuffle_i32x4(v0, v2, 0xdd));
+                _mm512_storeu_si512(d + (e + 4) * 4 * NR, _mm512_shuffle_i32x4(v1, v3, 0x88));
+                _mm512_storeu_si512(d + (e + 12) * 4 * NR, _mm512_shuffle_i32x4(v1, v3, 0xdd));
+            }
+        }
+    }
+    for (; q < K4; q++)
+        for (long j = 0; j < NR; j++)
+            for (long e = 0; e < 4; e++) {
+                long k = 4 * q + e;
+                dst[(q * NR + j) * 4 + e] = k < K ? w[(n + j) * K + k] : 0;
+            }
+}
+
+/// Output row m, columns [n, n + nr), from its exact dots (before the 128 · rowsum correction): rows without
+/// outliers dequantize 16 at a time with the scalar finish's operations (no FMA), rows with outliers go through
+/// muwa_i8_finish itself.
+static inline VNNI __attribute__((always_inline)) void finish_row(const muwa_i8_weight *w, const muwa_i8_input *x,
+                                                                  long m, long n, long nr, __m512i d0, __m512i d1,
+                                                                  float *y, long K, int acc) {
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    const __m512i c128 = _mm512_set1_epi32(128);
+    d0 = _mm512_sub_epi32(d0, _mm512_mullo_epi32(c128, _mm512_maskz_loadu_epi32(m0, w->rowsum + n)));
+    d1 = _mm512_sub_epi32(d1, _mm512_mullo_epi32(c128, _mm512_maskz_loadu_epi32(m1, w->rowsum + n + 16)));
+    if (x->outlier_count[m] > 0) {
+        int32_t dots[NR];
+        _mm512_storeu_si512(dots, d0);
+        _mm512_storeu_si512(dots + 16, d1);
+        for (long j = 0; j < nr; j++) {
+            float s = muwa_i8_finish(w, x, m, n + j, K, dots[j]);
+            y[j] = acc ? y[j] + s : s;
+        }
+        return;
+    }
+    const __m512 xa = _mm512_set1_ps(x->absmax[m]), c = _mm512_set1_ps(MUWA_I8_MM_DEQUANT);
+    __m512 s0 = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d0), _mm512_mul_ps(xa, _mm512_maskz_loadu_ps(m0, w->absmax + n))), c);
+    __m512 s1 =
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d1), _mm512_mul_ps(xa, _mm512_maskz_loadu_ps(m1, w->absmax + n + 16))), c);
+    if (acc) {
+        s0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, y), s0);
+        s1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, y + 16), s1);
+    }
+    _mm512_mask_storeu_ps(y, m0, s0);
+    _mm512_mask_storeu_ps(y + 16, m1, s1);
+}
+
+/// ROWS × NR outputs over all K4 groups: rows m.. of the tile `a`, columns n.. of `panel`.
+static inline VNNI __attribute__((always_inline)) void micro_rows(const long ROWS, const muwa_i8_weight *w,
+                                                                  const muwa_i8_input *x, const uint8_t *a,
+                                                                  const int8_t *panel, long K, long m, long n, long nr,
+                                                                  float *y, long ldy, int acc) {
+    __m512i acc0[MR], acc1[MR];
+    for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_si512();
+    long K4 = (K + 3) / 4;
+    for (long q = 0; q < K4; q++) {
+        __m512i b0 = _mm512_loadu_si512(panel + q * 4 * NR), b1 = _mm512_loadu_si512(panel + q * 4 * NR + 64);
+        for (long i = 0; i < ROWS; i++) {
+            uint32_t quad;
+            memcpy(&quad, a + (q * MR + i) * 4, 4);
+            __m512i av = _mm512_set1_epi32((int)quad);
+            acc0[i] = _mm512_dpbusd_epi32(acc0[i], av, b0);
+            acc1[i] = _mm512_dpbusd_epi32(acc1[i], av, b1);
+        }
+    }
+    for (long i = 0; i < ROWS; i++) finish_row(w, x, m + i, n, nr, acc0[i], acc1[i], y + (m + i) * ldy + n, K, acc);
+}
+
+static VNNI void micro(long mr, const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, const int8_t *panel,
+                       long K, long m, long n, long nr, float *y, long ldy, int acc) {
+    switch (mr) {  // one copy per row count, so the accumulators stay in registers
+#define ROWS_CASE(r) case r: micro_rows(r, w, x, a, panel, K, m, n, nr, y, ldy, acc); break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
+        default: micro_rows(MR, w, x, a, panel, K, m, n, nr, y, ldy, acc); break;
+#undef ROWS_CASE
+    }
+}
+
+static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
+                           long ldy, long n0, long n1, long K, int acc) {
+    long K4 = (K + 3) / 4, panelBytes = K4 * 4 * NR;
+    long panels = B_BLOCK_BYTES / panelBytes;
+    if (panels < 1) panels = 1;
+    int8_t *block = muwa_thread_buffer((size_t)(panels * panelBytes));
+    if (!block) {  // no room for a block: one panel at a time (or the gemv kernel when even that fails)
+        panels = 1;
+        block = muwa_thread_buffer((size_t)panelBytes);
+        if (!block) {
+            muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+            return;
+        }
+    }
+    long nc = panels * NR;
+    for (long nb = n0; nb < n1; nb += nc) {
+        long ne = nb + nc < n1 ? nb + nc : n1;
+        for (long n = nb; n < ne; n += NR) pack_panel_avx512(w->q, K, n, ne - n < NR ? ne - n : NR, block + (n - nb) / NR * panelBytes);
+        for (long m = 0; m < M; m += MR) {
+            const uint8_t *tile = a + (m / MR) * K4 * MR * 4;
+            long mr = M - m < MR ? M - m : MR;
+            for (long n = nb; n < ne; n += NR)
+                micro(mr, w, x, tile, block + (n - nb) / NR * panelBytes, K, m, n, ne - n < NR ? ne - n : NR, y, ldy,
+                      acc);
+        }
+    }
+}
+
+static int vnni_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+           strcmp(muwa_kernel_isa(), "avx512") == 0;
+}
+#else
+static int vnni_supported(void) { return 0; }
+#endif
+
+int muwa_gemm_i8_fast(void) { return vnni_supported(); }
+
+void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
+                  long n0, long n1, long K, int accumulate) {
+#if defined(__x86_64__)
+    if (vnni_supported()) {
+        gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate);
+        return;
+    }
+#endif
+    (void)a;  // without VNNI the row kernels of the current table are faster than the reference
+    muwa_gemv_i8(w, x, M, y, ldy, n0, n1, K, accumulate);
+}

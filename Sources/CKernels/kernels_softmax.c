@@ -1,0 +1,117 @@
+// Attention's row softmax over the keys a query may see:
+//   valid(j) = j < limit && (mask == 0 || mask[j] != 0)
+//   row[j] = exp(row[j] - max_valid) / Σ_valid exp(… ) for valid j, 0 for the others; a row with no valid key
+//   attends uniformly to all n (1/n each), as the engine has always done for a fully masked row.
+// The reference is plain C with libm's expf and a sum in key order. The AVX-512 version (used when the avx512
+// table is selected) computes exp with a degree-6 polynomial 16 lanes at a time (within 2 ulp of expf) and
+// sums in 16 lanes anchored at the first valid key, so a row's result does not depend on where its keys sit:
+// a sequence left-padded in a batch gets the bits it gets alone (the padding adds exact zeros).
+#include "kernels_internal.h"
+
+void muwa_softmax_reference(float *row, long n, long limit, const uint8_t *mask) {
+    long end = limit < n ? limit : n;
+    float maxv = -INFINITY;
+    for (long j = 0; j < end; j++)
+        if ((!mask || mask[j]) && row[j] > maxv) maxv = row[j];
+    if (maxv == -INFINITY) {
+        for (long j = 0; j < n; j++) row[j] = 1.0f / (float)n;
+        return;
+    }
+    float sum = 0;
+    for (long j = 0; j < n; j++) {
+        if (j < end && (!mask || mask[j])) {
+            float e = expf(row[j] - maxv);
+            row[j] = e;
+            sum += e;
+        } else {
+            row[j] = 0;
+        }
+    }
+    float inv = 1 / sum;
+    for (long j = 0; j < n; j++) row[j] *= inv;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+/// e^x for 16 lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes' expf polynomial, scaled by 2^n (vscalefps
+/// gives 0 far below and +inf above the float range).
+static inline AVX512 __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(88.72283935546875f), x);  // NaN stays NaN (the second operand)
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/// Lanes j0 … j0 + 15 that are valid (and below n).
+static inline AVX512 __mmask16 valid16(long j0, long end, const uint8_t *mask) {
+    long left = end - j0;
+    __mmask16 in = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+    if (!mask) return in;
+    return _mm_mask_test_epi8_mask(in, _mm_maskz_loadu_epi8(in, mask + j0), _mm_set1_epi8((char)0xff));
+}
+
+static AVX512 void softmax_avx512(float *row, long n, long limit, const uint8_t *mask) {
+    long end = limit < n ? limit : n, first = 0;
+    if (mask)
+        while (first < end && !mask[first]) first++;
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (long j = first; j < end; j += 16) {
+        __mmask16 v = valid16(j, end, mask);
+        vmax = _mm512_mask_max_ps(vmax, v, vmax, _mm512_maskz_loadu_ps(v, row + j));
+    }
+    float maxv = _mm512_reduce_max_ps(vmax);
+    if (first >= end || maxv == -INFINITY) {
+        for (long j = 0; j < n; j++) row[j] = 1.0f / (float)n;
+        return;
+    }
+    const __m512 m = _mm512_set1_ps(maxv);
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 in = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __mmask16 v = valid16(j, end, mask);
+        __m512 e = _mm512_maskz_mov_ps(v, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(v, row + j), m)));
+        _mm512_mask_storeu_ps(row + j, in, e);
+    }
+    __m512 vsum = _mm512_setzero_ps();
+    for (long j = first; j < end; j += 16) {  // lanes anchored at the first valid key
+        __mmask16 in = end - j >= 16 ? 0xffff : (__mmask16)((1u << (end - j)) - 1);
+        vsum = _mm512_add_ps(vsum, _mm512_maskz_loadu_ps(in, row + j));
+    }
+    const __m512 inv = _mm512_set1_ps(1 / _mm512_reduce_add_ps(vsum));
+    for (long j = first; j < end; j += 16) {
+        __mmask16 in = end - j >= 16 ? 0xffff : (__mmask16)((1u << (end - j)) - 1);
+        _mm512_mask_storeu_ps(row + j, in, _mm512_mul_ps(_mm512_maskz_loadu_ps(in, row + j), inv));
+    }
+}
+
+static int fast_supported(void) {
+    static int cpu = -1;  // benign race: every thread computes the same value
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl");
+    }
+    return cpu && strcmp(muwa_kernel_isa(), "avx512") == 0;
+}
+#endif
+
+void muwa_softmax(float *row, long n, long limit, const uint8_t *mask) {
+#if defined(__x86_64__)
+    if (fast_supported()) {
+        softmax_avx512(row, n, limit, mask);
+        return;
+    }
+#endif
+    muwa_softmax_reference(row, n, limit, mask);
+}

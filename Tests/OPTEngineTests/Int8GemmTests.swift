@@ -1,0 +1,137 @@
+// The int8 GEMM (many rows with int8 weights: prefill, scoring) and the AVX-512 input quantization in front of
+// it. Both must give the bits of the scalar code: the GEMM's dots are exact integers finished by the same
+// scalar operations, and the vector quantization repeats the scalar rounding 16 lanes at a time. Shapes cover
+// partial row tiles (12 rows), partial panels (32 columns), K not a multiple of 4 or 64, outliers, and
+// accumulation into existing values.
+import CKernels
+import XCTest
+@testable import OPTEngine
+
+final class Int8GemmTests: XCTestCase {
+    func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
+    }
+
+    /// x [M, K] with outlier features (|x| ≥ 6) in some rows only, quantized batch-wide (per_row 0), and its
+    /// packed tiles; `body` gets the kernel's view of both.
+    func withQuantized(
+        _ x: [Float], M: Int, K: Int, threshold: Float,
+        _ body: (UnsafePointer<muwa_i8_input>, UnsafePointer<UInt8>) -> Void
+    ) {
+        var q = [Int8](repeating: 0, count: M * K), absmax = [Float](repeating: 0, count: M)
+        var cols = [Int32](repeating: 0, count: K), start = [Int32](repeating: 0, count: M), count = start
+        _ = muwa_quantize_rows(x, M, K, threshold, 0, &q, &absmax, &cols, &start, &count)
+        var packed = [UInt8](repeating: 0xee, count: muwa_gemm_i8_packed_a_bytes(M, K))
+        q.withUnsafeBufferPointer { qp in
+            absmax.withUnsafeBufferPointer { ap in
+                x.withUnsafeBufferPointer { xp in
+                    cols.withUnsafeBufferPointer { cp in
+                        start.withUnsafeBufferPointer { sp in
+                            count.withUnsafeBufferPointer { np in
+                                var input = muwa_i8_input(
+                                    q: qp.baseAddress, absmax: ap.baseAddress, x: xp.baseAddress,
+                                    outlier_cols: cp.baseAddress, outlier_start: sp.baseAddress,
+                                    outlier_count: np.baseAddress)
+                                let tiles = (M + muwa_gemm_i8_row_block() - 1) / muwa_gemm_i8_row_block()
+                                muwa_gemm_i8_pack_a(&input, M, K, &packed, 0, tiles)
+                                packed.withUnsafeBufferPointer { body(&input, $0.baseAddress!) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testGemmAndItsReferenceGiveTheScalarProductsBits() throws {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        for (M, K, N) in [(1, 4, 1), (13, 77, 33), (30, 256, 70), (25, 131, 64), (12, 64, 32)] {
+            for threshold: Float in [0, 6] {
+                let w = try Tensor.f32(randomFloats(N * K, seed: UInt64(N + K)), shape: [N, K])
+                    .quantizedInt8(threshold: threshold)
+                var x = randomFloats(M * K, seed: UInt64(M * K), scale: 2)
+                for m in stride(from: 0, to: M, by: 3) { x[m * K + K / 2] = Float(7 + m) }  // an outlier feature
+                var weight = try XCTUnwrap(w.int8Rows).kernelWeight(w.raw.assumingMemoryBound(to: Int8.self))
+                let initial = randomFloats(M * N, seed: 99)
+                withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
+                    for accumulate: Int32 in [0, 1] {
+                        var expected = initial, reference = initial, fast = initial
+                        KernelISA.select("scalar")
+                        muwa_gemv_i8(&weight, input, M, &expected, N, 0, N, K, accumulate)
+                        muwa_gemm_i8_reference(&weight, input, packed, M, &reference, N, 0, N, K, accumulate)
+                        XCTAssertEqual(
+                            zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                            "reference M \(M) K \(K) N \(N) T \(threshold)")
+                        for isa in KernelISA.supported {
+                            KernelISA.select(isa)
+                            fast = initial
+                            // two column ranges, as two threads would split them (whole panels)
+                            let split = min(N, muwa_gemm_i8_column_block())
+                            muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate)
+                            muwa_gemm_i8(&weight, input, packed, M, &fast, N, split, N, K, accumulate)
+                            XCTAssertEqual(
+                                zip(fast, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                "\(isa) M \(M) K \(K) N \(N) T \(threshold) acc \(accumulate)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testMatmulThroughTheGemmMatchesTheScalarTableInChunks() throws {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        let M = 61, K = 96, N = 300
+        let t = try Tensor.f32(randomFloats(N * K, seed: 7), shape: [N, K]).quantizedInt8(threshold: 6)
+        var x = randomFloats(M * K, seed: 8, scale: 2)
+        x[5 * K + 3] = -9
+        for capacity in [8 * K, 1 << 20] {  // several chunks of rows (whole tiles), then one
+            let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)
+            var results: [String: [Float]] = [:]
+            for isa in KernelISA.supported {
+                KernelISA.select(isa)
+                var out = [Float](repeating: 0, count: M * N)
+                matmul(out: &out, inp: x, weight: t, bias: nil, M: M, K: K, N: N, scratch: scratch)
+                results[isa] = out
+            }
+            let scalar = try XCTUnwrap(results["scalar"])
+            for (isa, out) in results {
+                let differing = zip(out, scalar).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "\(isa), scratch of \(capacity) floats: outputs that differ from scalar")
+            }
+        }
+    }
+
+    func testVectorInputQuantizationIsTheScalarOnesToTheBit() {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        let M = 3, K = 83
+        var x = randomFloats(M * K, seed: 3, scale: 4)
+        // float16 edge cases: subnormals, ties, values that round past 65504, a value at the threshold
+        let specials: [Float] = [
+            1e-7, -3e-6, 6.1e-5, 2.9802322e-08, 0.5 * 0.0009765625 + 1, 65519, -65521, 70000, 6, -6, 5.999,
+            Float(Float16(6)).nextDown, 0, -0.0, 1e-40,
+        ]
+        for (i, v) in specials.enumerated() { x[(i * 7) % (M * K)] = v }
+        for threshold: Float in [0, 6] {
+            var results: [String: ([Int8], [Float], [Int32])] = [:]
+            for isa in KernelISA.supported {
+                KernelISA.select(isa)
+                var q = [Int8](repeating: 0, count: M * K), absmax = [Float](repeating: 0, count: M)
+                var cols = [Int32](repeating: 0, count: K), start = [Int32](repeating: 0, count: M), count = start
+                let n = muwa_quantize_rows(x, M, K, threshold, 0, &q, &absmax, &cols, &start, &count)
+                results[isa] = (q, absmax, Array(cols[0..<n]))
+            }
+            guard let scalar = results["scalar"] else { return XCTFail("no scalar table") }
+            for (isa, r) in results {
+                XCTAssertEqual(r.0, scalar.0, "\(isa) q, threshold \(threshold)")
+                XCTAssertEqual(r.1, scalar.1, "\(isa) absmax, threshold \(threshold)")
+                XCTAssertEqual(r.2, scalar.2, "\(isa) outlier features, threshold \(threshold)")
+            }
+            if threshold > 0 { XCTAssertFalse(scalar.2.isEmpty, "the inputs have outliers") }
+        }
+    }
+}
