@@ -103,12 +103,12 @@ public final class OPTModel: @unchecked Sendable {
             // --- attention block: x = x + out_proj(attn(LN(x)))   (post-LN: LN after the add)
             if preLN { norm(lw.lnAttn, out: h, inp: x) } else { h.update(from: x, count: R * C) }
             project(lw.qProj, l, .qProj, out: s.q, inp: h, K: C, N: C)
-            for i in 0..<(R * C) { s.q[i] *= scaling }
+            scale(s.q, by: scaling, count: R * C)
             project(lw.kProj, l, .kProj, out: s.k, inp: h, K: C, N: C)
             project(lw.vProj, l, .vProj, out: s.v, inp: h, K: C, N: C)
             attention.attend(layer: l, pass: s)
             project(lw.outProj, l, .outProj, out: s.tmp, inp: s.att, K: C, N: C)
-            for i in 0..<(R * C) { x[i] += s.tmp[i] }
+            addInPlace(x, s.tmp, count: R * C)
             if !preLN { norm(lw.lnAttn, out: x, inp: x) }
 
             // --- feed-forward block: x = x + fc2(act(fc1(LN(x))))
@@ -116,7 +116,7 @@ public final class OPTModel: @unchecked Sendable {
             project(lw.fc1, l, .fc1, out: s.ffn, inp: h, K: C, N: F)
             activation.forward(s.ffn, count: R * F)
             project(lw.fc2, l, .fc2, out: s.tmp, inp: s.ffn, K: F, N: C)
-            for i in 0..<(R * C) { x[i] += s.tmp[i] }
+            addInPlace(x, s.tmp, count: R * C)
             if !preLN { norm(lw.lnFfn, out: x, inp: x) }
         }
 

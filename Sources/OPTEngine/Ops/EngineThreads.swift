@@ -1,7 +1,7 @@
 // EngineThreads: how many cores the engine's own loops (attention, layer norm, activations, residual
 // adds, dropout, the optimizer, cross-entropy, the row-invariant gemv kernels) split their work over,
-// and the one way they split it. `configure(_:)` (the CLI's --threads) sets this and OpenBLAS's pool
-// together. Work runs on GCD's concurrentPerform pool: no thread is created per call, no lock is taken.
+// and the one way they split it. `configure(_:)` (the CLI's --threads) sets this; OpenBLAS runs
+// single-threaded and BLAS.swift splits large products over these threads. Work runs on GCD's concurrentPerform pool: no thread is created per call, no lock is taken.
 //
 // Determinism: every helper splits by a fixed grain (elements or rows), never by the thread count, and
 // reductions combine their fixed chunks in index order, so a result is the same bits for any N.
@@ -23,11 +23,11 @@ public enum EngineThreads {
         return n > 0 ? n : available
     }
 
-    /// Sets the engine's threads and OpenBLAS's to `n` (at least 1).
+    /// Sets the engine's threads to `n` (at least 1); OpenBLAS itself runs single-threaded (BLAS.swift).
     public static func configure(_ n: Int) {
         let threads = max(1, n)
         configured.store(threads, ordering: .relaxed)
-        BLAS.threads = threads
+        BLAS.threads = 1
     }
 
     /// Elements per chunk of an elementwise loop: large enough that a chunk's work (≥ ~30 µs) dwarfs

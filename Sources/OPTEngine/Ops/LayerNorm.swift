@@ -13,12 +13,11 @@ public func layerNormForward(
     parallelRows(N, width: C) { rows in
         for i in rows {
             let x = inp + i * C
-            var sum: Float = 0
-            for c in 0..<C { sum += x[c] }
-            let m = sum / Float(C)
-            var v: Float = 0
-            for c in 0..<C { let d = x[c] - m; v += d * d }
-            v /= Float(C)
+            let m = laneSum(C) { x[$0] } / Float(C)
+            let v =
+                laneSum(C) {
+                    let d = x[$0] - m; return d * d
+                } / Float(C)
             let s = 1 / (v + layerNormEps).squareRoot()
             let o = out + i * C
             for c in 0..<C {
@@ -29,6 +28,26 @@ public func layerNormForward(
             rstd?[i] = s
         }
     }
+}
+
+/// Σ_{c < n} term(c) in 8 interleaved partial sums (c mod 8), added pairwise at the end: 8 independent chains
+/// instead of one (a single running sum waits on each add), in an order fixed by n alone, so a row's result
+/// never depends on anything but the row.
+@inline(__always)
+func laneSum(_ n: Int, _ term: (Int) -> Float) -> Float {
+    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
+    var a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
+    var c = 0
+    while c + 8 <= n {
+        a0 += term(c); a1 += term(c + 1); a2 += term(c + 2); a3 += term(c + 3)
+        a4 += term(c + 4); a5 += term(c + 5); a6 += term(c + 6); a7 += term(c + 7)
+        c += 8
+    }
+    while c < n {
+        a0 += term(c)
+        c += 1
+    }
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 }
 
 /// Backward: accumulates into dinp, dweight, dbias (any may be nil when not needed).

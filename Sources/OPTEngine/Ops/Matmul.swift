@@ -31,9 +31,11 @@ public final class KernelScratch: @unchecked Sendable {
 @inline(__always)
 func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, M: Int, N: Int) {
     guard let bias else { return }
-    for m in 0..<M {
-        let row = out + m * N
-        for n in 0..<N { row[n] += bias[n] }
+    parallelRows(M, width: N) { rows in
+        for m in rows {
+            let row = out + m * N
+            for n in 0..<N { row[n] += bias[n] }
+        }
     }
 }
 

@@ -94,7 +94,7 @@ struct BenchCommand: ParsableCommand {
                 "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
                 "compute": model.options.precision.rawValue,
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
-                "threads": BLAS.threads,
+                "threads": EngineThreads.count,
                 "load_s": loadSeconds,
                 "prompt_tokens_per_s": Double(batch * promptTokens) / bestPrefill,
                 "decode_tokens_per_s": Double(batch * decodeSteps) / bestDecode,
@@ -163,7 +163,7 @@ struct BenchCommand: ParsableCommand {
         p.arguments =
             [
                 "python3", path, "--model", (try? modelOptions.directory()) ?? modelOptions.model, "--threads",
-                "\(BLAS.threads)",
+                "\(EngineThreads.count)",
                 "--repeats", "\(repeats)",
             ] + arguments
         let pipe = Pipe()

@@ -58,7 +58,7 @@ extension BenchCommand {
             "model": modelOptions.model,
             "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
             "batch": batch, "stagger": stagger, "prompt_tokens": promptTokens, "new_tokens": newTokens,
-            "threads": BLAS.threads,
+            "threads": EngineThreads.count,
             "load_s": loadSeconds,
             "steps": steps, "max_rows_in_step": maxRows,
             "prompt_tokens_per_s": Double(batch * promptTokens) / bestPrefill,
@@ -73,7 +73,7 @@ extension BenchCommand {
         func f(_ k: String) -> String { (result[k] as? Double).map { String(format: "%.1f", $0) } ?? "?" }
         print(
             "muwa continuous batching  \(batch) sequences (stagger \(stagger) steps)  prompt \(promptTokens)  "
-                + "new \(newTokens)  threads \(BLAS.threads)  max rows/step \(maxRows)")
+                + "new \(newTokens)  threads \(EngineThreads.count)  max rows/step \(maxRows)")
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print(
             "  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step, \(steps) steps)"

@@ -88,7 +88,7 @@ extension BenchCommand {
         var result: [String: Any] = ["engine": "muwa", "mode": "recipe", "model": modelOptions.model]
         result["compute"] = model.options.precision.rawValue
         result["weights_dtype"] = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
-        result["threads"] = BLAS.threads
+        result["threads"] = EngineThreads.count
         result["load_s"] = loadSeconds
         result["timed_steps"] = steps
         result["records_per_step"] = perStep
@@ -101,7 +101,7 @@ extension BenchCommand {
         func f(_ k: String, _ digits: Int = 1) -> String {
             (result[k] as? Double).map { String(format: "%.\(digits)f", $0) } ?? "?"
         }
-        print("muwa recipe  \(modelOptions.model)  compute \(result["compute"] ?? "?")  threads \(BLAS.threads)")
+        print("muwa recipe  \(modelOptions.model)  compute \(result["compute"] ?? "?")  threads \(EngineThreads.count)")
         print("  \(steps) optimizer steps of \(perStep) dolly-shaped records (mean \(f("mean_record_tokens")) tokens)")
         print("  training:          \(f("real_tokens_per_s")) real tokens/s")
         print(
