@@ -66,6 +66,20 @@ void muwa_widen_bf16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_
 
 void muwa_widen_f16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_F16, src, dst, n); }
 
+int muwa_avx512bw_selected(void) {
+#if defined(__x86_64__)
+    static int cpu = -1;  // benign race: every thread computes the same value
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512vl");
+    }
+    return cpu && table() == &muwa_table_avx512;
+#else
+    return 0;
+#endif
+}
+
 int muwa_cpu_has_bf16(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();

@@ -170,30 +170,8 @@ static BF16 void pack_panel_avx512(muwa_gemm_b_layout layout, const uint16_t *w,
     if (layout == MUWA_GEMM_B_NK) {  // 16 rows × 16 pairs at a time: a 16 × 16 transpose of 32-bit pairs
         long q = 0;
         for (; q + 16 <= kp; q += 16) {
-            for (long jb = 0; jb < NR; jb += 16) {
-                __m512i r[16], t[16], u[16];
-                for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(w + (p + jb + i) * R + r0 + 2 * q);
-                for (int g = 0; g < 4; g++) {
-                    t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
-                    t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
-                    t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
-                    t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
-                    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);      // pair 4L + 0 of rows 4g…4g+3
-                    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);  // pair 4L + 1
-                    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-                    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-                }
-                for (int e = 0; e < 4; e++) {
-                    __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
-                    __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
-                            v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
-                    uint16_t *d = dst + (q * NR + jb) * 2;
-                    _mm512_storeu_si512(d + e * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0x88));
-                    _mm512_storeu_si512(d + (e + 8) * 2 * NR, _mm512_shuffle_i32x4(v0, v2, 0xdd));
-                    _mm512_storeu_si512(d + (e + 4) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0x88));
-                    _mm512_storeu_si512(d + (e + 12) * 2 * NR, _mm512_shuffle_i32x4(v1, v3, 0xdd));
-                }
-            }
+            for (long jb = 0; jb < NR; jb += 16)
+                muwa_transpose16_words(w + (p + jb) * R + r0 + 2 * q, 2 * R, dst + (q * NR + jb) * 2, 4 * NR);
         }
         for (; q < kp; q++)
             for (long j = 0; j < NR; j++) memcpy(dst + (q * NR + j) * 2, w + (p + j) * R + r0 + 2 * q, 4);

@@ -116,15 +116,7 @@ static inline AVX512Q __m512 abs16(__m512 v) {
     return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
 }
 
-int muwa_i8_quant_avx512_supported(void) {
-    static int cpu = -1;  // benign race: every thread computes the same value
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512vl");
-    }
-    return cpu && strcmp(muwa_kernel_isa(), "avx512") == 0;
-}
+int muwa_i8_quant_avx512_supported(void) { return muwa_avx512bw_selected(); }
 
 AVX512Q float muwa_i8_quantize_row_avx512(const float *xr, long K, float threshold, int8_t *qr) {
     int outliers = threshold > 0;

@@ -99,30 +99,8 @@ static VNNI void pack_panel_avx512(const int8_t *w, long K, long n, long nr, int
     }
     long K4 = (K + 3) / 4, q = 0;
     for (; 4 * (q + 16) <= K; q += 16) {
-        for (long jb = 0; jb < NR; jb += 16) {
-            __m512i r[16], t[16], u[16];
-            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(w + (n + jb + i) * K + 4 * q);
-            for (int g = 0; g < 4; g++) {
-                t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
-                t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
-                t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
-                t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
-                u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-                u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-                u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-                u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-            }
-            for (int e = 0; e < 4; e++) {
-                __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
-                __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
-                        v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
-                int8_t *d = dst + (q * NR + jb) * 4;
-                _mm512_storeu_si512(d + e * 4 * NR, _mm512_shuffle_i32x4(v0, v2, 0x88));
-                _mm512_storeu_si512(d + (e + 8) * 4 * NR, _mm512_shuffle_i32x4(v0, v2, 0xdd));
-                _mm512_storeu_si512(d + (e + 4) * 4 * NR, _mm512_shuffle_i32x4(v1, v3, 0x88));
-                _mm512_storeu_si512(d + (e + 12) * 4 * NR, _mm512_shuffle_i32x4(v1, v3, 0xdd));
-            }
-        }
+        for (long jb = 0; jb < NR; jb += 16)
+            muwa_transpose16_words(w + (n + jb) * K + 4 * q, K, dst + (q * NR + jb) * 4, 4 * NR);
     }
     for (; q < K4; q++)
         for (long j = 0; j < NR; j++)

@@ -126,5 +126,41 @@ void muwa_i8_mark_outliers_avx512(const float *xr, long K, float threshold, int3
 /// may use it themselves.
 void *muwa_thread_buffer(size_t bytes);
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/// A 16 × 16 transpose of 32-bit words (a bf16 pair or four int8 values): row i of the source (16 words at
+/// src + i · src_stride bytes) becomes column i of the destination (row e at dst + e · dst_stride bytes). The
+/// GEMMs' panel packing of [N, K] weights.
+static inline __attribute__((target("avx512f"), always_inline)) void
+muwa_transpose16_words(const void *src, long src_stride, void *dst, long dst_stride) {
+    __m512i r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512((const char *)src + i * src_stride);
+    for (int g = 0; g < 4; g++) {
+        t[4 * g] = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]);
+        t[4 * g + 1] = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+        t[4 * g + 2] = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]);
+        t[4 * g + 3] = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+        u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);      // word 4L + 0 of rows 4g…4g+3
+        u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);  // word 4L + 1
+        u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+        u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+    }
+    char *d = dst;
+    for (int e = 0; e < 4; e++) {
+        __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88),
+                v3 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+        _mm512_storeu_si512(d + e * dst_stride, _mm512_shuffle_i32x4(v0, v2, 0x88));
+        _mm512_storeu_si512(d + (e + 8) * dst_stride, _mm512_shuffle_i32x4(v0, v2, 0xdd));
+        _mm512_storeu_si512(d + (e + 4) * dst_stride, _mm512_shuffle_i32x4(v1, v3, 0x88));
+        _mm512_storeu_si512(d + (e + 12) * dst_stride, _mm512_shuffle_i32x4(v1, v3, 0xdd));
+    }
+}
+#endif
+
+/// 1 when the CPU has avx512f, avx512bw and avx512vl and the avx512 table is selected: the condition of the
+/// AVX-512 input quantization and softmax (dispatch.c).
+int muwa_avx512bw_selected(void);
+
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -95,20 +95,11 @@ static AVX512 void softmax_avx512(float *row, long n, long limit, const uint8_t 
     }
 }
 
-static int fast_supported(void) {
-    static int cpu = -1;  // benign race: every thread computes the same value
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-              __builtin_cpu_supports("avx512vl");
-    }
-    return cpu && strcmp(muwa_kernel_isa(), "avx512") == 0;
-}
 #endif
 
 void muwa_softmax(float *row, long n, long limit, const uint8_t *mask) {
 #if defined(__x86_64__)
-    if (fast_supported()) {
+    if (muwa_avx512bw_selected()) {
         softmax_avx512(row, n, limit, mask);
         return;
     }
