@@ -15,7 +15,8 @@
 // (NC · KC · 2 bytes) in L2. The micro-kernel is the only part that differs between the AVX-512 BF16 kernel and the portable
 // reference: same packing, same blocking, the same sum per k-pair in the same order (odd element, then even,
 // as the instruction documents), so the two agree to rounding (bit for bit where the CPU's vdpbf16ps rounds
-// each step, up to denormals, which vdpbf16ps flushes).
+// each step, up to denormals, which vdpbf16ps flushes). Where AMX runs (see MARK: - AMX) A has a layout of its
+// own and the tile unit sums whole rows of R.
 #include "kernels_internal.h"
 #include <stdlib.h>
 
@@ -226,8 +227,100 @@ static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout l
     }
 }
 
+// MARK: - AMX
+
+// With AMX (muwa_amx_enabled) A is packed in AMX_MR-row tiles [KB][AMX_MR][32] (32 reduction elements of a row
+// side by side, KB = ⌈R / 32⌉, zero past M and R) and B in panels over the whole of R, padded with zero pairs to
+// whole blocks of 16; kernels_amx.c multiplies 32 × 32 blocks over all of R, so a product is never split into
+// partial sums.
+enum { AMX_MR = 32, AMX_B_BLOCK_BYTES = 384 * 1024 };
+
+/// The reference for the AMX layout: plain loops, per output the pairs in order, odd element then even.
+static void reference_amx_layout(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R,
+                                 long P, float *c, long ldc, long p0, long p1, int accumulate) {
+    long KB = (R + 31) / 32;
+    for (long m = 0; m < M; m++) {
+        const uint16_t *tile = a + (m / AMX_MR) * KB * AMX_MR * 32;
+        for (long p = p0; p < p1; p++) {
+            float s = 0;
+            for (long r = 0; r < R; r += 2) {
+                for (long t = 1; t >= 0; t--) {
+                    long k = r + t;
+                    if (k >= R) continue;
+                    float av = muwa_bf16_to_f32(tile[((k / 32) * AMX_MR + m % AMX_MR) * 32 + k % 32]);
+                    float bv = muwa_bf16_to_f32(layout == MUWA_GEMM_B_NK ? w[p * R + k] : w[k * P + p]);
+                    s += av * bv;
+                }
+            }
+            c[m * ldc + p] = accumulate ? c[m * ldc + p] + s : s;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+static BF16 void gemm_amx(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
+                          float *c, long ldc, long p0, long p1, int accumulate) {
+    if (M <= 0 || p1 <= p0 || R <= 0) return;
+    long Kp = (R + 1) / 2, KB = (R + 31) / 32, panelHalves = KB * 16 * NR * 2, sumFloats = AMX_MR * NR;
+    long panels = AMX_B_BLOCK_BYTES / (panelHalves * 2);
+    if (panels < 1) panels = 1;
+    // the panels, then one 32 × 32 block of sums per panel
+    uint16_t *block = muwa_thread_buffer((size_t)(panels * (panelHalves * 2 + sumFloats * 4)));
+    if (!block) {
+        panels = 1;
+        block = muwa_thread_buffer((size_t)(panelHalves * 2 + sumFloats * 4));
+        if (!block) {  // not even one panel: the plain loops
+            reference_amx_layout(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+            return;
+        }
+    }
+    float *sums = (float *)(block + panels * panelHalves);
+    long nc = panels * NR;
+    muwa_amx_begin();
+    for (long nb = p0; nb < p1; nb += nc) {
+        long ne = nb + nc < p1 ? nb + nc : p1;
+        for (long p = nb; p < ne; p += NR) {
+            uint16_t *panel = block + (p - nb) / NR * panelHalves;
+            pack_panel_avx512(layout, w, R, P, p, ne - p < NR ? ne - p : NR, 0, Kp, panel);
+            memset(panel + Kp * NR * 2, 0, (size_t)((KB * 16 - Kp) * NR * 2 * 2));
+        }
+        for (long m = 0; m < M; m += AMX_MR) {
+            const uint16_t *tile = a + (m / AMX_MR) * KB * AMX_MR * 32;
+            long mr = M - m < AMX_MR ? M - m : AMX_MR;
+            for (long k0 = 0; k0 < KB; k0 += MUWA_AMX_KB_CHUNK) {  // this A range in L1, every panel past it
+                long kb = KB - k0 < MUWA_AMX_KB_CHUNK ? KB - k0 : MUWA_AMX_KB_CHUNK;
+                for (long p = nb; p < ne; p += NR)
+                    muwa_amx_block_bf16(tile + k0 * 1024, block + (p - nb) / NR * panelHalves + k0 * 1024, kb,
+                                        sums + (p - nb) / NR * sumFloats, k0 > 0);
+            }
+            for (long p = nb; p < ne; p += NR) {
+                long nr = ne - p < NR ? ne - p : NR;
+                const float *out = sums + (p - nb) / NR * sumFloats;
+                __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+                __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+                for (long i = 0; i < mr; i++) {
+                    float *ci = c + (m + i) * ldc + p;
+                    __m512 s0 = _mm512_load_ps(out + i * NR), s1 = _mm512_load_ps(out + i * NR + 16);
+                    if (accumulate) {
+                        s0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), s0);
+                        s1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), s1);
+                    }
+                    _mm512_mask_storeu_ps(ci, m0, s0);
+                    _mm512_mask_storeu_ps(ci + 16, m1, s1);
+                }
+            }
+        }
+    }
+    muwa_amx_end();
+}
+#endif
+
 void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
                               float *c, long ldc, long p0, long p1, int accumulate) {
+    if (muwa_amx_enabled()) {
+        reference_amx_layout(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        return;
+    }
     gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
@@ -235,20 +328,26 @@ void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const 
                     long ldc, long p0, long p1, int accumulate) {
 #if defined(__x86_64__)
     if (fast_supported()) {
-        gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        if (muwa_amx_enabled())
+            gemm_amx(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        else
+            gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }
 #endif
-    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+    muwa_gemm_bf16_reference(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
 int muwa_gemm_bf16_fast(void) { return fast_supported(); }
 
 long muwa_gemm_bf16_column_block(void) { return NR; }
 
-long muwa_gemm_bf16_row_block(void) { return MR; }
+long muwa_gemm_bf16_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
 
-long muwa_gemm_bf16_packed_a_count(long M, long R) { return (M + MR - 1) / MR * MR * ((R + 1) / 2) * 2; }
+long muwa_gemm_bf16_packed_a_count(long M, long R) {
+    if (muwa_amx_enabled()) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((R + 31) / 32) * 32;
+    return (M + MR - 1) / MR * MR * ((R + 1) / 2) * 2;
+}
 
 static void round_row(const float *src, uint16_t *dst, long n) {
 #if defined(__x86_64__)
@@ -261,6 +360,27 @@ static void round_row(const float *src, uint16_t *dst, long n) {
 }
 
 void muwa_gemm_bf16_pack_a(const float *src, long M, long R, long lds, uint16_t *dst, long t0, long t1) {
+    if (muwa_amx_enabled()) {
+        long KB = (R + 31) / 32;
+        uint16_t *row = malloc((size_t)(KB * 32) * sizeof(uint16_t));
+        for (long t = t0; t < t1; t++)
+            for (long i = 0; i < AMX_MR; i++) {
+                long m = t * AMX_MR + i;
+                if (row && m < M) {
+                    round_row(src + m * lds, row, R);
+                    for (long k = R; k < KB * 32; k++) row[k] = 0;
+                }
+                for (long b = 0; b < KB; b++) {
+                    uint16_t *d = dst + ((t * KB + b) * AMX_MR + i) * 32;
+                    for (long e = 0; e < 32; e++) {
+                        long k = 32 * b + e;
+                        d[e] = m >= M || k >= R ? 0 : row ? row[k] : f32_to_bf16(src[m * lds + k]);
+                    }
+                }
+            }
+        free(row);
+        return;
+    }
     long Kp = (R + 1) / 2;
     uint16_t *row = malloc((size_t)(2 * Kp) * sizeof(uint16_t));
     uint16_t one[2];

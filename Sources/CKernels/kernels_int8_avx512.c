@@ -91,25 +91,11 @@ void muwa_gemv_i8_avx512(const muwa_i8_weight *w, const muwa_i8_input *x, long M
 
 #define AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-/// muwa_f16r on 16 lanes: the same integer rounding; float16 subnormals by rint(v · 2^24) · 2^-24.
+/// muwa_f16r on 16 lanes: the hardware's float16 conversion (vcvtps2ph, round to nearest even, subnormals and
+/// overflow to ±inf as IEEE says) and back. It equals the scalar integer rounding for every finite value and inf;
+/// a NaN stays a NaN (its payload may differ, and nothing reads it: NaN quantizes to 0 either way).
 static inline AVX512Q __m512 f16r16(__m512 v) {
-    __m512i u = _mm512_castps_si512(v), a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    __m512i r = _mm512_and_si512(
-        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0xfff),
-                                             _mm512_and_si512(_mm512_srli_epi32(u, 13), _mm512_set1_epi32(1)))),
-        _mm512_set1_epi32(~0x1fff));
-    __m512 out = _mm512_castsi512_ps(r);
-    __mmask16 sub = _mm512_cmplt_epi32_mask(a, _mm512_set1_epi32(0x38800000));
-    __m512 small = _mm512_mul_ps(_mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(0x1p24f)),
-                                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                                 _mm512_set1_ps(0x1p-24f));
-    out = _mm512_mask_mov_ps(out, sub, small);
-    __mmask16 big = _mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x477ff000));  // rounds past 65504: ±inf
-    __m512 inf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32((int)0x80000000u)),
-                                                     _mm512_set1_epi32(0x7f800000)));
-    out = _mm512_mask_mov_ps(out, big, inf);
-    __mmask16 special = _mm512_cmpge_epi32_mask(a, _mm512_set1_epi32(0x7f800000));  // inf, NaN: as they are
-    return _mm512_mask_mov_ps(out, special, v);
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 static inline AVX512Q __m512 abs16(__m512 v) {

@@ -13,19 +13,50 @@
 //   micro-kernel: MR × NR outputs in 2·MR registers over the whole of K (exact int32: no partial results to
 //      store between K blocks); per group of 4 reduction bytes two panel loads and MR broadcasts.
 //
+// With AMX (kernels_amx.c) A is packed in 32-row tiles for the tile unit and the micro-kernel is 32 × 32 blocks of
+// TDPBUSD; the sums are the same exact integers, so the bits are the same too.
+//
 // The caller splits the output columns into ranges of whole panels among threads.
 #include "kernels_internal.h"
 #include <stdlib.h>
 
 enum { MR = 12, NR = 32, B_BLOCK_BYTES = 384 * 1024 };
 
-long muwa_gemm_i8_row_block(void) { return MR; }
+// With AMX (muwa_amx_enabled) A is packed for the tile unit instead: AMX_MR-row tiles [K64][AMX_MR][64] (64
+// reduction bytes of a row side by side, +128; K64 = ⌈K / 64⌉; zero past M and K), the layout kernels_amx.c reads.
+enum { AMX_MR = 32 };
+
+long muwa_gemm_i8_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
 
 long muwa_gemm_i8_column_block(void) { return NR; }
 
-long muwa_gemm_i8_packed_a_bytes(long M, long K) { return (M + MR - 1) / MR * MR * ((K + 3) / 4) * 4; }
+long muwa_gemm_i8_packed_a_bytes(long M, long K) {
+    if (muwa_amx_enabled()) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((K + 63) / 64) * 64;
+    return (M + MR - 1) / MR * MR * ((K + 3) / 4) * 4;
+}
+
+/// Byte k of packed row m, in whichever layout muwa_gemm_i8_pack_a wrote.
+static inline uint8_t packed_a_at(const uint8_t *a, int amx, long K, long m, long k) {
+    if (amx) return a[((m / AMX_MR) * ((K + 63) / 64) + k / 64) * AMX_MR * 64 + (m % AMX_MR) * 64 + k % 64];
+    return a[((m / MR) * ((K + 3) / 4) + k / 4) * MR * 4 + (m % MR) * 4 + k % 4];
+}
 
 void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, long t0, long t1) {
+    if (muwa_amx_enabled()) {
+        long K64 = (K + 63) / 64;
+        for (long t = t0; t < t1; t++)
+            for (long i = 0; i < AMX_MR; i++) {
+                long m = t * AMX_MR + i;
+                const int8_t *row = x->q + (m < M ? m : 0) * K;
+                for (long b = 0; b < K64; b++) {
+                    uint8_t *d = dst + ((t * K64 + b) * AMX_MR + i) * 64;
+                    long n = m >= M ? 0 : K - 64 * b < 64 ? K - 64 * b : 64;  // bytes of the row in this block
+                    for (long e = 0; e < n; e++) d[e] = (uint8_t)(row[64 * b + e] ^ 0x80);
+                    memset(d + n, 0, (size_t)(64 - n));
+                }
+            }
+        return;
+    }
     long K4 = (K + 3) / 4;
     for (long t = t0; t < t1; t++) {
         uint8_t *tile = dst + t * K4 * MR * 4;
@@ -61,6 +92,7 @@ static void pack_panel(const int8_t *w, long K, long n, long nr, int8_t *dst) {
 void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
                             long ldy, long n0, long n1, long K, int acc) {
     long K4 = (K + 3) / 4;
+    int amx = muwa_amx_enabled();
     int8_t *panel = malloc((size_t)(K4 * 4 * NR));
     if (!panel) {
         muwa_gemv_i8_scalar(w, x, M, y, ldy, n0, n1, K, acc);
@@ -70,13 +102,11 @@ void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, con
         long nr = n1 - n < NR ? n1 - n : NR;
         pack_panel(w->q, K, n, nr, panel);
         for (long m = 0; m < M; m++) {
-            const uint8_t *tile = a + (m / MR) * K4 * MR * 4;
-            long i = m % MR;
             for (long j = 0; j < nr; j++) {
                 int32_t dot = 0;
                 for (long q = 0; q < K4; q++)
                     for (long e = 0; e < 4; e++)
-                        dot += (int32_t)tile[(q * MR + i) * 4 + e] * (int32_t)panel[(q * NR + j) * 4 + e];
+                        dot += (int32_t)packed_a_at(a, amx, K, m, 4 * q + e) * (int32_t)panel[(q * NR + j) * 4 + e];
                 float s = muwa_i8_finish(w, x, m, n + j, K, dot - 128 * w->rowsum[n + j]);
                 float *yr = y + m * ldy + n + j;
                 *yr = acc ? *yr + s : s;
@@ -203,12 +233,108 @@ static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, cons
     }
 }
 
+/// The AMX GEMM (A packed in AMX_MR-row tiles): the same panels as gemm_vnni, padded with zero groups to whole
+/// 64-byte blocks, 32 × 32 blocks of exact sums from kernels_amx.c, finished row by row as above.
+static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
+                          long ldy, long n0, long n1, long K, int acc) {
+    long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, sumBytes = AMX_MR * NR * 4;
+    long panels = B_BLOCK_BYTES / panelBytes;
+    if (panels < 1) panels = 1;
+    // the panels, then one 32 × 32 block of sums per panel
+    int8_t *block = muwa_thread_buffer((size_t)(panels * (panelBytes + sumBytes)));
+    if (!block) {
+        panels = 1;
+        block = muwa_thread_buffer((size_t)(panelBytes + sumBytes));
+        if (!block) {
+            muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+            return;
+        }
+    }
+    int32_t *sums = (int32_t *)(block + panels * panelBytes);
+    long nc = panels * NR;
+    muwa_amx_begin();
+    for (long nb = n0; nb < n1; nb += nc) {
+        long ne = nb + nc < n1 ? nb + nc : n1;
+        for (long n = nb; n < ne; n += NR) {
+            int8_t *panel = block + (n - nb) / NR * panelBytes;
+            pack_panel_avx512(w->q, K, n, ne - n < NR ? ne - n : NR, panel);
+            memset(panel + K4 * 4 * NR, 0, (size_t)((K64 * 16 - K4) * 4 * NR));
+        }
+        for (long m = 0; m < M; m += AMX_MR) {
+            const uint8_t *tile = a + (m / AMX_MR) * K64 * AMX_MR * 64;
+            long mr = M - m < AMX_MR ? M - m : AMX_MR;
+            for (long k0 = 0; k0 < K64; k0 += MUWA_AMX_KB_CHUNK) {  // this A range in L1, every panel past it
+                long kb = K64 - k0 < MUWA_AMX_KB_CHUNK ? K64 - k0 : MUWA_AMX_KB_CHUNK;
+                for (long n = nb; n < ne; n += NR)
+                    muwa_amx_block_i8(tile + k0 * 2048, block + (n - nb) / NR * panelBytes + k0 * 2048, kb,
+                                      sums + (n - nb) / NR * AMX_MR * NR, k0 > 0);
+            }
+            for (long n = nb; n < ne; n += NR) {
+                long nr = ne - n < NR ? ne - n : NR;
+                const int32_t *s = sums + (n - nb) / NR * AMX_MR * NR;
+                for (long i = 0; i < mr; i++)
+                    finish_row(w, x, m + i, n, nr, _mm512_load_si512(s + i * NR), _mm512_load_si512(s + i * NR + 16),
+                               y + (m + i) * ldy + n, K, acc);
+            }
+        }
+    }
+    muwa_amx_end();
+}
+
 static int vnni_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
            strcmp(muwa_kernel_isa(), "avx512") == 0;
 }
 #else
+/// The AMX GEMM (A packed in AMX_MR-row tiles): the same panels as gemm_vnni, padded with zero groups to whole
+/// 64-byte blocks, 32 × 32 blocks of exact sums from kernels_amx.c, finished row by row as above.
+static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
+                          long ldy, long n0, long n1, long K, int acc) {
+    long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, sumBytes = AMX_MR * NR * 4;
+    long panels = B_BLOCK_BYTES / panelBytes;
+    if (panels < 1) panels = 1;
+    // the panels, then one 32 × 32 block of sums per panel
+    int8_t *block = muwa_thread_buffer((size_t)(panels * (panelBytes + sumBytes)));
+    if (!block) {
+        panels = 1;
+        block = muwa_thread_buffer((size_t)(panelBytes + sumBytes));
+        if (!block) {
+            muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+            return;
+        }
+    }
+    int32_t *sums = (int32_t *)(block + panels * panelBytes);
+    long nc = panels * NR;
+    muwa_amx_begin();
+    for (long nb = n0; nb < n1; nb += nc) {
+        long ne = nb + nc < n1 ? nb + nc : n1;
+        for (long n = nb; n < ne; n += NR) {
+            int8_t *panel = block + (n - nb) / NR * panelBytes;
+            pack_panel_avx512(w->q, K, n, ne - n < NR ? ne - n : NR, panel);
+            memset(panel + K4 * 4 * NR, 0, (size_t)((K64 * 16 - K4) * 4 * NR));
+        }
+        for (long m = 0; m < M; m += AMX_MR) {
+            const uint8_t *tile = a + (m / AMX_MR) * K64 * AMX_MR * 64;
+            long mr = M - m < AMX_MR ? M - m : AMX_MR;
+            for (long k0 = 0; k0 < K64; k0 += MUWA_AMX_KB_CHUNK) {  // this A range in L1, every panel past it
+                long kb = K64 - k0 < MUWA_AMX_KB_CHUNK ? K64 - k0 : MUWA_AMX_KB_CHUNK;
+                for (long n = nb; n < ne; n += NR)
+                    muwa_amx_block_i8(tile + k0 * 2048, block + (n - nb) / NR * panelBytes + k0 * 2048, kb,
+                                      sums + (n - nb) / NR * AMX_MR * NR, k0 > 0);
+            }
+            for (long n = nb; n < ne; n += NR) {
+                long nr = ne - n < NR ? ne - n : NR;
+                const int32_t *s = sums + (n - nb) / NR * AMX_MR * NR;
+                for (long i = 0; i < mr; i++)
+                    finish_row(w, x, m + i, n, nr, _mm512_load_si512(s + i * NR), _mm512_load_si512(s + i * NR + 16),
+                               y + (m + i) * ldy + n, K, acc);
+            }
+        }
+    }
+    muwa_amx_end();
+}
+
 static int vnni_supported(void) { return 0; }
 #endif
 
@@ -218,7 +344,10 @@ void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t
                   long n0, long n1, long K, int accumulate) {
 #if defined(__x86_64__)
     if (vnni_supported()) {
-        gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate);
+        if (muwa_amx_enabled())
+            gemm_amx(w, x, a, M, y, ldy, n0, n1, K, accumulate);
+        else
+            gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate);
         return;
     }
 #endif

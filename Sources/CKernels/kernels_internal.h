@@ -162,5 +162,15 @@ muwa_transpose16_words(const void *src, long src_stride, void *dst, long dst_str
 /// AVX-512 input quantization and softmax (dispatch.c).
 int muwa_avx512bw_selected(void);
 
+// AMX (kernels_amx.c): tile configuration for the calling thread, released at the end; 32 × 32 blocks over kb
+// reduction blocks of 64 bytes (layouts in kernels_amx.c).
+void muwa_amx_begin(void);
+void muwa_amx_end(void);
+void muwa_amx_block_i8(const uint8_t *a, const int8_t *b, long kb, int32_t *out, int resume);
+void muwa_amx_block_bf16(const uint16_t *a, const uint16_t *b, long kb, float *out, int resume);
+/// Reduction blocks (of 64 bytes) per pass of the AMX GEMMs: a 32-row A range of 8 blocks (16 KiB) stays in L1
+/// while every panel of the B block passes it.
+enum { MUWA_AMX_KB_CHUNK = 8 };
+
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -1,6 +1,7 @@
 // The bf16 GEMM (kernels_bf16_gemm.c, Ops/MatmulBF16.swift) against its references: the AVX-512 BF16
 // micro-kernel against the portable one (same packing, plain loops) on shapes that are not multiples of any
-// block (MR 12, NR 32, KC 512, NC 256), both weight layouts, overwrite and accumulate; `matmul` and
+// block (MR 12, NR 32, KC 512, NC 256; with AMX 32-row tiles and 32-element reduction blocks), both weight
+// layouts, overwrite and accumulate, on every GEMM path the CPU has (AVX-512 BF16, and AMX where present); `matmul` and
 // `linearBackwardInput` on weights prepared for bf16 against Double-accumulated references.
 //
 // Tolerances. Fast vs reference: both sum the same exact bf16 products (8-bit × 8-bit significands fit in
@@ -39,37 +40,41 @@ final class BF16GemmTests: XCTestCase {
         defer { KernelISA.select(original) }
         XCTAssertTrue(KernelISA.select("avx512"))
         XCTAssertEqual(muwa_gemm_bf16_fast(), 1)
-        for (M, R, P) in [(1, 1, 1), (13, 3, 33), (37, 515, 83), (25, 1100, 70), (12, 64, 32), (30, 40, 300)] {
-            for layout in [MUWA_GEMM_B_NK, MUWA_GEMM_B_KN] {
-                for accumulate: Int32 in [0, 1] {
-                    let x = randomFloats(M * R, seed: UInt64(M * R)), w = randomFloats(R * P, seed: 7)
-                    var a = [UInt16](repeating: 1, count: muwa_gemm_bf16_packed_a_count(M, R))
-                    let tiles = (M + muwa_gemm_bf16_row_block() - 1) / muwa_gemm_bf16_row_block()
-                    muwa_gemm_bf16_pack_a(x, M, R, R, &a, 0, tiles / 2)  // in two parts, as two threads would
-                    muwa_gemm_bf16_pack_a(x, M, R, R, &a, tiles / 2, tiles)
-                    let wb = bf16Bits(w)
-                    let start = randomFloats(M * P, seed: 9)
-                    var fast = start, ref = start
-                    // Two column ranges at a panel boundary, as two threads would split them.
-                    let split = min(P, 32)
-                    for (p0, p1) in [(0, split), (split, P)] {
-                        muwa_gemm_bf16(layout, a, M, wb, R, P, &fast, P, p0, p1, accumulate)
-                        muwa_gemm_bf16_reference(layout, a, M, wb, R, P, &ref, P, p0, p1, accumulate)
-                    }
-                    let wAt: (Int, Int) -> Float =
-                        layout == MUWA_GEMM_B_NK
-                        ? { r, p in bf16ToFloat(wb[p * R + r]) } : { r, p in bf16ToFloat(wb[r * P + p]) }
-                    let ax = x.map { bf16ToFloat(floatToBF16($0)) }
-                    let scale = magnitudes(a: ax, b: wAt, M: M, R: R, P: P)
-                    for i in 0..<(M * P) {
-                        XCTAssertLessThanOrEqual(
-                            abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,
-                            "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) at \(i)")
-                        // and the reference against Double math on the same bf16 values
-                        let m = i / P, p = i % P
-                        var exact = accumulate != 0 ? Double(start[i]) : 0
-                        for r in 0..<R { exact += Double(ax[m * R + r]) * Double(wAt(r, p)) }
-                        XCTAssertLessThanOrEqual(abs(Double(ref[i]) - exact), 1e-5 * Double(scale[i]) + 1e-6)
+        try forEachGemmPath { amx in
+            for (M, R, P) in [
+                (1, 1, 1), (13, 3, 33), (37, 515, 83), (25, 1100, 70), (12, 64, 32), (30, 40, 300), (70, 33, 65),
+            ] {
+                for layout in [MUWA_GEMM_B_NK, MUWA_GEMM_B_KN] {
+                    for accumulate: Int32 in [0, 1] {
+                        let x = randomFloats(M * R, seed: UInt64(M * R)), w = randomFloats(R * P, seed: 7)
+                        var a = [UInt16](repeating: 1, count: muwa_gemm_bf16_packed_a_count(M, R))
+                        let tiles = (M + muwa_gemm_bf16_row_block() - 1) / muwa_gemm_bf16_row_block()
+                        muwa_gemm_bf16_pack_a(x, M, R, R, &a, 0, tiles / 2)  // in two parts, as two threads would
+                        muwa_gemm_bf16_pack_a(x, M, R, R, &a, tiles / 2, tiles)
+                        let wb = bf16Bits(w)
+                        let start = randomFloats(M * P, seed: 9)
+                        var fast = start, ref = start
+                        // Two column ranges at a panel boundary, as two threads would split them.
+                        let split = min(P, 32)
+                        for (p0, p1) in [(0, split), (split, P)] {
+                            muwa_gemm_bf16(layout, a, M, wb, R, P, &fast, P, p0, p1, accumulate)
+                            muwa_gemm_bf16_reference(layout, a, M, wb, R, P, &ref, P, p0, p1, accumulate)
+                        }
+                        let wAt: (Int, Int) -> Float =
+                            layout == MUWA_GEMM_B_NK
+                            ? { r, p in bf16ToFloat(wb[p * R + r]) } : { r, p in bf16ToFloat(wb[r * P + p]) }
+                        let ax = x.map { bf16ToFloat(floatToBF16($0)) }
+                        let scale = magnitudes(a: ax, b: wAt, M: M, R: R, P: P)
+                        for i in 0..<(M * P) {
+                            XCTAssertLessThanOrEqual(
+                                abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,
+                                "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) amx \(amx) at \(i)")
+                            // and the reference against Double math on the same bf16 values
+                            let m = i / P, p = i % P
+                            var exact = accumulate != 0 ? Double(start[i]) : 0
+                            for r in 0..<R { exact += Double(ax[m * R + r]) * Double(wAt(r, p)) }
+                            XCTAssertLessThanOrEqual(abs(Double(ref[i]) - exact), 1e-5 * Double(scale[i]) + 1e-6)
+                        }
                     }
                 }
             }
@@ -92,45 +97,49 @@ final class BF16GemmTests: XCTestCase {
     }
 
     func testMatmulOnBF16WeightsIsWithinBF16ToleranceOfF32() throws {
-        for (M, K, N) in [(17, 37, 300), (40, 515, 70)] {
-            let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
-            let weight = try preparedWeight(w, N: N, K: K)
-            XCTAssertEqual(weight.dtype, .bf16)
-            XCTAssertTrue(weight.computesInBF16)
-            var fast = [Float](repeating: 0, count: M * N), roundedRef = fast, f32Ref = fast
-            let scratch = KernelScratch(maxInputDim: K, capacityFloats: 12 * K)  // forces chunks of 24 rows
-            matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
-            matmulBF16Naive(out: &roundedRef, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
-            matmulNaive(out: &f32Ref, inp: x, weight: Tensor.f32(w, shape: [N, K]), bias: bias, M: M, K: K, N: N)
-            let scale = magnitudes(a: x, b: { k, n in w[n * K + k] }, M: M, R: K, P: N)
-            var worst: Float = 0
-            for i in 0..<(M * N) {
-                XCTAssertLessThanOrEqual(abs(fast[i] - f32Ref[i]), scale[i] / 256, "M \(M) K \(K) at \(i)")
-                worst = max(worst, abs(fast[i] - f32Ref[i]) / scale[i])
-                if EngineOptions.cpuHasBF16 {  // the bf16 GEMM ran: it equals bf16-rounded math
-                    XCTAssertLessThanOrEqual(abs(fast[i] - roundedRef[i]), 1e-5 * scale[i] + 1e-6)
+        try forEachGemmPath { amx in
+            for (M, K, N) in [(17, 37, 300), (40, 515, 70), (70, 64, 33)] {
+                let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
+                let weight = try preparedWeight(w, N: N, K: K)
+                XCTAssertEqual(weight.dtype, .bf16)
+                XCTAssertTrue(weight.computesInBF16)
+                var fast = [Float](repeating: 0, count: M * N), roundedRef = fast, f32Ref = fast
+                let scratch = KernelScratch(maxInputDim: K, capacityFloats: 12 * K)  // forces chunks of 24 rows
+                matmul(out: &fast, inp: x, weight: weight, bias: bias, M: M, K: K, N: N, scratch: scratch)
+                matmulBF16Naive(out: &roundedRef, inp: x, weight: weight, bias: bias, M: M, K: K, N: N)
+                matmulNaive(out: &f32Ref, inp: x, weight: Tensor.f32(w, shape: [N, K]), bias: bias, M: M, K: K, N: N)
+                let scale = magnitudes(a: x, b: { k, n in w[n * K + k] }, M: M, R: K, P: N)
+                var worst: Float = 0
+                for i in 0..<(M * N) {
+                    XCTAssertLessThanOrEqual(abs(fast[i] - f32Ref[i]), scale[i] / 256, "M \(M) K \(K) at \(i)")
+                    worst = max(worst, abs(fast[i] - f32Ref[i]) / scale[i])
+                    if EngineOptions.cpuHasBF16 {  // the bf16 GEMM ran: it equals bf16-rounded math
+                        XCTAssertLessThanOrEqual(abs(fast[i] - roundedRef[i]), 1e-5 * scale[i] + 1e-6)
+                    }
                 }
+                XCTAssertGreaterThan(worst, 0, "bf16 rounding must be visible: the bf16 path ran (amx \(amx))")
             }
-            XCTAssertGreaterThan(worst, 0, "bf16 rounding must be visible: the bf16 path ran")
         }
     }
 
     func testBackwardInputOnBF16WeightsMatchesRoundedReference() throws {
         let M = 33, K = 70, N = 515
         let dout = randomFloats(M * N, seed: 4), w = randomFloats(N * K, seed: 5), start = randomFloats(M * K, seed: 6)
-        let weight = try preparedWeight(w, N: N, K: K)
-        var fast = start, ref = start
-        let scratch = KernelScratch(maxInputDim: K, capacityFloats: K)  // smaller than one tile of dout: own buffer
-        linearBackwardInput(dinp: &fast, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
-        let rounded = dout.map { bf16ToFloat(floatToBF16($0)) }
-        linearBackwardNaive(
-            dinp: &ref, dweight: nil, dbias: nil, dout: rounded, inp: nil,
-            weight: weight, M: M, K: K, N: N)
-        let scale = magnitudes(a: dout, b: { n, k in w[n * K + k] }, M: M, R: N, P: K)
-        for i in 0..<(M * K) {
-            // with the bf16 GEMM: equal to the rounded reference; else (widening) within bf16 rounding of it
-            let bound = EngineOptions.cpuHasBF16 ? 1e-5 * scale[i] + 1e-5 : scale[i] / 256
-            XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), bound, "at \(i)")
+        try forEachGemmPath { amx in
+            let weight = try preparedWeight(w, N: N, K: K)
+            var fast = start, ref = start
+            let scratch = KernelScratch(maxInputDim: K, capacityFloats: K)  // smaller than one tile of dout: own buffer
+            linearBackwardInput(dinp: &fast, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
+            let rounded = dout.map { bf16ToFloat(floatToBF16($0)) }
+            linearBackwardNaive(
+                dinp: &ref, dweight: nil, dbias: nil, dout: rounded, inp: nil,
+                weight: weight, M: M, K: K, N: N)
+            let scale = magnitudes(a: dout, b: { n, k in w[n * K + k] }, M: M, R: N, P: K)
+            for i in 0..<(M * K) {
+                // with the bf16 GEMM: equal to the rounded reference; else (widening) within bf16 rounding of it
+                let bound = EngineOptions.cpuHasBF16 ? 1e-5 * scale[i] + 1e-5 : scale[i] / 256
+                XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), bound, "amx \(amx) at \(i)")
+            }
         }
     }
 

@@ -1,11 +1,23 @@
 // The int8 GEMM (many rows with int8 weights: prefill, scoring) and the AVX-512 input quantization in front of
 // it. Both must give the bits of the scalar code: the GEMM's dots are exact integers finished by the same
 // scalar operations, and the vector quantization repeats the scalar rounding 16 lanes at a time. Shapes cover
-// partial row tiles (12 rows), partial panels (32 columns), K not a multiple of 4 or 64, outliers, and
-// accumulation into existing values.
+// partial row tiles (12 rows; 32 with AMX), partial panels (32 columns), K not a multiple of 4 or 64, outliers,
+// and accumulation into existing values, on every GEMM path the CPU has (AVX-512 VNNI, and AMX where present:
+// its sums are the same exact integers).
 import CKernels
 import XCTest
 @testable import OPTEngine
+
+/// The GEMM paths this CPU runs: the AVX-512 kernels (0), and the AMX ones (1) where the CPU has AMX. Each call
+/// to `body` runs with that path selected (and its own packing of A); the original choice is restored.
+func forEachGemmPath(_ body: (Int32) throws -> Void) rethrows {
+    let original = muwa_amx_enabled()
+    defer { muwa_amx_select(original) }
+    for amx: Int32 in muwa_amx_supported() != 0 ? [0, 1] : [0] {
+        muwa_amx_select(amx)
+        try body(amx)
+    }
+}
 
 final class Int8GemmTests: XCTestCase {
     func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
@@ -47,33 +59,35 @@ final class Int8GemmTests: XCTestCase {
     func testGemmAndItsReferenceGiveTheScalarProductsBits() throws {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
-        for (M, K, N) in [(1, 4, 1), (13, 77, 33), (30, 256, 70), (25, 131, 64), (12, 64, 32)] {
-            for threshold: Float in [0, 6] {
-                let w = try Tensor.f32(randomFloats(N * K, seed: UInt64(N + K)), shape: [N, K])
-                    .quantizedInt8(threshold: threshold)
-                var x = randomFloats(M * K, seed: UInt64(M * K), scale: 2)
-                for m in stride(from: 0, to: M, by: 3) { x[m * K + K / 2] = Float(7 + m) }  // an outlier feature
-                var weight = try XCTUnwrap(w.int8Rows).kernelWeight(w.raw.assumingMemoryBound(to: Int8.self))
-                let initial = randomFloats(M * N, seed: 99)
-                withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
-                    for accumulate: Int32 in [0, 1] {
-                        var expected = initial, reference = initial, fast = initial
-                        KernelISA.select("scalar")
-                        muwa_gemv_i8(&weight, input, M, &expected, N, 0, N, K, accumulate)
-                        muwa_gemm_i8_reference(&weight, input, packed, M, &reference, N, 0, N, K, accumulate)
-                        XCTAssertEqual(
-                            zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
-                            "reference M \(M) K \(K) N \(N) T \(threshold)")
-                        for isa in KernelISA.supported {
-                            KernelISA.select(isa)
-                            fast = initial
-                            // two column ranges, as two threads would split them (whole panels)
-                            let split = min(N, muwa_gemm_i8_column_block())
-                            muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate)
-                            muwa_gemm_i8(&weight, input, packed, M, &fast, N, split, N, K, accumulate)
+        try forEachGemmPath { amx in
+            for (M, K, N) in [(1, 4, 1), (13, 77, 33), (30, 256, 70), (25, 131, 64), (12, 64, 32), (70, 200, 96)] {
+                for threshold: Float in [0, 6] {
+                    let w = try Tensor.f32(randomFloats(N * K, seed: UInt64(N + K)), shape: [N, K])
+                        .quantizedInt8(threshold: threshold)
+                    var x = randomFloats(M * K, seed: UInt64(M * K), scale: 2)
+                    for m in stride(from: 0, to: M, by: 3) { x[m * K + K / 2] = Float(7 + m) }  // an outlier feature
+                    var weight = try XCTUnwrap(w.int8Rows).kernelWeight(w.raw.assumingMemoryBound(to: Int8.self))
+                    let initial = randomFloats(M * N, seed: 99)
+                    withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
+                        for accumulate: Int32 in [0, 1] {
+                            var expected = initial, reference = initial, fast = initial
+                            KernelISA.select("scalar")
+                            muwa_gemv_i8(&weight, input, M, &expected, N, 0, N, K, accumulate)
+                            muwa_gemm_i8_reference(&weight, input, packed, M, &reference, N, 0, N, K, accumulate)
                             XCTAssertEqual(
-                                zip(fast, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
-                                "\(isa) M \(M) K \(K) N \(N) T \(threshold) acc \(accumulate)")
+                                zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                "reference M \(M) K \(K) N \(N) T \(threshold) amx \(amx)")
+                            for isa in KernelISA.supported {
+                                KernelISA.select(isa)
+                                fast = initial
+                                // two column ranges, as two threads would split them (whole panels)
+                                let split = min(N, muwa_gemm_i8_column_block())
+                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate)
+                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, split, N, K, accumulate)
+                                XCTAssertEqual(
+                                    zip(fast, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                    "\(isa) M \(M) K \(K) N \(N) T \(threshold) acc \(accumulate) amx \(amx)")
+                            }
                         }
                     }
                 }
@@ -88,19 +102,23 @@ final class Int8GemmTests: XCTestCase {
         let t = try Tensor.f32(randomFloats(N * K, seed: 7), shape: [N, K]).quantizedInt8(threshold: 6)
         var x = randomFloats(M * K, seed: 8, scale: 2)
         x[5 * K + 3] = -9
-        for capacity in [8 * K, 1 << 20] {  // several chunks of rows (whole tiles), then one
-            let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)
-            var results: [String: [Float]] = [:]
-            for isa in KernelISA.supported {
-                KernelISA.select(isa)
-                var out = [Float](repeating: 0, count: M * N)
-                matmul(out: &out, inp: x, weight: t, bias: nil, M: M, K: K, N: N, scratch: scratch)
-                results[isa] = out
-            }
-            let scalar = try XCTUnwrap(results["scalar"])
-            for (isa, out) in results {
-                let differing = zip(out, scalar).filter { $0.bitPattern != $1.bitPattern }.count
-                XCTAssertEqual(differing, 0, "\(isa), scratch of \(capacity) floats: outputs that differ from scalar")
+        try forEachGemmPath { amx in
+            for capacity in [8 * K, 1 << 20] {  // several chunks of rows (whole tiles), then one
+                let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)
+                var results: [String: [Float]] = [:]
+                for isa in KernelISA.supported {
+                    KernelISA.select(isa)
+                    var out = [Float](repeating: 0, count: M * N)
+                    matmul(out: &out, inp: x, weight: t, bias: nil, M: M, K: K, N: N, scratch: scratch)
+                    results[isa] = out
+                }
+                let scalar = try XCTUnwrap(results["scalar"])
+                for (isa, out) in results {
+                    let differing = zip(out, scalar).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(
+                        differing, 0,
+                        "\(isa), amx \(amx), scratch of \(capacity) floats: outputs that differ from scalar")
+                }
             }
         }
     }
@@ -114,6 +132,8 @@ final class Int8GemmTests: XCTestCase {
         let specials: [Float] = [
             1e-7, -3e-6, 6.1e-5, 2.9802322e-08, 0.5 * 0.0009765625 + 1, 65519, -65521, 70000, 6, -6, 5.999,
             Float(Float16(6)).nextDown, 0, -0.0, 1e-40,
+            // ties at float16's subnormal steps and its largest finite value (round half to even)
+            0x1p-25, 0x3p-25, -0x5p-25, 0x1.002p0, 0x1.006p0, 65504, -65519.996,
         ]
         for (i, v) in specials.enumerated() { x[(i * 7) % (M * K)] = v }
         for threshold: Float in [0, 6] {

@@ -151,4 +151,12 @@ int muwa_kernel_isa_supported(const char *name);
 int muwa_kernel_select_isa(const char *name);
 /// 1 when the CPU has bf16 dot products (avx512_bf16).
 int muwa_cpu_has_bf16(void);
+/// 1 when the CPU has AMX (tile, int8, bf16) and Linux granted this process the tile state.
+int muwa_amx_supported(void);
+/// 1 when the int8 and bf16 GEMMs pack for and run the AMX kernels (kernels_amx.c): the CPU supports it and
+/// MUWA_AMX is not 0. Fixed for the process except through muwa_amx_select.
+int muwa_amx_enabled(void);
+/// Tests and benches: switch the GEMMs to AMX (1) or AVX-512 (0); 0 when the CPU cannot run AMX. Never while a
+/// GEMM runs, and repack A afterwards (the layout follows the switch).
+int muwa_amx_select(int on);
 #endif

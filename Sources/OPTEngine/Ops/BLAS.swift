@@ -77,8 +77,19 @@ public enum BLAS {
             x, 1, beta, y, 1)
     }
 
-    /// Set once, before the first product: OpenBLAS's pool would otherwise start with a thread per core.
-    private static let singleThreaded: Void = openblas_set_num_threads(1)
+    /// Set once, before the first product: OpenBLAS's pool would otherwise start with a thread per core. OpenBLAS's
+    /// kernels are fitted to the CPU first (`muwa_openblas_fit_core`: a release older than the CPU runs SSE3 code).
+    private static let singleThreaded: Void = {
+        _ = muwa_openblas_fit_core()
+        openblas_set_num_threads(1)
+    }()
+
+    /// The OpenBLAS kernels in use (its core name, e.g. SkylakeX), after fitting them to the CPU.
+    public static var core: String {
+        _ = singleThreaded
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
 
     /// OpenBLAS's own threads: 1 (EngineThreads.configure sets it; the split above parallelises).
     static var threads: Int {

@@ -1,14 +1,22 @@
 // KernelISA: which instruction set the hand-written kernels (CKernels) use. Chosen once per process: the
-// best the CPU has, or MUWA_KERNEL_ISA (avx512, avx2, scalar) when the CPU has it. Within one choice a
+// best the CPU has, or MUWA_KERNEL_ISA (avx512, avx2, scalar) when the CPU has it. With the avx512 table the
+// many-row GEMMs run on AMX tiles where the CPU has them (MUWA_AMX=0 keeps them on AVX-512). Within one choice a
 // row's matmul output is bit-identical alone and in any batch; across choices results agree to rounding.
 import CKernels
 
-enum KernelISA {
+public enum KernelISA {
     /// Every instruction set the kernels have, best first.
     static let all = ["avx512", "avx2", "scalar"]
 
     /// The one in use.
-    static var current: String { String(cString: muwa_kernel_isa()) }
+    public static var current: String { String(cString: muwa_kernel_isa()) }
+
+    /// Whether the many-row int8 and bf16 GEMMs use AMX tiles (kernels_amx.c): on CPUs that have them, with the
+    /// avx512 table, unless MUWA_AMX=0.
+    public static var amx: Bool { muwa_amx_enabled() != 0 && current == "avx512" }
+
+    /// What benches print: the table, and AMX where it runs.
+    public static var summary: String { amx ? "\(current) + AMX" : current }
 
     /// Those this CPU can run, best first.
     static var supported: [String] { all.filter { muwa_kernel_isa_supported($0) != 0 } }

@@ -93,6 +93,8 @@ struct BenchCommand: ParsableCommand {
                 "model": modelOptions.model,
                 "weights_dtype": model.weights.layers.first?.qProj.weight.dtypeDescription ?? "?",
                 "compute": model.options.precision.rawValue,
+                "weights": model.options.weights.rawValue,
+                "kernels": "\(KernelISA.summary), OpenBLAS \(BLAS.core)",
                 "batch": batch, "prompt_tokens": promptTokens, "new_tokens": newTokens,
                 "threads": EngineThreads.count,
                 "load_s": loadSeconds,
@@ -123,6 +125,7 @@ struct BenchCommand: ParsableCommand {
                 "\(r["engine"] ?? "?") LoRA training  batch \(r["batch"] ?? "?") × \(r["seq_len"] ?? "?") tokens  "
                     + "r \(r["lora_r"] ?? "?") on \(r["lora_targets"] ?? "?")  threads \(r["threads"] ?? "?")  "
                     + "compute \(r["compute"] ?? "?")")
+            if let kernels = r["kernels"] { print("  kernels:           \(kernels)") }
             print(
                 "  step:              \(f("step_s")) s  (\(f("train_tokens_per_s")) tokens/s, "
                     + "\(f("real_tokens_per_s")) real tokens/s)")
@@ -140,9 +143,11 @@ struct BenchCommand: ParsableCommand {
             return
         }
         let compute = r["compute"].map { "  compute \($0)" } ?? ""
+        let weights = r["weights"].map { "  weights \($0)" } ?? ""
         print(
-            "\(r["engine"] ?? "?")\(compute)  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")"
+            "\(r["engine"] ?? "?")\(compute)\(weights)  batch \(r["batch"] ?? "?")  prompt \(promptTokens)  new \(newTokens)  threads \(r["threads"] ?? "?")"
         )
+        if let kernels = r["kernels"] { print("  kernels:           \(kernels)") }
         print("  prompt processing: \(f("prompt_tokens_per_s")) tokens/s")
         print("  decode:            \(f("decode_tokens_per_s")) tokens/s (\(f("decode_ms_per_step")) ms/step)")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
@@ -250,6 +255,7 @@ struct BenchCommand: ParsableCommand {
         result["trainable_params"] = parameters
         result["gradient_checkpointing"] = gradientCheckpointing
         result["threads"] = EngineThreads.count
+        result["kernels"] = "\(KernelISA.summary), OpenBLAS \(BLAS.core)"
         result["load_s"] = loadSeconds
         result["step_s"] = best
         result["train_tokens_per_s"] = Double(realTokens) / best
