@@ -287,54 +287,6 @@ static int vnni_supported(void) {
            strcmp(muwa_kernel_isa(), "avx512") == 0;
 }
 #else
-/// The AMX GEMM (A packed in AMX_MR-row tiles): the same panels as gemm_vnni, padded with zero groups to whole
-/// 64-byte blocks, 32 × 32 blocks of exact sums from kernels_amx.c, finished row by row as above.
-static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
-                          long ldy, long n0, long n1, long K, int acc) {
-    long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, sumBytes = AMX_MR * NR * 4;
-    long panels = B_BLOCK_BYTES / panelBytes;
-    if (panels < 1) panels = 1;
-    // the panels, then one 32 × 32 block of sums per panel
-    int8_t *block = muwa_thread_buffer((size_t)(panels * (panelBytes + sumBytes)));
-    if (!block) {
-        panels = 1;
-        block = muwa_thread_buffer((size_t)(panelBytes + sumBytes));
-        if (!block) {
-            muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
-            return;
-        }
-    }
-    int32_t *sums = (int32_t *)(block + panels * panelBytes);
-    long nc = panels * NR;
-    muwa_amx_begin();
-    for (long nb = n0; nb < n1; nb += nc) {
-        long ne = nb + nc < n1 ? nb + nc : n1;
-        for (long n = nb; n < ne; n += NR) {
-            int8_t *panel = block + (n - nb) / NR * panelBytes;
-            pack_panel_avx512(w->q, K, n, ne - n < NR ? ne - n : NR, panel);
-            memset(panel + K4 * 4 * NR, 0, (size_t)((K64 * 16 - K4) * 4 * NR));
-        }
-        for (long m = 0; m < M; m += AMX_MR) {
-            const uint8_t *tile = a + (m / AMX_MR) * K64 * AMX_MR * 64;
-            long mr = M - m < AMX_MR ? M - m : AMX_MR;
-            for (long k0 = 0; k0 < K64; k0 += MUWA_AMX_KB_CHUNK) {  // this A range in L1, every panel past it
-                long kb = K64 - k0 < MUWA_AMX_KB_CHUNK ? K64 - k0 : MUWA_AMX_KB_CHUNK;
-                for (long n = nb; n < ne; n += NR)
-                    muwa_amx_block_i8(tile + k0 * 2048, block + (n - nb) / NR * panelBytes + k0 * 2048, kb,
-                                      sums + (n - nb) / NR * AMX_MR * NR, k0 > 0);
-            }
-            for (long n = nb; n < ne; n += NR) {
-                long nr = ne - n < NR ? ne - n : NR;
-                const int32_t *s = sums + (n - nb) / NR * AMX_MR * NR;
-                for (long i = 0; i < mr; i++)
-                    finish_row(w, x, m + i, n, nr, _mm512_load_si512(s + i * NR), _mm512_load_si512(s + i * NR + 16),
-                               y + (m + i) * ldy + n, K, acc);
-            }
-        }
-    }
-    muwa_amx_end();
-}
-
 static int vnni_supported(void) { return 0; }
 #endif
 
