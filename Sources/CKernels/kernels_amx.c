@@ -103,41 +103,30 @@ AMX void muwa_amx_end(void) { _tile_release(); }
         _tile_zero(3);                               \
     }
 
-AMX void muwa_amx_block_i8(const uint8_t *a, const int8_t *b, long kb, int32_t *out, int resume) {
-    AMX_START(out, resume)
-    for (long k = 0; k < kb; k++) {
-        _tile_loadd(4, a + k * 2048, 64);
-        _tile_loadd(5, a + k * 2048 + 1024, 64);
-        _tile_loadd(6, b + k * 2048, 128);
-        _tile_loadd(7, b + k * 2048 + 64, 128);
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 7);
-        _tile_dpbusd(2, 5, 6);
-        _tile_dpbusd(3, 5, 7);
+/// One 32 × 32 block: tiles 4–5 from a (rows 64 bytes apart, 2048 bytes per reduction block), tiles 6–7 from b
+/// (rows 128 bytes apart), DP the tile instruction.
+#define AMX_BLOCK(name, A, B, OUT, DP)                                              \
+    AMX void name(const A *a, const B *b, long kb, OUT *out, int resume) {         \
+        const char *ab = (const char *)a, *bb = (const char *)b;                   \
+        AMX_START(out, resume)                                                     \
+        for (long k = 0; k < kb; k++) {                                            \
+            _tile_loadd(4, ab + k * 2048, 64);                                     \
+            _tile_loadd(5, ab + k * 2048 + 1024, 64);                              \
+            _tile_loadd(6, bb + k * 2048, 128);                                    \
+            _tile_loadd(7, bb + k * 2048 + 64, 128);                               \
+            DP(0, 4, 6);                                                           \
+            DP(1, 4, 7);                                                           \
+            DP(2, 5, 6);                                                           \
+            DP(3, 5, 7);                                                           \
+        }                                                                          \
+        _tile_stored(0, out, 128);                                                 \
+        _tile_stored(1, out + 16, 128);                                            \
+        _tile_stored(2, out + 16 * 32, 128);                                       \
+        _tile_stored(3, out + 16 * 32 + 16, 128);                                  \
     }
-    _tile_stored(0, out, 128);
-    _tile_stored(1, out + 16, 128);
-    _tile_stored(2, out + 16 * 32, 128);
-    _tile_stored(3, out + 16 * 32 + 16, 128);
-}
 
-AMX void muwa_amx_block_bf16(const uint16_t *a, const uint16_t *b, long kb, float *out, int resume) {
-    AMX_START(out, resume)
-    for (long k = 0; k < kb; k++) {  // 2048 bytes = 1024 bf16 per block of A and of B
-        _tile_loadd(4, a + k * 1024, 64);
-        _tile_loadd(5, a + k * 1024 + 512, 64);
-        _tile_loadd(6, b + k * 1024, 128);
-        _tile_loadd(7, b + k * 1024 + 32, 128);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, out, 128);
-    _tile_stored(1, out + 16, 128);
-    _tile_stored(2, out + 16 * 32, 128);
-    _tile_stored(3, out + 16 * 32 + 16, 128);
-}
+AMX_BLOCK(muwa_amx_block_i8, uint8_t, int8_t, int32_t, _tile_dpbusd)
+AMX_BLOCK(muwa_amx_block_bf16, uint16_t, uint16_t, float, _tile_dpbf16ps)
 
 #else
 int muwa_amx_supported(void) { return 0; }
@@ -152,3 +141,15 @@ void muwa_amx_block_bf16(const uint16_t *a, const uint16_t *b, long kb, float *o
     (void)a, (void)b, (void)kb, (void)out, (void)resume;
 }
 #endif
+
+void *muwa_amx_buffer(long panel_bytes, long block_bytes, long *panels) {
+    long n = block_bytes / panel_bytes;
+    if (n < 1) n = 1;
+    void *buffer = muwa_thread_buffer((size_t)(n * (panel_bytes + 32 * 32 * 4)));
+    if (!buffer && n > 1) {
+        n = 1;
+        buffer = muwa_thread_buffer((size_t)(panel_bytes + 32 * 32 * 4));
+    }
+    *panels = n;
+    return buffer;
+}

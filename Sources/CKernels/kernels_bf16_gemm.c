@@ -261,18 +261,11 @@ static void reference_amx_layout(muwa_gemm_b_layout layout, const uint16_t *a, l
 static BF16 void gemm_amx(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
                           float *c, long ldc, long p0, long p1, int accumulate) {
     if (M <= 0 || p1 <= p0 || R <= 0) return;
-    long Kp = (R + 1) / 2, KB = (R + 31) / 32, panelHalves = KB * 16 * NR * 2, sumFloats = AMX_MR * NR;
-    long panels = AMX_B_BLOCK_BYTES / (panelHalves * 2);
-    if (panels < 1) panels = 1;
-    // the panels, then one 32 × 32 block of sums per panel
-    uint16_t *block = muwa_thread_buffer((size_t)(panels * (panelHalves * 2 + sumFloats * 4)));
-    if (!block) {
-        panels = 1;
-        block = muwa_thread_buffer((size_t)(panelHalves * 2 + sumFloats * 4));
-        if (!block) {  // not even one panel: the plain loops
-            reference_amx_layout(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
-            return;
-        }
+    long Kp = (R + 1) / 2, KB = (R + 31) / 32, panelHalves = KB * 16 * NR * 2, sumFloats = AMX_MR * NR, panels;
+    uint16_t *block = muwa_amx_buffer(panelHalves * 2, AMX_B_BLOCK_BYTES, &panels);
+    if (!block) {  // not even one panel: the plain loops
+        reference_amx_layout(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+        return;
     }
     float *sums = (float *)(block + panels * panelHalves);
     long nc = panels * NR;

@@ -237,18 +237,11 @@ static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, cons
 /// 64-byte blocks, 32 × 32 blocks of exact sums from kernels_amx.c, finished row by row as above.
 static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
                           long ldy, long n0, long n1, long K, int acc) {
-    long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, sumBytes = AMX_MR * NR * 4;
-    long panels = B_BLOCK_BYTES / panelBytes;
-    if (panels < 1) panels = 1;
-    // the panels, then one 32 × 32 block of sums per panel
-    int8_t *block = muwa_thread_buffer((size_t)(panels * (panelBytes + sumBytes)));
+    long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, panels;
+    int8_t *block = muwa_amx_buffer(panelBytes, B_BLOCK_BYTES, &panels);
     if (!block) {
-        panels = 1;
-        block = muwa_thread_buffer((size_t)(panelBytes + sumBytes));
-        if (!block) {
-            muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
-            return;
-        }
+        muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+        return;
     }
     int32_t *sums = (int32_t *)(block + panels * panelBytes);
     long nc = panels * NR;

@@ -168,6 +168,9 @@ void muwa_amx_begin(void);
 void muwa_amx_end(void);
 void muwa_amx_block_i8(const uint8_t *a, const int8_t *b, long kb, int32_t *out, int resume);
 void muwa_amx_block_bf16(const uint16_t *a, const uint16_t *b, long kb, float *out, int resume);
+/// The calling thread's buffer for an AMX GEMM: *panels B panels of panel_bytes (as many as fit in block_bytes, at
+/// least one; fewer when memory is short), then one 32 × 32 block of 4-byte sums per panel. Null without memory.
+void *muwa_amx_buffer(long panel_bytes, long block_bytes, long *panels);
 /// Reduction blocks (of 64 bytes) per pass of the AMX GEMMs: a 32-row A range of 8 blocks (16 KiB) stays in L1
 /// while every panel of the B block passes it.
 enum { MUWA_AMX_KB_CHUNK = 8 };
