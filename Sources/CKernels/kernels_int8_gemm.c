@@ -63,7 +63,14 @@ void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, l
         for (long i = 0; i < MR; i++) {
             long m = t * MR + i;
             const int8_t *row = m < M ? x->q + m * K : 0;
-            for (long q = 0; q < K4; q++) {
+            long whole = row ? K / 4 : 0;  // groups of 4 bytes of the row: copied as words, +128 by XOR
+            for (long q = 0; q < whole; q++) {
+                uint32_t word;
+                memcpy(&word, row + 4 * q, 4);
+                word ^= 0x80808080u;
+                memcpy(tile + (q * MR + i) * 4, &word, 4);
+            }
+            for (long q = whole; q < K4; q++) {
                 uint8_t *d = tile + (q * MR + i) * 4;
                 for (long e = 0; e < 4; e++) {
                     long k = 4 * q + e;
@@ -72,6 +79,14 @@ void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, l
             }
         }
     }
+}
+
+/// y[m, n] += bias[n] for m < M, n in [n0, n1) (nothing when bias is null): the bias after the product, for the
+/// paths that do not add it in their finish.
+static void add_bias(float *y, long ldy, long M, long n0, long n1, const float *bias) {
+    if (!bias) return;
+    for (long m = 0; m < M; m++)
+        for (long n = n0; n < n1; n++) y[m * ldy + n] += bias[n];
 }
 
 /// One NR-wide panel for weight rows [n, n + nr): dst[(q · NR + j) · 4 + e] = W[n + j, 4q + e], 0 outside W.
@@ -90,12 +105,13 @@ static void pack_panel(const int8_t *w, long K, long n, long nr, int8_t *dst) {
 /// Reference: the same packing and the same sums with plain loops (Σ over groups of (a + 128) · b, then the
 /// correction), finished by muwa_i8_finish.
 void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
-                            long ldy, long n0, long n1, long K, int acc) {
+                            long ldy, long n0, long n1, long K, int acc, const float *bias) {
     long K4 = (K + 3) / 4;
     int amx = muwa_amx_enabled();
     int8_t *panel = malloc((size_t)(K4 * 4 * NR));
     if (!panel) {
         muwa_gemv_i8_scalar(w, x, M, y, ldy, n0, n1, K, acc);
+        add_bias(y, ldy, M, n0, n1, bias);
         return;
     }
     for (long n = n0; n < n1; n += NR) {
@@ -110,6 +126,7 @@ void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, con
                 float s = muwa_i8_finish(w, x, m, n + j, K, dot - 128 * w->rowsum[n + j]);
                 float *yr = y + m * ldy + n + j;
                 *yr = acc ? *yr + s : s;
+                if (bias) *yr += bias[n + j];
             }
         }
     }
@@ -145,7 +162,8 @@ static VNNI void pack_panel_avx512(const int8_t *w, long K, long n, long nr, int
 /// muwa_i8_finish itself.
 static inline VNNI __attribute__((always_inline)) void finish_row(const muwa_i8_weight *w, const muwa_i8_input *x,
                                                                   long m, long n, long nr, __m512i d0, __m512i d1,
-                                                                  float *y, long K, int acc) {
+                                                                  float *y, long K, int acc,
+                                                                  const float *bias) {
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     const __m512i c128 = _mm512_set1_epi32(128);
@@ -158,6 +176,7 @@ static inline VNNI __attribute__((always_inline)) void finish_row(const muwa_i8_
         for (long j = 0; j < nr; j++) {
             float s = muwa_i8_finish(w, x, m, n + j, K, dots[j]);
             y[j] = acc ? y[j] + s : s;
+            if (bias) y[j] += bias[n + j];
         }
         return;
     }
@@ -169,6 +188,10 @@ static inline VNNI __attribute__((always_inline)) void finish_row(const muwa_i8_
         s0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, y), s0);
         s1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, y + 16), s1);
     }
+    if (bias) {  // after the sum, as a separate bias pass would add it
+        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, bias + n));
+        s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, bias + n + 16));
+    }
     _mm512_mask_storeu_ps(y, m0, s0);
     _mm512_mask_storeu_ps(y + 16, m1, s1);
 }
@@ -177,7 +200,7 @@ static inline VNNI __attribute__((always_inline)) void finish_row(const muwa_i8_
 static inline VNNI __attribute__((always_inline)) void micro_rows(const long ROWS, const muwa_i8_weight *w,
                                                                   const muwa_i8_input *x, const uint8_t *a,
                                                                   const int8_t *panel, long K, long m, long n, long nr,
-                                                                  float *y, long ldy, int acc) {
+                                                                  float *y, long ldy, int acc, const float *bias) {
     __m512i acc0[MR], acc1[MR];
     for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_si512();
     long K4 = (K + 3) / 4;
@@ -191,22 +214,22 @@ static inline VNNI __attribute__((always_inline)) void micro_rows(const long ROW
             acc1[i] = _mm512_dpbusd_epi32(acc1[i], av, b1);
         }
     }
-    for (long i = 0; i < ROWS; i++) finish_row(w, x, m + i, n, nr, acc0[i], acc1[i], y + (m + i) * ldy + n, K, acc);
+    for (long i = 0; i < ROWS; i++) finish_row(w, x, m + i, n, nr, acc0[i], acc1[i], y + (m + i) * ldy + n, K, acc, bias);
 }
 
 static VNNI void micro(long mr, const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, const int8_t *panel,
-                       long K, long m, long n, long nr, float *y, long ldy, int acc) {
+                       long K, long m, long n, long nr, float *y, long ldy, int acc, const float *bias) {
     switch (mr) {  // one copy per row count, so the accumulators stay in registers
-#define ROWS_CASE(r) case r: micro_rows(r, w, x, a, panel, K, m, n, nr, y, ldy, acc); break;
+#define ROWS_CASE(r) case r: micro_rows(r, w, x, a, panel, K, m, n, nr, y, ldy, acc, bias); break;
         ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
         ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
-        default: micro_rows(MR, w, x, a, panel, K, m, n, nr, y, ldy, acc); break;
+        default: micro_rows(MR, w, x, a, panel, K, m, n, nr, y, ldy, acc, bias); break;
 #undef ROWS_CASE
     }
 }
 
 static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
-                           long ldy, long n0, long n1, long K, int acc) {
+                           long ldy, long n0, long n1, long K, int acc, const float *bias) {
     long K4 = (K + 3) / 4, panelBytes = K4 * 4 * NR;
     long panels = B_BLOCK_BYTES / panelBytes;
     if (panels < 1) panels = 1;
@@ -216,6 +239,7 @@ static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, cons
         block = muwa_thread_buffer((size_t)panelBytes);
         if (!block) {
             muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+            add_bias(y, ldy, M, n0, n1, bias);
             return;
         }
     }
@@ -228,7 +252,7 @@ static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, cons
             long mr = M - m < MR ? M - m : MR;
             for (long n = nb; n < ne; n += NR)
                 micro(mr, w, x, tile, block + (n - nb) / NR * panelBytes, K, m, n, ne - n < NR ? ne - n : NR, y, ldy,
-                      acc);
+                      acc, bias);
         }
     }
 }
@@ -236,11 +260,12 @@ static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, cons
 /// The AMX GEMM (A packed in AMX_MR-row tiles): the same panels as gemm_vnni, padded with zero groups to whole
 /// 64-byte blocks, 32 × 32 blocks of exact sums from kernels_amx.c, finished row by row as above.
 static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
-                          long ldy, long n0, long n1, long K, int acc) {
+                          long ldy, long n0, long n1, long K, int acc, const float *bias) {
     long K4 = (K + 3) / 4, K64 = (K + 63) / 64, panelBytes = K64 * 64 * NR, panels;
     int8_t *block = muwa_amx_buffer(panelBytes, B_BLOCK_BYTES, &panels);
     if (!block) {
         muwa_gemv_i8_avx512(w, x, M, y, ldy, n0, n1, K, acc);
+        add_bias(y, ldy, M, n0, n1, bias);
         return;
     }
     int32_t *sums = (int32_t *)(block + panels * panelBytes);
@@ -267,7 +292,7 @@ static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const
                 const int32_t *s = sums + (n - nb) / NR * AMX_MR * NR;
                 for (long i = 0; i < mr; i++)
                     finish_row(w, x, m + i, n, nr, _mm512_load_si512(s + i * NR), _mm512_load_si512(s + i * NR + 16),
-                               y + (m + i) * ldy + n, K, acc);
+                               y + (m + i) * ldy + n, K, acc, bias);
             }
         }
     }
@@ -286,16 +311,17 @@ static int vnni_supported(void) { return 0; }
 int muwa_gemm_i8_fast(void) { return vnni_supported(); }
 
 void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
-                  long n0, long n1, long K, int accumulate) {
+                  long n0, long n1, long K, int accumulate, const float *bias) {
 #if defined(__x86_64__)
     if (vnni_supported()) {
         if (muwa_amx_enabled())
-            gemm_amx(w, x, a, M, y, ldy, n0, n1, K, accumulate);
+            gemm_amx(w, x, a, M, y, ldy, n0, n1, K, accumulate, bias);
         else
-            gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate);
+            gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate, bias);
         return;
     }
 #endif
     (void)a;  // without VNNI the row kernels of the current table are faster than the reference
     muwa_gemv_i8(w, x, M, y, ldy, n0, n1, K, accumulate);
+    add_bias(y, ldy, M, n0, n1, bias);
 }

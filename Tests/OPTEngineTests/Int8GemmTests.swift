@@ -60,20 +60,26 @@ final class Int8GemmTests: XCTestCase {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
         try forEachGemmPath { amx in
-            for (M, K, N) in [(1, 4, 1), (13, 77, 33), (30, 256, 70), (25, 131, 64), (12, 64, 32), (70, 200, 96)] {
+            for (M, K, N) in [
+                (1, 4, 1), (13, 77, 33), (30, 256, 70), (25, 131, 64), (12, 64, 32), (70, 200, 96), (16, 128, 16),
+                (33, 196, 47),
+            ] {
                 for threshold: Float in [0, 6] {
                     let w = try Tensor.f32(randomFloats(N * K, seed: UInt64(N + K)), shape: [N, K])
                         .quantizedInt8(threshold: threshold)
                     var x = randomFloats(M * K, seed: UInt64(M * K), scale: 2)
                     for m in stride(from: 0, to: M, by: 3) { x[m * K + K / 2] = Float(7 + m) }  // an outlier feature
                     var weight = try XCTUnwrap(w.int8Rows).kernelWeight(w.raw.assumingMemoryBound(to: Int8.self))
-                    let initial = randomFloats(M * N, seed: 99)
+                    let initial = randomFloats(M * N, seed: 99), bias = randomFloats(N, seed: 5, scale: 3)
                     withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
                         for accumulate: Int32 in [0, 1] {
                             var expected = initial, reference = initial, fast = initial
                             KernelISA.select("scalar")
                             muwa_gemv_i8(&weight, input, M, &expected, N, 0, N, K, accumulate)
-                            muwa_gemm_i8_reference(&weight, input, packed, M, &reference, N, 0, N, K, accumulate)
+                            // the bias after the product, as a separate pass would add it
+                            for m in 0..<M { for n in 0..<N { expected[m * N + n] += bias[n] } }
+                            muwa_gemm_i8_reference(
+                                &weight, input, packed, M, &reference, N, 0, N, K, accumulate, bias)
                             XCTAssertEqual(
                                 zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
                                 "reference M \(M) K \(K) N \(N) T \(threshold) amx \(amx)")
@@ -82,8 +88,8 @@ final class Int8GemmTests: XCTestCase {
                                 fast = initial
                                 // two column ranges, as two threads would split them (whole panels)
                                 let split = min(N, muwa_gemm_i8_column_block())
-                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate)
-                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, split, N, K, accumulate)
+                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate, bias)
+                                muwa_gemm_i8(&weight, input, packed, M, &fast, N, split, N, K, accumulate, bias)
                                 XCTAssertEqual(
                                     zip(fast, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
                                     "\(isa) M \(M) K \(K) N \(N) T \(threshold) acc \(accumulate) amx \(amx)")
@@ -118,6 +124,47 @@ final class Int8GemmTests: XCTestCase {
                     XCTAssertEqual(
                         differing, 0,
                         "\(isa), amx \(amx), scratch of \(capacity) floats: outputs that differ from scalar")
+                }
+            }
+        }
+    }
+
+    /// q, k and v sharing one quantized, packed input give each output the bits of its own `matmul` (bias
+    /// included); a weight with another outlier threshold, or a non-int8 weight, sends all of them one by one.
+    func testProjectionsSharingAnInputGiveTheBitsOfSeparateProducts() throws {
+        let M = 45, K = 80
+        var x = randomFloats(M * K, seed: 21, scale: 2)
+        x[7 * K + 11] = 8  // an outlier feature
+        let scratch = KernelScratch(maxInputDim: K)
+        for thresholds: [Float] in [[6, 6, 6], [6, 0, 6]] {
+            let widths = [48, 33, 64]
+            let weights = try zip(widths, thresholds).enumerated().map { i, wt in
+                try Tensor.f32(randomFloats(wt.0 * K, seed: UInt64(30 + i)), shape: [wt.0, K])
+                    .quantizedInt8(threshold: wt.1)
+            }
+            let biases = widths.enumerated().map { i, n in randomFloats(n, seed: UInt64(40 + i)) }
+            // buffers the projections point into (allocated, so the pointers stay valid for the whole call)
+            let outs = widths.map { UnsafeMutablePointer<Float>.allocate(capacity: M * $0) }
+            let biasPointers = biases.map { b in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: b.count)
+                p.initialize(from: b, count: b.count)
+                return p
+            }
+            defer { (outs + biasPointers).forEach { $0.deallocate() } }
+            try forEachGemmPath { amx in
+                let projections = (0..<3).map { i in
+                    SharedInputProjection(out: outs[i], weight: weights[i], bias: biasPointers[i], N: widths[i])
+                }
+                matmulSharingInput(projections, inp: x, M: M, K: K, scratch: scratch)
+                for i in 0..<3 {
+                    var separate = [Float](repeating: .nan, count: M * widths[i])
+                    matmul(
+                        out: &separate, inp: x, weight: weights[i], bias: biases[i], M: M, K: K, N: widths[i],
+                        scratch: scratch)
+                    let shared = Array(UnsafeBufferPointer(start: outs[i], count: M * widths[i]))
+                    XCTAssertEqual(
+                        zip(shared, separate).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                        "projection \(i), thresholds \(thresholds), amx \(amx)")
                 }
             }
         }

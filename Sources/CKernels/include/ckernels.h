@@ -121,15 +121,16 @@ void muwa_gemv_i8(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float
                   long K, int accumulate);
 
 /// Int8 GEMM (kernels_int8_gemm.c): y[m · ldy + n] (+)= muwa_gemv_i8's result, to the bit, for m < M, n in
-/// [n0, n1), with the quantized input rows packed once by muwa_gemm_i8_pack_a into `a` (tiles of
+/// [n0, n1), then + bias[n] when bias is not null (the bits of a separate pass adding it after the product),
+/// with the quantized input rows packed once by muwa_gemm_i8_pack_a into `a` (tiles of
 /// muwa_gemm_i8_row_block() rows, muwa_gemm_i8_packed_a_bytes(M, K) bytes; threads split the tiles
 /// [t0, t1)). Threads split [0, N) into ranges of muwa_gemm_i8_column_block() columns. AVX-512 VNNI when the
 /// CPU has it and the avx512 table is selected (muwa_gemm_i8_fast), else muwa_gemv_i8.
 void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
-                  long n0, long n1, long K, int accumulate);
+                  long n0, long n1, long K, int accumulate, const float *bias);
 /// The same product with the same packing and plain loops: the reference the fast kernel is tested against.
 void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
-                            long ldy, long n0, long n1, long K, int accumulate);
+                            long ldy, long n0, long n1, long K, int accumulate, const float *bias);
 void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *a, long t0, long t1);
 long muwa_gemm_i8_packed_a_bytes(long M, long K);
 long muwa_gemm_i8_row_block(void);

@@ -102,10 +102,18 @@ public final class OPTModel: @unchecked Sendable {
         for (l, lw) in w.layers.enumerated() {
             // --- attention block: x = x + out_proj(attn(LN(x)))   (post-LN: LN after the add)
             if preLN { norm(lw.lnAttn, out: h, inp: x) } else { h.update(from: x, count: R * C) }
-            project(lw.qProj, l, .qProj, out: s.q, inp: h, K: C, N: C)
+            // q, k, v of one input (int8 weights quantize and pack it once for the three)
+            matmulSharingInput(
+                [
+                    SharedInputProjection(out: s.q, weight: lw.qProj.weight, bias: lw.qProj.bias?.floats, N: C),
+                    SharedInputProjection(out: s.k, weight: lw.kProj.weight, bias: lw.kProj.bias?.floats, N: C),
+                    SharedInputProjection(out: s.v, weight: lw.vProj.weight, bias: lw.vProj.bias?.floats, N: C),
+                ], inp: h, M: R, K: C, scratch: scratch)
+            for (m, out) in [(ProjectionModule.qProj, s.q), (.kProj, s.k), (.vProj, s.v)] {
+                delta?.addDelta(
+                    layer: l, module: m, inp: h, inDim: C, out: out, outDim: C, batch: B, rowsPerSequence: T)
+            }
             scale(s.q, by: scaling, count: R * C)
-            project(lw.kProj, l, .kProj, out: s.k, inp: h, K: C, N: C)
-            project(lw.vProj, l, .vProj, out: s.v, inp: h, K: C, N: C)
             attention.attend(layer: l, pass: s)
             project(lw.outProj, l, .outProj, out: s.tmp, inp: s.att, K: C, N: C)
             addInPlace(x, s.tmp, count: R * C)

@@ -51,9 +51,8 @@ public func matmul(
     let dtype = weight.dtype
     if dtype == .i8, let scales = weight.int8Rows {  // int8 weights: MatmulInt8.swift
         matmulInt8(
-            out: out, inp: inp, weight: weight, rows: scales, M: M, K: K, N: N, scratch: scratch,
+            out: out, inp: inp, weight: weight, rows: scales, bias: bias, M: M, K: K, N: N, scratch: scratch,
             accumulate: accumulate)
-        addBias(out, bias, M: M, N: N)
         return
     }
     if M <= rowInvariantMaxRows, dtype == .f32 || dtype == .bf16 || dtype == .f16 {
@@ -96,6 +95,37 @@ public func matmul(
         }
     }
     addBias(out, bias, M: M, N: N)
+}
+
+/// One projection of an input several share (q, k and v of a layer): out[M, N] = inp · weightᵀ + bias.
+struct SharedInputProjection {
+    var out: UnsafeMutablePointer<Float>
+    var weight: Tensor
+    var bias: UnsafePointer<Float>?
+    var N: Int
+}
+
+/// Each projection's `matmul` of the one input, with each output's bits. Int8 weights with more than
+/// `rowInvariantMaxRows` rows share the input's quantization and packing (MatmulInt8.swift); other weights run
+/// one by one.
+func matmulSharingInput(
+    _ projections: [SharedInputProjection], inp: UnsafePointer<Float>, M: Int, K: Int, scratch: KernelScratch
+) {
+    var int8: [Int8Product] = []
+    if M > rowInvariantMaxRows {
+        for p in projections where p.weight.dtype == .i8 {
+            if let scales = p.weight.int8Rows {
+                int8.append(Int8Product(out: p.out, weight: p.weight, scales: scales, bias: p.bias, N: p.N))
+            }
+        }
+    }
+    if int8.count == projections.count {
+        matmulInt8(int8, inp: inp, M: M, K: K, scratch: scratch, accumulate: false)
+        return
+    }
+    for p in projections {
+        matmul(out: p.out, inp: inp, weight: p.weight, bias: p.bias, M: M, K: K, N: p.N, scratch: scratch)
+    }
 }
 
 /// Reference: the same product with plain loops and Double accumulation.

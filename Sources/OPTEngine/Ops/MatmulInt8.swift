@@ -1,18 +1,44 @@
 // The int8 case of `matmul` (LLM.int8, bitsandbytes' Linear8bitLt decomposition):
 //   out[M, N] = int8(inp) · int8(W)ᵀ dequantized  +  inp[:, outliers] · dequant(W[:, outliers])ᵀ  (+ bias)
-// The input rows are quantized once per call into the session's scratch (no allocation), then the rows of W
-// are split across the cores. Up to `rowInvariantMaxRows` rows each row's outlier features are its own (a row's
+// The input rows are quantized once per call into the session's scratch (once for all the weights of a call
+// that share them: q, k and v), then the rows of W are split across the cores; the GEMM adds the bias in its
+// finish. Up to `rowInvariantMaxRows` rows each row's outlier features are its own (a row's
 // result never depends on the other rows: decode gives the same bits alone or in a batch; for one row this is
 // exactly bitsandbytes); with more rows (prefill, scoring, training) a feature that is an outlier in any row
 // is computed in f32 for every row, as bitsandbytes does for a batch.
 import CKernels
 import Dispatch
 
-/// out[M, N] (+)= inp[M, K] · weightᵀ for an int8 weight (see the file comment); bias is added by the caller.
+/// One product of an input several int8 weights share: out[M, N] (+)= inp · weightᵀ (+ bias).
+struct Int8Product {
+    var out: UnsafeMutablePointer<Float>
+    var weight: Tensor
+    var scales: Int8RowScales
+    var bias: UnsafePointer<Float>?
+    var N: Int
+}
+
+/// out[M, N] (+)= inp[M, K] · weightᵀ + bias for an int8 weight (see the file comment).
 func matmulInt8(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, rows scales: Int8RowScales,
-    M: Int, K: Int, N: Int, scratch: KernelScratch, accumulate: Bool
+    bias: UnsafePointer<Float>?, M: Int, K: Int, N: Int, scratch: KernelScratch, accumulate: Bool
 ) {
+    matmulInt8(
+        [Int8Product(out: out, weight: weight, scales: scales, bias: bias, N: N)], inp: inp, M: M, K: K,
+        scratch: scratch, accumulate: accumulate)
+}
+
+/// Several int8 products of one input (q, k and v of a layer): the input rows are quantized (and, for the GEMM,
+/// packed) once for all of them — each output gets the bits it would alone, since the quantization depends on
+/// the input and the outlier threshold only. Products with different thresholds run one at a time.
+func matmulInt8(
+    _ products: [Int8Product], inp: UnsafePointer<Float>, M: Int, K: Int, scratch: KernelScratch, accumulate: Bool
+) {
+    guard let threshold = products.first?.scales.threshold else { return }
+    if products.contains(where: { $0.scales.threshold != threshold }) {
+        for p in products { matmulInt8([p], inp: inp, M: M, K: K, scratch: scratch, accumulate: accumulate) }
+        return
+    }
     let perRow = M <= rowInvariantMaxRows
     let gemm = !perRow && muwa_gemm_i8_fast() != 0  // many rows on a VNNI CPU: the packed GEMM
     let tileRows = muwa_gemm_i8_row_block(), K4 = (K + 3) / 4
@@ -37,55 +63,57 @@ func matmulInt8(
     let cols = (base + after + 12 * chunkRows).assumingMemoryBound(to: Int32.self)
     let colsBytes = 4 * (perRow ? chunkRows * K : K)
     let packed = (base + ((after + 12 * chunkRows + colsBytes + 63) & ~63)).assumingMemoryBound(to: UInt8.self)
-    var w = scales.kernelWeight(weight.raw.assumingMemoryBound(to: Int8.self))
-    let parts = N >= 256 ? EngineThreads.count : 1, acc: Int32 = accumulate ? 1 : 0
+    let acc: Int32 = accumulate ? 1 : 0
     // many rows: the outlier features of all of them, whatever the chunks (bitsandbytes' batch-wide decomposition)
-    let features = perRow ? 0 : muwa_i8_outlier_features(inp, M, K, scales.threshold, cols)
+    let features = perRow ? 0 : muwa_i8_outlier_features(inp, M, K, threshold, cols)
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0), x = inp + m0 * K
         var input = muwa_i8_input(
             q: q, absmax: absmax, x: x, outlier_cols: cols, outlier_start: start, outlier_count: count)
-        let y = out + m0 * N
         if gemm {
             gemmInt8(
-                weight: &w, input: &input, rows: rows, K: K, N: N, packed: packed, y: y, acc: acc,
+                products, input: &input, rows: rows, firstRow: m0, K: K, packed: packed, acc: acc,
                 quantize: { r0, r1 in
-                    muwa_quantize_rows_shared(
-                        x, r0, r1, K, scales.threshold, cols, features, q, absmax, start, count)
+                    muwa_quantize_rows_shared(x, r0, r1, K, threshold, cols, features, q, absmax, start, count)
                 })
             m0 += rows
             continue
         }
         if perRow {
-            muwa_quantize_rows(x, rows, K, scales.threshold, 1, q, absmax, cols, start, count)
+            muwa_quantize_rows(x, rows, K, threshold, 1, q, absmax, cols, start, count)
         } else {
-            muwa_quantize_rows_shared(x, 0, rows, K, scales.threshold, cols, features, q, absmax, start, count)
+            muwa_quantize_rows_shared(x, 0, rows, K, threshold, cols, features, q, absmax, start, count)
         }
-        withUnsafePointer(to: &w) { wp in
-            withUnsafePointer(to: &input) { xp in
-                if parts == 1 {
-                    muwa_gemv_i8(wp, xp, rows, y, N, 0, N, K, acc)
-                } else {
-                    DispatchQueue.concurrentPerform(iterations: parts) { p in
-                        // boundaries on multiples of 4: the AVX-512 kernel's blocks of weight rows
-                        let n0 = p == 0 ? 0 : (N * p / parts) & ~3, n1 = p == parts - 1 ? N : (N * (p + 1) / parts) & ~3
-                        muwa_gemv_i8(wp, xp, rows, y, N, n0, n1, K, acc)
+        for product in products {
+            let N = product.N, y = product.out + m0 * N, parts = N >= 256 ? EngineThreads.count : 1
+            var w = product.scales.kernelWeight(product.weight.raw.assumingMemoryBound(to: Int8.self))
+            withUnsafePointer(to: &w) { wp in
+                withUnsafePointer(to: &input) { xp in
+                    if parts == 1 {
+                        muwa_gemv_i8(wp, xp, rows, y, N, 0, N, K, acc)
+                    } else {
+                        DispatchQueue.concurrentPerform(iterations: parts) { p in
+                            // boundaries on multiples of 4: the AVX-512 kernel's blocks of weight rows
+                            let n0 = p == 0 ? 0 : (N * p / parts) & ~3
+                            let n1 = p == parts - 1 ? N : (N * (p + 1) / parts) & ~3
+                            muwa_gemv_i8(wp, xp, rows, y, N, n0, n1, K, acc)
+                        }
                     }
                 }
             }
+            addBias(y, product.bias, M: rows, N: N)
         }
         m0 += rows
     }
 }
 
-/// The GEMM case of matmulInt8 for one chunk of rows: each thread quantizes (`quantize(r0, r1)`: rows
-/// [r0, r1) of the chunk) and packs its share of the row tiles, then the threads split the output columns
-/// (whole panels).
+/// The GEMM case of matmulInt8 for one chunk of rows (input rows firstRow ..< firstRow + rows): each thread
+/// quantizes (`quantize(r0, r1)`: rows [r0, r1) of the chunk) and packs its share of the row tiles, then for each
+/// product the threads split the output columns (whole panels); the bias is added in the GEMM's finish.
 private func gemmInt8(
-    weight w: inout muwa_i8_weight, input: inout muwa_i8_input, rows: Int, K: Int, N: Int,
-    packed: UnsafeMutablePointer<UInt8>, y: UnsafeMutablePointer<Float>, acc: Int32,
-    quantize: (Int, Int) -> Void
+    _ products: [Int8Product], input: inout muwa_i8_input, rows: Int, firstRow: Int, K: Int,
+    packed: UnsafeMutablePointer<UInt8>, acc: Int32, quantize: (Int, Int) -> Void
 ) {
     let tileRows = muwa_gemm_i8_row_block(), tiles = (rows + tileRows - 1) / tileRows
     let tileParts = max(1, min(EngineThreads.count, tiles))
@@ -95,12 +123,16 @@ private func gemmInt8(
             quantize(t0 * tileRows, min(rows, t1 * tileRows))
             muwa_gemm_i8_pack_a(xp, rows, K, packed, t0, t1)
         }
-        let block = muwa_gemm_i8_column_block(), panels = (N + block - 1) / block
-        let parts = max(1, min(EngineThreads.count, panels))
-        withUnsafePointer(to: &w) { wp in
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let n0 = min(N, panels * part / parts * block), n1 = min(N, panels * (part + 1) / parts * block)
-                muwa_gemm_i8(wp, xp, packed, rows, y, N, n0, n1, K, acc)
+        for product in products {
+            let N = product.N, y = product.out + firstRow * N, bias = product.bias
+            let block = muwa_gemm_i8_column_block(), panels = (N + block - 1) / block
+            let parts = max(1, min(EngineThreads.count, panels))
+            var w = product.scales.kernelWeight(product.weight.raw.assumingMemoryBound(to: Int8.self))
+            withUnsafePointer(to: &w) { wp in
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let n0 = min(N, panels * part / parts * block), n1 = min(N, panels * (part + 1) / parts * block)
+                    muwa_gemm_i8(wp, xp, packed, rows, y, N, n0, n1, K, acc, bias)
+                }
             }
         }
     }
