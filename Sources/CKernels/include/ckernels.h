@@ -137,6 +137,21 @@ long muwa_gemm_i8_row_block(void);
 long muwa_gemm_i8_column_block(void);
 int muwa_gemm_i8_fast(void);
 
+/// C[r · ldc + c] = Σ_k A[r · lda + k] · B[k · ldb + c] for r < M, c < N: a small product with B row-major read in
+/// place, no packing (kernels_attention.c; AVX-512 when the avx512 table is selected, else the reference loops).
+void muwa_sgemm_nn(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc);
+void muwa_sgemm_nn_reference(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C,
+                             long ldc);
+/// 1 when muwa_attend_blocks runs the AVX-512 kernel (else the caller's sgemm path is faster).
+int muwa_attention_fast(void);
+/// Prefill attention of one (sequence, head) (Attention.swift's attendBlocks, with muwa_sgemm_nn): q (T, hs;
+/// row stride ldq), keys and values (L, hs), out (T, hs; row stride ldo); query blocks of mb rows, block
+/// [t0, t1) scoring keys 0 ..< past + t1, or all L when first_real > past + t0; scores holds mb · L floats.
+/// Returns 0, or -1 when the per-thread buffer for Kᵀ (hs · L floats) cannot be had (nothing written).
+int muwa_attend_blocks(float *out, long ldo, const float *q, long ldq, const float *keys, const float *values,
+                       float *scores, long T, long past, long L, long hs, long mb, long first_real,
+                       const uint8_t *mask);
+
 /// Attention's softmax of one row of n scores over the keys j < limit with mask[j] != 0 (mask may be null);
 /// the other entries become 0, and a row with no such key becomes 1/n everywhere (kernels_softmax.c). AVX-512
 /// when the avx512 table is selected, else the reference (libm expf, a sum in key order).

@@ -50,6 +50,12 @@ func attendBlocks(
     values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
     C: Int, hs: Int, mb: Int, firstReal: Int, keyMask: UnsafePointer<UInt8>?
 ) {
+    if muwa_attention_fast() != 0,
+        muwa_attend_blocks(
+            obh, C, qbh, C, kc, vc, scores, T, past, L, hs, mb, firstReal, keyMask) == 0
+    {
+        return  // the same blocks through kernels_attention.c (no sgemm packing per block)
+    }
     var t0 = 0
     while t0 < T {
         let t1 = min(T, t0 + mb), rows = t1 - t0

@@ -1,0 +1,69 @@
+// kernels_attention.c: the small unpacked product (muwa_sgemm_nn) against its plain-loop reference, and the
+// prefill attention blocks it serves against the sgemm path they replace — odd widths (masked columns), row
+// counts that leave partial register tiles, strided operands, past tokens, and rows that see no real key.
+import CKernels
+import XCTest
+@testable import OPTEngine
+
+final class AttentionKernelTests: XCTestCase {
+    func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
+    }
+
+    func testSmallProductMatchesItsReference() {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        for isa in KernelISA.supported {
+            KernelISA.select(isa)
+            for (M, N, K) in [(1, 1, 1), (3, 15, 7), (4, 16, 64), (5, 17, 64), (8, 64, 33), (9, 65, 64), (7, 130, 5)] {
+                let lda = K + 3, ldb = N + 5, ldc = N + 2
+                let a = randomFloats(M * lda, seed: UInt64(M * 100 + K)), b = randomFloats(K * ldb, seed: UInt64(N))
+                var fast = [Float](repeating: 7, count: M * ldc), reference = fast
+                muwa_sgemm_nn(M, N, K, a, lda, b, ldb, &fast, ldc)
+                muwa_sgemm_nn_reference(M, N, K, a, lda, b, ldb, &reference, ldc)
+                for r in 0..<M {
+                    for c in 0..<ldc {
+                        let i = r * ldc + c
+                        if c >= N {
+                            XCTAssertEqual(fast[i], 7, "\(isa) M \(M) N \(N) K \(K): column \(c) past N was written")
+                        } else {
+                            XCTAssertEqual(fast[i], reference[i], accuracy: 1e-5 * Float(K), "\(isa) M \(M) N \(N) K \(K)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel path of attendBlocks (avx512 table) against its sgemm path (scalar table), on one head.
+    func testAttentionBlocksMatchTheSgemmPath() throws {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        try XCTSkipUnless(KernelISA.supported.contains("avx512"), "no AVX-512: the sgemm path is the only one")
+        for (T, past, hs, mb, leftPads) in [(37, 0, 64, 8, 0), (20, 11, 24, 6, 0), (45, 0, 64, 8, 13), (5, 3, 16, 8, 0)] {
+            let L = past + T, C = 3 * hs
+            let q = randomFloats(T * C, seed: 1, scale: 0.5), keys = randomFloats(L * hs, seed: 2, scale: 0.5)
+            let values = randomFloats(L * hs, seed: 3)
+            var mask = [UInt8](repeating: 1, count: L)
+            for j in 0..<leftPads { mask[j] = 0 }
+            let firstReal = mask.firstIndex(of: 1) ?? L
+            var outputs: [[Float]] = []
+            for isa in ["avx512", "scalar"] {
+                KernelISA.select(isa)
+                XCTAssertEqual(muwa_attention_fast(), isa == "avx512" ? 1 : 0)
+                var out = [Float](repeating: .nan, count: T * C), scores = [Float](repeating: 0, count: mb * L)
+                attendBlocks(
+                    out: &out, q: q, keys: keys, values: values, scores: &scores, T: T, past: past, L: L, C: C, hs: hs,
+                    mb: mb, firstReal: firstReal, keyMask: mask)
+                outputs.append(out)
+            }
+            for t in 0..<T {
+                for d in 0..<hs {
+                    XCTAssertEqual(outputs[0][t * C + d], outputs[1][t * C + d], accuracy: 1e-5, "T \(T) past \(past) t \(t)")
+                }
+                XCTAssertTrue(outputs[0][t * C + hs].isNaN, "a column past the head was written")
+            }
+        }
+    }
+}
