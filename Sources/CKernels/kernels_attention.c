@@ -81,11 +81,132 @@ static AVX512 void transpose_keys(const float *keys, long L, long hs, float *kt)
 }
 
 static int avx512_selected(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0; }
+
+// MARK: - bf16 (compute bf16): the same blocks with bf16 operands and f32 sums (vdpbf16ps), softmax in f32.
+// A bf16 operand is kept as 32-bit words, each a pair of bf16 values adjacent along the reduction:
+//   Q rows, P rows: plain bf16 rows (word p = elements 2p, 2p + 1)
+//   Kᵀ: kp[p · L + j] = (K[j, 2p], K[j, 2p + 1])      V: vp[p · hs + d] = (V[2p, d], V[2p + 1, d])
+// so that one vdpbf16ps of a broadcast A word with 16 B words adds two products to each of 16 outputs.
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/// bf16 words of n floats (n even, or the last word's high half 0): dst[p] = (src[2p], src[2p + 1]).
+static inline BF16 void to_bf16_words(const float *src, long n, uint32_t *dst) {
+    long i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(dst + i / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i)));
+    for (; i < n; i += 2) {
+        __m512 v = _mm512_maskz_loadu_ps(n - i >= 2 ? 0x3 : 0x1, src + i);
+        __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+        dst[i / 2] = (uint32_t)_mm256_extract_epi32(h, 0);
+    }
+}
+
+/// ROWS rows × up to 64 columns of C = A · B, A and B as bf16 words (P pairs along the reduction).
+static inline BF16 __attribute__((always_inline)) void tile_bf16(const long ROWS, long P, const uint32_t *A, long lda,
+                                                                 const uint32_t *B, long ldb, float *C, long ldc,
+                                                                 const __mmask16 mk[4]) {
+    __m512 acc[4][4];
+    for (long r = 0; r < ROWS; r++)
+        for (long j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+    for (long p = 0; p < P; p++) {
+        const uint32_t *b = B + p * ldb;
+        __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mk[0], b), b1 = (__m512bh)_mm512_maskz_loadu_epi32(mk[1], b + 16);
+        __m512bh b2 = (__m512bh)_mm512_maskz_loadu_epi32(mk[2], b + 32), b3 = (__m512bh)_mm512_maskz_loadu_epi32(mk[3], b + 48);
+        for (long r = 0; r < ROWS; r++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[r * lda + p]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+            acc[r][2] = _mm512_dpbf16_ps(acc[r][2], a, b2);
+            acc[r][3] = _mm512_dpbf16_ps(acc[r][3], a, b3);
+        }
+    }
+    for (long r = 0; r < ROWS; r++)
+        for (long j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + r * ldc + 16 * j, mk[j], acc[r][j]);
+}
+
+static BF16 void gemm_bf16_words(long M, long N, long P, const uint32_t *A, long lda, const uint32_t *B, long ldb,
+                                 float *C, long ldc) {
+    for (long c0 = 0; c0 < N; c0 += 64) {
+        __mmask16 mk[4] = {cols_mask(N - c0), cols_mask(N - c0 - 16), cols_mask(N - c0 - 32), cols_mask(N - c0 - 48)};
+        for (long r0 = 0; r0 < M; r0 += 4) {
+            const uint32_t *a = A + r0 * lda;
+            float *c = C + r0 * ldc + c0;
+            switch (M - r0 < 4 ? M - r0 : 4) {
+            case 1: tile_bf16(1, P, a, lda, B + c0, ldb, c, ldc, mk); break;
+            case 2: tile_bf16(2, P, a, lda, B + c0, ldb, c, ldc, mk); break;
+            case 3: tile_bf16(3, P, a, lda, B + c0, ldb, c, ldc, mk); break;
+            default: tile_bf16(4, P, a, lda, B + c0, ldb, c, ldc, mk); break;
+            }
+        }
+    }
+}
+
+static BF16 int attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, const float *keys,
+                                   const float *values, float *scores, long T, long past, long L, long hs, long mb,
+                                   long first_real, const uint8_t *mask) {
+    long hp = (hs + 1) / 2, lp = (L + 1) / 2;  // pairs along a head, along the keys
+    // kp (hp × L) | vp (lp × hs) | one bf16 row of K or Q or P (max(hs, L) + 2 floats' worth)
+    size_t words = (size_t)(hp * L + lp * hs + mb * (hp > lp ? hp : lp) + 64);
+    uint32_t *kp = muwa_thread_buffer(words * 4);
+    if (!kp) return -1;
+    uint32_t *vp = kp + hp * L, *rowsBuf = vp + lp * hs;
+    // Kᵀ: 16 key rows at a time to bf16 words (in vp's room, not yet filled), then a 16 × 16 transpose of words
+    long j = 0;
+    if (hp % 16 == 0)
+        for (; j + 16 <= L; j += 16) {
+            for (long i = 0; i < 16; i++) to_bf16_words(keys + (j + i) * hs, hs, vp + i * hp);
+            for (long p = 0; p < hp; p += 16) muwa_transpose16_words(vp + p, hp * 4, kp + p * L + j, L * 4);
+        }
+    for (; j < L; j++) {  // the rest one row at a time: word p to kp[p · L + j]
+        to_bf16_words(keys + j * hs, hs, rowsBuf);
+        for (long p = 0; p < hp; p++) kp[p * L + j] = rowsBuf[p];
+    }
+    for (long p = 0; p < lp; p++) {  // V: rows 2p and 2p + 1 interleaved (a missing row 2p + 1 is 0)
+        const float *v0 = values + 2 * p * hs, *v1 = 2 * p + 1 < L ? v0 + hs : 0;
+        long d = 0;
+        for (; d + 16 <= hs; d += 16) {
+            __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v0 + d)));
+            __m512i hi = v1 ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v1 + d))) : _mm512_setzero_si512();
+            _mm512_storeu_si512(vp + p * hs + d, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+        for (; d < hs; d++) {
+            float pair[2] = {v0[d], v1 ? v1[d] : 0};
+            to_bf16_words(pair, 2, vp + p * hs + d);
+        }
+    }
+    uint32_t *qb = rowsBuf, *pb = rowsBuf;  // the block's Q rows, then its P rows (the same room)
+    for (long t0 = 0; t0 < T; t0 += mb) {
+        long t1 = t0 + mb < T ? t0 + mb : T, rows = t1 - t0;
+        long width = first_real > past + t0 ? L : past + t1, wp = (width + 1) / 2;
+        for (long r = 0; r < rows; r++) to_bf16_words(q + (t0 + r) * ldq, hs, qb + r * hp);
+        gemm_bf16_words(rows, width, hp, qb, hp, kp, L, scores, width);
+        for (long t = t0; t < t1; t++) muwa_softmax(scores + (t - t0) * width, width, past + t + 1, mask);
+        for (long r = 0; r < rows; r++) to_bf16_words(scores + r * width, width, pb + r * wp);
+        gemm_bf16_words(rows, hs, wp, pb, wp, vp, hs, out + t0 * ldo, ldo);
+    }
+    return 0;
+}
+
+static int bf16_selected(void) { return avx512_selected() && muwa_cpu_has_bf16(); }
 #else
 static int avx512_selected(void) { return 0; }
+static int bf16_selected(void) { return 0; }
 #endif
 
 int muwa_attention_fast(void) { return avx512_selected(); }
+
+int muwa_attention_bf16_fast(void) { return bf16_selected(); }
+
+int muwa_attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, const float *keys, const float *values,
+                            float *scores, long T, long past, long L, long hs, long mb, long first_real,
+                            const uint8_t *mask) {
+    if (T <= 0 || L <= 0 || hs <= 0 || mb <= 0) return 0;
+#if defined(__x86_64__)
+    if (bf16_selected())
+        return attend_blocks_bf16(out, ldo, q, ldq, keys, values, scores, T, past, L, hs, mb, first_real, mask);
+#endif
+    return -1;
+}
 
 void muwa_sgemm_nn(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc) {
 #if defined(__x86_64__)

@@ -28,7 +28,8 @@ final class AttentionKernelTests: XCTestCase {
                         if c >= N {
                             XCTAssertEqual(fast[i], 7, "\(isa) M \(M) N \(N) K \(K): column \(c) past N was written")
                         } else {
-                            XCTAssertEqual(fast[i], reference[i], accuracy: 1e-5 * Float(K), "\(isa) M \(M) N \(N) K \(K)")
+                            XCTAssertEqual(
+                                fast[i], reference[i], accuracy: 1e-5 * Float(K), "\(isa) M \(M) N \(N) K \(K)")
                         }
                     }
                 }
@@ -41,7 +42,9 @@ final class AttentionKernelTests: XCTestCase {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
         try XCTSkipUnless(KernelISA.supported.contains("avx512"), "no AVX-512: the sgemm path is the only one")
-        for (T, past, hs, mb, leftPads) in [(37, 0, 64, 8, 0), (20, 11, 24, 6, 0), (45, 0, 64, 8, 13), (5, 3, 16, 8, 0)] {
+        for (T, past, hs, mb, leftPads) in [
+            (37, 0, 64, 8, 0), (20, 11, 24, 6, 0), (45, 0, 64, 8, 13), (5, 3, 16, 8, 0),
+        ] {
             let L = past + T, C = 3 * hs
             let q = randomFloats(T * C, seed: 1, scale: 0.5), keys = randomFloats(L * hs, seed: 2, scale: 0.5)
             let values = randomFloats(L * hs, seed: 3)
@@ -60,9 +63,50 @@ final class AttentionKernelTests: XCTestCase {
             }
             for t in 0..<T {
                 for d in 0..<hs {
-                    XCTAssertEqual(outputs[0][t * C + d], outputs[1][t * C + d], accuracy: 1e-5, "T \(T) past \(past) t \(t)")
+                    XCTAssertEqual(
+                        outputs[0][t * C + d], outputs[1][t * C + d], accuracy: 1e-5, "T \(T) past \(past) t \(t)")
                 }
                 XCTAssertTrue(outputs[0][t * C + hs].isNaN, "a column past the head was written")
+            }
+        }
+    }
+
+    /// The bf16 blocks against plain loops on bf16-rounded operands (Q, K, V, and the probabilities before P · V):
+    /// only the order of the f32 sums differs. Odd widths and head sizes pad a bf16 pair with 0.
+    func testBF16AttentionBlocksMatchRoundedOperands() throws {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        try XCTSkipUnless(
+            KernelISA.supported.contains("avx512") && muwa_cpu_has_bf16() != 0, "no avx512_bf16: no bf16 blocks")
+        KernelISA.select("avx512")
+        XCTAssertEqual(muwa_attention_bf16_fast(), 1)
+        func r(_ x: Float) -> Float { bf16ToFloat(floatToBF16(x)) }
+        for (T, past, hs, mb, leftPads) in [
+            (37, 0, 64, 8, 0), (21, 10, 22, 6, 0), (45, 0, 64, 8, 13), (5, 2, 17, 8, 0),
+        ] {
+            let L = past + T, C = 2 * hs
+            let q = randomFloats(T * C, seed: 4, scale: 0.5), keys = randomFloats(L * hs, seed: 5, scale: 0.5)
+            let values = randomFloats(L * hs, seed: 6)
+            var mask = [UInt8](repeating: 1, count: L)
+            for j in 0..<leftPads { mask[j] = 0 }
+            let firstReal = mask.firstIndex(of: 1) ?? L
+            var out = [Float](repeating: .nan, count: T * C), scores = [Float](repeating: 0, count: mb * L)
+            XCTAssertEqual(
+                muwa_attend_blocks_bf16(
+                    &out, C, q, C, keys, values, &scores, T, past, L, hs, mb, firstReal, mask), 0)
+            for t in 0..<T {
+                // the block of t scores keys 0 ..< width, as the kernel does (softmax over the same row)
+                let t1 = min(T, (t / mb + 1) * mb), width = firstReal > past + (t / mb) * mb ? L : past + t1
+                var row = (0..<width).map { j in
+                    (0..<hs).reduce(Float(0)) { $0 + r(q[t * C + $1]) * r(keys[j * hs + $1]) }
+                }
+                row.withUnsafeMutableBufferPointer { muwa_softmax_reference($0.baseAddress, width, past + t + 1, mask) }
+                for d in 0..<hs {
+                    let expected = (0..<width).reduce(Float(0)) { $0 + r(row[$1]) * r(values[$1 * hs + d]) }
+                    XCTAssertEqual(
+                        out[t * C + d], expected, accuracy: 2e-5, "T \(T) past \(past) hs \(hs) t \(t) d \(d)")
+                }
+                XCTAssertTrue(out[t * C + hs].isNaN, "a column past the head was written")
             }
         }
     }

@@ -5,10 +5,13 @@
 // Tolerance. "Within bf16 tolerance" is measured, not guessed: the fixture records how far PyTorch's own f32
 // logits are from its autocast logits on the real positions (`max_abs_diff_f32_vs_autocast`, ≈ 1 % of the
 // largest logit: bf16 keeps 8 significant bits). muwa's bf16 rounds a subset of what autocast rounds (the
-// inputs and weights of every projection; autocast also rounds the projections' outputs and runs attention in
-// bf16), so its logits lie between the two, and each distance is bounded by that measured gap, with 25 % margin
-// because rounding errors do not add up exactly. The test also requires the bf16 logits to differ from the
-// f32 ones by more than f32 rounding (1e-4), so it fails if the bf16 path did not run.
+// inputs and weights of every projection, and attention's operands — q, k, v and the probabilities — as
+// autocast's bf16 attention does; autocast also rounds the projections' outputs), so its logits lie between the
+// two. The distance to autocast, the claim, is bounded by that measured gap with 25 % margin because rounding
+// errors do not add up exactly. The distance to f32 is a sanity bound with 50 % margin: since attention runs in
+// bf16 it is of the gap's own size (post-ln: 0.44 against a gap of 0.35, while the distance to autocast fell
+// from 0.30 to 0.20). The test also requires the bf16 logits to differ from the f32 ones by more than f32
+// rounding (1e-4), so it fails if the bf16 path did not run.
 import XCTest
 @testable import OPTEngine
 
@@ -57,7 +60,7 @@ final class BF16ParityTests: XCTestCase {
                 "BF16Parity \(variant): |muwa bf16 − autocast| ≤ \(toAutocast), |muwa bf16 − f32| ≤ \(toF32), "
                     + "PyTorch |f32 − autocast| = \(gap)")
             XCTAssertLessThanOrEqual(toAutocast, 1.25 * gap, "\(variant): farther from autocast than f32 is")
-            XCTAssertLessThanOrEqual(toF32, 1.25 * gap, "\(variant): farther from f32 than autocast is")
+            XCTAssertLessThanOrEqual(toF32, 1.5 * gap, "\(variant): much farther from f32 than autocast is")
             XCTAssertGreaterThan(toF32, 1e-4, "\(variant): the logits equal the f32 ones: bf16 did not run")
         }
     }

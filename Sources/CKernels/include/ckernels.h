@@ -152,6 +152,14 @@ int muwa_attend_blocks(float *out, long ldo, const float *q, long ldq, const flo
                        float *scores, long T, long past, long L, long hs, long mb, long first_real,
                        const uint8_t *mask);
 
+/// The same blocks in bf16 (compute bf16): Q, Kᵀ, P and V rounded to bf16 (round to nearest even), products
+/// with f32 sums (vdpbf16ps), softmax in f32. Returns -1, writing nothing, when the CPU or the selected table
+/// lacks avx512_bf16 (muwa_attention_bf16_fast() == 0) or its per-thread buffer cannot be had.
+int muwa_attention_bf16_fast(void);
+int muwa_attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, const float *keys, const float *values,
+                            float *scores, long T, long past, long L, long hs, long mb, long first_real,
+                            const uint8_t *mask);
+
 /// Attention's softmax of one row of n scores over the keys j < limit with mask[j] != 0 (mask may be null);
 /// the other entries become 0, and a row with no such key becomes 1/n everywhere (kernels_softmax.c). AVX-512
 /// when the avx512 table is selected, else the reference (libm expf, a sum in key order).

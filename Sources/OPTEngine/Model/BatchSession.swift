@@ -37,6 +37,7 @@ public final class BatchSession: @unchecked Sendable {
         self.model = model
         self.B = max(B, 1); self.capacity = max(S, 1); self.chunk = max(1, min(chunk, self.capacity))
         pass = ForwardPass(config: cfg, rows: self.B * self.chunk, chunk: self.chunk, scoreColumns: self.capacity)
+        pass.attentionInBF16 = model.options.precision == .bf16
         cache = KVCache(
             layers: cfg.numHiddenLayers, batch: self.B, heads: cfg.numAttentionHeads,
             capacity: self.capacity, headDim: cfg.headDim)

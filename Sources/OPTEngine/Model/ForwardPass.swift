@@ -15,6 +15,8 @@ protocol PassAttention: AnyObject {
 final class ForwardPass {
     /// Sequences in the pass being run, and new tokens per sequence.
     var rows = 0, T = 0
+    /// Attention's prefill products in bf16 (the model computes in bf16); set by the session.
+    var attentionInBF16 = false
     /// The most rows·T the buffers hold, and the positions `scores` has room for per query row.
     let maxRows: Int, scoreColumns: Int
     let NH: Int, hs: Int

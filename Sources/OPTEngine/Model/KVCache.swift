@@ -41,7 +41,8 @@ extension KVCache: PassAttention {
     /// The pass's B sequences × T tokens go to positions length… of every sequence.
     func attend(layer l: Int, pass: ForwardPass) {
         let (ck, cv) = layer(l)
-        let shape = AttentionShape(B: pass.rows, T: pass.T, NH: NH, hs: hs, past: length, capacity: S)
+        let shape = AttentionShape(
+            B: pass.rows, T: pass.T, NH: NH, hs: hs, past: length, capacity: S, bf16: pass.attentionInBF16)
         attentionForward(
             out: pass.att, q: pass.q, k: pass.k, v: pass.v, cacheK: ck, cacheV: cv, keyMask: keyMask,
             scores: pass.scores, shape: shape)
@@ -125,6 +126,6 @@ extension SlotKVCache: PassAttention {
         }
         attentionForwardRows(
             out: pass.att, q: pass.q, k: pass.k, v: pass.v, rows: attentionRows, scores: pass.scores,
-            B: pass.rows, T: pass.T, NH: NH, hs: hs)
+            B: pass.rows, T: pass.T, NH: NH, hs: hs, bf16: pass.attentionInBF16)
     }
 }

@@ -28,6 +28,7 @@ public final class SlotSession: @unchecked Sendable {
         capacity = max(cfg.maxPositionEmbeddings, 1)
         self.chunk = max(1, min(chunk, capacity))
         pass = ForwardPass(config: cfg, rows: max(self.slots, self.chunk), chunk: self.chunk, scoreColumns: capacity)
+        pass.attentionInBF16 = model.options.precision == .bf16
         cache = SlotKVCache(
             layers: cfg.numHiddenLayers, slots: self.slots, heads: cfg.numAttentionHeads,
             headDim: cfg.headDim)

@@ -12,6 +12,8 @@ import Foundation
 
 struct AttentionShape {
     var B: Int, T: Int, NH: Int, hs: Int, past: Int, capacity: Int
+    /// Prefill's products in bf16 (compute bf16) where the CPU has avx512_bf16; softmax stays f32.
+    var bf16 = false
     var C: Int { NH * hs }
     var L: Int { past + T }
 }
@@ -48,8 +50,14 @@ func prefillBlockRows(T: Int, L: Int, hs: Int) -> Int { min(T, causalBlockRows(w
 func attendBlocks(
     out obh: UnsafeMutablePointer<Float>, q qbh: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
     values vc: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, T: Int, past: Int, L: Int,
-    C: Int, hs: Int, mb: Int, firstReal: Int, keyMask: UnsafePointer<UInt8>?
+    C: Int, hs: Int, mb: Int, firstReal: Int, keyMask: UnsafePointer<UInt8>?, bf16: Bool = false
 ) {
+    if bf16,
+        muwa_attend_blocks_bf16(
+            obh, C, qbh, C, kc, vc, scores, T, past, L, hs, mb, firstReal, keyMask) == 0
+    {
+        return  // bf16 operands, f32 sums and softmax (kernels_attention.c)
+    }
     if muwa_attention_fast() != 0,
         muwa_attend_blocks(
             obh, C, qbh, C, kc, vc, scores, T, past, L, hs, mb, firstReal, keyMask) == 0
@@ -106,7 +114,7 @@ func attentionForward(
             for j in 0..<L where mask[j] != 0 { firstReal = j; break }
             attendBlocks(
                 out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * mb * L, T: s.T, past: s.past,
-                L: L, C: C, hs: hs, mb: mb, firstReal: firstReal, keyMask: mask)
+                L: L, C: C, hs: hs, mb: mb, firstReal: firstReal, keyMask: mask, bf16: s.bf16)
         }
     }
 }
@@ -128,7 +136,8 @@ struct AttentionRow {
 /// so a sequence gets the same bits whatever else is in the pass. `scores` needs T·L floats, L the longest.
 func attentionForwardRows(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int
+    rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int,
+    bf16: Bool = false
 ) {
     let C = NH * hs
     var longest = 0, largestBlock = 1
@@ -160,7 +169,7 @@ func attentionForwardRows(
         } else {
             attendBlocks(
                 out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
-                C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0, keyMask: nil)
+                C: C, hs: hs, mb: prefillBlockRows(T: T, L: L, hs: hs), firstReal: 0, keyMask: nil, bf16: bf16)
         }
     }
 }
