@@ -20,9 +20,13 @@ public func layerNormForward(
                 } / Float(C)
             let s = 1 / (v + layerNormEps).squareRoot()
             let o = out + i * C
-            for c in 0..<C {
-                let n = (x[c] - m) * s
-                o[c] = n * (weight?[c] ?? 1) + (bias?[c] ?? 0)
+            if let weight, let bias {  // OPT's case, a loop the compiler vectorizes
+                for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+            } else {
+                for c in 0..<C {
+                    let n = (x[c] - m) * s
+                    o[c] = n * (weight?[c] ?? 1) + (bias?[c] ?? 0)
+                }
             }
             mean?[i] = m
             rstd?[i] = s
