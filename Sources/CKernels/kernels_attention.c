@@ -30,45 +30,59 @@ static inline AVX512 __attribute__((always_inline)) __mmask16 cols_mask(long n) 
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/// ROWS rows × up to 64 columns (masks k0…k3) of C = A · B over all K.
-static inline AVX512 __attribute__((always_inline)) void tile(const long ROWS, long K, const float *A, long lda,
-                                                              const float *B, long ldb, float *C, long ldc,
-                                                              const __mmask16 mk[4]) {
-    __m512 acc[4][4];
-    for (long r = 0; r < ROWS; r++)
-        for (long j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
-    for (long k = 0; k < K; k++) {
-        const float *b = B + k * ldb;
-        __m512 b0 = _mm512_maskz_loadu_ps(mk[0], b), b1 = _mm512_maskz_loadu_ps(mk[1], b + 16);
-        __m512 b2 = _mm512_maskz_loadu_ps(mk[2], b + 32), b3 = _mm512_maskz_loadu_ps(mk[3], b + 48);
-        for (long r = 0; r < ROWS; r++) {
-            __m512 a = _mm512_set1_ps(A[r * lda + k]);
-            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
-        }
-    }
-    for (long r = 0; r < ROWS; r++)
-        for (long j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + r * ldc + 16 * j, mk[j], acc[r][j]);
-}
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
 
-static AVX512 void sgemm_nn_avx512(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C,
-                                   long ldc) {
-    for (long c0 = 0; c0 < N; c0 += 64) {  // a 64-column block of B (K × 64) stays in L1 for every row tile
-        __mmask16 mk[4] = {cols_mask(N - c0), cols_mask(N - c0 - 16), cols_mask(N - c0 - 32), cols_mask(N - c0 - 48)};
-        for (long r0 = 0; r0 < M; r0 += 4) {
-            const float *a = A + r0 * lda;
-            float *c = C + r0 * ldc + c0;
-            switch (M - r0 < 4 ? M - r0 : 4) {  // one copy per row count, so the accumulators stay in registers
-            case 1: tile(1, K, a, lda, B + c0, ldb, c, ldc, mk); break;
-            case 2: tile(2, K, a, lda, B + c0, ldb, c, ldc, mk); break;
-            case 3: tile(3, K, a, lda, B + c0, ldb, c, ldc, mk); break;
-            default: tile(4, K, a, lda, B + c0, ldb, c, ldc, mk); break;
-            }
-        }
+/// C = A · B (M × N, reduction K) with B row-major read in place: NAME(M, N, K, A, lda, B, ldb, C, ldc) over
+/// ELEM operands (f32 values, or bf16 pairs as 32-bit words), f32 sums. Per 64-column block of B (K × 64, in L1
+/// for every row tile), tiles of up to 4 rows × 64 columns in 16 VEC registers; per reduction step 4 (masked)
+/// LOADs of B, one BCAST of A per row and 16 STEPs (acc, a, b) → acc. One copy of the tile per row count, so
+/// the accumulators stay in registers.
+#define SMALL_GEMM(NAME, TARGET, ELEM, VEC, LOAD, BCAST, STEP)                                                    \
+    static inline TARGET __attribute__((always_inline)) void NAME##_tile(                                         \
+        const long ROWS, long K, const ELEM *A, long lda, const ELEM *B, long ldb, float *C, long ldc,              \
+        const __mmask16 mk[4]) {                                                                                   \
+        __m512 acc[4][4];                                                                                          \
+        for (long r = 0; r < ROWS; r++)                                                                            \
+            for (long j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();                                          \
+        for (long k = 0; k < K; k++) {                                                                             \
+            const ELEM *b = B + k * ldb;                                                                           \
+            VEC b0 = LOAD(mk[0], b), b1 = LOAD(mk[1], b + 16), b2 = LOAD(mk[2], b + 32), b3 = LOAD(mk[3], b + 48); \
+            for (long r = 0; r < ROWS; r++) {                                                                      \
+                VEC a = BCAST(A[r * lda + k]);                                                                     \
+                acc[r][0] = STEP(acc[r][0], a, b0);                                                                \
+                acc[r][1] = STEP(acc[r][1], a, b1);                                                                \
+                acc[r][2] = STEP(acc[r][2], a, b2);                                                                \
+                acc[r][3] = STEP(acc[r][3], a, b3);                                                                \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (long r = 0; r < ROWS; r++)                                                                            \
+            for (long j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + r * ldc + 16 * j, mk[j], acc[r][j]);           \
+    }                                                                                                              \
+    static TARGET void NAME(long M, long N, long K, const ELEM *A, long lda, const ELEM *B, long ldb, float *C,    \
+                            long ldc) {                                                                            \
+        for (long c0 = 0; c0 < N; c0 += 64) {                                                                      \
+            __mmask16 mk[4] = {cols_mask(N - c0), cols_mask(N - c0 - 16), cols_mask(N - c0 - 32),                 \
+                               cols_mask(N - c0 - 48)};                                                            \
+            for (long r0 = 0; r0 < M; r0 += 4) {                                                                   \
+                const ELEM *a = A + r0 * lda;                                                                      \
+                float *c = C + r0 * ldc + c0;                                                                      \
+                switch (M - r0 < 4 ? M - r0 : 4) {                                                                 \
+                case 1: NAME##_tile(1, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
+                case 2: NAME##_tile(2, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
+                case 3: NAME##_tile(3, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
+                default: NAME##_tile(4, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
     }
-}
+
+#define F32_LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define F32_STEP(acc, a, b) _mm512_fmadd_ps(a, b, acc)
+SMALL_GEMM(sgemm_nn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32_STEP)
+
+#define BF16_LOAD(m, p) (__m512bh) _mm512_maskz_loadu_epi32(m, p)
+#define BF16_BCAST(x) (__m512bh) _mm512_set1_epi32((int)(x))
+SMALL_GEMM(gemm_bf16_words, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps)
 
 /// kt[d · L + j] = keys[j · hs + d]: 16 × 16 blocks by muwa_transpose16_words, the edges by plain loops.
 static AVX512 void transpose_keys(const float *keys, long L, long hs, float *kt) {
@@ -87,8 +101,6 @@ static int avx512_selected(void) { return strcmp(muwa_kernel_isa(), "avx512") ==
 //   Q rows, P rows: plain bf16 rows (word p = elements 2p, 2p + 1)
 //   Kᵀ: kp[p · L + j] = (K[j, 2p], K[j, 2p + 1])      V: vp[p · hs + d] = (V[2p, d], V[2p + 1, d])
 // so that one vdpbf16ps of a broadcast A word with 16 B words adds two products to each of 16 outputs.
-#define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-
 /// bf16 words of n floats (n even, or the last word's high half 0): dst[p] = (src[2p], src[2p + 1]).
 static inline BF16 void to_bf16_words(const float *src, long n, uint32_t *dst) {
     long i = 0;
@@ -98,46 +110,6 @@ static inline BF16 void to_bf16_words(const float *src, long n, uint32_t *dst) {
         __m512 v = _mm512_maskz_loadu_ps(n - i >= 2 ? 0x3 : 0x1, src + i);
         __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
         dst[i / 2] = (uint32_t)_mm256_extract_epi32(h, 0);
-    }
-}
-
-/// ROWS rows × up to 64 columns of C = A · B, A and B as bf16 words (P pairs along the reduction).
-static inline BF16 __attribute__((always_inline)) void tile_bf16(const long ROWS, long P, const uint32_t *A, long lda,
-                                                                 const uint32_t *B, long ldb, float *C, long ldc,
-                                                                 const __mmask16 mk[4]) {
-    __m512 acc[4][4];
-    for (long r = 0; r < ROWS; r++)
-        for (long j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
-    for (long p = 0; p < P; p++) {
-        const uint32_t *b = B + p * ldb;
-        __m512bh b0 = (__m512bh)_mm512_maskz_loadu_epi32(mk[0], b), b1 = (__m512bh)_mm512_maskz_loadu_epi32(mk[1], b + 16);
-        __m512bh b2 = (__m512bh)_mm512_maskz_loadu_epi32(mk[2], b + 32), b3 = (__m512bh)_mm512_maskz_loadu_epi32(mk[3], b + 48);
-        for (long r = 0; r < ROWS; r++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[r * lda + p]);
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
-            acc[r][2] = _mm512_dpbf16_ps(acc[r][2], a, b2);
-            acc[r][3] = _mm512_dpbf16_ps(acc[r][3], a, b3);
-        }
-    }
-    for (long r = 0; r < ROWS; r++)
-        for (long j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + r * ldc + 16 * j, mk[j], acc[r][j]);
-}
-
-static BF16 void gemm_bf16_words(long M, long N, long P, const uint32_t *A, long lda, const uint32_t *B, long ldb,
-                                 float *C, long ldc) {
-    for (long c0 = 0; c0 < N; c0 += 64) {
-        __mmask16 mk[4] = {cols_mask(N - c0), cols_mask(N - c0 - 16), cols_mask(N - c0 - 32), cols_mask(N - c0 - 48)};
-        for (long r0 = 0; r0 < M; r0 += 4) {
-            const uint32_t *a = A + r0 * lda;
-            float *c = C + r0 * ldc + c0;
-            switch (M - r0 < 4 ? M - r0 : 4) {
-            case 1: tile_bf16(1, P, a, lda, B + c0, ldb, c, ldc, mk); break;
-            case 2: tile_bf16(2, P, a, lda, B + c0, ldb, c, ldc, mk); break;
-            case 3: tile_bf16(3, P, a, lda, B + c0, ldb, c, ldc, mk); break;
-            default: tile_bf16(4, P, a, lda, B + c0, ldb, c, ldc, mk); break;
-            }
-        }
     }
 }
 

@@ -11,6 +11,19 @@ final class AttentionKernelTests: XCTestCase {
         return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
     }
 
+    /// One head's operands: q (T, hs; row stride C), keys and values (L, hs), a key mask with `leftPads` padded
+    /// keys first, and the first real key.
+    func head(T: Int, L: Int, C: Int, hs: Int, leftPads: Int, seed: UInt64)
+        -> (q: [Float], keys: [Float], values: [Float], mask: [UInt8], firstReal: Int)
+    {
+        var mask = [UInt8](repeating: 1, count: L)
+        for j in 0..<leftPads { mask[j] = 0 }
+        return (
+            randomFloats(T * C, seed: seed, scale: 0.5), randomFloats(L * hs, seed: seed + 1, scale: 0.5),
+            randomFloats(L * hs, seed: seed + 2), mask, mask.firstIndex(of: 1) ?? L
+        )
+    }
+
     func testSmallProductMatchesItsReference() {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
@@ -46,11 +59,7 @@ final class AttentionKernelTests: XCTestCase {
             (37, 0, 64, 8, 0), (20, 11, 24, 6, 0), (45, 0, 64, 8, 13), (5, 3, 16, 8, 0),
         ] {
             let L = past + T, C = 3 * hs
-            let q = randomFloats(T * C, seed: 1, scale: 0.5), keys = randomFloats(L * hs, seed: 2, scale: 0.5)
-            let values = randomFloats(L * hs, seed: 3)
-            var mask = [UInt8](repeating: 1, count: L)
-            for j in 0..<leftPads { mask[j] = 0 }
-            let firstReal = mask.firstIndex(of: 1) ?? L
+            let (q, keys, values, mask, firstReal) = head(T: T, L: L, C: C, hs: hs, leftPads: leftPads, seed: 1)
             var outputs: [[Float]] = []
             for isa in ["avx512", "scalar"] {
                 KernelISA.select(isa)
@@ -85,11 +94,7 @@ final class AttentionKernelTests: XCTestCase {
             (37, 0, 64, 8, 0), (21, 10, 22, 6, 0), (45, 0, 64, 8, 13), (5, 2, 17, 8, 0),
         ] {
             let L = past + T, C = 2 * hs
-            let q = randomFloats(T * C, seed: 4, scale: 0.5), keys = randomFloats(L * hs, seed: 5, scale: 0.5)
-            let values = randomFloats(L * hs, seed: 6)
-            var mask = [UInt8](repeating: 1, count: L)
-            for j in 0..<leftPads { mask[j] = 0 }
-            let firstReal = mask.firstIndex(of: 1) ?? L
+            let (q, keys, values, mask, firstReal) = head(T: T, L: L, C: C, hs: hs, leftPads: leftPads, seed: 4)
             var out = [Float](repeating: .nan, count: T * C), scores = [Float](repeating: 0, count: mb * L)
             XCTAssertEqual(
                 muwa_attend_blocks_bf16(
