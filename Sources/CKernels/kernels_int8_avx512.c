@@ -2,8 +2,9 @@
 // int32 lane). Inputs are made unsigned by adding 128 (xor 0x80), so each dot is Σ (qx + 128) · qw and the
 // exact signed dot is that minus 128 · rowsum[n]. K tails use byte masks (zero bytes add nothing), so there
 // is no scalar tail. Integer sums are exact: the result is the scalar table's to the bit, and a row's output
-// never depends on the other rows. Blocks of up to 4 weight rows × 4 input rows share their loads; with more
-// rows (prefill) the input rows go in chunks that stay in L2 while the weights stream past them. CPUs with
+// never depends on the other rows. One weight row at a time (a single sequential stream for the prefetchers)
+// against up to 4 input rows that share its loads; with more rows (prefill) the input rows go in chunks that
+// stay in L2 while the weights stream past them. CPUs with
 // avx512f but without avx512_vnni use the AVX2 product.
 #include "kernels_internal.h"
 
@@ -68,9 +69,9 @@ static VNNI void gemv_i8_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, l
     if (chunk < 16) chunk = 16;
     for (long m0 = 0; m0 < M; m0 += chunk) {
         long m1 = m0 + chunk < M ? m0 + chunk : M;
-        long n = n0;
-        for (; n + 4 <= n1; n += 4) weight_rows(w, x, n, 4, m0, m1, y, ldy, K, acc);
-        for (; n < n1; n++) weight_rows(w, x, n, 1, m0, m1, y, ldy, K, acc);
+        // one weight row at a time: the weights stream through memory in order. Blocks of 4 rows (4 streams
+        // 4·K bytes apart, each K long) ran at 10 GB/s on one Zen 4 core where one stream runs at 22.
+        for (long n = n0; n < n1; n++) weight_rows(w, x, n, 1, m0, m1, y, ldy, K, acc);
     }
 }
 
