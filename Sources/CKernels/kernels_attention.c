@@ -194,15 +194,12 @@ int muwa_attend_blocks(float *out, long ldo, const float *q, long ldq, const flo
                        float *scores, long T, long past, long L, long hs, long mb, long first_real,
                        const uint8_t *mask) {
     if (T <= 0 || L <= 0 || hs <= 0 || mb <= 0) return 0;
+    if (!avx512_selected()) return -1;  // the caller's sgemm path is faster than the reference loops
     float *kt = muwa_thread_buffer((size_t)(hs * L) * sizeof(float));  // Kᵀ: (hs, L)
     if (!kt) return -1;
 #if defined(__x86_64__)
-    if (avx512_selected())
-        transpose_keys(keys, L, hs, kt);
-    else
+    transpose_keys(keys, L, hs, kt);
 #endif
-        for (long j = 0; j < L; j++)
-            for (long d = 0; d < hs; d++) kt[d * L + j] = keys[j * hs + d];
     for (long t0 = 0; t0 < T; t0 += mb) {
         long t1 = t0 + mb < T ? t0 + mb : T, rows = t1 - t0;
         long width = first_real > past + t0 ? L : past + t1;

@@ -12,53 +12,46 @@
 #include <immintrin.h>
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/// NB ≤ 4 weight rows from n against G ≤ 4 input rows (constants at every call: registers only).
+/// Weight row n against G ≤ 4 input rows from m (G is a constant at every call: registers only).
 static inline VNNI __attribute__((always_inline)) void block(const muwa_i8_weight *w, const muwa_i8_input *x,
-                                                             long n, long NB, long m, long G, float *y, long ldy,
-                                                             long K, int acc) {
+                                                             long n, long m, long G, float *y, long ldy, long K,
+                                                             int acc) {
     const __m512i offset = _mm512_set1_epi8((char)0x80);
-    __m512i a[4][4];
-    for (long j = 0; j < NB; j++)
-        for (long r = 0; r < G; r++) a[j][r] = _mm512_setzero_si512();
+    __m512i a[4];
+    for (long r = 0; r < G; r++) a[r] = _mm512_setzero_si512();
     const int8_t *wq = w->q + n * K, *xq = x->q + m * K;
     long k = 0;
     for (; k + 64 <= K; k += 64) {
-        __m512i wv[4], xv[4];
-        for (long j = 0; j < NB; j++) wv[j] = _mm512_loadu_si512((const void *)(wq + j * K + k));
+        __m512i wv = _mm512_loadu_si512((const void *)(wq + k)), xv[4];
         for (long r = 0; r < G; r++) xv[r] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(xq + r * K + k)), offset);
-        for (long j = 0; j < NB; j++)
-            for (long r = 0; r < G; r++) a[j][r] = _mm512_dpbusd_epi32(a[j][r], xv[r], wv[j]);
+        for (long r = 0; r < G; r++) a[r] = _mm512_dpbusd_epi32(a[r], xv[r], wv);
     }
     if (k < K) {
         __mmask64 mask = (__mmask64)(~0ULL >> (64 - (K - k)));
-        __m512i wv[4], xv[4];
-        for (long j = 0; j < NB; j++) wv[j] = _mm512_maskz_loadu_epi8(mask, wq + j * K + k);
-        for (long r = 0; r < G; r++)
-            xv[r] = _mm512_maskz_mov_epi8(mask, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, xq + r * K + k), offset));
-        for (long j = 0; j < NB; j++)
-            for (long r = 0; r < G; r++) a[j][r] = _mm512_dpbusd_epi32(a[j][r], xv[r], wv[j]);
-    }
-    for (long j = 0; j < NB; j++) {
-        int32_t correction = 128 * w->rowsum[n + j];
+        __m512i wv = _mm512_maskz_loadu_epi8(mask, wq + k);
         for (long r = 0; r < G; r++) {
-            int32_t dot = _mm512_reduce_add_epi32(a[j][r]) - correction;
-            float s = muwa_i8_finish(w, x, m + r, n + j, K, dot);
-            float *yr = y + (m + r) * ldy + n + j;
-            *yr = acc ? *yr + s : s;
+            __m512i xv = _mm512_maskz_mov_epi8(mask, _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, xq + r * K + k), offset));
+            a[r] = _mm512_dpbusd_epi32(a[r], xv, wv);
         }
+    }
+    int32_t correction = 128 * w->rowsum[n];
+    for (long r = 0; r < G; r++) {
+        float s = muwa_i8_finish(w, x, m + r, n, K, _mm512_reduce_add_epi32(a[r]) - correction);
+        float *yr = y + (m + r) * ldy + n;
+        *yr = acc ? *yr + s : s;
     }
 }
 
-/// NB weight rows from n against input rows [m0, m1), in groups of up to 4.
-static inline VNNI __attribute__((always_inline)) void weight_rows(const muwa_i8_weight *w, const muwa_i8_input *x,
-                                                                   long n, long NB, long m0, long m1, float *y,
-                                                                   long ldy, long K, int acc) {
+/// Weight row n against input rows [m0, m1), in groups of up to 4 that share its loads.
+static inline VNNI __attribute__((always_inline)) void weight_row(const muwa_i8_weight *w, const muwa_i8_input *x,
+                                                                  long n, long m0, long m1, float *y, long ldy,
+                                                                  long K, int acc) {
     long m = m0;
-    for (; m + 4 <= m1; m += 4) block(w, x, n, NB, m, 4, y, ldy, K, acc);
+    for (; m + 4 <= m1; m += 4) block(w, x, n, m, 4, y, ldy, K, acc);
     switch (m1 - m) {
-    case 1: block(w, x, n, NB, m, 1, y, ldy, K, acc); break;
-    case 2: block(w, x, n, NB, m, 2, y, ldy, K, acc); break;
-    case 3: block(w, x, n, NB, m, 3, y, ldy, K, acc); break;
+    case 1: block(w, x, n, m, 1, y, ldy, K, acc); break;
+    case 2: block(w, x, n, m, 2, y, ldy, K, acc); break;
+    case 3: block(w, x, n, m, 3, y, ldy, K, acc); break;
     default: break;
     }
 }
@@ -71,7 +64,7 @@ static VNNI void gemv_i8_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, l
         long m1 = m0 + chunk < M ? m0 + chunk : M;
         // one weight row at a time: the weights stream through memory in order. Blocks of 4 rows (4 streams
         // 4·K bytes apart, each K long) ran at 10 GB/s on one Zen 4 core where one stream runs at 22.
-        for (long n = n0; n < n1; n++) weight_rows(w, x, n, 1, m0, m1, y, ldy, K, acc);
+        for (long n = n0; n < n1; n++) weight_row(w, x, n, m0, m1, y, ldy, K, acc);
     }
 }
 

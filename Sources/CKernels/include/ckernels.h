@@ -142,12 +142,14 @@ int muwa_gemm_i8_fast(void);
 void muwa_sgemm_nn(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc);
 void muwa_sgemm_nn_reference(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C,
                              long ldc);
-/// 1 when muwa_attend_blocks runs the AVX-512 kernel (else the caller's sgemm path is faster).
+/// 1 when muwa_attend_blocks runs (the avx512 table is selected); else it returns -1 and the caller's sgemm path,
+/// faster than the reference loops, runs instead.
 int muwa_attention_fast(void);
 /// Prefill attention of one (sequence, head) (Attention.swift's attendBlocks, with muwa_sgemm_nn): q (T, hs;
 /// row stride ldq), keys and values (L, hs), out (T, hs; row stride ldo); query blocks of mb rows, block
 /// [t0, t1) scoring keys 0 ..< past + t1, or all L when first_real > past + t0; scores holds mb · L floats.
-/// Returns 0, or -1 when the per-thread buffer for Kᵀ (hs · L floats) cannot be had (nothing written).
+/// Returns 0, or -1, writing nothing, when muwa_attention_fast() is 0 or the per-thread buffer for Kᵀ (hs · L
+/// floats) cannot be had.
 int muwa_attend_blocks(float *out, long ldo, const float *q, long ldq, const float *keys, const float *values,
                        float *scores, long T, long past, long L, long hs, long mb, long first_real,
                        const uint8_t *mask);

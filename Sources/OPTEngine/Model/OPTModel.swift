@@ -109,9 +109,12 @@ public final class OPTModel: @unchecked Sendable {
                     SharedInputProjection(out: s.k, weight: lw.kProj.weight, bias: lw.kProj.bias?.floats, N: C),
                     SharedInputProjection(out: s.v, weight: lw.vProj.weight, bias: lw.vProj.bias?.floats, N: C),
                 ], inp: h, M: R, K: C, scratch: scratch)
-            for (m, out) in [(ProjectionModule.qProj, s.q), (.kProj, s.k), (.vProj, s.v)] {
-                delta?.addDelta(
-                    layer: l, module: m, inp: h, inDim: C, out: out, outDim: C, batch: B, rowsPerSequence: T)
+            if let delta {
+                for m in [ProjectionModule.qProj, .kProj, .vProj] {
+                    let out = m == .qProj ? s.q : m == .kProj ? s.k : s.v
+                    delta.addDelta(
+                        layer: l, module: m, inp: h, inDim: C, out: out, outDim: C, batch: B, rowsPerSequence: T)
+                }
             }
             scale(s.q, by: scaling, count: R * C)
             attention.attend(layer: l, pass: s)

@@ -58,9 +58,8 @@ func attendBlocks(
     {
         return  // bf16 operands, f32 sums and softmax (kernels_attention.c)
     }
-    if muwa_attention_fast() != 0,
-        muwa_attend_blocks(
-            obh, C, qbh, C, kc, vc, scores, T, past, L, hs, mb, firstReal, keyMask) == 0
+    if muwa_attend_blocks(
+        obh, C, qbh, C, kc, vc, scores, T, past, L, hs, mb, firstReal, keyMask) == 0
     {
         return  // the same blocks through kernels_attention.c (no sgemm packing per block)
     }

@@ -111,17 +111,16 @@ struct SharedInputProjection {
 func matmulSharingInput(
     _ projections: [SharedInputProjection], inp: UnsafePointer<Float>, M: Int, K: Int, scratch: KernelScratch
 ) {
-    var int8: [Int8Product] = []
     if M > rowInvariantMaxRows {
-        for p in projections where p.weight.dtype == .i8 {
-            if let scales = p.weight.int8Rows {
-                int8.append(Int8Product(out: p.out, weight: p.weight, scales: scales, bias: p.bias, N: p.N))
-            }
+        let int8 = projections.compactMap { p in
+            p.weight.dtype == .i8
+                ? p.weight.int8Rows.map { Int8Product(out: p.out, weight: p.weight, scales: $0, bias: p.bias, N: p.N) }
+                : nil
         }
-    }
-    if int8.count == projections.count {
-        matmulInt8(int8, inp: inp, M: M, K: K, scratch: scratch, accumulate: false)
-        return
+        if int8.count == projections.count {
+            matmulInt8(int8, inp: inp, M: M, K: K, scratch: scratch, accumulate: false)
+            return
+        }
     }
     for p in projections {
         matmul(out: p.out, inp: inp, weight: p.weight, bias: p.bias, M: M, K: K, N: p.N, scratch: scratch)
