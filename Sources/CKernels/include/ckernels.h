@@ -185,4 +185,12 @@ int muwa_amx_enabled(void);
 /// Tests and benches: switch the GEMMs to AMX (1) or AVX-512 (0); 0 when the CPU cannot run AMX. Never while a
 /// GEMM runs, and repack A afterwards (the layout follows the switch).
 int muwa_amx_select(int on);
+
+/// One part of a parallel region: fn(ctx, part) for part in 0 ..< parts (thread_pool.c).
+typedef void (*muwa_pool_fn)(void *ctx, long part);
+/// Runs fn(ctx, p) for every p < parts, part 0 on the calling thread and the rest on the engine's persistent
+/// workers (which spin briefly between regions, then sleep), and returns 1 when all are done. Returns 0, having
+/// run nothing, when parts < 2, the pool is busy with another region (another thread's, or this one's: a region
+/// started from inside a part) or a worker thread cannot be started: the caller then runs the parts itself.
+int muwa_pool_run(long parts, muwa_pool_fn fn, void *ctx);
 #endif

@@ -34,14 +34,14 @@ public enum BLAS {
             return
         }
         if M >= N {  // row ranges: rows m0..<m1 of A (columns of the stored Aᵀ) and of C
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            EngineThreads.run(parts: parts) { p in
                 let m0 = M * p / parts, m1 = M * (p + 1) / parts
                 sgemm(
                     aTransposed, bTransposed, m1 - m0, N, K, alpha, a + (aTransposed ? m0 : m0 * lda), lda, b, ldb,
                     beta, c + m0 * ldc, ldc)
             }
         } else {  // column ranges: columns n0..<n1 of B (rows of the stored Bᵀ) and of C
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            EngineThreads.run(parts: parts) { p in
                 let n0 = N * p / parts, n1 = N * (p + 1) / parts
                 sgemm(
                     aTransposed, bTransposed, M, n1 - n0, K, alpha, a, lda, b + (bTransposed ? n0 * ldb : n0), ldb,

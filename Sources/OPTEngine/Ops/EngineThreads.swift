@@ -1,10 +1,14 @@
 // EngineThreads: how many cores the engine's own loops (attention, layer norm, activations, residual
 // adds, dropout, the optimizer, cross-entropy, the row-invariant gemv kernels) split their work over,
 // and the one way they split it. `configure(_:)` (the CLI's --threads) sets this; OpenBLAS runs
-// single-threaded and BLAS.swift splits large products over these threads. Work runs on GCD's concurrentPerform pool: no thread is created per call, no lock is taken.
+// single-threaded and BLAS.swift splits large products over these threads. Work runs on the engine's own
+// persistent workers (`run(parts:)`, CKernels' thread_pool.c: spinning briefly between regions so decode's
+// many short regions start at once), or on GCD's concurrentPerform pool when that pool is busy (a nested
+// region, another thread's); no thread is created per call, no lock is held while work runs.
 //
 // Determinism: every helper splits by a fixed grain (elements or rows), never by the thread count, and
 // reductions combine their fixed chunks in index order, so a result is the same bits for any N.
+import CKernels
 import Dispatch
 import Foundation
 import Synchronization
@@ -30,6 +34,23 @@ public enum EngineThreads {
         BLAS.threads = 1
     }
 
+    /// Calls `body(p)` for every p in 0..<parts in parallel, part 0 on this thread, and returns when all are
+    /// done: the one way the engine's loops and kernels fan out.
+    @inline(__always)
+    public static func run(parts: Int, _ body: (Int) -> Void) {
+        if parts <= 1 {
+            if parts == 1 { body(0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = body
+            let ran = withUnsafeMutablePointer(to: &job) { pointer in
+                muwa_pool_run(parts, runPart, pointer)
+            }
+            if ran == 0 { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
+        }
+    }
+
     /// Elements per chunk of an elementwise loop: large enough that a chunk's work (≥ ~30 µs) dwarfs
     /// the dispatch, small enough that a 64-core machine has chunks to share.
     public static let elementGrain = 1 << 15
@@ -47,11 +68,35 @@ public enum EngineThreads {
             return
         }
         // part p takes chunks p, p + parts, …: balanced for uniform work, no shared counter
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        run(parts: parts) { p in
             var c = p
             while c < chunks {
                 body((c * g)..<min(n, (c + 1) * g))
                 c += parts
+            }
+        }
+    }
+
+    /// Calls `body(range)` for consecutive chunks of `0..<n` of `grain` items each, handed out in order to
+    /// whichever of up to `count` threads is free (a shared counter), for loops whose equal chunks still take
+    /// unequal time (memory-bound row products, where one core's share of the bandwidth varies). Only for
+    /// bodies whose results do not depend on which thread runs a chunk.
+    @inline(__always)
+    public static func forEachClaimedChunk(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        guard n > 0 else { return }
+        let g = max(1, grain)
+        let chunks = (n + g - 1) / g
+        let parts = min(count, chunks)
+        if parts <= 1 {
+            body(0..<n)
+            return
+        }
+        let next = Atomic<Int>(0)
+        run(parts: parts) { _ in
+            while true {
+                let c = next.add(1, ordering: .relaxed).oldValue
+                if c >= chunks { break }
+                body((c * g)..<min(n, (c + 1) * g))
             }
         }
     }
@@ -66,7 +111,7 @@ public enum EngineThreads {
             for i in 0..<n { body(i, 0) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        run(parts: parts) { p in
             var i = p
             while i < n {
                 body(i, p)
@@ -92,6 +137,12 @@ public enum EngineThreads {
             return total
         }
     }
+}
+
+/// The pool's entry into a Swift body: `context` points at the `(Int) -> Void` that `run(parts:)` holds.
+private func runPart(_ context: UnsafeMutableRawPointer?, _ part: Int) {
+    guard let context else { return }
+    context.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
 }
 
 /// out[i] = f(i) style loops over n elements, chunked by ``EngineThreads/elementGrain``.

@@ -42,6 +42,10 @@ func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>?, 
 /// Up to this many rows, products use the row-invariant kernels (a row's result never depends on the others).
 public let rowInvariantMaxRows = 16
 
+/// Weight rows per claimed chunk of a row product whose rows are `rowBytes` long: about 64 KiB of weights, so a
+/// chunk's work dwarfs claiming it and a layer's rows split into dozens of chunks.
+func rowChunk(K rowBytes: Int) -> Int { max(8, (64 << 10) / max(rowBytes, 1)) }
+
 /// out[M, N] = inp[M, K] · weightᵀ (+ bias); `accumulate` adds into `out` instead of overwriting.
 public func matmul(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: Tensor, bias: UnsafePointer<Float>?,
@@ -56,10 +60,10 @@ public func matmul(
         return
     }
     if M <= rowInvariantMaxRows, dtype == .f32 || dtype == .bf16 || dtype == .f16 {
-        let parts = N >= 256 ? EngineThreads.count : 1
         let raw = weight.raw, acc: Int32 = accumulate ? 1 : 0
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            let n0 = N * p / parts, n1 = N * (p + 1) / parts
+        // chunks of weight rows claimed by whichever thread is free (each row's result is its own)
+        EngineThreads.forEachClaimedChunk(N, grain: N >= 256 ? rowChunk(K: K * dtype.byteSize) : N) { r in
+            let n0 = r.lowerBound, n1 = r.upperBound
             switch dtype {
             case .f32: muwa_gemv_rows_f32(raw.assumingMemoryBound(to: Float.self), inp, M, out, N, n0, n1, K, acc)
             case .bf16: muwa_gemv_rows_bf16(raw.assumingMemoryBound(to: UInt16.self), inp, M, out, N, n0, n1, K, acc)

@@ -64,11 +64,11 @@ func gemmBF16(
         let tiles = (rows + tileRows - 1) / tileRows
         let tileParts = max(1, min(EngineThreads.count, tiles))
         let src = a + m0 * R
-        DispatchQueue.concurrentPerform(iterations: tileParts) { part in
+        EngineThreads.run(parts: tileParts) { part in
             muwa_gemm_bf16_pack_a(src, rows, R, R, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
         }
         let cRows = c + m0 * P
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        EngineThreads.run(parts: parts) { part in
             let p0 = min(P, panels * part / parts * block), p1 = min(P, panels * (part + 1) / parts * block)
             muwa_gemm_bf16(layout, packed, rows, weights, R, P, cRows, P, p0, p1, acc)
         }

@@ -93,11 +93,10 @@ func matmulInt8(
                     if parts == 1 {
                         muwa_gemv_i8(wp, xp, rows, y, N, 0, N, K, acc)
                     } else {
-                        DispatchQueue.concurrentPerform(iterations: parts) { p in
-                            // boundaries on multiples of 4: the AVX-512 kernel's blocks of weight rows
-                            let n0 = p == 0 ? 0 : (N * p / parts) & ~3
-                            let n1 = p == parts - 1 ? N : (N * (p + 1) / parts) & ~3
-                            muwa_gemv_i8(wp, xp, rows, y, N, n0, n1, K, acc)
+                        // chunks of weight rows claimed by whichever thread is free: each row's result is
+                        // its own, and the threads' shares of the memory bandwidth are not equal
+                        EngineThreads.forEachClaimedChunk(N, grain: rowChunk(K: K)) { r in
+                            muwa_gemv_i8(wp, xp, rows, y, N, r.lowerBound, r.upperBound, K, acc)
                         }
                     }
                 }
@@ -118,7 +117,7 @@ private func gemmInt8(
     let tileRows = muwa_gemm_i8_row_block(), tiles = (rows + tileRows - 1) / tileRows
     let tileParts = max(1, min(EngineThreads.count, tiles))
     withUnsafePointer(to: &input) { xp in
-        DispatchQueue.concurrentPerform(iterations: tileParts) { part in
+        EngineThreads.run(parts: tileParts) { part in
             let t0 = tiles * part / tileParts, t1 = tiles * (part + 1) / tileParts
             quantize(t0 * tileRows, min(rows, t1 * tileRows))
             muwa_gemm_i8_pack_a(xp, rows, K, packed, t0, t1)
@@ -129,7 +128,7 @@ private func gemmInt8(
             let parts = max(1, min(EngineThreads.count, panels))
             var w = product.scales.kernelWeight(product.weight.raw.assumingMemoryBound(to: Int8.self))
             withUnsafePointer(to: &w) { wp in
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                EngineThreads.run(parts: parts) { part in
                     let n0 = min(N, panels * part / parts * block), n1 = min(N, panels * (part + 1) / parts * block)
                     muwa_gemm_i8(wp, xp, packed, rows, y, N, n0, n1, K, acc, bias)
                 }

@@ -63,7 +63,7 @@ extension Tensor {
         }
         let kind: muwa_dtype = dtype == .f32 ? MUWA_DTYPE_F32 : dtype == .bf16 ? MUWA_DTYPE_BF16 : MUWA_DTYPE_F16
         let src = raw, parts = max(1, min(EngineThreads.count, N))
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
+        EngineThreads.run(parts: parts) { p in
             muwa_quantize_weight_rows(
                 kind, src, N * p / parts, N * (p + 1) / parts, K,
                 qBase.assumingMemoryBound(to: Int8.self), sBase.assumingMemoryBound(to: Float.self),

@@ -51,7 +51,7 @@ extension Tensor {
         let rows = shape[0], cols = shape[1]
         let chunkRows = max(1, (1 << 20) / max(cols, 1))
         let chunks = (rows + chunkRows - 1) / chunkRows
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        EngineThreads.run(parts: chunks) { c in
             let r0 = c * chunkRows, r1 = min(rows, r0 + chunkRows)
             if let src = floats {
                 muwa_f32_to_bf16_rows(src + r0 * cols, r1 - r0, cols, cols, dst + r0 * cols, cols)
