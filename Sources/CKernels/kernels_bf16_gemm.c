@@ -20,7 +20,7 @@
 #include "kernels_internal.h"
 #include <stdlib.h>
 
-enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC in reduction elements (even), NC a multiple of NR
+enum { MR = MUWA_BF16_MR, NR = MUWA_BF16_NR, KC = MUWA_BF16_KC, NC = MUWA_BF16_NC };  // kernels_internal.h
 
 typedef void (*pack_panel_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
                               long kp0, long kp, uint16_t *dst);
@@ -190,6 +190,11 @@ static BF16 void pack_panel_avx512(muwa_gemm_b_layout layout, const uint16_t *w,
     }
 }
 
+void muwa_bf16_pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr, long kp0,
+                          long kp, uint16_t *dst) {
+    pack_panel_avx512(layout, w, R, P, p, nr, kp0, kp, dst);
+}
+
 static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
 #else
 static int fast_supported(void) { return 0; }
@@ -323,7 +328,7 @@ void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const 
     if (fast_supported()) {
         if (muwa_amx_enabled())
             gemm_amx(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
-        else
+        else if (!muwa_bf16_gemm_fma_enabled() || muwa_gemm_bf16_fma(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate))
             gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }

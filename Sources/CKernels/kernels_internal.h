@@ -6,6 +6,20 @@
 #include <math.h>
 #include <string.h>
 
+/// The bf16 GEMM's blocking (kernels_bf16_gemm.c, kernels_bf16_gemm_fma.c): MR × NR register tiles, KC
+/// reduction elements (even) and NC columns (a multiple of NR) per cache block.
+enum { MUWA_BF16_MR = 12, MUWA_BF16_NR = 32, MUWA_BF16_KC = 512, MUWA_BF16_NC = 256 };
+
+/// One NR-wide panel of the bf16 GEMM's B, columns [p, p + nr) and pairs [kp0, kp0 + kp): [kp][NR][2] bf16,
+/// zero outside B (x86-64 with AVX-512 only; kernels_bf16_gemm.c).
+void muwa_bf16_pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr, long kp0,
+                          long kp, uint16_t *dst);
+
+/// muwa_gemm_bf16 with f32 FMAs on the same packed operands (kernels_bf16_gemm_fma.c): 0, or -1 having written
+/// nothing when this CPU cannot run it or its per-thread buffer cannot be had.
+int muwa_gemm_bf16_fma(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
+                       float *c, long ldc, long p0, long p1, int accumulate);
+
 static inline float muwa_bf16_to_f32(uint16_t b) {
     uint32_t u = (uint32_t)b << 16;
     float f;

@@ -1,18 +1,31 @@
 // The bf16 GEMM (kernels_bf16_gemm.c, Ops/MatmulBF16.swift) against its references: the AVX-512 BF16
 // micro-kernel against the portable one (same packing, plain loops) on shapes that are not multiples of any
 // block (MR 12, NR 32, KC 512, NC 256; with AMX 32-row tiles and 32-element reduction blocks), both weight
-// layouts, overwrite and accumulate, on every GEMM path the CPU has (AVX-512 BF16, and AMX where present); `matmul` and
+// layouts, overwrite and accumulate, on every GEMM path the CPU has (vdpbf16ps, f32 FMAs on the same operands,
+// and AMX where present); `matmul` and
 // `linearBackwardInput` on weights prepared for bf16 against Double-accumulated references.
 //
 // Tolerances. Fast vs reference: both sum the same exact bf16 products (8-bit × 8-bit significands fit in
 // f32) in the same order, so they differ only where a CPU's vdpbf16ps rounds differently inside a pair (AMD
-// and Intel are allowed to); bound 1e-5 · Σ|a·b|. Against the Double reference on the same bf16-rounded
+// and Intel are allowed to); bound 1e-5 · Σ|a·b|. The FMA kernel adds the same exact products in the same
+// order with one rounding each, as the reference's plain loops do: equal to the bit. Against the Double reference on the same bf16-rounded
 // inputs: f32 accumulation over K terms, bound 1e-5 · Σ|a·b| for these K. Against exact f32 math: each input
 // and weight is rounded to bf16 (relative error ≤ 2⁻⁹ each), so each product is off by ≤ 2⁻⁸ relative; bound
 // 2⁻⁸ · Σ|a·b| (the errors are random and the observed maximum is far below).
 import CKernels
 import XCTest
 @testable import OPTEngine
+
+/// Runs `body` once per bf16 GEMM path this CPU has: "amx" where AMX runs, and without it "dpbf16"
+/// (vdpbf16ps) and "fma" (f32 FMAs on the same packed operands); restores the process's choice after.
+func forEachBF16GemmPath(_ body: (String) throws -> Void) rethrows {
+    let original = muwa_bf16_gemm_fma_enabled()
+    defer { muwa_bf16_gemm_fma_select(original) }
+    try forEachGemmPath { amx in
+        if amx != 0 { return try body("amx") }
+        for fma: Int32 in [0, 1] where muwa_bf16_gemm_fma_select(fma) != 0 { try body(fma != 0 ? "fma" : "dpbf16") }
+    }
+}
 
 final class BF16GemmTests: XCTestCase {
     func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
@@ -40,7 +53,7 @@ final class BF16GemmTests: XCTestCase {
         defer { KernelISA.select(original) }
         XCTAssertTrue(KernelISA.select("avx512"))
         XCTAssertEqual(muwa_gemm_bf16_fast(), 1)
-        try forEachGemmPath { amx in
+        try forEachBF16GemmPath { path in
             for (M, R, P) in [
                 (1, 1, 1), (13, 3, 33), (37, 515, 83), (25, 1100, 70), (12, 64, 32), (30, 40, 300), (70, 33, 65),
             ] {
@@ -66,9 +79,12 @@ final class BF16GemmTests: XCTestCase {
                         let ax = x.map { bf16ToFloat(floatToBF16($0)) }
                         let scale = magnitudes(a: ax, b: wAt, M: M, R: R, P: P)
                         for i in 0..<(M * P) {
+                            if path == "fma" {
+                                XCTAssertEqual(fast[i].bitPattern, ref[i].bitPattern, "fma M \(M) R \(R) P \(P) at \(i)")
+                            }
                             XCTAssertLessThanOrEqual(
                                 abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,
-                                "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) amx \(amx) at \(i)")
+                                "M \(M) R \(R) P \(P) layout \(layout.rawValue) acc \(accumulate) \(path) at \(i)")
                             // and the reference against Double math on the same bf16 values
                             let m = i / P, p = i % P
                             var exact = accumulate != 0 ? Double(start[i]) : 0
@@ -97,7 +113,7 @@ final class BF16GemmTests: XCTestCase {
     }
 
     func testMatmulOnBF16WeightsIsWithinBF16ToleranceOfF32() throws {
-        try forEachGemmPath { amx in
+        try forEachBF16GemmPath { path in
             for (M, K, N) in [(17, 37, 300), (40, 515, 70), (70, 64, 33)] {
                 let x = randomFloats(M * K, seed: 1), w = randomFloats(N * K, seed: 2), bias = randomFloats(N, seed: 3)
                 let weight = try preparedWeight(w, N: N, K: K)
@@ -117,7 +133,7 @@ final class BF16GemmTests: XCTestCase {
                         XCTAssertLessThanOrEqual(abs(fast[i] - roundedRef[i]), 1e-5 * scale[i] + 1e-6)
                     }
                 }
-                XCTAssertGreaterThan(worst, 0, "bf16 rounding must be visible: the bf16 path ran (amx \(amx))")
+                XCTAssertGreaterThan(worst, 0, "bf16 rounding must be visible: the bf16 path ran (\(path))")
             }
         }
     }
@@ -125,7 +141,7 @@ final class BF16GemmTests: XCTestCase {
     func testBackwardInputOnBF16WeightsMatchesRoundedReference() throws {
         let M = 33, K = 70, N = 515
         let dout = randomFloats(M * N, seed: 4), w = randomFloats(N * K, seed: 5), start = randomFloats(M * K, seed: 6)
-        try forEachGemmPath { amx in
+        try forEachBF16GemmPath { path in
             let weight = try preparedWeight(w, N: N, K: K)
             var fast = start, ref = start
             let scratch = KernelScratch(maxInputDim: K, capacityFloats: K)  // smaller than one tile of dout: own buffer
@@ -138,7 +154,7 @@ final class BF16GemmTests: XCTestCase {
             for i in 0..<(M * K) {
                 // with the bf16 GEMM: equal to the rounded reference; else (widening) within bf16 rounding of it
                 let bound = EngineOptions.cpuHasBF16 ? 1e-5 * scale[i] + 1e-5 : scale[i] / 256
-                XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), bound, "amx \(amx) at \(i)")
+                XCTAssertLessThanOrEqual(abs(fast[i] - ref[i]), bound, "\(path) at \(i)")
             }
         }
     }

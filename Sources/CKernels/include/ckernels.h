@@ -186,6 +186,13 @@ int muwa_amx_enabled(void);
 /// GEMM runs, and repack A afterwards (the layout follows the switch).
 int muwa_amx_select(int on);
 
+/// 1 when muwa_gemm_bf16 (where AMX does not run it) sums the bf16 products with f32 FMAs instead of vdpbf16ps
+/// (kernels_bf16_gemm_fma.c): by default on Intel CPUs, where vdpbf16ps runs at half the FMA rate; MUWA_BF16_GEMM
+/// (fma or dpbf16) overrides. Both give the reference's sums.
+int muwa_bf16_gemm_fma_enabled(void);
+/// Tests and benches: the FMA kernel (1) or vdpbf16ps (0); 0 when the CPU cannot run AVX-512. Never while a GEMM runs.
+int muwa_bf16_gemm_fma_select(int on);
+
 /// One part of a parallel region: fn(ctx, part) for part in 0 ..< parts (thread_pool.c).
 typedef void (*muwa_pool_fn)(void *ctx, long part);
 /// Runs fn(ctx, p) for every p < parts, part 0 on the calling thread and the rest on the engine's persistent
