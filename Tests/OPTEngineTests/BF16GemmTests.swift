@@ -80,7 +80,8 @@ final class BF16GemmTests: XCTestCase {
                         let scale = magnitudes(a: ax, b: wAt, M: M, R: R, P: P)
                         for i in 0..<(M * P) {
                             if path == "fma" {
-                                XCTAssertEqual(fast[i].bitPattern, ref[i].bitPattern, "fma M \(M) R \(R) P \(P) at \(i)")
+                                XCTAssertEqual(
+                                    fast[i].bitPattern, ref[i].bitPattern, "fma M \(M) R \(R) P \(P) at \(i)")
                             }
                             XCTAssertLessThanOrEqual(
                                 abs(fast[i] - ref[i]), 1e-5 * scale[i] + 1e-6,

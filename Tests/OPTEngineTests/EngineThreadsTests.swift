@@ -45,9 +45,11 @@ final class EngineThreadsTests: XCTestCase {
             EngineThreads.run(parts: 3) { _ in nested.add() }
         }
         let ran = withUnsafeMutablePointer(to: &job) { pointer in
-            muwa_pool_run(2, { context, part in
-                context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
-            }, pointer)
+            muwa_pool_run(
+                2,
+                { context, part in
+                    context?.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                }, pointer)
         }
         XCTAssertEqual(ran, 1, "an idle pool runs a top-level region")
         XCTAssertEqual(declined.count, 2, "both parts saw the pool busy")
