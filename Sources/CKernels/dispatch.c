@@ -2,6 +2,10 @@
 // (avx512, avx2, scalar). Tests switch tables with muwa_kernel_select_isa to run every path the host has.
 #include "kernels_internal.h"
 #include <pthread.h>
+#include <stdatomic.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +91,31 @@ int muwa_cpu_has_bf16(void) {
 #else
     return 0;
 #endif
+}
+
+int muwa_cpu_is_intel(void) {
+#if defined(__x86_64__)
+    static int intel = -1;  // benign race: every thread computes the same value
+    if (intel < 0) {
+        unsigned a, b, c, d;
+        intel = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // GenuineIntel
+    }
+    return intel;
+#else
+    return 0;
+#endif
+}
+
+static int _Atomic pairs = -1;
+
+void muwa_gemv_row_pairs_select(int on) { pairs = on ? 1 : 0; }
+
+int muwa_gemv_row_pairs(void) {
+    if (pairs < 0) {
+        const char *env = getenv("MUWA_GEMV_ROW_PAIRS");  // 1 or 0 overrides the CPU's default
+        pairs = env && (env[0] == '0' || env[0] == '1') ? env[0] == '1' : muwa_cpu_is_intel();
+    }
+    return pairs;
 }
 
 // MARK: - per-thread buffers

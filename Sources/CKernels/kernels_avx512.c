@@ -78,11 +78,18 @@ static inline AVX512 __attribute__((always_inline)) void rows_from(muwa_dtype dt
     }
 }
 
-/// One or two input rows go one weight row at a time (fastest for them); more in 3 × 3 blocks.
+/// One or two input rows go one weight row at a time, or two where that reads faster (muwa_gemv_row_pairs);
+/// more in 3 × 3 blocks.
 static inline AVX512 __attribute__((always_inline)) void rows(muwa_dtype dtype, const void *w, const float *x, long M,
                                                               float *y, long ldy, long n0, long n1, long K, int acc) {
     long n = n0;
     if (M <= 2) {
+        if (muwa_gemv_row_pairs()) {
+            for (; n + 2 <= n1; n += 2) {
+                if (M == 1) block(dtype, w, n, 2, x, 1, y, ldy, K, acc);
+                else block(dtype, w, n, 2, x, 2, y, ldy, K, acc);
+            }
+        }
         for (; n < n1; n++) {
             if (M == 1) block(dtype, w, n, 1, x, 1, y, ldy, K, acc);
             else block(dtype, w, n, 1, x, 2, y, ldy, K, acc);

@@ -21,16 +21,8 @@ enum { MR = MUWA_BF16_MR, NR = MUWA_BF16_NR, KC = MUWA_BF16_KC, NC = MUWA_BF16_N
 static int _Atomic fma_on = -1;
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define FMA512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-/// The default: on Intel CPUs (vdpbf16ps at half the FMA rate there), not elsewhere.
-static int intel_cpu(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
-    return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "Genu" "ineI" "ntel"
-}
 
 static int cpu_can(void) {
     __builtin_cpu_init();
@@ -144,7 +136,6 @@ int muwa_gemm_bf16_fma(muwa_gemm_b_layout layout, const uint16_t *a, long M, con
     return 0;
 }
 #else
-static int intel_cpu(void) { return 0; }
 static int cpu_can(void) { return 0; }
 int muwa_gemm_bf16_fma(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,
                        float *c, long ldc, long p0, long p1, int accumulate) {
@@ -157,8 +148,9 @@ int muwa_gemm_bf16_fma(muwa_gemm_b_layout layout, const uint16_t *a, long M, con
 int muwa_bf16_gemm_fma_enabled(void) {
     int on = fma_on;
     if (on >= 0) return on;
-    const char *env = getenv("MUWA_BF16_GEMM");  // "fma" or "dpbf16": this kernel or vdpbf16ps, whatever the CPU
-    on = cpu_can() && (env ? strcmp(env, "fma") == 0 : intel_cpu());
+    // "fma" or "dpbf16": this kernel or vdpbf16ps, whatever the CPU; by default on Intel (half-rate vdpbf16ps)
+    const char *env = getenv("MUWA_BF16_GEMM");
+    on = cpu_can() && (env ? strcmp(env, "fma") == 0 : muwa_cpu_is_intel());
     fma_on = on;
     return on;
 }

@@ -6,6 +6,9 @@
 #include <math.h>
 #include <string.h>
 
+/// 1 on an Intel CPU (CPUID vendor GenuineIntel): some kernels pick the variant measured faster there.
+int muwa_cpu_is_intel(void);
+
 /// The bf16 GEMM's blocking (kernels_bf16_gemm.c, kernels_bf16_gemm_fma.c): MR × NR register tiles, KC
 /// reduction elements (even) and NC columns (a multiple of NR) per cache block.
 enum { MUWA_BF16_MR = 12, MUWA_BF16_NR = 32, MUWA_BF16_KC = 512, MUWA_BF16_NC = 256 };

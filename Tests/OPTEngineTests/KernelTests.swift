@@ -1,5 +1,6 @@
 // Fast kernels against their naive references: matmul for every weight dtype, attention with and
 // without the KV cache.
+import CKernels
 import XCTest
 @testable import OPTEngine
 
@@ -91,6 +92,17 @@ final class KernelTests: XCTestCase {
     /// Decode batches: a row's product is bit-identical alone and among any other rows, for every dtype and
     /// every batch size up to rowInvariantMaxRows (K not a multiple of the vector width: the tails too).
     func testRowsAreBitIdenticalAloneAndInAnyBatch() {
+        let pairsOriginal = muwa_gemv_row_pairs()
+        defer { muwa_gemv_row_pairs_select(pairsOriginal) }
+        var onePairing = [String: [[Float]]]()  // the rows alone with row pairs off, per isa and dtype
+        // the AVX-512 row kernels read one or two weight rows at a time for one or two inputs: same bits
+        for pairs: Int32 in [0, 1] {
+            muwa_gemv_row_pairs_select(pairs)
+            checkRowsAloneAndInBatches(pairs: pairs, onePairing: &onePairing)
+        }
+    }
+
+    func checkRowsAloneAndInBatches(pairs: Int32, onePairing: inout [String: [[Float]]]) {
         forEveryISA { isa in
             for dtype in [DType.f32, .bf16, .f16] {
                 let K = 803, N = 517
@@ -105,6 +117,12 @@ final class KernelTests: XCTestCase {
                         N: N, scratch: scratch)
                     alone.append(y)
                 }
+                let key = "\(isa) \(dtype)"
+                if pairs == 0 {
+                    onePairing[key] = alone
+                } else {
+                    XCTAssertEqual(onePairing[key], alone, "\(key): row pairs changed a result")
+                }
                 for M in 2...rowInvariantMaxRows {
                     // rows in reverse order: row m of the batch is input row (M - 1 - m)
                     var x = [Float]()
@@ -113,7 +131,8 @@ final class KernelTests: XCTestCase {
                     matmul(out: &y, inp: x, weight: weight, bias: nil, M: M, K: K, N: N, scratch: scratch)
                     for m in 0..<M {
                         XCTAssertEqual(
-                            Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m], "\(isa) dtype \(dtype) M \(M) row \(m)"
+                            Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m],
+                            "\(isa) dtype \(dtype) M \(M) row \(m) pairs \(pairs)"
                         )
                     }
                 }

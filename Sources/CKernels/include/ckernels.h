@@ -193,6 +193,14 @@ int muwa_bf16_gemm_fma_enabled(void);
 /// Tests and benches: the FMA kernel (1) or vdpbf16ps (0); 0 when the CPU cannot run AVX-512. Never while a GEMM runs.
 int muwa_bf16_gemm_fma_select(int on);
 
+/// 1 when the AVX-512 f32/bf16/f16 row kernels read two weight rows side by side for one or two input rows (two
+/// streams): the default on Intel, where one core read bf16 rows at 9.8 GB/s one at a time and 11.5 two at a
+/// time (2 threads: 19.6 and 22.8); AMD's Zen 4 read one stream fastest. MUWA_GEMV_ROW_PAIRS=0|1 overrides.
+/// Each row's sums are the same operations either way, so results do not change.
+int muwa_gemv_row_pairs(void);
+/// Tests and benches: row pairs on (1) or off (0). Never while a kernel runs.
+void muwa_gemv_row_pairs_select(int on);
+
 /// One part of a parallel region: fn(ctx, part) for part in 0 ..< parts (thread_pool.c).
 typedef void (*muwa_pool_fn)(void *ctx, long part);
 /// Runs fn(ctx, p) for every p < parts, part 0 on the calling thread and the rest on the engine's persistent
