@@ -119,17 +119,7 @@ static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROW
             acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    for (long i = 0; i < ROWS; i++) {
-        float *ci = c + i * ldc;
-        if (add) {
-            acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, ci));
-            acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-        }
-        _mm512_mask_storeu_ps(ci, m0, acc0[i]);
-        _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
-    }
+    muwa_store_sums_x32(acc0, acc1, ROWS, c, ldc, nr, add);
 }
 
 static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,

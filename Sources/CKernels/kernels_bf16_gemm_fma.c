@@ -85,17 +85,7 @@ static inline FMA512 __attribute__((always_inline)) void micro_rows_fma(const lo
             acc1[i] = _mm512_fmadd_ps(ae, e1, acc1[i]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    for (long i = 0; i < ROWS; i++) {
-        float *ci = c + i * ldc;
-        if (add) {
-            acc0[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc0[i]);
-            acc1[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc1[i]);
-        }
-        _mm512_mask_storeu_ps(ci, m0, acc0[i]);
-        _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
-    }
+    muwa_store_sums_x32(acc0, acc1, ROWS, c, ldc, nr, add);
 }
 
 static FMA512 void micro_fma(long mr, long kp, const float *a, const float *b, float *c, long ldc, long nr, int add) {

@@ -145,6 +145,23 @@ void *muwa_thread_buffer(size_t bytes);
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+/// The end of the bf16 GEMM's micro-kernels: row i's 32 sums (acc0[i], acc1[i]) into c + i · ldc, only the
+/// first nr columns, adding what C holds first when `add`.
+static inline __attribute__((target("avx512f"), always_inline)) void
+muwa_store_sums_x32(__m512 *acc0, __m512 *acc1, long rows, float *c, long ldc, long nr, int add) {
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (long i = 0; i < rows; i++) {
+        float *ci = c + i * ldc;
+        if (add) {
+            acc0[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc0[i]);
+            acc1[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc1[i]);
+        }
+        _mm512_mask_storeu_ps(ci, m0, acc0[i]);
+        _mm512_mask_storeu_ps(ci + 16, m1, acc1[i]);
+    }
+}
+
 /// A 16 × 16 transpose of 32-bit words (a bf16 pair or four int8 values): row i of the source (16 words at
 /// src + i · src_stride bytes) becomes column i of the destination (row e at dst + e · dst_stride bytes). The
 /// GEMMs' panel packing of [N, K] weights.
