@@ -9,7 +9,13 @@
 import OPTEngine
 
 extension LoRATrainingModel {
-    func layerForward(_ l: Int, _ p: Pass, inp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    /// The layer's forward pass into `out`. `recompute`: gradient checkpointing's second forward pass, made only
+    /// for what the backward pass reads — with pre-LN and fc2 not adapted it stops after fc1 (the backward pass
+    /// recomputes the activation from fcPre and needs neither fc2's output nor `out`), a third of the
+    /// recomputed products saved.
+    func layerForward(
+        _ l: Int, _ p: Pass, inp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, recompute: Bool = false
+    ) {
         let cfg = model.config, lw = model.weights.layers[l], a = acts.layers[l], s = acts
         let R = p.R, C = cfg.hiddenSize, F = cfg.ffnDim, preLN = cfg.doLayerNormBefore
         let scaling = 1 / Float(cfg.headDim).squareRoot()
@@ -33,6 +39,7 @@ extension LoRATrainingModel {
             norm(lw.lnAttn, out: a.ffnIn, mean: a.ln1Mean, rstd: a.ln1Rstd, inp: a.res1, R: R)
         }
         project(l, .fc1, p, out: a.fcPre, inp: a.ffnIn, K: C, N: F)
+        if recompute, preLN, layout.slotIndex(layer: l, module: .fc2) == nil { return }
         activate(out: s.fcAct, pre: a.fcPre, count: R * F)
         project(l, .fc2, p, out: s.tmp, inp: s.fcAct, K: F, N: C)
         residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }

@@ -217,7 +217,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         }
         // layers, top to bottom, down to the lowest one with an adapter
         for l in stride(from: L - 1, through: lowestAdaptedLayer, by: -1) {
-            if checkpointing { layerForward(l, p, inp: a.layerInputs[l], out: a.recomputed) }
+            if checkpointing { layerForward(l, p, inp: a.layerInputs[l], out: a.recomputed, recompute: true) }
             layerBackward(l, p, inp: a.layerInputs[l], dOut: dOut, dInp: l > lowestAdaptedLayer ? dInp : nil)
             swap(&dOut, &dInp)
         }
