@@ -31,6 +31,23 @@ final class EngineThreadsTests: XCTestCase {
         }
     }
 
+    /// More parts than threads: each still runs once, on no more threads than `count` (the pool is not grown
+    /// to the number of parts).
+    func testMorePartsThanThreadsRunOnAtMostCountThreads() {
+        for threads in [1, 2] {
+            EngineThreads.configure(threads)
+            let seen = Mutex<Set<UInt>>([])
+            let counts = partCounts(37)
+            EngineThreads.run(parts: 37) { _ in
+                let me = UInt(pthread_self())
+                seen.withLock { _ = $0.insert(me) }
+                usleep(200)  // long enough that a free thread would take a part if one were allowed
+            }
+            XCTAssertEqual(counts, [Int](repeating: 1, count: 37), "threads \(threads)")
+            XCTAssertLessThanOrEqual(seen.withLock { $0.count }, threads, "threads \(threads)")
+        }
+    }
+
     final class Counter: Sendable {
         let value = Atomic<Int>(0)
         func add() { value.add(1, ordering: .relaxed) }

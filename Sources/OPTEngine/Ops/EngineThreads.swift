@@ -34,12 +34,24 @@ public enum EngineThreads {
         BLAS.threads = 1
     }
 
-    /// Calls `body(p)` for every p in 0..<parts in parallel, part 0 on this thread, and returns when all are
-    /// done: the one way the engine's loops and kernels fan out.
+    /// Calls `body(p)` for every p in 0..<parts, on at most `count` threads (this one included: more parts than
+    /// that are taken in turn, p, p + threads, …), and returns when all are done: the one way the engine's loops
+    /// and kernels fan out. The pool never holds more workers than the largest thread count asked for.
     @inline(__always)
     public static func run(parts: Int, _ body: (Int) -> Void) {
-        if parts <= 1 {
-            if parts == 1 { body(0) }
+        if parts <= 1 || count <= 1 {
+            for p in 0..<max(parts, 0) { body(p) }
+            return
+        }
+        if parts > count {
+            let threads = count
+            run(parts: threads) { t in
+                var p = t
+                while p < parts {
+                    body(p)
+                    p += threads
+                }
+            }
             return
         }
         withoutActuallyEscaping(body) { body in

@@ -17,11 +17,13 @@ public enum KernelISA {
 
     /// Whether the bf16 GEMM (where AMX does not run it) sums with f32 FMAs rather than vdpbf16ps
     /// (kernels_bf16_gemm_fma.c: the default on Intel CPUs; MUWA_BF16_GEMM=fma|dpbf16 overrides).
-    public static var bf16GemmOnFMA: Bool { !amx && muwa_bf16_gemm_fma_enabled() != 0 && current == "avx512" }
+    public static var bf16GemmOnFMA: Bool {
+        !amx && muwa_bf16_gemm_fma_enabled() != 0 && muwa_cpu_has_bf16() != 0 && current == "avx512"
+    }
 
     /// What benches print: the table, and AMX where it runs or the bf16 GEMM's FMA kernel where that runs.
     public static var summary: String {
-        amx ? "\(current) + AMX" : bf16GemmOnFMA && muwa_cpu_has_bf16() != 0 ? "\(current), bf16 GEMM on FMAs" : current
+        amx ? "\(current) + AMX" : bf16GemmOnFMA ? "\(current), bf16 GEMM on FMAs" : current
     }
 
     /// Those this CPU can run, best first.
