@@ -35,7 +35,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]),
         // LoRA adapters over the engine: load, apply, train, save.
         .target(
-            name: "LoRAOps", dependencies: ["OPTEngine"],
+            name: "LoRAOps", dependencies: ["OPTEngine", "CKernels"],
             swiftSettings: [.unsafeFlags(["-O", "-wmo"], .when(configuration: .release))]),
         // PostgreSQL through libpq; results and artifacts on disk. Its SQL (SQL/*.sql) and the migrations are
         // compiled in (EmbeddedSQL.swift, written by scripts/embed-sql.sh; EmbeddedSQLTests fails when it is

@@ -37,10 +37,10 @@ static inline AVX512 __attribute__((always_inline)) __mmask16 cols_mask(long n) 
 /// for every row tile), tiles of up to 4 rows × 64 columns in 16 VEC registers; per reduction step 4 (masked)
 /// LOADs of B, one BCAST of A per row and 16 STEPs (acc, a, b) → acc. One copy of the tile per row count, so
 /// the accumulators stay in registers.
-#define SMALL_GEMM(NAME, TARGET, ELEM, VEC, LOAD, BCAST, STEP)                                                    \
+#define SMALL_GEMM(NAME, TARGET, ELEM, VEC, LOAD, BCAST, STEP, AT)                                                \
     static inline TARGET __attribute__((always_inline)) void NAME##_tile(                                         \
         const long ROWS, long K, const ELEM *A, long lda, const ELEM *B, long ldb, float *C, long ldc,              \
-        const __mmask16 mk[4]) {                                                                                   \
+        const __mmask16 mk[4], int add) {                                                                          \
         __m512 acc[4][4];                                                                                          \
         for (long r = 0; r < ROWS; r++)                                                                            \
             for (long j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();                                          \
@@ -48,7 +48,7 @@ static inline AVX512 __attribute__((always_inline)) __mmask16 cols_mask(long n) 
             const ELEM *b = B + k * ldb;                                                                           \
             VEC b0 = LOAD(mk[0], b), b1 = LOAD(mk[1], b + 16), b2 = LOAD(mk[2], b + 32), b3 = LOAD(mk[3], b + 48); \
             for (long r = 0; r < ROWS; r++) {                                                                      \
-                VEC a = BCAST(A[r * lda + k]);                                                                     \
+                VEC a = BCAST(AT(A, lda, r, k));                                                                   \
                 acc[r][0] = STEP(acc[r][0], a, b0);                                                                \
                 acc[r][1] = STEP(acc[r][1], a, b1);                                                                \
                 acc[r][2] = STEP(acc[r][2], a, b2);                                                                \
@@ -56,21 +56,25 @@ static inline AVX512 __attribute__((always_inline)) __mmask16 cols_mask(long n) 
             }                                                                                                      \
         }                                                                                                          \
         for (long r = 0; r < ROWS; r++)                                                                            \
-            for (long j = 0; j < 4; j++) _mm512_mask_storeu_ps(C + r * ldc + 16 * j, mk[j], acc[r][j]);           \
+            for (long j = 0; j < 4; j++) {                                                                         \
+                float *c = C + r * ldc + 16 * j;                                                                   \
+                if (add) acc[r][j] = _mm512_add_ps(acc[r][j], _mm512_maskz_loadu_ps(mk[j], c));                    \
+                _mm512_mask_storeu_ps(c, mk[j], acc[r][j]);                                                        \
+            }                                                                                                      \
     }                                                                                                              \
     static TARGET void NAME(long M, long N, long K, const ELEM *A, long lda, const ELEM *B, long ldb, float *C,    \
-                            long ldc) {                                                                            \
+                            long ldc, int add) {                                                                   \
         for (long c0 = 0; c0 < N; c0 += 64) {                                                                      \
             __mmask16 mk[4] = {cols_mask(N - c0), cols_mask(N - c0 - 16), cols_mask(N - c0 - 32),                 \
                                cols_mask(N - c0 - 48)};                                                            \
             for (long r0 = 0; r0 < M; r0 += 4) {                                                                   \
-                const ELEM *a = A + r0 * lda;                                                                      \
+                const ELEM *a = &AT(A, lda, r0, 0);                                                                \
                 float *c = C + r0 * ldc + c0;                                                                      \
                 switch (M - r0 < 4 ? M - r0 : 4) {                                                                 \
-                case 1: NAME##_tile(1, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
-                case 2: NAME##_tile(2, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
-                case 3: NAME##_tile(3, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                 \
-                default: NAME##_tile(4, K, a, lda, B + c0, ldb, c, ldc, mk); break;                                \
+                case 1: NAME##_tile(1, K, a, lda, B + c0, ldb, c, ldc, mk, add); break;                            \
+                case 2: NAME##_tile(2, K, a, lda, B + c0, ldb, c, ldc, mk, add); break;                            \
+                case 3: NAME##_tile(3, K, a, lda, B + c0, ldb, c, ldc, mk, add); break;                            \
+                default: NAME##_tile(4, K, a, lda, B + c0, ldb, c, ldc, mk, add); break;                           \
                 }                                                                                                  \
             }                                                                                                      \
         }                                                                                                          \
@@ -78,11 +82,14 @@ static inline AVX512 __attribute__((always_inline)) __mmask16 cols_mask(long n) 
 
 #define F32_LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
 #define F32_STEP(acc, a, b) _mm512_fmadd_ps(a, b, acc)
-SMALL_GEMM(sgemm_nn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32_STEP)
+#define A_ROWS(A, lda, r, k) (A)[(r) * (lda) + (k)]  // A row-major
+#define A_COLS(A, lda, r, k) (A)[(k) * (lda) + (r)]  // A stored transposed: element (r, k) at k · lda + r
+SMALL_GEMM(sgemm_nn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32_STEP, A_ROWS)
+SMALL_GEMM(sgemm_tn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32_STEP, A_COLS)
 
 #define BF16_LOAD(m, p) (__m512bh) _mm512_maskz_loadu_epi32(m, p)
 #define BF16_BCAST(x) (__m512bh) _mm512_set1_epi32((int)(x))
-SMALL_GEMM(gemm_bf16_words, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps)
+SMALL_GEMM(gemm_bf16_words, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps, A_ROWS)
 
 /// kt[d · L + j] = keys[j · hs + d]: 16 × 16 blocks by muwa_transpose16_words, the edges by plain loops.
 static AVX512 void transpose_keys(const float *keys, long L, long hs, float *kt) {
@@ -151,10 +158,10 @@ static BF16 int attend_blocks_bf16(float *out, long ldo, const float *q, long ld
         long t1 = t0 + mb < T ? t0 + mb : T, rows = t1 - t0;
         long width = first_real > past + t0 ? L : past + t1, wp = (width + 1) / 2;
         for (long r = 0; r < rows; r++) to_bf16_words(q + (t0 + r) * ldq, hs, qb + r * hp);
-        gemm_bf16_words(rows, width, hp, qb, hp, kp, L, scores, width);
+        gemm_bf16_words(rows, width, hp, qb, hp, kp, L, scores, width, 0);
         for (long t = t0; t < t1; t++) muwa_softmax(scores + (t - t0) * width, width, past + t + 1, mask);
         for (long r = 0; r < rows; r++) to_bf16_words(scores + r * width, width, pb + r * wp);
-        gemm_bf16_words(rows, hs, wp, pb, wp, vp, hs, out + t0 * ldo, ldo);
+        gemm_bf16_words(rows, hs, wp, pb, wp, vp, hs, out + t0 * ldo, ldo, 0);
     }
     return 0;
 }
@@ -262,10 +269,18 @@ int muwa_attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, cons
     return -1;
 }
 
+#if defined(__x86_64__)
+void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const float *A, long lda, const float *B,
+                             long ldb, float *C, long ldc) {
+    if (a_cols) sgemm_tn_avx512(M, N, K, A, lda, B, ldb, C, ldc, add);
+    else sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc, add);
+}
+#endif
+
 void muwa_sgemm_nn(long M, long N, long K, const float *A, long lda, const float *B, long ldb, float *C, long ldc) {
 #if defined(__x86_64__)
     if (avx512_selected()) {
-        sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc);
+        sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc, 0);
         return;
     }
 #endif

@@ -22,7 +22,7 @@
 
 enum { MR = MUWA_BF16_MR, NR = MUWA_BF16_NR, KC = MUWA_BF16_KC, NC = MUWA_BF16_NC };  // kernels_internal.h
 
-typedef void (*pack_panel_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr,
+typedef void (*pack_block_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc,
                               long kp0, long kp, uint16_t *dst);
 typedef void (*micro_kernel_fn)(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
                                 int add);
@@ -78,6 +78,13 @@ static void pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, lon
             for (long j = nr; j < NR; j++) d[2 * j] = d[2 * j + 1] = 0;
         }
     }
+}
+
+/// Panels for columns [n0, n0 + nc) side by side (panel p at dst + p · kp · 2), one pack_panel each.
+static void pack_block(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc, long kp0,
+                       long kp, uint16_t *dst) {
+    for (long p = 0; p < nc; p += NR)
+        pack_panel(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, kp0, kp, dst + p * kp * 2);
 }
 
 // MARK: - micro-kernels
@@ -185,6 +192,45 @@ void muwa_bf16_pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, 
     pack_panel_avx512(layout, w, R, P, p, nr, kp0, kp, dst);
 }
 
+/// A whole B block (columns [n0, n0 + nc), the panels side by side at dst + p · kp · 2), read from memory as
+/// few, long streams: a [K, N] weight a row pair at a time across every panel (each row's nc columns in one
+/// run), an [N, K] weight 16 rows at a time along the whole block (16 streams). The panel-at-a-time order read
+/// 32 streams of 64 bytes per step ([N, K]) or one cache line from each of 2·kp rows per panel ([K, N]), which
+/// the hardware prefetchers follow poorly. Same bytes as pack_panel_avx512, panel for panel.
+static BF16 void pack_block_avx512(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc,
+                                   long kp0, long kp, uint16_t *dst) {
+    long full = nc / NR * NR, r0 = 2 * kp0;
+    if (r0 + 2 * kp > R) full = 0;  // an odd last pair: every panel by the edge path
+    if (layout == MUWA_GEMM_B_NK) {
+        for (long p = 0; p < full; p += NR) {
+            uint16_t *d = dst + p * kp * 2;
+            for (long jb = 0; jb < NR; jb += 16) {
+                long q = 0;
+                for (; q + 16 <= kp; q += 16)
+                    muwa_transpose16_words(w + (n0 + p + jb) * R + r0 + 2 * q, 2 * R, d + (q * NR + jb) * 2, 4 * NR);
+                for (; q < kp; q++)
+                    for (long j = jb; j < jb + 16; j++) memcpy(d + (q * NR + j) * 2, w + (n0 + p + j) * R + r0 + 2 * q, 4);
+            }
+        }
+    } else if (full > 0) {
+        const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
+                                             0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
+                                             0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
+        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+        for (long q = 0; q < kp; q++) {
+            const uint16_t *even = w + (r0 + 2 * q) * P + n0;
+            for (long p = 0; p < full; p += NR) {
+                __m512i e = _mm512_loadu_si512(even + p), o = _mm512_loadu_si512(even + P + p);
+                uint16_t *d = dst + p * kp * 2 + q * 2 * NR;
+                _mm512_storeu_si512(d, _mm512_permutex2var_epi16(e, lo, o));
+                _mm512_storeu_si512(d + 32, _mm512_permutex2var_epi16(e, hi, o));
+            }
+        }
+    }
+    for (long p = full; p < nc; p += NR)
+        pack_panel_avx512(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, kp0, kp, dst + p * kp * 2);
+}
+
 static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
 #else
 static int fast_supported(void) { return 0; }
@@ -192,7 +238,7 @@ static int fast_supported(void) { return 0; }
 
 // MARK: - driver
 
-static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
+static void gemm(micro_kernel_fn micro, pack_block_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
                  long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
     if (M <= 0 || p1 <= p0 || R <= 0) return;
     long Kp = (R + 1) / 2;  // pairs per packed A row
@@ -209,8 +255,7 @@ static void gemm(micro_kernel_fn micro, pack_panel_fn pack, muwa_gemm_b_layout l
         for (long r0 = 0; r0 < R; r0 += KC) {
             long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
             int add = accumulate || r0 > 0;
-            for (long p = 0; p < nc; p += NR)
-                pack(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, r0 / 2, kp, packed + p * kp * 2);
+            pack(layout, w, R, P, n0, nc, r0 / 2, kp, packed);
             for (long m = 0; m < M; m += MR) {
                 long mr = M - m < MR ? M - m : MR;
                 const uint16_t *tile = a + ((m / MR) * Kp + r0 / 2) * MR * 2;
@@ -309,7 +354,7 @@ void muwa_gemm_bf16_reference(muwa_gemm_b_layout layout, const uint16_t *a, long
         reference_amx_layout(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }
-    gemm(micro_reference, pack_panel, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+    gemm(micro_reference, pack_block, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
 }
 
 void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P, float *c,
@@ -319,7 +364,7 @@ void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const 
         if (muwa_amx_enabled())
             gemm_amx(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         else if (!muwa_bf16_gemm_fma_enabled() || muwa_gemm_bf16_fma(layout, a, M, w, R, P, c, ldc, p0, p1, accumulate))
-            gemm(micro_avx512bf16, pack_panel_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
+            gemm(micro_avx512bf16, pack_block_avx512, layout, a, M, w, R, P, c, ldc, p0, p1, accumulate);
         return;
     }
 #endif

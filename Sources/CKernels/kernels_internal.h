@@ -192,6 +192,13 @@ muwa_transpose16_words(const void *src, long src_stride, void *dst, long dst_str
 }
 #endif
 
+#if defined(__x86_64__)
+/// C (M × N) (+= when add) A · B with B row-major read in place, AVX-512 (kernels_attention.c): A row-major
+/// (A[r · lda + k]) or, with a_cols, stored transposed (element (r, k) at A[k · lda + r]).
+void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const float *A, long lda, const float *B,
+                             long ldb, float *C, long ldc);
+#endif
+
 /// 1 when the CPU has avx512f, avx512bw and avx512vl and the avx512 table is selected: the condition of the
 /// AVX-512 input quantization and softmax (dispatch.c).
 int muwa_avx512bw_selected(void);

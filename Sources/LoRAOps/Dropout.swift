@@ -2,11 +2,13 @@
 // (seed, micro-step, layer, site, i) — a SplitMix64 hash, no RNG state — so the backward pass and
 // gradient checkpointing regenerate the forward pass's mask exactly, and a run restored from a
 // checkpoint continues with the masks it would have drawn. (Bit parity with torch's RNG is not a goal.)
-// Kept elements are scaled by 1 / (1 − p), as nn.Dropout does.
+// Kept elements are scaled by 1 / (1 − p), as nn.Dropout does. The loops run in kernels_dropout.c
+// (muwa_dropout_row: the same hash, 8 lanes at a time with AVX-512), `keeps` is the same test in Swift.
 // A packed batch (TrainingActivations) draws its masks by padded element index — row r of a packed
 // (rows, cols) matrix is row paddedRow[r] of the padded one — so a token's mask does not depend on how
 // much padding its batch would have carried.
 //   inp, out, dout, dinp: (count), or (rows, cols) with paddedRow: (rows)
+import CKernels
 import OPTEngine
 
 public struct DropoutMask: Sendable, Equatable {
@@ -34,22 +36,20 @@ public struct DropoutMask: Sendable, Equatable {
     /// out = inp ⊙ keep / (1 − p)   (out may be inp)
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count n: Int) {
         parallelElements(n) { range in
-            for i in range { out[i] = keeps(i) ? inp[i] * scale : 0 }
+            row(out + range.lowerBound, inp + range.lowerBound, range.count, first: range.lowerBound, accumulate: false)
         }
     }
 
     /// dinp += dout ⊙ keep / (1 − p)
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count n: Int) {
         parallelElements(n) { range in
-            for i in range where keeps(i) { dinp[i] += dout[i] * scale }
+            row(dinp + range.lowerBound, dout + range.lowerBound, range.count, first: range.lowerBound, accumulate: true)
         }
     }
 
     /// x ⊙= keep / (1 − p), in place (the gradient through a dropout whose output was written in place).
     public func applyInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        parallelElements(n) { range in
-            for i in range { x[i] = keeps(i) ? x[i] * scale : 0 }
-        }
+        forward(out: x, inp: x, count: n)
     }
 
     // MARK: packed rows (element (r, c) is padded element paddedRow[r]·cols + c)
@@ -61,8 +61,7 @@ public struct DropoutMask: Sendable, Equatable {
     ) {
         parallelRows(rows, width: cols) { range in
             for r in range {
-                let base = paddedRow[r] * cols, o = out + r * cols, x = inp + r * cols
-                for c in 0..<cols { o[c] = keeps(base + c) ? x[c] * scale : 0 }
+                row(out + r * cols, inp + r * cols, cols, first: paddedRow[r] * cols, accumulate: false)
             }
         }
     }
@@ -74,8 +73,7 @@ public struct DropoutMask: Sendable, Equatable {
     ) {
         parallelRows(rows, width: cols) { range in
             for r in range {
-                let base = paddedRow[r] * cols, d = dinp + r * cols, g = dout + r * cols
-                for c in 0..<cols where keeps(base + c) { d[c] += g[c] * scale }
+                row(dinp + r * cols, dout + r * cols, cols, first: paddedRow[r] * cols, accumulate: true)
             }
         }
     }
@@ -83,6 +81,14 @@ public struct DropoutMask: Sendable, Equatable {
     /// x ⊙= keep / (1 − p), in place, over a packed (rows, cols) matrix.
     public func applyInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, paddedRow: UnsafePointer<Int>) {
         forward(out: x, inp: x, rows: rows, cols: cols, paddedRow: paddedRow)
+    }
+
+    /// n elements of the stream from element `first`: out = in ⊙ keep · scale, or out += that where kept.
+    @inline(__always)
+    private func row(
+        _ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ n: Int, first: Int, accumulate: Bool
+    ) {
+        muwa_dropout_row(out, inp, n, key, UInt64(first), threshold, scale, accumulate ? 1 : 0)
     }
 }
 

@@ -12,10 +12,10 @@ public func loraForward(
     a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: Float, M: Int, K: Int, N: Int, r: Int
 ) {
     guard M > 0 else { return }
-    // u (M, r) = inp (M, K) · Aᵀ
-    BLAS.gemm(M: M, N: r, K: K, a: inp, lda: K, b: a, ldb: K, bTransposed: true, c: u, ldc: r)
-    // out (M, N) += scale · u (M, r) · Bᵀ
-    BLAS.gemm(M: M, N: N, K: r, alpha: scale, a: u, lda: r, b: b, ldb: r, bTransposed: true, beta: 1, c: out, ldc: N)
+    // u (M, r) = inp (M, K) · Aᵀ            A: (r, K)
+    LowRank.rowsDot(out: u, ldo: r, x: inp, ldx: K, y: a, yIsLR: false, M: M, L: K, r: r)
+    // out (M, N) += scale · u (M, r) · Bᵀ   B: (N, r)
+    LowRank.rowsAdd(out: out, ldo: N, u: u, ldu: r, y: b, yIsLR: true, M: M, L: N, r: r, alpha: scale)
 }
 
 /// Backward of ``loraForward``, accumulating (+=):
@@ -27,15 +27,11 @@ public func loraBackward(
     a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: Float, M: Int, K: Int, N: Int, r: Int
 ) {
     guard M > 0 else { return }
-    BLAS.gemm(
-        aTransposed: true, bTransposed: false, M: N, N: r, K: M, alpha: scale, a: dout, lda: N, b: u, ldb: r,
-        beta: 1, c: db, ldc: r)
-    BLAS.gemm(M: M, N: r, K: N, alpha: scale, a: dout, lda: N, b: b, ldb: r, bTransposed: false, c: g, ldc: r)
-    BLAS.gemm(
-        aTransposed: true, bTransposed: false, M: r, N: K, K: M, a: g, lda: r, b: inp, ldb: K,
-        beta: 1, c: da, ldc: K)
+    LowRank.colsAcc(z: db, zIsLR: true, u: u, ldu: r, x: dout, ldx: N, M: M, L: N, r: r, alpha: scale)
+    LowRank.rowsDot(out: g, ldo: r, x: dout, ldx: N, y: b, yIsLR: true, M: M, L: N, r: r, alpha: scale)
+    LowRank.colsAcc(z: da, zIsLR: false, u: g, ldu: r, x: inp, ldx: K, M: M, L: K, r: r)
     if let dinp {
-        BLAS.gemm(M: M, N: K, K: r, a: g, lda: r, b: a, ldb: K, bTransposed: false, beta: 1, c: dinp, ldc: K)
+        LowRank.rowsAdd(out: dinp, ldo: K, u: g, ldu: r, y: a, yIsLR: false, M: M, L: K, r: r)
     }
 }
 

@@ -3,6 +3,7 @@
 // ReLU (away from its kink), causal attention with causal and padding masks, softmax, cross-entropy
 // with ignored targets, dropout.
 import Foundation
+import CKernels
 import XCTest
 @testable import LoRAOps
 @testable import OPTEngine
@@ -227,5 +228,35 @@ final class OpsGradCheckTests: XCTestCase {
         let other = DropoutMask(p: 0.25, seed: 42, microStep: 4, layer: 1, site: 2)
         XCTAssertEqual((0..<1000).map(mask.keeps), (0..<1000).map(again.keeps))
         XCTAssertNotEqual((0..<1000).map(mask.keeps), (0..<1000).map(other.keeps))
+    }
+    /// kernels_dropout.c keeps exactly the elements `keeps` names, AVX-512 and scalar alike, from any starting
+    /// element (flat streams and packed rows), and its backward adds only where kept (a −0 gradient stays −0).
+    func testDropoutKernelKeepsWhatKeepsSays() {
+        defer { _ = muwa_dropout_select(-1) }
+        let mask = DropoutMask(p: 0.3, seed: 7, microStep: 2, layer: 3, site: 1)
+        var data = TestData(seed: 11)
+        let rows = 5, cols = 37, n = rows * cols
+        let x = data.normal(n), dout = data.normal(n)
+        let paddedRow = [4, 0, 9, 2, 13]
+        for fast: Int32 in [1, 0] {
+            guard muwa_dropout_select(fast) == 1 else { continue }
+            var y = [Float](repeating: 1, count: n)
+            mask.forward(out: &y, inp: x, count: n)
+            XCTAssertEqual(y, (0..<n).map { mask.keeps($0) ? x[$0] * mask.scale : 0 }, "flat, fast \(fast)")
+            var dx = [Float](repeating: -0.0, count: n)
+            mask.backward(dinp: &dx, dout: dout, count: n)
+            for i in 0..<n {
+                let expected: Float = mask.keeps(i) ? -0.0 + dout[i] * mask.scale : -0.0
+                XCTAssertEqual(dx[i].bitPattern, expected.bitPattern, "backward \(i), fast \(fast)")
+            }
+            var packed = [Float](repeating: 1, count: n)
+            mask.forward(out: &packed, inp: x, rows: rows, cols: cols, paddedRow: paddedRow)
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    let i = r * cols + c, kept = mask.keeps(paddedRow[r] * cols + c)
+                    XCTAssertEqual(packed[i], kept ? x[i] * mask.scale : 0, "packed (\(r), \(c)), fast \(fast)")
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //    one at a time (what padding computed, minus the padding), pre-LN and post-LN;
 //  - a packed matrix draws its dropout masks by padded element index (the masks of the padded layout);
 //  - attention, layer norm, AdamW and gradient-norm clipping give the same bits for any thread count.
+import CKernels
 import Foundation
 import XCTest
 @testable import LoRAOps
@@ -44,6 +45,29 @@ final class PackedTrainingTests: XCTestCase {
                 dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
         }
         return AttentionRun(out: out, dq: dq, dk: dk, dv: dv)
+    }
+
+    /// kernels_attention_train.c against the sgemm loops it replaces: lengths that leave partial query blocks
+    /// and a head size that leaves masked columns.
+    func testAttentionKernelsMatchTheSgemmPath() throws {
+        defer { _ = muwa_causal_attention_select(-1) }
+        try XCTSkipUnless(muwa_causal_attention_select(1) == 1, "no AVX-512: the sgemm path is the only one")
+        for (lengths, NH, hs) in [([1, 33, 70], 2, 24), ([64, 5], 3, 64)] {
+            let C = NH * hs, R = lengths.reduce(0, +)
+            var data = TestData(seed: UInt64(R))
+            let q = data.normal(R * C, std: 0.3), k = data.normal(R * C, std: 0.3)
+            let v = data.normal(R * C), dout = data.normal(R * C)
+            _ = muwa_causal_attention_select(1)
+            let fast = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs)
+            _ = muwa_causal_attention_select(0)
+            let sgemm = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs)
+            for (name, a, b) in [("out", fast.out, sgemm.out), ("dq", fast.dq, sgemm.dq), ("dk", fast.dk, sgemm.dk),
+                                 ("dv", fast.dv, sgemm.dv)] {
+                var worst: Float = 0
+                for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
+                XCTAssertLessThan(worst, 2e-5, "\(name), lengths \(lengths), hs \(hs)")
+            }
+        }
     }
 
     func testPackedAttentionEqualsPaddedOnRealRows() {

@@ -208,4 +208,50 @@ typedef void (*muwa_pool_fn)(void *ctx, long part);
 /// run nothing, when parts < 2, the pool is busy with another region (another thread's, or this one's: a region
 /// started from inside a part) or a worker thread cannot be started: the caller then runs the parts itself.
 int muwa_pool_run(long parts, muwa_pool_fn fn, void *ctx);
+/// Products with one small dimension r, a LoRA adapter's rank (kernels_lowrank.c); rows [m0, m1) or columns
+/// [l0, l1) of the result, so callers split them among threads. y(i, l) is y[i·L + l] ([r, L]) or, with y_lr,
+/// y[l·r + i] ([L, r]); z(i, l) likewise with z_lr.
+///   rows_dot: out[m, i]  = α · Σ_l x[m, l] · y(i, l)      (out [M, r] with row stride ldo)
+///   rows_add: out[m, l] += α · Σ_i u[m, i] · y(i, l)      (out [M, L])
+///   cols_acc: z(i, l)   += α · Σ_m u[m, i] · x[m, l]      (z [r, L] or [L, r])
+/// AVX-512 where the avx512 table is selected, else the *_reference loops. A result does not depend on the range split.
+void muwa_lowrank_rows_dot(float *out, long ldo, const float *x, long ldx, const float *y, int y_lr, long L, long r,
+                           float alpha, long m0, long m1);
+void muwa_lowrank_rows_add(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L, long r,
+                           float alpha, long m0, long m1);
+void muwa_lowrank_cols_acc(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M, long L,
+                           long r, float alpha, long l0, long l1);
+void muwa_lowrank_rows_dot_reference(float *out, long ldo, const float *x, long ldx, const float *y, int y_lr, long L,
+                                     long r, float alpha, long m0, long m1);
+void muwa_lowrank_rows_add_reference(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L,
+                                     long r, float alpha, long m0, long m1);
+void muwa_lowrank_cols_acc_reference(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M,
+                                     long L, long r, float alpha, long l0, long l1);
+/// Tests: the AVX-512 kernels (1), the reference loops (0) or the selected table's choice again (-1); 0 when this
+/// CPU cannot run AVX-512.
+int muwa_lowrank_select(int fast_kernels);
+
+/// Training attention of one (sequence, head) of a packed batch (kernels_attention_train.c; PackedAttention.swift):
+/// q, k, v, out, dout, dq, dk, dv (n, hs) with row stride ld; p (n, n), row t = softmax of query t's causal
+/// scores, zeros past t. forward writes out and p; backward accumulates dq, dk, dv. Each returns 0, or -1
+/// having written nothing when muwa_causal_attention_select / the avx512 table leaves them off or the per-thread
+/// buffer cannot be had (the caller's sgemm path then runs).
+int muwa_causal_attention_forward(float *out, float *p, const float *q, const float *k, const float *v, long ld,
+                                  long n, long hs);
+int muwa_causal_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *p,
+                                   const float *q, const float *k, const float *v, long ld, long n, long hs);
+/// Tests: the kernels above (1), the caller's sgemm path (0) or the selected table's choice again (-1); 0 when
+/// this CPU cannot run them.
+int muwa_causal_attention_select(int on);
+
+/// Dropout of one row (kernels_dropout.c; Dropout.swift's DropoutMask): element c is element first + c of the
+/// stream, kept when muwa_dropout_keeps(key, threshold, first + c). accumulate 0: out[c] = kept ? in[c]·scale : 0
+/// (out may be in); 1: out[c] += in[c]·scale where kept. AVX-512 (DQ) or scalar: the same elements kept.
+void muwa_dropout_row(float *out, const float *in, long n, uint64_t key, uint64_t first, uint64_t threshold,
+                      float scale, int accumulate);
+int muwa_dropout_keeps(uint64_t key, uint64_t threshold, uint64_t i);
+/// Tests: the AVX-512 row kernel (1), the scalar loop (0) or the selected table's choice again (-1); 0 when this
+/// CPU cannot run it.
+int muwa_dropout_select(int fast_kernel);
+
 #endif

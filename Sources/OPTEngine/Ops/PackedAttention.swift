@@ -6,6 +6,8 @@
 //   scratch (backward): `attentionScratchFloats(maxLength:hs:)` floats per part
 // Work items are (sequence, head) pairs, spread over EngineThreads; each item writes only its own rows ×
 // head columns of out/dq/dk/dv and its own att block, so the result does not depend on the thread count.
+// Each item runs kernels_attention_train.c's small unpacked products where the AVX-512 kernels run, else
+// the sgemm loops below (the reference the tests hold the kernels to).
 // Within an item queries go in blocks of `causalBlockRows` rows: block [t0, t1) needs keys 0 ..< t1 only
 // (the causal half above is skipped), and the block's products stay small enough that OpenBLAS runs them
 // on the calling thread (its threaded path serialises concurrent callers).
@@ -64,6 +66,7 @@ public func packedCausalAttentionForward(
             guard n > 0 else { return }
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
+            if muwa_causal_attention_forward(out + off, p, q + off, k + off, v + off, C, n, hs) == 0 { return }
             var t0 = 0
             while t0 < n {
                 let mb = min(causalBlockRows(width: min(n, t0 + 64), hs: hs), n - t0), t1 = t0 + mb
@@ -105,6 +108,11 @@ public func packedCausalAttentionBackward(
             precondition(n <= maxLength, "sequence of \(n) tokens exceeds the scratch's \(maxLength)")
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
+            if muwa_causal_attention_backward(
+                dq + off, dk + off, dv + off, dout + off, p, q + off, k + off, v + off, C, n, hs) == 0
+            {
+                return
+            }
             let d = scratch + part * region
             var t0 = 0
             while t0 < n {
