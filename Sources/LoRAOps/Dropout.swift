@@ -43,7 +43,9 @@ public struct DropoutMask: Sendable, Equatable {
     /// dinp += dout ⊙ keep / (1 − p)
     public func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, count n: Int) {
         parallelElements(n) { range in
-            row(dinp + range.lowerBound, dout + range.lowerBound, range.count, first: range.lowerBound, accumulate: true)
+            row(
+                dinp + range.lowerBound, dout + range.lowerBound, range.count, first: range.lowerBound, accumulate: true
+            )
         }
     }
 

@@ -61,8 +61,10 @@ final class PackedTrainingTests: XCTestCase {
             let fast = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs)
             _ = muwa_causal_attention_select(0)
             let sgemm = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs)
-            for (name, a, b) in [("out", fast.out, sgemm.out), ("dq", fast.dq, sgemm.dq), ("dk", fast.dk, sgemm.dk),
-                                 ("dv", fast.dv, sgemm.dv)] {
+            for (name, a, b) in [
+                ("out", fast.out, sgemm.out), ("dq", fast.dq, sgemm.dq), ("dk", fast.dk, sgemm.dk),
+                ("dv", fast.dv, sgemm.dv),
+            ] {
                 var worst: Float = 0
                 for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
                 XCTAssertLessThan(worst, 2e-5, "\(name), lengths \(lengths), hs \(hs)")
