@@ -31,6 +31,20 @@ void muwa_softmax_reference(float *row, long n, long limit, const uint8_t *mask)
     for (long j = 0; j < n; j++) row[j] *= inv;
 }
 
+double muwa_exp_sum_reference(const float *x, long n, float *out, float *max_out) {
+    float maxv = -INFINITY;
+    for (long j = 0; j < n; j++)
+        if (x[j] > maxv) maxv = x[j];
+    double sum = 0;
+    for (long j = 0; j < n; j++) {
+        float e = expf(x[j] - maxv);
+        if (out) out[j] = e;
+        sum += (double)e;
+    }
+    *max_out = maxv;
+    return sum;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -95,7 +109,43 @@ static AVX512 void softmax_avx512(float *row, long n, long limit, const uint8_t 
     }
 }
 
+/// muwa_exp_sum 16 lanes at a time: the max over lanes (NaN never taken, as the reference's x > max skips it),
+/// exp16, and the sum in 16 double lanes (two vectors of 8, lanes j mod 16), added lane by lane at the end.
+static AVX512 double exp_sum_avx512(const float *x, long n, float *out, float *max_out) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 in = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(in, x + j);
+        vmax = _mm512_mask_mov_ps(vmax, _mm512_mask_cmp_ps_mask(in, v, vmax, _CMP_GT_OQ), v);
+    }
+    float lanes[16], maxv = -INFINITY;
+    _mm512_storeu_ps(lanes, vmax);
+    for (int l = 0; l < 16; l++)
+        if (lanes[l] > maxv) maxv = lanes[l];
+    const __m512 m = _mm512_set1_ps(maxv);
+    __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+    for (long j = 0; j < n; j += 16) {
+        __mmask16 in = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 e = _mm512_maskz_mov_ps(in, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(in, x + j), m)));
+        if (out) _mm512_mask_storeu_ps(out + j, in, e);
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    double sums[16], sum = 0;
+    _mm512_storeu_pd(sums, lo);
+    _mm512_storeu_pd(sums + 8, hi);
+    for (int l = 0; l < 16; l++) sum += sums[l];
+    *max_out = maxv;
+    return sum;
+}
 #endif
+
+double muwa_exp_sum(const float *x, long n, float *out, float *max_out) {
+#if defined(__x86_64__)
+    if (muwa_avx512bw_selected()) return exp_sum_avx512(x, n, out, max_out);
+#endif
+    return muwa_exp_sum_reference(x, n, out, max_out);
+}
 
 void muwa_softmax(float *row, long n, long limit, const uint8_t *mask) {
 #if defined(__x86_64__)

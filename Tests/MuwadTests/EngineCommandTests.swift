@@ -188,5 +188,10 @@ final class EngineCommandTests: XCTestCase {
         ])
         XCTAssertNotEqual(badTemp.status, 0)
         XCTAssertTrue(badTemp.err.contains("temperature"), badTemp.err)
+        // a bad peer setting fails before the benchmark runs (nothing on stdout)
+        let badPeer = try muwad(["bench", "--model", Self.model, "--pytorch", "--pytorch-compute", "f32,f64"])
+        XCTAssertNotEqual(badPeer.status, 0)
+        XCTAssertTrue(badPeer.err.contains("--pytorch-compute") && badPeer.err.contains("f64"), badPeer.err)
+        XCTAssertEqual(badPeer.out, "")
     }
 }

@@ -81,4 +81,36 @@ final class SoftmaxKernelTests: XCTestCase {
             XCTAssertEqual(Double(row.reduce(0, +)), 1, accuracy: 1e-6, isa)
         }
     }
+    /// muwa_exp_sum (the loss head's softmax) on every table against the libm reference: the max exactly, each
+    /// exponential within 2 ulp, the double sum within float rounding, lengths that leave a partial vector, out
+    /// the input itself; and a NaN logit: skipped by the max, NaN in its own place and in the sum, on every path.
+    func testExpSumMatchesTheReferenceOnEveryTable() {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        var rng = SeededRNG(seed: 77)
+        for n in [1, 15, 16, 17, 50_272] {
+            let x = (0..<n).map { _ in Float(rng.nextUnit() * 40 - 20) }
+            var refOut = [Float](repeating: 0, count: n), refMax: Float = 0
+            let refSum = muwa_exp_sum_reference(x, n, &refOut, &refMax)
+            for isa in KernelISA.supported {
+                KernelISA.select(isa)
+                var out = x, maxv: Float = 0
+                let sum = out.withUnsafeMutableBufferPointer {
+                    muwa_exp_sum($0.baseAddress!, n, $0.baseAddress!, &maxv)
+                }
+                XCTAssertEqual(maxv, refMax, "\(isa) n \(n)")
+                XCTAssertEqual(sum, refSum, accuracy: refSum * 1e-6, "\(isa) n \(n)")
+                for j in 0..<n {
+                    XCTAssertEqual(out[j], refOut[j], accuracy: max(refOut[j] * 3e-7, 1e-30), "\(isa) n \(n) j \(j)")
+                }
+                guard n > 2 else { continue }
+                var withNaN = x
+                withNaN[1] = .nan
+                var nanOut = withNaN, nanMax: Float = 0
+                let nanSum = muwa_exp_sum(withNaN, n, &nanOut, &nanMax)
+                XCTAssertEqual(nanMax, refMax == x[1] ? withNaN.filter { !$0.isNaN }.max()! : refMax, "\(isa) n \(n)")
+                XCTAssertTrue(nanOut[1].isNaN && nanSum.isNaN, "\(isa) n \(n)")
+            }
+        }
+    }
 }

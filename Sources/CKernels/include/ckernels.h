@@ -167,6 +167,12 @@ int muwa_attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, cons
 /// when the avx512 table is selected, else the reference (libm expf, a sum in key order).
 void muwa_softmax(float *row, long n, long limit, const uint8_t *mask);
 void muwa_softmax_reference(float *row, long n, long limit, const uint8_t *mask);
+/// The vocabulary softmax of training's loss head (CrossEntropy.swift): *max_out = the largest x[j] (NaN
+/// skipped), out[j] = exp(x[j] − max) where out is not null, and the sum of those in double, returned.
+/// AVX-512 (exp16, within 2 ulp of expf; sums in 16 double lanes) when the avx512 table is selected, else the
+/// reference (libm expf, the sum in order). out may be x.
+double muwa_exp_sum(const float *x, long n, float *out, float *max_out);
+double muwa_exp_sum_reference(const float *x, long n, float *out, float *max_out);
 
 /// The instruction set the kernels use now: "avx512", "avx2" or "scalar".
 const char *muwa_kernel_isa(void);

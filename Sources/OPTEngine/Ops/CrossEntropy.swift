@@ -2,7 +2,9 @@
 // crossentropy_softmax_backward). Targets below 0 (transformers' -100) are ignored: their loss and
 // gradient are 0. transformers' causal-LM shift (logits[t] predicts labels[t+1]) is the caller's job:
 // row i's target is already the next token.
+// The exponentials and their sum run in kernels_softmax.c (muwa_exp_sum: AVX-512 or libm).
 //   logits, probs, dlogits: (N, V)   targets: (N)   losses, dlosses: (N)
+import CKernels
 import Foundation
 
 /// The label transformers uses for "no loss here".
@@ -11,15 +13,9 @@ public let ignoreIndex: Int32 = -100
 /// probs = softmax(logits) per row (probs may be logits: in place). Sums in Double.
 func softmaxForward(probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>, N: Int, V: Int) {
     for i in 0..<N {
-        let x = logits + i * V, p = probs + i * V
-        var maxv = -Float.infinity
-        for j in 0..<V where x[j] > maxv { maxv = x[j] }
-        var sum = 0.0
-        for j in 0..<V {
-            let e = expf(x[j] - maxv)
-            p[j] = e
-            sum += Double(e)
-        }
+        let p = probs + i * V
+        var maxv: Float = 0
+        let sum = muwa_exp_sum(logits + i * V, V, p, &maxv)
         let inv = Float(1 / sum)
         for j in 0..<V { p[j] *= inv }
     }
@@ -33,10 +29,8 @@ public func crossEntropyForward(
         let target = Int(targets[i])
         guard target >= 0 else { losses[i] = 0; continue }
         let x = logits + i * V
-        var maxv = -Float.infinity
-        for j in 0..<V where x[j] > maxv { maxv = x[j] }
-        var sum = 0.0
-        for j in 0..<V { sum += Double(expf(x[j] - maxv)) }
+        var maxv: Float = 0
+        let sum = muwa_exp_sum(x, V, nil, &maxv)
         losses[i] = Float(Foundation.log(sum) - Double(x[target] - maxv))
     }
 }
@@ -50,16 +44,10 @@ public func crossEntropySoftmaxForward(
     for i in 0..<N {
         let x = logits + i * V, p = probs + i * V
         let target = Int(targets[i])
-        var maxv = -Float.infinity
-        for j in 0..<V where x[j] > maxv { maxv = x[j] }
-        let shiftedTarget = target >= 0 ? x[target] - maxv : 0
-        var sum = 0.0
-        for j in 0..<V {
-            let e = expf(x[j] - maxv)
-            p[j] = e
-            sum += Double(e)
-        }
-        losses[i] = target >= 0 ? Float(Foundation.log(sum) - Double(shiftedTarget)) : 0
+        let targetLogit = target >= 0 ? x[target] : 0  // read before p (which may be x) is overwritten
+        var maxv: Float = 0
+        let sum = muwa_exp_sum(x, V, p, &maxv)
+        losses[i] = target >= 0 ? Float(Foundation.log(sum) - Double(targetLogit - maxv)) : 0
         let inv = Float(1 / sum)
         for j in 0..<V { p[j] *= inv }
     }

@@ -18,6 +18,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions (the best is reported).") var repeats = 3
     @Flag(help: "Also run the PyTorch benchmark (tools/bench/) with the same settings and print both.") var pytorch =
         false
+    @Option(
+        name: .customLong("pytorch-compute"),
+        help: "With --pytorch: its compute modes, comma-separated (f32, bf16; default: --compute's).")
+    var pytorchCompute: String?
     @Flag var json = false
     @Flag(help: "Measure one LoRA training step (forward, backward, clipping, AdamW) instead of inference.")
     var train = false
@@ -45,6 +49,10 @@ struct BenchCommand: ParsableCommand {
         name: .customLong("ctranslate2-compute"),
         help: "CTranslate2 compute types to run, comma-separated (default: float32 and int8).")
     var ctranslate2Compute = "float32,int8"
+
+    func validate() throws {
+        _ = try pytorchComputes(.f32)  // a bad --pytorch-compute fails before anything runs
+    }
 
     func run() throws {
         if train { return try withCleanAdapterErrors { try runTraining() } }
@@ -106,8 +114,9 @@ struct BenchCommand: ParsableCommand {
             report(result)
             let common = ["--prompt-tokens", "\(promptTokens)", "--new-tokens", "\(newTokens)", "--batch", "\(batch)"]
             if pytorch {
-                runPeer(
-                    script: "pytorch_bench.py", arguments: common + ["--compute", model.options.precision.rawValue])
+                for compute in try pytorchComputes(model.options.precision) {
+                    runPeer(script: "pytorch_bench.py", arguments: common + ["--compute", compute])
+                }
             }
             if ctranslate2 {
                 for compute in ctranslate2Compute.split(separator: ",") {
@@ -273,20 +282,31 @@ struct BenchCommand: ParsableCommand {
         report(result)
         if pytorch {
             // transformers' collator pads a batch to its longest record: PyTorch computes B × T rows
-            runPeer(
-                script: "pytorch_train_bench.py",
-                arguments: [
-                    "--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
-                    "--lora-targets", config.targetModules.joined(separator: ","),
-                    "--compute", model.options.precision.rawValue,
-                ]
-                    + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])
-            ) { obj in
-                var obj = obj
-                if let step = obj["step_s"] as? Double { obj["real_tokens_per_s"] = Double(realTokens) / step }
-                return obj
+            for compute in try pytorchComputes(model.options.precision) {
+                runPeer(
+                    script: "pytorch_train_bench.py",
+                    arguments: [
+                        "--batch", "\(B)", "--seq-len", "\(T)", "--lora-r", "\(loraR)",
+                        "--lora-targets", config.targetModules.joined(separator: ","), "--compute", compute,
+                    ]
+                        + (gradientCheckpointing ? ["--gradient-checkpointing"] : [])
+                ) { obj in
+                    var obj = obj
+                    if let step = obj["step_s"] as? Double { obj["real_tokens_per_s"] = Double(realTokens) / step }
+                    return obj
+                }
             }
         }
+    }
+
+    /// PyTorch's compute modes for --pytorch: --pytorch-compute's list, else muwa's own mode.
+    private func pytorchComputes(_ own: ComputePrecision) throws -> [String] {
+        guard let list = pytorchCompute else { return [own.rawValue] }
+        let modes = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !modes.isEmpty, modes.allSatisfy({ $0 == "f32" || $0 == "bf16" }) else {
+            throw ValidationError("--pytorch-compute takes f32 and/or bf16, comma-separated; got \"\(list)\"")
+        }
+        return modes
     }
 }
 
