@@ -91,14 +91,18 @@ SMALL_GEMM(sgemm_tn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32
 #define BF16_BCAST(x) (__m512bh) _mm512_set1_epi32((int)(x))
 SMALL_GEMM(gemm_bf16_words, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps, A_ROWS)
 
-/// kt[d · L + j] = keys[j · hs + d]: 16 × 16 blocks by muwa_transpose16_words, the edges by plain loops.
+AVX512 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
+    long r16 = rows / 16 * 16, c16 = cols / 16 * 16;
+    for (long r = 0; r < r16; r += 16)
+        for (long c = 0; c < c16; c += 16)
+            muwa_transpose16_words(src + r * lds + c, lds * 4, dst + c * ldd + r, ldd * 4);
+    for (long r = 0; r < rows; r++)
+        for (long c = r < r16 ? c16 : 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+/// kt[d · L + j] = keys[j · hs + d].
 static AVX512 void transpose_keys(const float *keys, long L, long hs, float *kt) {
-    long j16 = L / 16 * 16, d16 = hs / 16 * 16;
-    for (long j = 0; j < j16; j += 16)
-        for (long d = 0; d < d16; d += 16)
-            muwa_transpose16_words(keys + j * hs + d, hs * 4, kt + d * L + j, L * 4);
-    for (long j = 0; j < L; j++)
-        for (long d = j < j16 ? d16 : 0; d < hs; d++) kt[d * L + j] = keys[j * hs + d];
+    muwa_transpose_f32_avx512(keys, hs, L, hs, kt, L);
 }
 
 static int avx512_selected(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0; }

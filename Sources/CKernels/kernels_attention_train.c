@@ -25,24 +25,13 @@ int muwa_causal_attention_select(int on) {
 }
 
 #if defined(__x86_64__)
-/// dst[c · ldd + r] = src[r · lds + c] for r < rows, c < cols: 16 × 16 blocks, the edges by plain loops.
-static __attribute__((target("avx512f"))) void transpose_f32(const float *src, long lds, long rows, long cols,
-                                                             float *dst, long ldd) {
-    long r16 = rows / 16 * 16, c16 = cols / 16 * 16;
-    for (long r = 0; r < r16; r += 16)
-        for (long c = 0; c < c16; c += 16)
-            muwa_transpose16_words(src + r * lds + c, lds * 4, dst + c * ldd + r, ldd * 4);
-    for (long r = 0; r < rows; r++)
-        for (long c = r < r16 ? c16 : 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
-}
-
 int muwa_causal_attention_forward(float *out, float *p, const float *q, const float *k, const float *v, long ld,
                                   long n, long hs) {
     if (n <= 0 || hs <= 0) return 0;
     if (!train_kernels()) return -1;
     float *kt = muwa_thread_buffer((size_t)(hs * n) * sizeof(float));  // Kᵀ: (hs, n)
     if (!kt) return -1;
-    transpose_f32(k, ld, n, hs, kt, n);
+    muwa_transpose_f32_avx512(k, ld, n, hs, kt, n);
     for (long t0 = 0; t0 < n; t0 += TRAIN_BLOCK) {
         long t1 = t0 + TRAIN_BLOCK < n ? t0 + TRAIN_BLOCK : n, rows = t1 - t0;
         // scores (rows, t1) = Q[t0 ..< t1] · K[0 ..< t1]ᵀ, in P's rows
@@ -65,7 +54,7 @@ int muwa_causal_attention_backward(float *dq, float *dk, float *dv, const float 
     float *vt = muwa_thread_buffer((size_t)((hs + TRAIN_BLOCK) * n) * sizeof(float));  // Vᵀ (hs, n), then dS
     if (!vt) return -1;
     float *d = vt + hs * n;  // dP, then dS: (rows, t1)
-    transpose_f32(v, ld, n, hs, vt, n);
+    muwa_transpose_f32_avx512(v, ld, n, hs, vt, n);
     for (long t0 = 0; t0 < n; t0 += TRAIN_BLOCK) {
         long t1 = t0 + TRAIN_BLOCK < n ? t0 + TRAIN_BLOCK : n, rows = t1 - t0;
         const float *pb = p + t0 * n, *dob = dout + t0 * ld;

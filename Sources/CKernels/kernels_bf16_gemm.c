@@ -155,6 +155,18 @@ static BF16 void to_bf16_avx512(const float *src, uint16_t *dst, long n) {
     to_bf16_scalar(src + i, dst + i, n - i);
 }
 
+/// One pair of a [K, N] panel: 32 columns of row `even` and of the row P elements below, interleaved
+/// (d[2j] = even[j], d[2j + 1] = even[P + j]) by one permute per 32 outputs.
+static inline BF16 __attribute__((always_inline)) void interleave_rows32(const uint16_t *even, long P, uint16_t *d) {
+    const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
+                                         0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
+                                         0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    __m512i e = _mm512_loadu_si512(even), o = _mm512_loadu_si512(even + P);
+    _mm512_storeu_si512(d, _mm512_permutex2var_epi16(e, lo, o));
+    _mm512_storeu_si512(d + 32, _mm512_permutex2var_epi16(e, hi, o));
+}
+
 /// pack_panel with AVX-512: [N, K] weights by 16 × 16 transposes of 32-bit pairs; [K, N] weights by interleaving
 /// 32 columns of two rows with one permute per 32 outputs. Edges (a partial panel, an odd last pair) go to
 /// pack_panel.
@@ -174,16 +186,7 @@ static BF16 void pack_panel_avx512(muwa_gemm_b_layout layout, const uint16_t *w,
         for (; q < kp; q++)
             for (long j = 0; j < NR; j++) memcpy(dst + (q * NR + j) * 2, w + (p + j) * R + r0 + 2 * q, 4);
     } else {
-        const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
-                                             0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
-                                             0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
-        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
-        for (long q = 0; q < kp; q++) {
-            const uint16_t *even = w + (r0 + 2 * q) * P + p;
-            __m512i e = _mm512_loadu_si512(even), o = _mm512_loadu_si512(even + P);
-            _mm512_storeu_si512(dst + q * 2 * NR, _mm512_permutex2var_epi16(e, lo, o));
-            _mm512_storeu_si512(dst + q * 2 * NR + 32, _mm512_permutex2var_epi16(e, hi, o));
-        }
+        for (long q = 0; q < kp; q++) interleave_rows32(w + (r0 + 2 * q) * P + p, P, dst + q * 2 * NR);
     }
 }
 
@@ -213,18 +216,9 @@ static BF16 void pack_block_avx512(muwa_gemm_b_layout layout, const uint16_t *w,
             }
         }
     } else if (full > 0) {
-        const __m512i lo = _mm512_setr_epi32(0x00200000, 0x00210001, 0x00220002, 0x00230003, 0x00240004, 0x00250005,
-                                             0x00260006, 0x00270007, 0x00280008, 0x00290009, 0x002a000a, 0x002b000b,
-                                             0x002c000c, 0x002d000d, 0x002e000e, 0x002f000f);
-        const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
         for (long q = 0; q < kp; q++) {
             const uint16_t *even = w + (r0 + 2 * q) * P + n0;
-            for (long p = 0; p < full; p += NR) {
-                __m512i e = _mm512_loadu_si512(even + p), o = _mm512_loadu_si512(even + P + p);
-                uint16_t *d = dst + p * kp * 2 + q * 2 * NR;
-                _mm512_storeu_si512(d, _mm512_permutex2var_epi16(e, lo, o));
-                _mm512_storeu_si512(d + 32, _mm512_permutex2var_epi16(e, hi, o));
-            }
+            for (long p = 0; p < full; p += NR) interleave_rows32(even + p, P, dst + p * kp * 2 + q * 2 * NR);
         }
     }
     for (long p = full; p < nc; p += NR)

@@ -197,6 +197,9 @@ muwa_transpose16_words(const void *src, long src_stride, void *dst, long dst_str
 /// (A[r · lda + k]) or, with a_cols, stored transposed (element (r, k) at A[k · lda + r]).
 void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const float *A, long lda, const float *B,
                              long ldb, float *C, long ldc);
+/// dst[c · ldd + r] = src[r · lds + c] for r < rows, c < cols: 16 × 16 blocks by muwa_transpose16_words, the edges
+/// by plain loops (kernels_attention.c; AVX-512F).
+void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);
 #endif
 
 /// 1 when the CPU has avx512f, avx512bw and avx512vl and the avx512 table is selected: the condition of the
