@@ -109,6 +109,37 @@ final class OpsGradCheckTests: XCTestCase {
         GradCheck().check("layernorm dbias", x: b, grad: db) { f(x, w, $0) }
     }
 
+    /// The frozen-norm path (no dweight, no dbias: kernels_layernorm.c, on every kernel table) gives the dinp of
+    /// the full Swift pass to float rounding, with and without a weight, for widths that leave a partial vector.
+    func testLayerNormInputGradientWithoutWeightGradients() {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        for C in [10, 37, 768] {
+            let N = 5
+            var data = TestData(seed: UInt64(C))
+            let x = data.normal(N * C, std: 2), w = data.normal(C).map { 1 + 0.3 * $0 }, dout = data.normal(N * C)
+            var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
+            layerNormForward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: nil, N: N, C: C)
+            for weight in [w, nil] {
+                let start = data.normal(N * C)  // dinp accumulates
+                var full = start, dw = [Float](repeating: 0, count: C)
+                layerNormBackward(
+                    dinp: &full, dweight: &dw, dbias: nil, dout: dout, inp: x, weight: weight, mean: mean,
+                    rstd: rstd, N: N, C: C)
+                for isa in KernelISA.supported {
+                    KernelISA.select(isa)
+                    var frozen = start
+                    layerNormBackward(
+                        dinp: &frozen, dweight: nil, dbias: nil, dout: dout, inp: x, weight: weight, mean: mean,
+                        rstd: rstd, N: N, C: C)
+                    var worst: Float = 0
+                    for i in 0..<(N * C) { worst = max(worst, abs(frozen[i] - full[i])) }
+                    XCTAssertLessThan(worst, 1e-5, "\(isa) C \(C) weight \(weight != nil)")
+                }
+            }
+        }
+    }
+
     func testReLUBackwardAwayFromTheKink() {
         var data = TestData(seed: 5)
         // keep every input at least 0.1 from 0, where a difference of ±ε cannot cross the kink

@@ -260,4 +260,12 @@ int muwa_dropout_keeps(uint64_t key, uint64_t threshold, uint64_t i);
 /// CPU cannot run it.
 int muwa_dropout_select(int fast_kernel);
 
+/// Layer norm's input gradient with a frozen weight and bias, rows [r0, r1) of (N, C) (kernels_layernorm.c):
+/// dinp += (dn − mean(dn) − n · mean(dn ⊙ n)) · rstd with n = (x − mean) · rstd, dn = weight ⊙ dout (weight may
+/// be null: 1). AVX-512 when the avx512 table is selected (sums in 16 lanes), else the reference (column order).
+void muwa_layernorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,
+                                  const float *mean, const float *rstd, long C, long r0, long r1);
+void muwa_layernorm_backward_rows_reference(float *dinp, const float *dout, const float *inp, const float *weight,
+                                            const float *mean, const float *rstd, long C, long r0, long r1);
+
 #endif

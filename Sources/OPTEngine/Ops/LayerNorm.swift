@@ -2,6 +2,7 @@
 // Rows are independent: both passes split them over EngineThreads (each row computed the same way
 // whatever the split), except a backward that accumulates dweight/dbias, which runs in row order.
 //   inp, out: (N, C)   weight, bias: (C)   mean, rstd: (N)
+import CKernels
 import Foundation
 
 let layerNormEps: Float = 1e-5
@@ -82,9 +83,13 @@ public func layerNormBackward(
             }
         }
     }
-    // dweight and dbias sum over rows: only a pass without them may split the rows
+    // dweight and dbias sum over rows: only a pass without them may split the rows (and runs in C:
+    // kernels_layernorm.c, the same arithmetic with its sums in 16 lanes)
     if dweight == nil && dbias == nil {
-        parallelRows(N, width: C, backwardRows)
+        guard let dinp else { return }
+        parallelRows(N, width: C) { rows in
+            muwa_layernorm_backward_rows(dinp, dout, inp, weight, mean, rstd, C, rows.lowerBound, rows.upperBound)
+        }
     } else {
         backwardRows(0..<N)
     }
