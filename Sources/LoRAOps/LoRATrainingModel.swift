@@ -134,7 +134,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     }
 
     /// Cross-entropy over the rows that have a target, `headRows` at a time; with `backward`, also
-    /// dhidden (R, E) = Σ dlogits · lm_head. Returns the summed loss.
+    /// dhidden (R, E) = Σ dlogits · lm_head (dlogits in the logits' buffer). Returns the summed loss.
     func head(_ p: Pass, backward: Bool, lossScale: Float) -> Double {
         let a = acts, E = model.config.wordEmbedProjDim, V = model.config.vocabSize, H = TrainingActivations.headRows
         if backward { a.dhidden.update(repeating: 0, count: p.R * E) }
@@ -156,14 +156,13 @@ public final class LoRATrainingModel: @unchecked Sendable {
                 let r0 = range.lowerBound, r1 = range.upperBound, m = r1 - r0
                 let logits = a.logits + r0 * V, targets = a.headTargets + r0, losses = a.losses + r0
                 if backward {
+                    // logits → probabilities → their gradient, in place
                     crossEntropySoftmaxForward(
                         probs: logits, losses: losses, logits: logits, targets: targets,
                         N: m, V: V)
-                    (a.dlogits + r0 * V).update(repeating: 0, count: m * V)
                     for i in r0..<r1 { a.dlosses[i] = lossScale }
-                    crossEntropySoftmaxBackward(
-                        dlogits: a.dlogits + r0 * V, probs: logits, targets: targets,
-                        dlosses: a.dlosses + r0, N: m, V: V)
+                    crossEntropySoftmaxBackwardInPlace(
+                        probs: logits, targets: targets, dlosses: a.dlosses + r0, N: m, V: V)
                 } else {
                     crossEntropyForward(losses: losses, logits: logits, targets: targets, N: m, V: V)
                 }
@@ -172,7 +171,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
             if backward {
                 a.headDHidden.update(repeating: 0, count: n * E)
                 linearBackwardInput(
-                    dinp: a.headDHidden, dout: a.dlogits, weight: model.weights.lmHead, M: n, K: E, N: V,
+                    dinp: a.headDHidden, dout: a.logits, weight: model.weights.lmHead, M: n, K: E, N: V,
                     scratch: kernelScratch)
                 rows.withUnsafeBufferPointer { rows in
                     parallelRows(n, width: E) { range in

@@ -55,7 +55,7 @@ final class TrainingActivations {
     // lm head, in blocks of headRows rows that have a target
     static let headRows = 256
     let headHidden, headDHidden: UnsafeMutablePointer<Float>  // (headRows, E)
-    let logits, dlogits: UnsafeMutablePointer<Float>  // (headRows, V)
+    let logits: UnsafeMutablePointer<Float>  // (headRows, V): logits, then probabilities, then their gradient
     let headTargets: UnsafeMutablePointer<Int32>  // (headRows)
     let losses, dlosses: UnsafeMutablePointer<Float>  // (headRows)
 
@@ -123,7 +123,7 @@ final class TrainingActivations {
         paddedRow = indices(R)
         offsets = indices(maxB + 1)
         headHidden = floats(H * E); headDHidden = floats(H * E)
-        logits = floats(H * V); dlogits = floats(H * V)
+        logits = floats(H * V)
         headTargets = ints(H); losses = floats(H); dlosses = floats(H)
         allocations = allocs
         byteCount = bytes

@@ -222,6 +222,11 @@ final class OpsGradCheckTests: XCTestCase {
         crossEntropySoftmaxBackward(dlogits: &dlogits, probs: probs, targets: targets, dlosses: dloss, N: N, V: V)
         GradCheck(eps: 3e-3).check("cross-entropy", x: logits, grad: dlogits, f: f)
         XCTAssertEqual(Array(dlogits[V..<(2 * V)]), [Float](repeating: 0, count: V), "ignored row has no gradient")
+        // the training head's in-place form: the same bits, the ignored row zeroed
+        var inPlace = probs
+        inPlace[V + 2] = 7  // an ignored row's stale probability must not survive
+        crossEntropySoftmaxBackwardInPlace(probs: &inPlace, targets: targets, dlosses: dloss, N: N, V: V)
+        XCTAssertEqual(inPlace.map(\.bitPattern), dlogits.map(\.bitPattern))
         var losses = [Float](repeating: 0, count: N)
         crossEntropyForward(losses: &losses, logits: logits, targets: targets, N: N, V: V)
         XCTAssertEqual(losses[1], 0)
