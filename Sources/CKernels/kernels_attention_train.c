@@ -14,15 +14,9 @@
 
 enum { TRAIN_BLOCK = 32 };
 
-static int forced = -1;  // -1: follow the avx512 table; 0 / 1 set by muwa_causal_attention_select
-
-static int train_kernels(void) { return forced >= 0 ? forced : muwa_attention_fast(); }
-
-int muwa_causal_attention_select(int on) {
-    if (on > 0 && !muwa_attention_fast()) return 0;
-    forced = on < 0 ? -1 : on ? 1 : 0;
-    return 1;
-}
+static int forced = -1;  // muwa_causal_attention_select
+static int train_kernels(void) { return muwa_choice(&forced, muwa_attention_fast()); }
+int muwa_causal_attention_select(int on) { return muwa_choice_set(&forced, on, muwa_attention_fast()); }
 
 #if defined(__x86_64__)
 int muwa_causal_attention_forward(float *out, float *p, const float *q, const float *k, const float *v, long ld,

@@ -63,14 +63,14 @@ static AVX512DQ void dropout_row_avx512(float *out, const float *in, long n, uin
     dropout_row_scalar(out + c, in + c, n - c, key, first + (uint64_t)c, threshold, scale, accumulate);
 }
 
-static int can(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0 && __builtin_cpu_supports("avx512dq"); }
-static int forced = -1;  // -1: follow the selected table; 0 / 1 set by muwa_dropout_select
-static int fast(void) { return forced >= 0 ? forced : can(); }
-int muwa_dropout_select(int fast_kernel) {
-    if (fast_kernel > 0 && !can()) return 0;
-    forced = fast_kernel < 0 ? -1 : fast_kernel ? 1 : 0;
-    return 1;
+static int can(void) {
+    static int dq = -1;  // the CPU's answer, asked once
+    if (dq < 0) dq = __builtin_cpu_supports("avx512dq") != 0;
+    return dq && strcmp(muwa_kernel_isa(), "avx512") == 0;
 }
+static int forced = -1;  // muwa_dropout_select
+static int fast(void) { return muwa_choice(&forced, can()); }
+int muwa_dropout_select(int fast_kernel) { return muwa_choice_set(&forced, fast_kernel, can()); }
 #else
 int muwa_dropout_select(int fast_kernel) { return fast_kernel > 0 ? 0 : 1; }
 #endif

@@ -13,6 +13,15 @@ int muwa_cpu_is_intel(void);
 /// reduction elements (even) and NC columns (a multiple of NR) per cache block.
 enum { MUWA_BF16_MR = 12, MUWA_BF16_NR = 32, MUWA_BF16_KC = 512, MUWA_BF16_NC = 256 };
 
+/// A kernel choice tests can force (the *_select functions): *forced is -1 (follow `by_default`) or 0 / 1.
+static inline int muwa_choice(const int *forced, int by_default) { return *forced >= 0 ? *forced : by_default; }
+/// Sets a choice: on > 0 forces the fast kernel (refused, returning 0, when `possible` is 0), 0 the reference,
+/// on < 0 the default again.
+static inline int muwa_choice_set(int *forced, int on, int possible) {
+    if (on > 0 && !possible) return 0;
+    *forced = on < 0 ? -1 : on > 0;
+    return 1;
+}
 /// One NR-wide panel of the bf16 GEMM's B, columns [p, p + nr) and pairs [kp0, kp0 + kp): [kp][NR][2] bf16,
 /// zero outside B (x86-64 with AVX-512 only; kernels_bf16_gemm.c).
 void muwa_bf16_pack_panel(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long p, long nr, long kp0,

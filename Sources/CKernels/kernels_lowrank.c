@@ -193,13 +193,10 @@ static AVX512 void cols_acc_avx512(float *z, int z_lr, const float *u, long ldu,
     }
 }
 
-static int forced = -1;  // -1: follow the selected table; 0 / 1 set by muwa_lowrank_select
-static int fast(void) { return forced >= 0 ? forced : strcmp(muwa_kernel_isa(), "avx512") == 0; }
-int muwa_lowrank_select(int fast_kernels) {
-    if (fast_kernels > 0 && strcmp(muwa_kernel_isa(), "avx512") != 0) return 0;
-    forced = fast_kernels < 0 ? -1 : fast_kernels ? 1 : 0;
-    return 1;
-}
+static int forced = -1;  // muwa_lowrank_select
+static int avx512(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0; }
+static int fast(void) { return muwa_choice(&forced, avx512()); }
+int muwa_lowrank_select(int fast_kernels) { return muwa_choice_set(&forced, fast_kernels, avx512()); }
 #else
 static int fast(void) { return 0; }
 int muwa_lowrank_select(int fast_kernels) { return fast_kernels > 0 ? 0 : 1; }
