@@ -38,7 +38,7 @@ long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, i
     for (long m = 0; m < M; m++) {
 #if defined(__x86_64__)
         if (muwa_i8_quant_avx512_supported()) {
-            muwa_i8_mark_outliers_avx512(x + m * K, K, threshold, cols);
+            muwa_i8_scan_outliers_avx512(x + m * K, K, threshold, 0, cols);
             continue;
         }
 #endif
@@ -74,8 +74,12 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
         const float *xr = x + m * K;
         int8_t *qr = q + m * K;
         start[m] = (int32_t)total;
-        for (long k = 0; k < K; k++)
-            if (fabsf(muwa_f16r(xr[k])) >= threshold) cols[total++] = (int32_t)k;
+#if defined(__x86_64__)
+        if (muwa_i8_quant_avx512_supported()) total += muwa_i8_scan_outliers_avx512(xr, K, threshold, 1, cols + total);
+        else
+#endif
+            for (long k = 0; k < K; k++)
+                if (fabsf(muwa_f16r(xr[k])) >= threshold) cols[total++] = (int32_t)k;
         count[m] = (int32_t)(total - start[m]);
         absmax[m] = quantize_row(xr, K, threshold, qr);
     }

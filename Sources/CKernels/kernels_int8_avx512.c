@@ -132,19 +132,28 @@ AVX512Q float muwa_i8_quantize_row_avx512(const float *xr, long K, float thresho
     return amax;
 }
 
-AVX512Q void muwa_i8_mark_outliers_avx512(const float *xr, long K, float threshold, int32_t *flags) {
+AVX512Q long muwa_i8_scan_outliers_avx512(const float *xr, long K, float threshold, int list, int32_t *out) {
     // |f16r(v)| ≥ threshold needs |v| ≥ threshold / (1 + 2^-11) - 2^-25: a cheap filter, then the exact test
     const __m512 near = _mm512_set1_ps(threshold * 0.999f - 0x1p-24f);
-    long k = 0;
+    long found = 0, k = 0;
+#define MUWA_OUTLIER(i)                                                                                               \
+    if (fabsf(muwa_f16r(xr[i])) >= threshold) {                                                                       \
+        if (list) out[found] = (int32_t)(i);                                                                          \
+        else out[i] = 1;                                                                                              \
+        found++;                                                                                                      \
+    }
     for (; k + 16 <= K; k += 16) {
         __mmask16 hit = _mm512_cmp_ps_mask(abs16(_mm512_loadu_ps(xr + k)), near, _CMP_GE_OQ);
         for (; hit; hit &= hit - 1) {
             long i = k + __builtin_ctz(hit);
-            if (fabsf(muwa_f16r(xr[i])) >= threshold) flags[i] = 1;
+            MUWA_OUTLIER(i)
         }
     }
-    for (; k < K; k++)
-        if (fabsf(muwa_f16r(xr[k])) >= threshold) flags[k] = 1;
+    for (; k < K; k++) {
+        MUWA_OUTLIER(k)
+    }
+#undef MUWA_OUTLIER
+    return found;
 }
 #else
 int muwa_i8_quant_avx512_supported(void) { return 0; }

@@ -144,7 +144,9 @@ void muwa_gemv_i8_avx512(const muwa_i8_weight *, const muwa_i8_input *, long, fl
 /// 16 at a time.
 int muwa_i8_quant_avx512_supported(void);
 float muwa_i8_quantize_row_avx512(const float *xr, long K, float threshold, int8_t *qr);
-void muwa_i8_mark_outliers_avx512(const float *xr, long K, float threshold, int32_t *flags);
+/// Row xr's outlier features (|f16r(x)| ≥ threshold), in order: list = 1 writes their indices to out and
+/// list = 0 sets out[k] = 1; returns how many.
+long muwa_i8_scan_outliers_avx512(const float *xr, long K, float threshold, int list, int32_t *out);
 
 /// A 64-byte aligned buffer of at least `bytes` that belongs to the calling thread (dispatch.c): kept between
 /// calls (a GEMM's packed panels; allocating them per call costs an mmap and page faults each time) and freed

@@ -154,6 +154,18 @@ int muwa_attend_blocks(float *out, long ldo, const float *q, long ldq, const flo
                        float *scores, long T, long past, long L, long hs, long mb, long first_real,
                        const uint8_t *mask);
 
+/// Decode attention of one (sequence, head) (kernels_attention_decode.c): q and out (hs), keys and values (L, hs)
+/// rows, scores (L) its buffer: scores = keys · q, muwa_softmax(scores, L, L, mask), out = scoresᵀ · values.
+/// Returns 0, or -1, writing nothing, when muwa_attention_fast() is 0 (or muwa_attend_one_select(0) is in
+/// force); the caller's gemv path runs then. muwa_attend_one_reference is the same in plain loops.
+int muwa_attend_one(float *out, const float *q, const float *keys, const float *values, float *scores, long L,
+                    long hs, const uint8_t *mask);
+void muwa_attend_one_reference(float *out, const float *q, const float *keys, const float *values, float *scores,
+                               long L, long hs, const uint8_t *mask);
+/// Tests: 1 forces muwa_attend_one's AVX-512 form (0 returned where it cannot run), 0 the callers' gemv path,
+/// -1 the default.
+int muwa_attend_one_select(int on);
+
 /// The same blocks in bf16 (compute bf16): Q, Kᵀ, P and V rounded to bf16 (round to nearest even), products
 /// with f32 sums (vdpbf16ps), softmax in f32. Returns -1, writing nothing, when the CPU or the selected table
 /// lacks avx512_bf16 (muwa_attention_bf16_fast() == 0) or its per-thread buffer cannot be had.

@@ -19,6 +19,8 @@ final class ForwardPass {
     var attentionInBF16 = false
     /// The most rows·T the buffers hold, and the positions `scores` has room for per query row.
     let maxRows: Int, scoreColumns: Int
+    /// Floats `scores` holds: chunk × scoreColumns.
+    let scoreFloats: Int
     let NH: Int, hs: Int
     let kernelScratch: KernelScratch
     let tokens: UnsafeMutablePointer<Int32>, positions: UnsafeMutablePointer<Int32>
@@ -43,7 +45,8 @@ final class ForwardPass {
         }
         x = floats(R * C); xn = floats(R * C); q = floats(R * C); k = floats(R * C); v = floats(R * C)
         att = floats(R * C); tmp = floats(R * C); emb = floats(R * E); hidden = floats(R * E); ffn = floats(R * F)
-        scores = floats(max(chunk, 1) * scoreColumns)
+        scoreFloats = max(chunk, 1) * scoreColumns
+        scores = floats(scoreFloats)
         tokens = .allocate(capacity: R); tokens.initialize(repeating: 0, count: R)
         positions = .allocate(capacity: R); positions.initialize(repeating: 0, count: R)
         allocs += [UnsafeMutableRawPointer(tokens), UnsafeMutableRawPointer(positions)]

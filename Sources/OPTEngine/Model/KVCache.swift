@@ -45,7 +45,7 @@ extension KVCache: PassAttention {
             B: pass.rows, T: pass.T, NH: NH, hs: hs, past: length, capacity: S, bf16: pass.attentionInBF16)
         attentionForward(
             out: pass.att, q: pass.q, k: pass.k, v: pass.v, cacheK: ck, cacheV: cv, keyMask: keyMask,
-            scores: pass.scores, shape: shape)
+            scores: pass.scores, scoreFloats: pass.scoreFloats, shape: shape)
     }
 }
 
@@ -126,6 +126,6 @@ extension SlotKVCache: PassAttention {
         }
         attentionForwardRows(
             out: pass.att, q: pass.q, k: pass.k, v: pass.v, rows: attentionRows, scores: pass.scores,
-            B: pass.rows, T: pass.T, NH: NH, hs: hs, bf16: pass.attentionInBF16)
+            scoreFloats: pass.scoreFloats, B: pass.rows, T: pass.T, NH: NH, hs: hs, bf16: pass.attentionInBF16)
     }
 }

@@ -6,7 +6,8 @@
 // A query row whose every visible key is padding attends uniformly to all keys of the row — what
 // transformers' additive-min mask yields — so padded positions match the reference too.
 // Prefill splits its (sequence, head) pairs over EngineThreads and takes queries in blocks that score only
-// the keys up to the block's causal limit; decode (T = 1) runs serially (its work is a few gemvs).
+// the keys up to the block's causal limit; decode (T = 1) splits its heads too, each part on its own L
+// floats of `scores` (as many parts as the buffer has room for), each head one muwa_attend_one call.
 import CKernels
 import Foundation
 
@@ -82,16 +83,40 @@ func attendBlocks(
     }
 }
 
+/// Decode attention of one (sequence, head): kernels_attention_decode.c, or OpenBLAS's two gemvs where that
+/// does not run. `scores` needs L floats.
+@inline(__always)
+func attendOne(
+    out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+    values: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, L: Int, hs: Int, mask: UnsafePointer<UInt8>?
+) {
+    if muwa_attend_one(out, q, keys, values, scores, L, hs, mask) == 0 { return }
+    BLAS.gemv(rows: L, cols: hs, a: keys, lda: hs, x: q, y: scores)
+    muwa_softmax(scores, L, L, mask)
+    BLAS.gemv(rows: L, cols: hs, a: values, lda: hs, transposed: true, x: scores, y: out)
+}
+
+/// Parts a decode pass (T = 1) splits its `items` heads into: one per engine thread, as far as a `scores`
+/// buffer of `scoreFloats` floats holds L floats for each.
+@inline(__always)
+func decodeParts(items: Int, L: Int, scoreFloats: Int) -> Int {
+    max(1, min(EngineThreads.count, items, scoreFloats / max(L, 1)))
+}
+
 /// Writes the new k/v rows into the cache, then attends. `scores` needs T·L floats. A multi-token pass
-/// (prefill) runs its (sequence, head) pairs in parallel, each part on its own rows of `scores`.
+/// (prefill) runs its (sequence, head) pairs in parallel, each part on its own rows of `scores`; so does
+/// decode where `scoreFloats` (the buffer's size; 0: T·L) has room for more than one part.
 func attentionForward(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
     cacheK: UnsafeMutablePointer<Float>, cacheV: UnsafeMutablePointer<Float>, keyMask: UnsafePointer<UInt8>,
-    scores: UnsafeMutablePointer<Float>, shape s: AttentionShape
+    scores: UnsafeMutablePointer<Float>, scoreFloats: Int = 0, shape s: AttentionShape
 ) {
     let C = s.C, hs = s.hs, L = s.L, S = s.capacity, NH = s.NH
     let mb = prefillBlockRows(T: s.T, L: L, hs: hs)
-    let parts = s.T == 1 ? 1 : max(1, min(EngineThreads.count, s.B * NH, s.T / max(mb, 1)))
+    let parts =
+        s.T == 1
+        ? decodeParts(items: s.B * NH, L: L, scoreFloats: scoreFloats)
+        : max(1, min(EngineThreads.count, s.B * NH, s.T / max(mb, 1)))
     EngineThreads.forEachItem(s.B * NH, parts: parts) { item, part in
         let b = item / NH, h = item % NH
         let kc = cacheK + (b * NH + h) * S * hs
@@ -105,9 +130,7 @@ func attentionForward(
         let obh = out + b * s.T * C + h * hs
         let mask = keyMask + b * S
         if s.T == 1 {
-            BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-            muwa_softmax(scores, L, L, mask)
-            BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
+            attendOne(out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * L, L: L, hs: hs, mask: mask)
         } else {
             var firstReal = L
             for j in 0..<L where mask[j] != 0 { firstReal = j; break }
@@ -135,8 +158,8 @@ struct AttentionRow {
 /// so a sequence gets the same bits whatever else is in the pass. `scores` needs T·L floats, L the longest.
 func attentionForwardRows(
     out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, B: Int, T: Int, NH: Int, hs: Int,
-    bf16: Bool = false
+    rows: UnsafePointer<AttentionRow>, scores: UnsafeMutablePointer<Float>, scoreFloats: Int = 0, B: Int, T: Int,
+    NH: Int, hs: Int, bf16: Bool = false
 ) {
     let C = NH * hs
     var longest = 0, largestBlock = 1
@@ -147,8 +170,11 @@ func attentionForwardRows(
         longest = max(longest, L)
         largestBlock = max(largestBlock, prefillBlockRows(T: T, L: L, hs: hs) * L)
     }
-    let parts = T == 1 ? 1 : max(1, min(EngineThreads.count, B * NH, T * longest / largestBlock))
-    let region = T == 1 ? 0 : T * longest / parts
+    let parts =
+        T == 1
+        ? decodeParts(items: B * NH, L: longest, scoreFloats: scoreFloats)
+        : max(1, min(EngineThreads.count, B * NH, T * longest / largestBlock))
+    let region = T == 1 ? longest : T * longest / parts
     EngineThreads.forEachItem(B * NH, parts: parts) { item, part in
         let b = item / NH, h = item % NH
         let row = rows[b], S = row.capacity, past = row.past, L = past + T
@@ -162,9 +188,8 @@ func attentionForwardRows(
         let qbh = q + b * T * C + h * hs
         let obh = out + b * T * C + h * hs
         if T == 1 {
-            BLAS.gemv(rows: L, cols: hs, a: kc, lda: hs, x: qbh, y: scores)
-            muwa_softmax(scores, L, L, nil)
-            BLAS.gemv(rows: L, cols: hs, a: vc, lda: hs, transposed: true, x: scores, y: obh)
+            attendOne(
+                out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, L: L, hs: hs, mask: nil)
         } else {
             attendBlocks(
                 out: obh, q: qbh, keys: kc, values: vc, scores: scores + part * region, T: T, past: past, L: L,
