@@ -130,6 +130,11 @@ public final class LoRATrainer: @unchecked Sendable {
     /// Bytes of activation buffers (beyond the base weights and the small LoRA arenas).
     public var activationBytes: Int { graph.activationBytes }
 
+    /// With gradient checkpointing: the bytes reserved for layers kept from recomputation (from the memory
+    /// budget; see TrainingActivations), and the layers the last step's micro-batches recomputed in all.
+    public var keepArenaBytes: Int { graph.keepArenaBytes }
+    public private(set) var lastStepRecomputedLayers = 0
+
     /// The adapter as trained so far (a copy).
     public var adapter: LoRAAdapter {
         LoRAAdapter(config: adapterConfig, layout: layout, weights: params.copy(), modelConfig: model.config)
@@ -161,7 +166,8 @@ public final class LoRATrainer: @unchecked Sendable {
         }
         let totalTargets = batches.reduce(0) { $0 + $1.targetCount }
         grads.zero()
-        var loss = 0.0
+        var loss = 0.0, recomputed = 0
+        defer { lastStepRecomputedLayers = recomputed }
         for batch in batches {
             let scale: Float
             switch config.lossNormalization {
@@ -170,6 +176,7 @@ public final class LoRATrainer: @unchecked Sendable {
                 scale = batch.targetCount > 0 ? 1 / (Float(batch.targetCount) * Float(batches.count)) : 0
             }
             let sum = graph.forwardBackward(batch, params: params, grads: grads, lossScale: scale, microStep: microStep)
+            recomputed += graph.lastRecomputedLayers
             microStep += 1
             switch config.lossNormalization {
             case .tokens: loss += sum

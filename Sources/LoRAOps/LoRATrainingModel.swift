@@ -27,7 +27,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
 
     public init(
         model: OPTModel, layout: LoRALayout, maxBatch: Int, maxLength: Int, loraDropout: Float = 0,
-        residualDropout: Float = 0, checkpointing: Bool = false, seed: UInt64 = 0
+        residualDropout: Float = 0, checkpointing: Bool = false, keepBudget: Int? = nil, seed: UInt64 = 0
     ) throws {
         let cfg = model.config
         guard maxBatch >= 1, maxLength >= 1, maxLength <= cfg.maxPositionEmbeddings else {
@@ -45,9 +45,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
         self.residualDropout = residualDropout
         self.checkpointing = checkpointing
         self.seed = seed
+        let lowest = layout.slots.map(\.layer).min() ?? 0
         acts = TrainingActivations(
             config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength,
-            checkpointing: checkpointing)
+            checkpointing: checkpointing, keepBudget: keepBudget ?? Self.keepBudget(model: model),
+            lowestLayer: lowest)
         kernelScratch = KernelScratch(maxInputDim: max(cfg.hiddenSize, cfg.ffnDim, cfg.wordEmbedProjDim))
         var columns: [Int] = [], running: [Int: Int] = [:]
         for s in layout.slots {
@@ -55,8 +57,23 @@ public final class LoRATrainingModel: @unchecked Sendable {
             running[s.layer, default: 0] += s.r
         }
         uColumn = columns
-        lowestAdaptedLayer = layout.slots.map(\.layer).min() ?? 0
+        lowestAdaptedLayer = lowest
     }
+
+    /// With checkpointing, the bytes the keep arena is sized from: the model's memory budget (physical memory
+    /// where it has none) less its weights.
+    static func keepBudget(model: OPTModel) -> Int {
+        var limit = model.memoryBudget.bytes
+        if limit == .max { limit = MemoryBudget.physicalMemory() ?? 0 }
+        return max(0, limit - model.weightBytes)
+    }
+
+    /// With checkpointing: how many layers the last micro-batch's backward pass recomputes (the others kept
+    /// their forward activations in the keep arena, or, the top one, in the shared set).
+    public private(set) var lastRecomputedLayers = 0
+
+    /// With checkpointing: bytes reserved for kept layers (touched only as far as micro-batches use them).
+    public var keepArenaBytes: Int { acts.keepArenaFloats * 4 }
 
     /// Bytes of activation and scratch buffers (beyond the model's weights).
     public var activationBytes: Int { acts.byteCount }
@@ -94,6 +111,10 @@ public final class LoRATrainingModel: @unchecked Sendable {
 
         init(_ m: LoRATrainingModel, batch: TrainingBatch, params: FloatArena, grads: FloatArena?, microStep: UInt64) {
             m.acts.load(batch)
+            if m.checkpointing {
+                let kept = m.acts.keepLayers(from: m.lowestAdaptedLayer)
+                m.lastRecomputedLayers = max(0, m.model.config.numHiddenLayers - 1 - m.lowestAdaptedLayer - kept)
+            }
             B = batch.B; T = batch.T; R = m.acts.rows
             sequences = m.acts.sequences
             self.params = params
@@ -216,7 +237,10 @@ public final class LoRATrainingModel: @unchecked Sendable {
         }
         // layers, top to bottom, down to the lowest one with an adapter
         for l in stride(from: L - 1, through: lowestAdaptedLayer, by: -1) {
-            if checkpointing { layerForward(l, p, inp: a.layerInputs[l], out: a.recomputed, recompute: true) }
+            // the top layer's activations are still in the shared set: no recompute
+            if checkpointing, l < L - 1, !a.kept[l] {
+                layerForward(l, p, inp: a.layerInputs[l], out: a.recomputed, recompute: true)
+            }
             layerBackward(l, p, inp: a.layerInputs[l], dOut: dOut, dInp: l > lowestAdaptedLayer ? dInp : nil)
             swap(&dOut, &dInp)
         }

@@ -1,7 +1,11 @@
 // The buffers of LoRA training for batches of up to maxB × maxT tokens, allocated once when the
-// trainer is made (llm.c's activations), never per step. With gradient checkpointing only each layer's
-// input is kept for the whole pass, plus one layer's worth of activations that the backward pass
-// refills by recomputing that layer; without it every layer keeps its own set.
+// trainer is made (llm.c's activations), never per step. With gradient checkpointing each layer's input
+// is kept for the whole pass, plus one layer's worth of activations (the shared set) that the backward
+// pass refills by recomputing a layer; without it every layer keeps its own set. Checkpointing also gets
+// a keep arena, sized from the memory budget: for each micro-batch, `keepLayers` carves sets of that
+// batch's own size (R rows, Σ NH·n² probabilities) from it for as many layers as fit, bottom first, and
+// those layers are not recomputed — short micro-batches run at the speed of no checkpointing, long ones
+// fall back to recomputing; the gradients are the same bits either way.
 // A batch is packed: only its real tokens are loaded, sequence after sequence (rows offsets[s] ..<
 // offsets[s + 1]), so every row-wise op works on R = Σ lengths rows and no FLOP is spent on padding.
 // Buffers are sized for the worst case, R = maxB·maxT.
@@ -27,8 +31,17 @@ final class TrainingActivations {
     let maxB: Int, maxT: Int
     /// L + 1 buffers (R, C): the input of each layer; [L] is the last layer's output.
     let layerInputs: [UnsafeMutablePointer<Float>]
-    /// One set per layer, or one set shared by all layers when checkpointing.
-    let layers: [LayerActivations]
+    /// One set per layer; when checkpointing, the shared set for every layer `keepLayers` did not keep.
+    private(set) var layers: [LayerActivations]
+    /// Checkpointing: per layer, true when the loaded batch's activations of that layer have a set of their
+    /// own (kept from the forward pass for the backward: no recompute).
+    private(set) var kept: [Bool]
+    /// Checkpointing: the keep arena (floats).
+    let keepArena: UnsafeMutablePointer<Float>?
+    let keepArenaFloats: Int
+    private let shared: LayerActivations?
+    private let rankSums: [Int]
+    private let dims: (C: Int, F: Int, NH: Int, preLN: Bool)
     // embeddings and final stage
     let emb: UnsafeMutablePointer<Float>  // (R, E) token rows before project_in
     let lnfMean, lnfRstd: UnsafeMutablePointer<Float>  // (R)
@@ -63,7 +76,13 @@ final class TrainingActivations {
     /// Bytes held by every buffer above.
     private(set) var byteCount = 0
 
-    init(config cfg: OPTConfig, layout: LoRALayout, maxB: Int, maxT: Int, checkpointing: Bool) {
+    /// `keepBudget` (checkpointing only): bytes the training may use beyond the model's weights; the keep arena
+    /// gets half of what is left of it once the other buffers are allocated, at most what every layer below
+    /// the top one needs at maxB × maxT.
+    init(
+        config cfg: OPTConfig, layout: LoRALayout, maxB: Int, maxT: Int, checkpointing: Bool,
+        keepBudget: Int = 0, lowestLayer: Int = 0
+    ) {
         self.maxB = maxB
         self.maxT = maxT
         let R = maxB * maxT, C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim, V = cfg.vocabSize
@@ -92,11 +111,16 @@ final class TrainingActivations {
                 ln2Rstd: floats(R), fcPre: floats(R * F), res2: floats(preLN ? 0 : R * C), loraU: floats(R * rankSum))
         }
         let rankSums = (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
+        self.rankSums = rankSums
+        dims = (C, F, NH, preLN)
+        kept = [Bool](repeating: !checkpointing, count: L)
         layerInputs = (0...L).map { _ in floats(R * C) }
         if checkpointing {
             let shared = layerSet(rankSum: rankSums.max() ?? 0)
+            self.shared = shared
             layers = [LayerActivations](repeating: shared, count: L)
         } else {
+            shared = nil
             layers = rankSums.map { layerSet(rankSum: $0) }
         }
         emb = floats(cfg.hasProjections ? R * E : 0)
@@ -125,8 +149,71 @@ final class TrainingActivations {
         headHidden = floats(H * E); headDHidden = floats(H * E)
         logits = floats(H * V)
         headTargets = ints(H); losses = floats(H); dlosses = floats(H)
+        var arenaFloats = 0
+        if checkpointing {
+            var worst = 0  // every layer from lowestLayer to L - 2 at R rows of maxB sequences of maxT
+            for l in max(lowestLayer, 0)..<max(L - 1, 0) {
+                worst = saturatingAdd(
+                    worst,
+                    Self.layerFloats(
+                        R: R, att: saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT)),
+                        rankSum: rankSums[l], dims: dims))
+            }
+            let spare = max(0, keepBudget - bytes) / 2 / 4
+            arenaFloats = min(worst, spare)
+        }
+        keepArenaFloats = arenaFloats
+        if arenaFloats > 0 {  // not initialized: its pages are touched (and count) only as batches use them
+            let arena = UnsafeMutablePointer<Float>.allocate(capacity: arenaFloats)
+            allocs.append(UnsafeMutableRawPointer(arena))
+            keepArena = arena
+        } else {
+            keepArena = nil
+        }
         allocations = allocs
-        byteCount = bytes
+        byteCount = bytes  // the keep arena not included
+    }
+
+    /// Floats one layer's set takes for R rows, `att` attention probabilities and `rankSum` LoRA columns
+    /// (the buffers of `layerSet`, in its order).
+    static func layerFloats(R: Int, att: Int, rankSum: Int, dims: (C: Int, F: Int, NH: Int, preLN: Bool)) -> Int {
+        let rowFloats = 7 * dims.C + dims.F + 4 + rankSum  // attnIn (pre-LN) or res2 (post-LN): one of the two
+        return saturatingAdd(saturatingMultiply(R, rowFloats), att)
+    }
+
+    /// Checkpointing: for the loaded batch, gives layers lowest, lowest + 1, … (up to L − 2) sets of their own
+    /// from the keep arena while they fit; the others (and the top layer, whose activations the shared set
+    /// still holds when the backward pass starts) use the shared set. Returns how many layers were kept.
+    @discardableResult
+    func keepLayers(from lowest: Int) -> Int {
+        guard let shared else { return layers.count }
+        let L = layers.count, R = rows, C = dims.C
+        let att = sequences.attFloats(NH: dims.NH)
+        var used = 0, count = 0
+        for l in 0..<L {
+            layers[l] = shared
+            kept[l] = false
+        }
+        guard let arena = keepArena else { return 0 }
+        for l in max(lowest, 0)..<max(L - 1, 0) {
+            let need = Self.layerFloats(R: R, att: att, rankSum: rankSums[l], dims: dims)
+            guard need <= keepArenaFloats - used else { break }
+            var next = arena + used
+            func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+                defer { next += n }
+                return next
+            }
+            layers[l] = LayerActivations(
+                attnIn: take(dims.preLN ? R * C : 0), ln1Mean: take(R), ln1Rstd: take(R),
+                q: take(R * C), k: take(R * C), v: take(R * C), att: take(att),
+                attOut: take(R * C), res1: take(R * C), ffnIn: take(R * C), ln2Mean: take(R),
+                ln2Rstd: take(R), fcPre: take(R * dims.F), res2: take(dims.preLN ? 0 : R * C),
+                loraU: take(R * rankSums[l]))
+            kept[l] = true
+            used += need
+            count += 1
+        }
+        return count
     }
 
     deinit { for p in allocations { p.deallocate() } }
@@ -155,4 +242,15 @@ final class TrainingActivations {
 
     /// The loaded batch's sequences.
     var sequences: PackedSequences { PackedSequences(offsets: offsets, count: B) }
+}
+
+/// a·b and a+b for non-negative sizes, Int.max where they overflow.
+private func saturatingMultiply(_ a: Int, _ b: Int) -> Int {
+    let (p, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? .max : p
+}
+
+private func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    let (s, overflow) = a.addingReportingOverflow(b)
+    return overflow ? .max : s
 }

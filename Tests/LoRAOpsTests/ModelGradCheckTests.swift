@@ -115,4 +115,49 @@ final class ModelGradCheckTests: XCTestCase {
             XCTAssertEqual(results[0], results[1], "\(name) \(modules): checkpointed gradients differ")
         }
     }
+
+    /// Checkpointing keeps as many layers as its keep arena holds for each micro-batch (the others are
+    /// recomputed): none, all, or — with an arena that holds the small batch's layer but not the big one's —
+    /// some of the micro-batches; the gradients are the bits of the run without checkpointing in every case,
+    /// also when a batch reuses the arena after a batch of another shape.
+    func testKeptLayersGiveTheGradientsOfRecomputedOnes() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let big = try batch(model)
+        let small = try TrainingBatch.collate(
+            [TrainingExample(prompt: [2, 700], completion: [3201])], padTokenId: 1,
+            vocabSize: model.config.vocabSize, maxLength: 16)
+        let a = try adapter(model, modules: ["q_proj", "v_proj"], seed: 5)
+        func graph(_ checkpointing: Bool, keepBudget: Int?) throws -> LoRATrainingModel {
+            try LoRATrainingModel(
+                model: model, layout: a.layout, maxBatch: 3, maxLength: 7, loraDropout: 0.1, residualDropout: 0.1,
+                checkpointing: checkpointing, keepBudget: keepBudget, seed: 3)
+        }
+        func run(_ checkpointing: Bool, keepBudget: Int?) throws -> (grads: [[Float]], recomputed: [Int]) {
+            let g = try graph(checkpointing, keepBudget: keepBudget)
+            var grads: [[Float]] = [], recomputed: [Int] = []
+            for (i, b) in [big, small, big].enumerated() {
+                let arena = FloatArena(count: a.layout.count)
+                _ = g.forwardBackward(b, params: a.weights, grads: arena, lossScale: 0.1, microStep: UInt64(i))
+                grads.append(arena.toArray())
+                recomputed.append(g.lastRecomputedLayers)
+            }
+            return (grads, recomputed)
+        }
+        let reference = try run(false, keepBudget: nil)
+        let none = try run(true, keepBudget: 0)
+        XCTAssertEqual(none.recomputed, [1, 1, 1], "no arena: layer 0 recomputed, the top layer never")
+        XCTAssertEqual(none.grads, reference.grads)
+        let all = try run(true, keepBudget: nil)  // sized from physical memory: everything fits
+        XCTAssertEqual(all.recomputed, [0, 0, 0])
+        XCTAssertEqual(all.grads, reference.grads)
+        let fixed = try graph(true, keepBudget: 0).activationBytes
+        var partial = false
+        for arenaBytes in stride(from: 256, through: 64 << 10, by: 256) {
+            let r = try run(true, keepBudget: fixed + 2 * arenaBytes)
+            XCTAssertEqual(r.grads, reference.grads, "arena of \(arenaBytes) bytes")
+            if r.recomputed == [1, 0, 1] { partial = true }
+            if r.recomputed == [0, 0, 0] { break }
+        }
+        XCTAssertTrue(partial, "some arena holds the small batch's layer but not the big one's")
+    }
 }

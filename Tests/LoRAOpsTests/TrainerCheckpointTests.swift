@@ -143,6 +143,10 @@ final class TrainerCheckpointTests: XCTestCase {
         c.gradientCheckpointing = true
         let checkpointed = try LoRATrainer(model: model, config: c, examples: Self.examples())
         XCTAssertLessThan(checkpointed.activationBytes, plain.activationBytes)
+        // the layers it keeps from recomputation take at most half of the budget left (here: physical memory)
+        let left = (MemoryBudget.physicalMemory() ?? 0) - model.weightBytes
+        XCTAssertLessThanOrEqual(checkpointed.keepArenaBytes, max(0, left - checkpointed.activationBytes) / 2)
+        XCTAssertEqual(plain.keepArenaBytes, 0)
         try plain.trainStep()
         try checkpointed.trainStep()
         XCTAssertEqual(plain.params.toArray(), checkpointed.params.toArray())

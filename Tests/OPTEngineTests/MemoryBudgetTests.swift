@@ -56,6 +56,14 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertEqual(
             try MemoryBudget.detectFromSystem(environment: ["MUWA_MEMORY_LIMIT": "3GiB"]).budget.bytes, 3 << 30)
         XCTAssertGreaterThan(try MemoryBudget.detectFromSystem(environment: [:]).budget.bytes, 1 << 20)
+        #if os(Linux)
+            // /proc files say size 0 in stat: read to their end, or physical memory would never be found
+            let physical = try XCTUnwrap(MemoryBudget.physicalMemory(), "MemTotal of /proc/meminfo")
+            XCTAssertGreaterThan(physical, 64 << 20)
+            let system = try MemoryBudget.detectFromSystem(environment: [:])
+            XCTAssertNotEqual(system.source, .none)
+            XCTAssertLessThanOrEqual(system.budget.bytes, physical, "a cgroup limit or physical memory")
+        #endif
     }
 
     /// A 32 MiB checkpoint whose config has max_position_embeddings 4,194,302: generating would

@@ -128,8 +128,8 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
     public static func detectFromSystem(environment: [String: String] = ProcessInfo.processInfo.environment)
         throws -> (budget: MemoryBudget, source: Source)
     {
-        func text(_ path: String) -> String? {
-            guard let data = try? FileAccess.readFile(path, limit: 1 << 20) else { return nil }
+        func text(_ path: String) -> String? {  // /proc and /sys files: their stat size is not their length
+            guard let data = FileAccess.readPseudoFile(path) else { return nil }
             return String(decoding: data, as: UTF8.self)
         }
         let setting = environment["MUWA_MEMORY_LIMIT"]
@@ -138,6 +138,12 @@ public struct MemoryBudget: Sendable, Equatable, CustomStringConvertible {
         }
         let limits = cgroupLimitPaths(procSelfCgroup: text("/proc/self/cgroup") ?? "").compactMap(text)
         return try detect(setting: nil, cgroupLimits: limits, meminfo: text("/proc/meminfo"))
+    }
+
+    /// MemTotal of this machine's /proc/meminfo, nil where it cannot be read.
+    public static func physicalMemory() -> Int? {
+        guard let data = FileAccess.readPseudoFile("/proc/meminfo") else { return nil }
+        return parseMemTotal(String(decoding: data, as: UTF8.self))
     }
 
     /// `bytes` for messages: "512 MiB", "8.0 GiB", "1234 bytes".

@@ -26,7 +26,7 @@ public final class OPTModel: @unchecked Sendable {
     /// What loading and sessions may use; sessions check against it before allocating.
     public let memoryBudget: MemoryBudget
     /// Bytes of the weights (``OPTWeights/byteCount``).
-    let weightBytes: Int
+    public let weightBytes: Int
     /// How this model computes and keeps its weights (the weights are already prepared for it).
     public let options: EngineOptions
 

@@ -36,7 +36,7 @@ public struct PackedSequences {
     }
 
     /// Floats `att` needs for these sequences.
-    func attFloats(NH: Int) -> Int { attBase(count, NH: NH) }
+    public func attFloats(NH: Int) -> Int { attBase(count, NH: NH) }
 }
 
 /// Query rows per block for keys 0 ..< width: the largest of 4…64 whose products have

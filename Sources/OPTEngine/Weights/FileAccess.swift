@@ -58,6 +58,23 @@ public enum FileAccess {
         return data.prefix(done)
     }
 
+    /// A kernel pseudo-file (/proc, /sys), whose stat size is 0 or a page whatever it holds: read until
+    /// end of file, at most `limit` bytes. nil when it cannot be opened or read.
+    public static func readPseudoFile(_ path: String, limit: Int = 1 << 20) -> Data? {
+        guard let (fd, _) = try? openRegularFile(path) else { return nil }
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while data.count < limit {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, min(4096, limit - data.count)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[0..<n])
+        }
+        return data
+    }
+
     /// The error for an `open` that failed with `code`.
     static func openError(path: String, errno code: Int32) -> EngineError {
         switch code {

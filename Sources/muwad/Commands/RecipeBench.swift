@@ -1,7 +1,8 @@
 // muwad bench --recipe: how long the Muwa recipe — a LoRA fine-tune of the model on databricks-dolly-15k,
 // 2 epochs of 15,011 records — would take on this machine. It trains `--recipe-steps` optimizer steps of the
 // notebook's settings (TrainingConfig.muwaNotebook: r 8, alpha 32, dropout 0.05 on q_proj/v_proj, batch 4 ×
-// accumulation 4, gradient checkpointing) on synthetic records shaped like dolly-15k's, measures throughput on
+// accumulation 4, gradient checkpointing — which recomputes only the layers its keep arena cannot hold, so the
+// line "checkpointing" says how many were) on synthetic records shaped like dolly-15k's, measures throughput on
 // real (non-pad) tokens, and projects the full run from it.
 //
 // Record lengths (tokens, alpaca template, loss on the response) come from `DollyShape`: a log-normal model of
@@ -76,12 +77,13 @@ extension BenchCommand {
         let meanTokens = Double(sample.reduce(0) { $0 + $1.prompt + $1.response }) / Double(sample.count)
 
         let trainer = try LoRATrainer(model: model, config: config, examples: examples)
-        var seconds = 0.0, realTokens = 0
+        var seconds = 0.0, realTokens = 0, recomputed = 0
         for i in 0..<config.maxSteps {
             let step = try trainer.trainStep()
             guard i > 0 else { continue }
             seconds += step.seconds
             realTokens += step.tokens
+            recomputed += trainer.lastStepRecomputedLayers
         }
         let rate = Double(realTokens) / seconds
         let totalTokens = meanTokens * Double(DollyShape.records * DollyShape.epochs)
@@ -97,6 +99,10 @@ extension BenchCommand {
         result["recipe_tokens"] = totalTokens
         result["projected_hours"] = totalTokens / rate / 3600
         result["peak_rss_mib"] = peakRSSMiB()
+        // gradient checkpointing: layers recomputed per micro-batch (of the L − 1 it could recompute)
+        result["recomputed_layers_per_micro_batch"] =
+            Double(recomputed) / Double(steps * config.gradientAccumulationSteps)
+        result["keep_arena_mib"] = Double(trainer.keepArenaBytes) / Double(1 << 20)
         if json { printJSONLine(result); return }
         func f(_ k: String, _ digits: Int = 1) -> String {
             (result[k] as? Double).map { String(format: "%.\(digits)f", $0) } ?? "?"
@@ -108,5 +114,8 @@ extension BenchCommand {
             "  full recipe:       \(DollyShape.epochs) epochs × \(DollyShape.records) records = "
                 + "\(String(format: "%.2f", totalTokens / 1e6))M tokens → \(f("projected_hours")) hours")
         print("  peak memory:       \(f("peak_rss_mib")) MiB")
+        print(
+            "  checkpointing:     \(f("recomputed_layers_per_micro_batch")) of \(cfg.numHiddenLayers - 1) layers "
+                + "recomputed per micro-batch (keep arena \(f("keep_arena_mib", 0)) MiB)")
     }
 }
