@@ -45,6 +45,15 @@ public final class LoRATrainingModel: @unchecked Sendable {
         self.residualDropout = residualDropout
         self.checkpointing = checkpointing
         self.seed = seed
+        let planned = TrainingActivations.plannedBytes(
+            config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength, checkpointing: checkpointing)
+        let (total, overflow) = model.weightBytes.addingReportingOverflow(planned)
+        try model.memoryBudget.check(
+            overflow ? .max : total,
+            for:
+                "LoRA training on \(model.directory ?? "the model") (weights \(MemoryBudget.format(model.weightBytes)) + "
+                + "activations \(MemoryBudget.format(planned)) for batch \(maxBatch) × max_length \(maxLength)"
+                + (checkpointing ? ")" : "; gradient_checkpointing true needs less)"))
         let lowest = layout.slots.map(\.layer).min() ?? 0
         acts = TrainingActivations(
             config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength,

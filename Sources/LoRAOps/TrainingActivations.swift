@@ -174,6 +174,46 @@ final class TrainingActivations {
         byteCount = bytes  // the keep arena not included
     }
 
+    /// Bytes `init` allocates for these settings (the keep arena aside), with saturating arithmetic (a hostile
+    /// size yields Int.max): the trainer checks it against the model's memory budget before allocating.
+    /// The same buffers as `init`, in its order (a test holds the two equal).
+    static func plannedBytes(
+        config cfg: OPTConfig, layout: LoRALayout, maxB: Int, maxT: Int, checkpointing: Bool
+    ) -> Int {
+        let R = saturatingMultiply(maxB, maxT), C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
+        let V = cfg.vocabSize, NH = cfg.numAttentionHeads, L = cfg.numHiddenLayers, H = headRows
+        let preLN = cfg.doLayerNormBefore
+        var total = 0
+        func add(_ n: Int, _ size: Int = 4) { total = saturatingAdd(total, saturatingMultiply(max(n, 1), size)) }
+        func rc(_ cols: Int) -> Int { saturatingMultiply(R, cols) }
+        func layerSet(rankSum: Int) {
+            add(preLN ? rc(C) : 0); add(R); add(R)
+            add(rc(C)); add(rc(C)); add(rc(C))
+            add(saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT)))
+            add(rc(C)); add(rc(C)); add(rc(C)); add(R)
+            add(R); add(rc(F)); add(preLN ? 0 : rc(C)); add(rc(rankSum))
+        }
+        let rankSums = (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
+        for _ in 0...L { add(rc(C)) }
+        if checkpointing { layerSet(rankSum: rankSums.max() ?? 0) } else { rankSums.forEach { layerSet(rankSum: $0) } }
+        add(cfg.hasProjections ? rc(E) : 0)
+        add(R); add(R); add(rc(C))
+        add(rc(E)); add(rc(E)); add(rc(C))
+        add(rc(F)); add(rc(F)); add(rc(F))
+        add(rc(C)); add(checkpointing ? rc(C) : 0)
+        add(rc(max(C, F))); add(rc(max(C, F)))
+        for _ in 0..<9 { add(rc(C)) }  // dResA, dResB, dRes, dAttnIn, dq, dk, dv, dAttOut, dFfnIn
+        let parts = max(1, min(EngineThreads.count, saturatingMultiply(maxB, NH)))
+        add(saturatingMultiply(parts, attentionScratchFloats(maxLength: maxT, hs: cfg.headDim)))
+        add(rc(max(layout.maxRank, 1)))
+        add(R); add(R); add(R)  // tokens, positions, targets (Int32)
+        add(R, MemoryLayout<Int>.stride); add(saturatingAdd(maxB, 1), MemoryLayout<Int>.stride)
+        add(saturatingMultiply(H, E)); add(saturatingMultiply(H, E))
+        add(saturatingMultiply(H, V))
+        add(H); add(H); add(H)  // headTargets (Int32), losses, dlosses
+        return total
+    }
+
     /// Floats one layer's set takes for R rows, `att` attention probabilities and `rankSum` LoRA columns
     /// (the buffers of `layerSet`, in its order).
     static func layerFloats(R: Int, att: Int, rankSum: Int, dims: (C: Int, F: Int, NH: Int, preLN: Bool)) -> Int {

@@ -185,4 +185,55 @@ final class TrainerCheckpointTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("examples differ"), "\(e)")
         }
     }
+
+    /// The training buffers are checked against the model's memory budget before anything is allocated: the
+    /// estimate is what the buffers take, and a budget that holds the checkpointed buffers but not the plain
+    /// ones refuses the plain run with an error naming the way out.
+    func testTrainingBuffersAreCheckedAgainstTheMemoryBudget() throws {
+        for name in ["pre-ln-f32", "post-ln-f32"] {
+            let model = try LoRAFixtures.loadModel(name)
+            let adapter = try LoRAAdapter.initialized(
+                config: AdapterConfig(r: 4, loraAlpha: 8, targetModules: .names(["q_proj", "v_proj", "fc1"])),
+                model: model.config, seed: 1)
+            for checkpointing in [false, true] {
+                for (b, t) in [(1, 5), (3, 7), (4, 64)] {
+                    let graph = try LoRATrainingModel(
+                        model: model, layout: adapter.layout, maxBatch: b, maxLength: t,
+                        checkpointing: checkpointing, keepBudget: 0)
+                    XCTAssertEqual(
+                        graph.activationBytes,
+                        TrainingActivations.plannedBytes(
+                            config: model.config, layout: adapter.layout, maxB: b, maxT: t,
+                            checkpointing: checkpointing),
+                        "\(name) checkpointing \(checkpointing) \(b) × \(t)")
+                }
+            }
+            func planned(_ checkpointing: Bool) -> Int {
+                TrainingActivations.plannedBytes(
+                    config: model.config, layout: adapter.layout, maxB: 4, maxT: 64, checkpointing: checkpointing)
+            }
+            XCTAssertLessThan(planned(true), planned(false))
+            let tight = try OPTModel(
+                config: model.config, weights: model.weights, directory: "tiny",
+                memoryBudget: MemoryBudget(bytes: model.weightBytes + (planned(true) + planned(false)) / 2))
+            XCTAssertThrowsError(
+                try LoRATrainingModel(model: tight, layout: adapter.layout, maxBatch: 4, maxLength: 64)
+            ) { error in
+                guard case EngineError.overMemoryBudget(let what, let estimate, _) = error else {
+                    return XCTFail("\(error)")
+                }
+                XCTAssertEqual(estimate, model.weightBytes + planned(false))
+                XCTAssertTrue(what.contains("max_length 64") && what.contains("gradient_checkpointing"), what)
+            }
+            let checkpointed = try LoRATrainingModel(
+                model: tight, layout: adapter.layout, maxBatch: 4, maxLength: 64, checkpointing: true)
+            let left = tight.memoryBudget.bytes - tight.weightBytes - checkpointed.activationBytes
+            XCTAssertGreaterThan(checkpointed.keepArenaBytes, 0)
+            XCTAssertLessThanOrEqual(checkpointed.keepArenaBytes, left / 2, "half of what is left, kept layers")
+            XCTAssertThrowsError(
+                try LoRATrainingModel(
+                    model: tight, layout: adapter.layout, maxBatch: Int.max / 2, maxLength: 64, checkpointing: true),
+                "a size that overflows is over the budget, not a trap")
+        }
+    }
 }
