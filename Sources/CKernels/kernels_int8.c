@@ -124,6 +124,20 @@ void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, 
     }
 }
 
+void muwa_dequantize_i8_rows_bf16(const muwa_i8_weight *w, long n0, long n1, long K, uint16_t *dst) {
+    float wide[256];
+    for (long n = n0; n < n1; n++) {
+        const int8_t *row = w->q + n * K;
+        float scale = w->absmax[n] * MUWA_I8_DEQUANT;
+        uint16_t *out = dst + (n - n0) * K;
+        for (long k0 = 0; k0 < K; k0 += 256) {  // the f32 values of muwa_dequantize_i8_rows, rounded to bf16
+            long m = K - k0 < 256 ? K - k0 : 256;
+            for (long k = 0; k < m; k++) wide[k] = (float)row[k0 + k] * scale;
+            muwa_f32_to_bf16_rows(wide, 1, m, m, out + k0, m);
+        }
+    }
+}
+
 void muwa_gemv_i8_scalar(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0,
                          long n1, long K, int acc) {
     for (long n = n0; n < n1; n++) {

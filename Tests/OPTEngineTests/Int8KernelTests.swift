@@ -223,4 +223,40 @@ final class Int8KernelTests: XCTestCase {
         linearBackwardNaive(dinp: &ref, dweight: nil, dbias: nil, dout: dout, inp: nil, weight: t, M: M, K: K, N: N)
         XCTAssertLessThan(zip(fast, ref).map { abs($0 - $1) }.max() ?? 1, 1e-4)
     }
+
+    /// Under bf16 compute (the int8 tensor flagged `computesInBF16`) the input gradient is the bf16 GEMM on rows
+    /// dequantized to bf16, a block at a time: held to Double sums of bf16(dout) · bf16(dequant(W)), and the
+    /// bf16 rows to the f32 dequantized values rounded to nearest even.
+    func testBackwardInputOnInt8WeightsInBF16UsesRoundedDequantizedRows() throws {
+        guard muwa_gemm_bf16_fast() != 0 else { throw XCTSkip("no avx512_bf16 GEMM on this CPU") }
+        let M = 37, K = 70, N = 33
+        var t = try weight(randomFloats(N * K, seed: 61), N: N, K: K)
+        t = try t.preparedForBF16()
+        XCTAssertEqual(t.dtype, .i8)
+        XCTAssertTrue(t.computesInBF16)
+        let scales = try XCTUnwrap(t.int8Rows)
+        let q = t.raw.assumingMemoryBound(to: Int8.self)
+        var wide = [Float](repeating: 0, count: N * K), narrow = [UInt16](repeating: 0, count: N * K)
+        scales.dequantize(q, firstRow: 0, rowCount: N, K: K, into: &wide)
+        scales.dequantizeBF16(q, firstRow: 0, rowCount: N, K: K, into: &narrow)
+        XCTAssertEqual(narrow, wide.map(floatToBF16), "bf16 rows are the f32 dequantized values rounded")
+        let dout = randomFloats(M * N, seed: 62), start = randomFloats(M * K, seed: 63)
+        var ref = start
+        for m in 0..<M {
+            for k in 0..<K {
+                var acc = 0.0
+                for n in 0..<N {
+                    acc += Double(bf16ToFloat(floatToBF16(dout[m * N + n]))) * Double(bf16ToFloat(narrow[n * K + k]))
+                }
+                ref[m * K + k] += Float(acc)
+            }
+        }
+        for blockHalves in [4 * K, 8 << 20] {  // 4 rows a block (9 blocks, the last short), and one block
+            var fast = start
+            let scratch = KernelScratch(maxInputDim: K, bf16BlockHalves: blockHalves)
+            linearBackwardInput(dinp: &fast, dout: dout, weight: t, M: M, K: K, N: N, scratch: scratch)
+            let gap = zip(fast, ref).map { abs($0 - $1) }.max() ?? 1
+            XCTAssertLessThan(gap, 1e-4, "block of \(blockHalves) halves")
+        }
+    }
 }

@@ -114,6 +114,8 @@ void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1
 
 /// dst[(n - n0) · K + k] = q[n, k] · absmax[n] / 127 for n in [n0, n1) (bitsandbytes' int8_vectorwise_dequant).
 void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, float *dst);
+/// The same values rounded to bf16 (nearest even): the weights of the bf16 backward product on int8 weights.
+void muwa_dequantize_i8_rows_bf16(const muwa_i8_weight *w, long n0, long n1, long K, uint16_t *dst);
 
 /// y[m · ldy + n] (+)= int8 product of input row m with weight row n, dequantized, plus the row's outlier
 /// features in f32, for m < M, n in [n0, n1). Exact int32 dot products, so every table gives the same bits.

@@ -4,6 +4,7 @@
 // Backward accumulates (+=) into every gradient it is given; a nil gradient is not computed. Base
 // weights are frozen during LoRA training, so for them only dinp is needed, and they may be stored
 // in any dtype (``linearBackwardInput(dinp:dout:weight:M:K:N:scratch:)``).
+import CKernels
 
 /// dinp (M, K) += dout (M, N) · weight (N, K);  dweight (N, K) += doutᵀ · inp;  dbias (N) += Σₘ dout.
 /// All F32. Used for the LoRA matrices A and B, whose weights are trained.
@@ -38,6 +39,13 @@ public func linearBackwardInput(
     guard M > 0 else { return }
     if M > rowInvariantMaxRows, weight.computesInBF16, bf16GemmRuns(for: weight) {
         linearBackwardInputBF16(dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
+        return
+    }
+    if M > rowInvariantMaxRows, weight.dtype == .i8, weight.computesInBF16, muwa_gemm_bf16_fast() != 0,
+        let scales = weight.int8Rows
+    {
+        linearBackwardInputInt8BF16(
+            dinp: dinp, dout: dout, weight: weight, scales: scales, M: M, K: K, N: N, scratch: scratch)
         return
     }
     if let w = weight.floats {

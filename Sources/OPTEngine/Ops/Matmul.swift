@@ -17,13 +17,20 @@ public final class KernelScratch: @unchecked Sendable {
     let buffer: UnsafeMutablePointer<Float>
     let capacity: Int
 
-    public init(maxInputDim K: Int, capacityFloats: Int = KernelScratch.capacityFloats) {
+    public init(maxInputDim K: Int, capacityFloats: Int = KernelScratch.capacityFloats, bf16BlockHalves: Int = 4 << 20)
+    {
         capacity = max(capacityFloats, K)
         buffer = .allocate(capacity: capacity)
+        self.bf16BlockHalves = max(bf16BlockHalves, K, 1)
     }
 
     /// Rows of a [N, K] weight that fit in the buffer at once.
     func blockRows(K: Int) -> Int { max(1, capacity / max(K, 1)) }
+
+    /// bf16 weight rows dequantized from int8 for the bf16 backward product (MatmulBF16.swift): `bf16BlockHalves`
+    /// values (8 MiB by default, at least one row), allocated on first use.
+    private(set) lazy var bf16Block = ByteRegion(allocating: bf16BlockHalves * 2)
+    let bf16BlockHalves: Int
 
     deinit { buffer.deallocate() }
 }

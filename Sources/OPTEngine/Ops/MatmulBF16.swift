@@ -35,14 +35,42 @@ func linearBackwardInputBF16(
         accumulate: true)
 }
 
+/// dinp[M, K] += bf16(dout[M, N]) · bf16(dequant(W[N, K])) for int8 weights under bf16 compute (the product
+/// bitsandbytes' backward makes with the weights dequantized to the model's half precision): rows of W are
+/// dequantized to bf16 a block at a time (scratch.bf16Block; the threads split each block's rows), each block
+/// one bf16 GEMM that accumulates into dinp.
+func linearBackwardInputInt8BF16(
+    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, scales: Int8RowScales, M: Int,
+    K: Int, N: Int, scratch: KernelScratch
+) {
+    let region = scratch.bf16Block
+    guard let block = region.mutableBase?.bindMemory(to: UInt16.self, capacity: region.count / 2) else { return }
+    let q = weight.raw.assumingMemoryBound(to: Int8.self)
+    let blockRows = max(1, region.count / 2 / max(K, 1))
+    var n0 = 0
+    while n0 < N {
+        let nb = min(blockRows, N - n0), parts = max(1, min(EngineThreads.count, nb))
+        EngineThreads.run(parts: parts) { part in
+            let r0 = nb * part / parts, r1 = nb * (part + 1) / parts
+            scales.dequantizeBF16(q, firstRow: n0 + r0, rowCount: r1 - r0, K: K, into: block + r0 * K)
+        }
+        gemmBF16(
+            layout: MUWA_GEMM_B_KN, c: dinp, a: dout + n0, lda: N,
+            w: Tensor(dtype: .bf16, shape: [nb, K], region: region),
+            M: M, R: nb, P: K, scratch: scratch, accumulate: true)
+        n0 += nb
+    }
+}
+
 /// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded and packed into
 /// the scratch buffer (muwa_gemm_bf16_pack_a: tiles of `muwa_gemm_bf16_row_block()` rows) as many rows at a
 /// time as fit, the tiles split across the threads; then each chunk of rows is split by output columns (ranges
 /// of whole micro-kernel panels), each thread packing its own panels of B.
 func gemmBF16(
-    layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, w: Tensor,
+    layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, lda: Int? = nil, w: Tensor,
     M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool
 ) {
+    let lda = lda ?? R  // A's row stride
     guard M > 0, P > 0, R > 0 else { return }
     let tileRows = muwa_gemm_bf16_row_block()
     let perTile = muwa_gemm_bf16_packed_a_count(tileRows, R)
@@ -63,9 +91,9 @@ func gemmBF16(
         let rows = min(chunkRows, M - m0)
         let tiles = (rows + tileRows - 1) / tileRows
         let tileParts = max(1, min(EngineThreads.count, tiles))
-        let src = a + m0 * R
+        let src = a + m0 * lda
         EngineThreads.run(parts: tileParts) { part in
-            muwa_gemm_bf16_pack_a(src, rows, R, R, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
+            muwa_gemm_bf16_pack_a(src, rows, R, lda, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
         }
         let cRows = c + m0 * P
         EngineThreads.run(parts: parts) { part in

@@ -39,6 +39,14 @@ public struct Int8RowScales: @unchecked Sendable {
         var w = kernelWeight(q)
         muwa_dequantize_i8_rows(&w, firstRow, firstRow + rowCount, K, out)
     }
+
+    /// The same rows rounded to bf16.
+    func dequantizeBF16(
+        _ q: UnsafePointer<Int8>, firstRow: Int, rowCount: Int, K: Int, into out: UnsafeMutablePointer<UInt16>
+    ) {
+        var w = kernelWeight(q)
+        muwa_dequantize_i8_rows_bf16(&w, firstRow, firstRow + rowCount, K, out)
+    }
 }
 
 extension Tensor {

@@ -18,7 +18,7 @@ extension OPTWeights {
 
 extension Tensor {
     /// This matrix as BF16 with `computesInBF16` set: itself when already BF16, else a rounded heap copy; an int8
-    /// matrix is returned as it is.
+    /// matrix stays int8 with the flag set (its input gradient then runs in bf16).
     func preparedForBF16() throws -> Tensor {
         guard shape.count == 2 else {
             throw EngineError.invalidRequest("compute bf16: expected a matrix, got shape \(shape)")
@@ -37,8 +37,8 @@ extension Tensor {
             roundToBF16(into: dst)
             self.region.dropResidentPages(offset: byteOffset, count: byteCount)
             out = Tensor(dtype: .bf16, shape: shape, region: region)
-        case .i8:
-            return self  // weights int8: the quantized projections keep their own kernels
+        case .i8:  // weights int8: the quantized projections keep their own kernels; the flag sends the backward
+            out = self  // product (training's input gradient) to the bf16 GEMM on dequantized rows (Linear.swift)
         case .i64:
             throw EngineError.invalidRequest("compute bf16: cannot narrow a \(dtype.rawValue) matrix")
         }
