@@ -10,6 +10,7 @@
 // offsets[s + 1]), so every row-wise op works on R = Σ lengths rows and no FLOP is spent on padding.
 // Buffers are sized for the worst case, R = maxB·maxT.
 //   R rows (real tokens)   C hidden   E word_embed_proj_dim   F ffn   V vocab   NH heads   ΣR = Σ r of a layer's slots
+import Foundation
 import OPTEngine
 
 /// What one decoder layer's backward pass reads (names follow the forward recipe in DecoderLayerPass).
@@ -77,8 +78,8 @@ final class TrainingActivations {
     private(set) var byteCount = 0
 
     /// `keepBudget` (checkpointing only): bytes the training may use beyond the model's weights; the keep arena
-    /// gets half of what is left of it once the other buffers are allocated, at most what every layer below
-    /// the top one needs at maxB × maxT.
+    /// gets half of what is left of it once the other buffers are allocated and the keep arenas of other
+    /// trainings in this process are counted, at most what every layer below the top one needs at maxB × maxT.
     init(
         config cfg: OPTConfig, layout: LoRALayout, maxB: Int, maxT: Int, checkpointing: Bool,
         keepBudget: Int = 0, lowestLayer: Int = 0
@@ -159,8 +160,7 @@ final class TrainingActivations {
                         R: R, att: saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT)),
                         rankSum: rankSums[l], dims: dims))
             }
-            let spare = max(0, keepBudget - bytes) / 2 / 4
-            arenaFloats = min(worst, spare)
+            arenaFloats = KeepArenaLedger.reserve(upTo: worst, budget: keepBudget - bytes)
         }
         keepArenaFloats = arenaFloats
         if arenaFloats > 0 {  // not initialized: its pages are touched (and count) only as batches use them
@@ -256,7 +256,10 @@ final class TrainingActivations {
         return count
     }
 
-    deinit { for p in allocations { p.deallocate() } }
+    deinit {
+        for p in allocations { p.deallocate() }
+        KeepArenaLedger.release(keepArenaFloats)
+    }
 
     /// Packs a collated batch into the input buffers: the tokens whose key mask is 1, row by row (the
     /// padding a right-padded batch carries is dropped; it has no target and no real query sees it).
@@ -293,4 +296,26 @@ private func saturatingMultiply(_ a: Int, _ b: Int) -> Int {
 private func saturatingAdd(_ a: Int, _ b: Int) -> Int {
     let (s, overflow) = a.addingReportingOverflow(b)
     return overflow ? .max : s
+}
+
+/// The keep arenas of every training in this process (a daemon may run fine-tunes side by side): a new arena
+/// gets half of its budget less what the others already hold, so together they stay within one budget.
+private enum KeepArenaLedger {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var heldFloats = 0
+
+    /// Floats for a new arena: at most `worst`, at most half of `budget` bytes less the arenas held.
+    static func reserve(upTo worst: Int, budget: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let floats = min(worst, max(0, budget / 4 - heldFloats) / 2)
+        heldFloats += floats
+        return floats
+    }
+
+    static func release(_ floats: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        heldFloats -= floats
+    }
 }

@@ -230,6 +230,12 @@ final class TrainerCheckpointTests: XCTestCase {
             let left = tight.memoryBudget.bytes - tight.weightBytes - checkpointed.activationBytes
             XCTAssertGreaterThan(checkpointed.keepArenaBytes, 0)
             XCTAssertLessThanOrEqual(checkpointed.keepArenaBytes, left / 2, "half of what is left, kept layers")
+            // a second training beside it counts the first one's arena: together they stay within the budget
+            let beside = try LoRATrainingModel(
+                model: tight, layout: adapter.layout, maxBatch: 4, maxLength: 64, checkpointing: true)
+            XCTAssertLessThanOrEqual(
+                beside.keepArenaBytes, max(0, left - checkpointed.keepArenaBytes) / 2 + 4, "the budget less the first")
+            XCTAssertLessThan(beside.keepArenaBytes, checkpointed.keepArenaBytes)
             XCTAssertThrowsError(
                 try LoRATrainingModel(
                     model: tight, layout: adapter.layout, maxBatch: Int.max / 2, maxLength: 64, checkpointing: true),
