@@ -213,9 +213,11 @@ public final class LoRATrainer: @unchecked Sendable {
 
     /// The mean token loss of `examples` under the current adapter (no dropout, no gradients).
     public func evaluate(_ examples: [TrainingExample]) throws -> Double {
+        // forward only: one shared set of layer activations is all it needs (no backward reads them), and no
+        // keep arena
         let eval = try LoRATrainingModel(
             model: model, layout: layout, maxBatch: 1,
-            maxLength: max(examples.map(\.inputIds.count).max() ?? 1, 1))
+            maxLength: max(examples.map(\.inputIds.count).max() ?? 1, 1), checkpointing: true, keepBudget: 0)
         var sum = 0.0, count = 0
         for ex in examples {
             let batch = try TrainingBatch.collate(

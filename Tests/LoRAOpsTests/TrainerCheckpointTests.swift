@@ -242,4 +242,23 @@ final class TrainerCheckpointTests: XCTestCase {
                 "a size that overflows is over the budget, not a trap")
         }
     }
+
+    /// The evaluation loss runs forward only on one shared set of layer activations: the bits of a graph that
+    /// keeps every layer's.
+    func testEvaluationLossIsTheLossOfAFullGraph() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let trainer = try LoRATrainer(model: model, config: Self.config(), examples: Self.examples())
+        try trainer.trainStep()  // a non-zero B
+        let examples = Self.examples()
+        let full = try LoRATrainingModel(
+            model: model, layout: trainer.layout, maxBatch: 1, maxLength: examples.map(\.inputIds.count).max()!)
+        var sum = 0.0, count = 0
+        for ex in examples {
+            let batch = try TrainingBatch.collate(
+                [ex], padTokenId: model.config.padTokenId, vocabSize: model.config.vocabSize, maxLength: 1024)
+            sum += full.loss(batch, params: trainer.params)
+            count += batch.targetCount
+        }
+        XCTAssertEqual(try trainer.evaluate(examples), sum / Double(count))
+    }
 }
