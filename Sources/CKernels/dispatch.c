@@ -70,6 +70,8 @@ void muwa_widen_bf16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_
 
 void muwa_widen_f16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_DTYPE_F16, src, dst, n); }
 
+int muwa_avx512_selected(void) { return table() == &muwa_table_avx512; }
+
 int muwa_avx512bw_selected(void) {
 #if defined(__x86_64__)
     static int cpu = -1;  // benign race: every thread computes the same value
@@ -78,7 +80,7 @@ int muwa_avx512bw_selected(void) {
         cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
               __builtin_cpu_supports("avx512vl");
     }
-    return cpu && table() == &muwa_table_avx512;
+    return cpu && muwa_avx512_selected();
 #else
     return 0;
 #endif

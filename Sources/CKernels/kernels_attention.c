@@ -105,7 +105,7 @@ static AVX512 void transpose_keys(const float *keys, long L, long hs, float *kt)
     muwa_transpose_f32_avx512(keys, hs, L, hs, kt, L);
 }
 
-static int avx512_selected(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0; }
+static int avx512_selected(void) { return muwa_avx512_selected(); }
 
 // MARK: - bf16 (compute bf16): the same blocks with bf16 operands and f32 sums (vdpbf16ps), softmax in f32.
 // A bf16 operand is kept as 32-bit words, each a pair of bf16 values adjacent along the reduction:

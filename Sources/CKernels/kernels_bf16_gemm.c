@@ -225,7 +225,7 @@ static BF16 void pack_block_avx512(muwa_gemm_b_layout layout, const uint16_t *w,
         pack_panel_avx512(layout, w, R, P, n0 + p, nc - p < NR ? nc - p : NR, kp0, kp, dst + p * kp * 2);
 }
 
-static int fast_supported(void) { return muwa_cpu_has_bf16() && strcmp(muwa_kernel_isa(), "avx512") == 0; }
+static int fast_supported(void) { return muwa_cpu_has_bf16() && muwa_avx512_selected(); }
 #else
 static int fast_supported(void) { return 0; }
 #endif

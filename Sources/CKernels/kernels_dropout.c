@@ -66,7 +66,7 @@ static AVX512DQ void dropout_row_avx512(float *out, const float *in, long n, uin
 static int can(void) {
     static int dq = -1;  // the CPU's answer, asked once
     if (dq < 0) dq = __builtin_cpu_supports("avx512dq") != 0;
-    return dq && strcmp(muwa_kernel_isa(), "avx512") == 0;
+    return dq && muwa_avx512_selected();
 }
 static int forced = -1;  // muwa_dropout_select
 static int fast(void) { return muwa_choice(&forced, can()); }

@@ -115,27 +115,25 @@ void muwa_quantize_weight_rows(muwa_dtype dtype, const void *w, long n0, long n1
     free(wide);
 }
 
+/// Elements [k0, k0 + m) of weight row n, dequantized.
+static inline void dequantize_span(const muwa_i8_weight *w, long n, long K, long k0, long m, float *out) {
+    const int8_t *row = w->q + n * K + k0;
+    float scale = w->absmax[n] * MUWA_I8_DEQUANT;
+    for (long k = 0; k < m; k++) out[k] = (float)row[k] * scale;
+}
+
 void muwa_dequantize_i8_rows(const muwa_i8_weight *w, long n0, long n1, long K, float *dst) {
-    for (long n = n0; n < n1; n++) {
-        const int8_t *row = w->q + n * K;
-        float scale = w->absmax[n] * MUWA_I8_DEQUANT;
-        float *out = dst + (n - n0) * K;
-        for (long k = 0; k < K; k++) out[k] = (float)row[k] * scale;
-    }
+    for (long n = n0; n < n1; n++) dequantize_span(w, n, K, 0, K, dst + (n - n0) * K);
 }
 
 void muwa_dequantize_i8_rows_bf16(const muwa_i8_weight *w, long n0, long n1, long K, uint16_t *dst) {
     float wide[256];
-    for (long n = n0; n < n1; n++) {
-        const int8_t *row = w->q + n * K;
-        float scale = w->absmax[n] * MUWA_I8_DEQUANT;
-        uint16_t *out = dst + (n - n0) * K;
-        for (long k0 = 0; k0 < K; k0 += 256) {  // the f32 values of muwa_dequantize_i8_rows, rounded to bf16
+    for (long n = n0; n < n1; n++)
+        for (long k0 = 0; k0 < K; k0 += 256) {  // 256 values at a time through f32, then rounded
             long m = K - k0 < 256 ? K - k0 : 256;
-            for (long k = 0; k < m; k++) wide[k] = (float)row[k0 + k] * scale;
-            muwa_f32_to_bf16_rows(wide, 1, m, m, out + k0, m);
+            dequantize_span(w, n, K, k0, m, wide);
+            muwa_f32_to_bf16_rows(wide, 1, m, m, dst + (n - n0) * K + k0, m);
         }
-    }
 }
 
 void muwa_gemv_i8_scalar(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0,

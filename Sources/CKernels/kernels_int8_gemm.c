@@ -302,7 +302,7 @@ static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const
 static int vnni_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-           strcmp(muwa_kernel_isa(), "avx512") == 0;
+           muwa_avx512_selected();
 }
 #else
 static int vnni_supported(void) { return 0; }

@@ -213,6 +213,9 @@ void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const 
 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);
 #endif
 
+/// 1 when the avx512 kernel table is selected (MUWA_KERNEL_ISA, or the best this CPU runs): the condition every
+/// AVX-512 kernel outside the tables checks (dispatch.c).
+int muwa_avx512_selected(void);
 /// 1 when the CPU has avx512f, avx512bw and avx512vl and the avx512 table is selected: the condition of the
 /// AVX-512 input quantization and softmax (dispatch.c).
 int muwa_avx512bw_selected(void);

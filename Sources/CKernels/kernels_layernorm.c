@@ -61,7 +61,7 @@ static AVX512 void backward_rows_avx512(float *dinp, const float *dout, const fl
 void muwa_layernorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,
                                   const float *mean, const float *rstd, long C, long r0, long r1) {
 #if defined(__x86_64__)
-    if (strcmp(muwa_kernel_isa(), "avx512") == 0) {
+    if (muwa_avx512_selected()) {
         backward_rows_avx512(dinp, dout, inp, weight, mean, rstd, C, r0, r1);
         return;
     }

@@ -194,9 +194,8 @@ static AVX512 void cols_acc_avx512(float *z, int z_lr, const float *u, long ldu,
 }
 
 static int forced = -1;  // muwa_lowrank_select
-static int avx512(void) { return strcmp(muwa_kernel_isa(), "avx512") == 0; }
-static int fast(void) { return muwa_choice(&forced, avx512()); }
-int muwa_lowrank_select(int fast_kernels) { return muwa_choice_set(&forced, fast_kernels, avx512()); }
+static int fast(void) { return muwa_choice(&forced, muwa_avx512_selected()); }
+int muwa_lowrank_select(int fast_kernels) { return muwa_choice_set(&forced, fast_kernels, muwa_avx512_selected()); }
 #else
 static int fast(void) { return 0; }
 int muwa_lowrank_select(int fast_kernels) { return fast_kernels > 0 ? 0 : 1; }

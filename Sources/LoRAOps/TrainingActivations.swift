@@ -42,7 +42,7 @@ final class TrainingActivations {
     let keepArenaFloats: Int
     private let shared: LayerActivations?
     private let rankSums: [Int]
-    private let dims: (C: Int, F: Int, NH: Int, preLN: Bool)
+    private let dims: Dims
     // embeddings and final stage
     let emb: UnsafeMutablePointer<Float>  // (R, E) token rows before project_in
     let lnfMean, lnfRstd: UnsafeMutablePointer<Float>  // (R)
@@ -104,16 +104,13 @@ final class TrainingActivations {
             return p
         }
         let preLN = cfg.doLayerNormBefore
+        let dims = (C: C, F: F, NH: NH, preLN: preLN), maxAtt = maxB * NH * maxT * maxT
         func layerSet(rankSum: Int) -> LayerActivations {
-            LayerActivations(
-                attnIn: floats(preLN ? R * C : 0), ln1Mean: floats(R), ln1Rstd: floats(R),
-                q: floats(R * C), k: floats(R * C), v: floats(R * C), att: floats(maxB * NH * maxT * maxT),
-                attOut: floats(R * C), res1: floats(R * C), ffnIn: floats(R * C), ln2Mean: floats(R),
-                ln2Rstd: floats(R), fcPre: floats(R * F), res2: floats(preLN ? 0 : R * C), loraU: floats(R * rankSum))
+            Self.layerSet(R: R, att: maxAtt, rankSum: rankSum, dims: dims, take: floats)
         }
-        let rankSums = (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
+        let rankSums = Self.rankSums(layout, layers: L)
         self.rankSums = rankSums
-        dims = (C, F, NH, preLN)
+        self.dims = dims
         kept = [Bool](repeating: !checkpointing, count: L)
         layerInputs = (0...L).map { _ in floats(R * C) }
         if checkpointing {
@@ -154,11 +151,7 @@ final class TrainingActivations {
         if checkpointing {
             var worst = 0  // every layer from lowestLayer to L - 2 at R rows of maxB sequences of maxT
             for l in max(lowestLayer, 0)..<max(L - 1, 0) {
-                worst = saturatingAdd(
-                    worst,
-                    Self.layerFloats(
-                        R: R, att: saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT)),
-                        rankSum: rankSums[l], dims: dims))
+                worst = saturatingAdd(worst, Self.layerFloats(R: R, att: maxAtt, rankSum: rankSums[l], dims: dims))
             }
             arenaFloats = KeepArenaLedger.reserve(upTo: worst, budget: keepBudget - bytes)
         }
@@ -182,18 +175,18 @@ final class TrainingActivations {
     ) -> Int {
         let R = saturatingMultiply(maxB, maxT), C = cfg.hiddenSize, E = cfg.wordEmbedProjDim, F = cfg.ffnDim
         let V = cfg.vocabSize, NH = cfg.numAttentionHeads, L = cfg.numHiddenLayers, H = headRows
-        let preLN = cfg.doLayerNormBefore
+        let dims = (C: C, F: F, NH: NH, preLN: cfg.doLayerNormBefore)
+        let maxAtt = saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT))
         var total = 0
         func add(_ n: Int, _ size: Int = 4) { total = saturatingAdd(total, saturatingMultiply(max(n, 1), size)) }
         func rc(_ cols: Int) -> Int { saturatingMultiply(R, cols) }
         func layerSet(rankSum: Int) {
-            add(preLN ? rc(C) : 0); add(R); add(R)
-            add(rc(C)); add(rc(C)); add(rc(C))
-            add(saturatingMultiply(saturatingMultiply(maxB, NH), saturatingMultiply(maxT, maxT)))
-            add(rc(C)); add(rc(C)); add(rc(C)); add(R)
-            add(R); add(rc(F)); add(preLN ? 0 : rc(C)); add(rc(rankSum))
+            _ = Self.layerSet(R: R, att: maxAtt, rankSum: rankSum, dims: dims) { n in
+                add(n)
+                return Self.countOnly
+            }
         }
-        let rankSums = (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
+        let rankSums = Self.rankSums(layout, layers: L)
         for _ in 0...L { add(rc(C)) }
         if checkpointing { layerSet(rankSum: rankSums.max() ?? 0) } else { rankSums.forEach { layerSet(rankSum: $0) } }
         add(cfg.hasProjections ? rc(E) : 0)
@@ -214,11 +207,38 @@ final class TrainingActivations {
         return total
     }
 
-    /// Floats one layer's set takes for R rows, `att` attention probabilities and `rankSum` LoRA columns
-    /// (the buffers of `layerSet`, in its order).
-    static func layerFloats(R: Int, att: Int, rankSum: Int, dims: (C: Int, F: Int, NH: Int, preLN: Bool)) -> Int {
-        let rowFloats = 7 * dims.C + dims.F + 4 + rankSum  // attnIn (pre-LN) or res2 (post-LN): one of the two
-        return saturatingAdd(saturatingMultiply(R, rowFloats), att)
+    typealias Dims = (C: Int, F: Int, NH: Int, preLN: Bool)
+
+    /// One layer's activation set for R rows, `att` attention probabilities and `rankSum` LoRA columns, each
+    /// buffer `take(floats)`: the one list of a set's buffers, which init allocates, keepLayers carves from the
+    /// keep arena and plannedBytes / layerFloats count (sizes saturate, so counting a hostile size cannot trap).
+    static func layerSet(
+        R: Int, att: Int, rankSum: Int, dims d: Dims, take: (Int) -> UnsafeMutablePointer<Float>
+    ) -> LayerActivations {
+        let rc = saturatingMultiply(R, d.C)
+        return LayerActivations(
+            attnIn: take(d.preLN ? rc : 0), ln1Mean: take(R), ln1Rstd: take(R), q: take(rc), k: take(rc),
+            v: take(rc), att: take(att), attOut: take(rc), res1: take(rc), ffnIn: take(rc), ln2Mean: take(R),
+            ln2Rstd: take(R), fcPre: take(saturatingMultiply(R, d.F)), res2: take(d.preLN ? 0 : rc),
+            loraU: take(saturatingMultiply(R, rankSum)))
+    }
+
+    /// What `take` returns when a set is only counted: never dereferenced.
+    private static let countOnly = UnsafeMutablePointer<Float>(bitPattern: MemoryLayout<Float>.alignment)!
+
+    /// Floats one layer's set takes from the keep arena (exactly what `layerSet` takes).
+    static func layerFloats(R: Int, att: Int, rankSum: Int, dims: Dims) -> Int {
+        var floats = 0
+        _ = layerSet(R: R, att: att, rankSum: rankSum, dims: dims) { n in
+            floats = saturatingAdd(floats, n)
+            return countOnly
+        }
+        return floats
+    }
+
+    /// Per layer: the LoRA ranks of its adapted projections, summed (the columns of its loraU).
+    static func rankSums(_ layout: LoRALayout, layers L: Int) -> [Int] {
+        (0..<L).map { l in layout.slots.filter { $0.layer == l }.reduce(0) { $0 + $1.r } }
     }
 
     /// Checkpointing: for the loaded batch, gives layers lowest, lowest + 1, … (up to L − 2) sets of their own
@@ -227,7 +247,7 @@ final class TrainingActivations {
     @discardableResult
     func keepLayers(from lowest: Int) -> Int {
         guard let shared else { return layers.count }
-        let L = layers.count, R = rows, C = dims.C
+        let L = layers.count, R = rows
         let att = sequences.attFloats(NH: dims.NH)
         var used = 0, count = 0
         for l in 0..<L {
@@ -239,16 +259,10 @@ final class TrainingActivations {
             let need = Self.layerFloats(R: R, att: att, rankSum: rankSums[l], dims: dims)
             guard need <= keepArenaFloats - used else { break }
             var next = arena + used
-            func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+            layers[l] = Self.layerSet(R: R, att: att, rankSum: rankSums[l], dims: dims) { n in
                 defer { next += n }
                 return next
             }
-            layers[l] = LayerActivations(
-                attnIn: take(dims.preLN ? R * C : 0), ln1Mean: take(R), ln1Rstd: take(R),
-                q: take(R * C), k: take(R * C), v: take(R * C), att: take(att),
-                attOut: take(R * C), res1: take(R * C), ffnIn: take(R * C), ln2Mean: take(R),
-                ln2Rstd: take(R), fcPre: take(R * dims.F), res2: take(dims.preLN ? 0 : R * C),
-                loraU: take(R * rankSums[l]))
             kept[l] = true
             used += need
             count += 1
