@@ -232,6 +232,24 @@ static int fast_supported(void) { return 0; }
 
 // MARK: - driver
 
+/// Prefetches (into L2) slice `slice` of `slices` of the weight bytes that pack_block will read for columns
+/// [n0, n0 + nc) and reduction pairs [kp0, kp0 + kp): an [N, K] weight's nc row segments of 2·kp elements, a
+/// [K, N] weight's 2·kp row segments of nc elements; a slice is a run of whole segments. gemm spreads the next
+/// block's slices over the current block's row tiles, so that its weights stream from memory while the
+/// micro-kernel computes, and its packing reads them from L2.
+static void prefetch_block_slice(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc,
+                                 long kp0, long kp, long slice, long slices) {
+    long r0 = 2 * kp0, r1 = r0 + 2 * kp < R ? r0 + 2 * kp : R;
+    long segments = layout == MUWA_GEMM_B_NK ? nc : r1 - r0;
+    long seg_bytes = (layout == MUWA_GEMM_B_NK ? r1 - r0 : nc) * 2;
+    for (long s = segments * slice / slices; s < segments * (slice + 1) / slices; s++) {
+        const char *seg = layout == MUWA_GEMM_B_NK ? (const char *)(w + (n0 + s) * R + r0)
+                                                   : (const char *)(w + (r0 + s) * P + n0);
+        uintptr_t line = (uintptr_t)seg & ~(uintptr_t)63, end = (uintptr_t)(seg + seg_bytes);
+        for (; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
+    }
+}
+
 static void gemm(micro_kernel_fn micro, pack_block_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,
                  long R, long P, float *c, long ldc, long p0, long p1, int accumulate) {
     if (M <= 0 || p1 <= p0 || R <= 0) return;
@@ -250,8 +268,13 @@ static void gemm(micro_kernel_fn micro, pack_block_fn pack, muwa_gemm_b_layout l
             long kp = ((R - r0 < KC ? R - r0 : KC) + 1) / 2;  // pairs in this block
             int add = accumulate || r0 > 0;
             pack(layout, w, R, P, n0, nc, r0 / 2, kp, packed);
+            long next_n0 = r0 + KC < R ? n0 : n0 + nc_cap, next_r0 = r0 + KC < R ? r0 + KC : 0;
+            long next_nc = p1 - next_n0 < nc_cap ? p1 - next_n0 : nc_cap;
+            long next_kp = ((R - next_r0 < KC ? R - next_r0 : KC) + 1) / 2, tiles = (M + MR - 1) / MR;
             for (long m = 0; m < M; m += MR) {
                 long mr = M - m < MR ? M - m : MR;
+                if (next_n0 < p1)
+                    prefetch_block_slice(layout, w, R, P, next_n0, next_nc, next_r0 / 2, next_kp, m / MR, tiles);
                 const uint16_t *tile = a + ((m / MR) * Kp + r0 / 2) * MR * 2;
                 for (long p = 0; p < nc; p += NR)
                     micro(mr, kp, tile, packed + p * kp * 2, c + m * ldc + n0 + p, ldc, nc - p < NR ? nc - p : NR,
