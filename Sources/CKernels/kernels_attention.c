@@ -90,6 +90,7 @@ SMALL_GEMM(sgemm_tn_avx512, AVX512, float, __m512, F32_LOAD, _mm512_set1_ps, F32
 #define BF16_LOAD(m, p) (__m512bh) _mm512_maskz_loadu_epi32(m, p)
 #define BF16_BCAST(x) (__m512bh) _mm512_set1_epi32((int)(x))
 SMALL_GEMM(gemm_bf16_words, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps, A_ROWS)
+SMALL_GEMM(gemm_bf16_words_tn, BF16, uint32_t, __m512bh, BF16_LOAD, BF16_BCAST, _mm512_dpbf16_ps, A_COLS)
 
 AVX512 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
     long r16 = rows / 16 * 16, c16 = cols / 16 * 16;
@@ -274,6 +275,14 @@ int muwa_attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, cons
 }
 
 #if defined(__x86_64__)
+BF16 void muwa_gemm_bf16_words_avx512(int a_cols, int add, long M, long N, long K, const uint32_t *A, long lda,
+                                      const uint32_t *B, long ldb, float *C, long ldc) {
+    if (a_cols) gemm_bf16_words_tn(M, N, K, A, lda, B, ldb, C, ldc, add);
+    else gemm_bf16_words(M, N, K, A, lda, B, ldb, C, ldc, add);
+}
+
+BF16 void muwa_to_bf16_words_avx512(const float *src, long n, uint32_t *dst) { to_bf16_words(src, n, dst); }
+
 void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const float *A, long lda, const float *B,
                              long ldb, float *C, long ldc) {
     if (a_cols) sgemm_tn_avx512(M, N, K, A, lda, B, ldb, C, ldc, add);

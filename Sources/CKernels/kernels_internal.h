@@ -208,6 +208,12 @@ muwa_transpose16_words(const void *src, long src_stride, void *dst, long dst_str
 /// (A[r · lda + k]) or, with a_cols, stored transposed (element (r, k) at A[k · lda + r]).
 void muwa_sgemm_small_avx512(int a_cols, int add, long M, long N, long K, const float *A, long lda, const float *B,
                              long ldb, float *C, long ldc);
+/// The bf16 form of muwa_sgemm_small_avx512 (avx512_bf16, kernels_attention.c): operands are 32-bit words, each a
+/// pair of bf16 values adjacent along the reduction (K counts pairs), f32 sums.
+void muwa_gemm_bf16_words_avx512(int a_cols, int add, long M, long N, long K, const uint32_t *A, long lda,
+                                 const uint32_t *B, long ldb, float *C, long ldc);
+/// dst[p] = (bf16(src[2p]), bf16(src[2p + 1])), the last word's high half 0 when n is odd (vcvtneps2bf16).
+void muwa_to_bf16_words_avx512(const float *src, long n, uint32_t *dst);
 /// dst[c · ldd + r] = src[r · lds + c] for r < rows, c < cols: 16 × 16 blocks by muwa_transpose16_words, the edges
 /// by plain loops (kernels_attention.c; AVX-512F).
 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);

@@ -28,7 +28,7 @@ extension LoRATrainingModel {
         project(l, .vProj, p, out: a.v, inp: attnIn, K: C, N: C)
         packedCausalAttentionForward(
             out: a.attOut, att: a.att, q: a.q, k: a.k, v: a.v, sequences: p.sequences,
-            NH: cfg.numAttentionHeads, hs: cfg.headDim)
+            NH: cfg.numAttentionHeads, hs: cfg.headDim, bf16: model.options.precision == .bf16)
         project(l, .outProj, p, out: s.tmp, inp: a.attOut, K: C, N: C)
         residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
         TrainingLoops.add(out: a.res1, inp, s.tmp, count: R * C)
@@ -102,7 +102,8 @@ extension LoRATrainingModel {
         packedCausalAttentionBackward(
             dq: s.dq, dk: s.dk, dv: s.dv, scratch: s.attScratch, parts: s.attentionScratchParts,
             maxLength: s.maxT, dout: s.dAttOut, att: a.att, q: a.q, k: a.k, v: a.v,
-            sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim)
+            sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim,
+            bf16: model.options.precision == .bf16)
         TrainingLoops.scale(s.dq, by: scaling, count: RC)
         let attnIn = preLN ? UnsafePointer(a.attnIn) : inp
         let dAttnIn: UnsafeMutablePointer<Float>? = dInp == nil ? nil : s.dAttnIn

@@ -26,9 +26,9 @@ final class PackedTrainingTests: XCTestCase {
 
     struct AttentionRun { var out, dq, dk, dv: [Float] }
 
-    func packedAttention(q: [Float], k: [Float], v: [Float], dout: [Float], lengths: [Int], NH: Int, hs: Int)
-        -> AttentionRun
-    {
+    func packedAttention(
+        q: [Float], k: [Float], v: [Float], dout: [Float], lengths: [Int], NH: Int, hs: Int, bf16: Bool = false
+    ) -> AttentionRun {
         let C = NH * hs, R = lengths.reduce(0, +), maxLength = lengths.max() ?? 1
         var offsets = [0]
         for n in lengths { offsets.append(offsets.last! + n) }
@@ -39,10 +39,11 @@ final class PackedTrainingTests: XCTestCase {
         offsets.withUnsafeBufferPointer { o in
             let seq = PackedSequences(offsets: o.baseAddress!, count: lengths.count)
             XCTAssertEqual(seq.attFloats(NH: NH), att.count)
-            packedCausalAttentionForward(out: &out, att: &att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
+            packedCausalAttentionForward(
+                out: &out, att: &att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs, bf16: bf16)
             packedCausalAttentionBackward(
                 dq: &dq, dk: &dk, dv: &dv, scratch: &scratch, parts: parts, maxLength: maxLength,
-                dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs)
+                dout: dout, att: att, q: q, k: k, v: v, sequences: seq, NH: NH, hs: hs, bf16: bf16)
         }
         return AttentionRun(out: out, dq: dq, dk: dk, dv: dv)
     }
@@ -68,6 +69,65 @@ final class PackedTrainingTests: XCTestCase {
                 var worst: Float = 0
                 for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])) }
                 XCTAssertLessThan(worst, 2e-5, "\(name), lengths \(lengths), hs \(hs)")
+            }
+        }
+    }
+
+    /// kernels_attention_train_bf16.c against plain loops in Double on the operands it rounds to bf16 (Q, K, V and P
+    /// forward; dO, V, P, dS, K, Q backward, where dS comes from the f32 probabilities and a dP of rounded operands):
+    /// only the order of the f32 sums and, rarely, a value on a bf16 rounding boundary differ. Lengths leave partial
+    /// and odd query blocks, head sizes a pair-free tail (13) and whole 16-word transposes (64). The f32 path is
+    /// ten times farther off than the bound, so the comparison tells bf16 operands from f32 ones.
+    func testBF16AttentionKernelsMatchRoundedOperands() throws {
+        try XCTSkipUnless(muwa_attention_bf16_fast() == 1, "no avx512_bf16: the f32 path runs")
+        func r(_ x: Float) -> Double { Double(bf16ToFloat(floatToBF16(x))) }
+        for (lengths, NH, hs) in [([1, 33, 70], 2, 24), ([64, 5], 2, 64), ([37], 1, 13)] {
+            let C = NH * hs, R = lengths.reduce(0, +)
+            var data = TestData(seed: UInt64(R + hs))
+            let q = data.normal(R * C, std: 0.3), k = data.normal(R * C, std: 0.3)
+            let v = data.normal(R * C), dout = data.normal(R * C)
+            let got = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs, bf16: true)
+            let f32 = packedAttention(q: q, k: k, v: v, dout: dout, lengths: lengths, NH: NH, hs: hs)
+            var want = AttentionRun(out: got.out.map { _ in 0 }, dq: got.dq.map { _ in 0 }, dk: [], dv: [])
+            want.dk = want.dq
+            want.dv = want.dq
+            var start = 0
+            for n in lengths {
+                for h in 0..<NH {
+                    func at(_ x: [Float], _ t: Int, _ d: Int) -> Float { x[(start + t) * C + h * hs + d] }
+                    func dot(_ a: [Float], _ i: Int, _ b: [Float], _ j: Int) -> Double {
+                        (0..<hs).reduce(0.0) { $0 + r(at(a, i, $1)) * r(at(b, j, $1)) }
+                    }
+                    var P = [[Float]](repeating: [Float](repeating: 0, count: n), count: n), dS = P
+                    for t in 0..<n {
+                        let s = (0...t).map { dot(q, t, k, $0) }, m = s.max() ?? 0
+                        let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                        for j in 0...t { P[t][j] = Float(e[j] / z) }
+                        let dP = (0...t).map { dot(dout, t, v, $0) }
+                        let rowDot = (0...t).reduce(0.0) { $0 + Double(P[t][$1]) * dP[$1] }
+                        for j in 0...t { dS[t][j] = Float(Double(P[t][j]) * (dP[j] - rowDot)) }
+                    }
+                    for t in 0..<n {
+                        for d in 0..<hs {
+                            let i = (start + t) * C + h * hs + d
+                            want.out[i] = Float((0..<n).reduce(0.0) { $0 + r(P[t][$1]) * r(at(v, $1, d)) })
+                            want.dq[i] = Float((0..<n).reduce(0.0) { $0 + r(dS[t][$1]) * r(at(k, $1, d)) })
+                            want.dk[i] = Float((0..<n).reduce(0.0) { $0 + r(dS[$1][t]) * r(at(q, $1, d)) })
+                            want.dv[i] = Float((0..<n).reduce(0.0) { $0 + r(P[$1][t]) * r(at(dout, $1, d)) })
+                        }
+                    }
+                }
+                start += n
+            }
+            for (name, a, b, c) in [
+                ("out", got.out, want.out, f32.out), ("dq", got.dq, want.dq, f32.dq),
+                ("dk", got.dk, want.dk, f32.dk), ("dv", got.dv, want.dv, f32.dv),
+            ] {
+                let scale = b.map(abs).max() ?? 0
+                XCTAssertGreaterThan(scale, 0.1, "\(name): a vacuous comparison")
+                // measured: ≤ 1.6e-5 · scale (a probability on a rounding boundary), the f32 path 1.5e-3 … 5e-3
+                XCTAssertLessThan(maxDiff(a, b), 1e-4 * scale, "\(name), lengths \(lengths), hs \(hs)")
+                XCTAssertGreaterThan(maxDiff(c, b), 1e-3 * scale, "\(name): the f32 path is as close")
             }
         }
     }

@@ -263,6 +263,13 @@ int muwa_causal_attention_backward(float *dq, float *dk, float *dv, const float 
 /// Tests: the kernels above (1), the caller's sgemm path (0) or the selected table's choice again (-1); 0 when
 /// this CPU cannot run them.
 int muwa_causal_attention_select(int on);
+/// The same under compute bf16 (kernels_attention_train_bf16.c): bf16 operands, f32 sums, f32 softmax and
+/// outputs; -1 having written nothing where muwa_attention_bf16_fast() is 0 or the per-thread buffer cannot be
+/// had (the caller's f32 path then runs).
+int muwa_causal_attention_forward_bf16(float *out, float *p, const float *q, const float *k, const float *v, long ld,
+                                       long n, long hs);
+int muwa_causal_attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *p,
+                                        const float *q, const float *k, const float *v, long ld, long n, long hs);
 
 /// Dropout of one row (kernels_dropout.c; Dropout.swift's DropoutMask): element c is element first + c of the
 /// stream, kept when muwa_dropout_keeps(key, threshold, first + c). accumulate 0: out[c] = kept ? in[c]·scale : 0

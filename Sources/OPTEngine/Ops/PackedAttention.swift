@@ -52,10 +52,12 @@ public func attentionScratchFloats(maxLength: Int, hs: Int) -> Int {
 }
 
 /// out = softmax(causal(q·kᵀ)) · v for every sequence and head; att receives the probabilities
-/// (entries above the diagonal are 0).
+/// (entries above the diagonal are 0). `bf16` (compute bf16): the products on bf16 operands with f32 sums
+/// (kernels_attention_train_bf16.c) where the CPU has avx512_bf16, else in f32.
 public func packedCausalAttentionForward(
     out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
-    k: UnsafePointer<Float>, v: UnsafePointer<Float>, sequences seq: PackedSequences, NH: Int, hs: Int
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, sequences seq: PackedSequences, NH: Int, hs: Int,
+    bf16: Bool = false
 ) {
     let C = NH * hs
     var bases = [Int](repeating: 0, count: seq.count)
@@ -66,6 +68,9 @@ public func packedCausalAttentionForward(
             guard n > 0 else { return }
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
+            if bf16, muwa_causal_attention_forward_bf16(out + off, p, q + off, k + off, v + off, C, n, hs) == 0 {
+                return
+            }
             if muwa_causal_attention_forward(out + off, p, q + off, k + off, v + off, C, n, hs) == 0 { return }
             var t0 = 0
             while t0 < n {
@@ -91,12 +96,12 @@ public func packedCausalAttentionForward(
 
 /// Accumulates dq, dk, dv from dout with the forward pass's probabilities `att`:
 ///   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ += dS·K,  dK += dSᵀ·Q.
-/// `scratch` holds `parts` regions of attentionScratchFloats(maxLength:hs:) floats, `parts` ≥ 1.
+/// `bf16` as in the forward pass. `scratch` holds `parts` regions of attentionScratchFloats(maxLength:hs:) floats, `parts` ≥ 1.
 public func packedCausalAttentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, parts: Int, maxLength: Int, dout: UnsafePointer<Float>,
     att: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    sequences seq: PackedSequences, NH: Int, hs: Int
+    sequences seq: PackedSequences, NH: Int, hs: Int, bf16: Bool = false
 ) {
     let C = NH * hs, region = attentionScratchFloats(maxLength: maxLength, hs: hs)
     var bases = [Int](repeating: 0, count: seq.count)
@@ -108,6 +113,12 @@ public func packedCausalAttentionBackward(
             precondition(n <= maxLength, "sequence of \(n) tokens exceeds the scratch's \(maxLength)")
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
+            if bf16,
+                muwa_causal_attention_backward_bf16(
+                    dq + off, dk + off, dv + off, dout + off, p, q + off, k + off, v + off, C, n, hs) == 0
+            {
+                return
+            }
             if muwa_causal_attention_backward(
                 dq + off, dk + off, dv + off, dout + off, p, q + off, k + off, v + off, C, n, hs) == 0
             {
