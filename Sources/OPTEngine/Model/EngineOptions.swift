@@ -4,8 +4,8 @@
 // the model cache keys on it.
 //   compute  f32   exact: every product in f32 (the parity tests' path)
 //            bf16  matmuls on bf16 inputs and weights with f32 accumulation (avx512_bf16 where the CPU has it),
-//                  attention's products in prefill and training included (as autocast's); norms, softmax, residuals, LoRA
-//                  parameters and optimizer state stay f32
+//                  attention's products in prefill and training included (as autocast's); norms, softmax,
+//                  residuals, LoRA parameters and optimizer state stay f32
 //            auto  bf16 where the CPU has avx512_bf16, else f32 (the product default)
 //  weights   stored  as the checkpoint has them (F32, F16 or BF16; bf16 compute narrows F32/F16 at load)
 //            int8    quantized at load: per-output-channel absmax int8; with int8_threshold > 0 (default 6.0),
