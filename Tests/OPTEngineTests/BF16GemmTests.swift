@@ -98,6 +98,36 @@ final class BF16GemmTests: XCTestCase {
         }
     }
 
+    /// muwa_gemm_bf16_pack_a's layout, element by element, with the AVX-512 rounding and the scalar one: tile t,
+    /// pair q, row i holds (bf16(x[m, 2q]), bf16(x[m, 2q + 1])) for m = t·MR + i, zero past M and past R (AMX
+    /// packs its own layout: skipped there).
+    func testPackedATilesHoldTheRoundedPairs() throws {
+        try XCTSkipIf(muwa_amx_enabled() != 0, "AMX packs A in its own layout")
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        for isa in ["avx512", "scalar"] where KernelISA.select(isa) {
+            let MR = muwa_gemm_bf16_row_block()
+            for (M, R) in [(1, 1), (13, 31), (12, 32), (25, 515), (30, 64)] {
+                let x = randomFloats(M * R, seed: UInt64(M + R)), Kp = (R + 1) / 2, tiles = (M + MR - 1) / MR
+                var a = [UInt16](repeating: 0xFFFF, count: muwa_gemm_bf16_packed_a_count(M, R))
+                muwa_gemm_bf16_pack_a(x, M, R, R, &a, 0, tiles)
+                for t in 0..<tiles {
+                    for q in 0..<Kp {
+                        for i in 0..<MR {
+                            for h in 0..<2 {
+                                let m = t * MR + i, k = 2 * q + h
+                                let want: UInt16 = m < M && k < R ? floatToBF16(x[m * R + k]) : 0
+                                XCTAssertEqual(
+                                    a[((t * Kp + q) * MR + i) * 2 + h], want,
+                                    "\(isa) M \(M) R \(R) t \(t) q \(q) i \(i)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testRoundingMatchesPyTorchsNearestEven() {
         let values: [Float] =
             [
