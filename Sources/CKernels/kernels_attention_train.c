@@ -14,6 +14,20 @@
 
 enum { TRAIN_BLOCK = 32 };
 
+/// dS = P ⊙ (dP − rowsum(P ⊙ dP)) for the query block [t0, t1): d holds dP (rows t1 apart) and becomes dS, zero
+/// past each row's causal limit; p is the block's probabilities (rows n apart). Shared with the bf16 kernels.
+void muwa_softmax_backward_block(float *d, const float *p, long n, long t0, long t1) {
+    for (long i = 0; i < t1 - t0; i++) {
+        float *dr = d + i * t1;
+        const float *pr = p + i * n;
+        long visible = t0 + i + 1;
+        float dot = 0;
+        for (long j = 0; j < visible; j++) dot += pr[j] * dr[j];
+        for (long j = 0; j < visible; j++) dr[j] = pr[j] * (dr[j] - dot);
+        for (long j = visible; j < t1; j++) dr[j] = 0;
+    }
+}
+
 static int forced = -1;  // muwa_causal_attention_select
 static int train_kernels(void) { return muwa_choice(&forced, muwa_attention_fast()); }
 int muwa_causal_attention_select(int on) { return muwa_choice_set(&forced, on, muwa_attention_fast()); }
@@ -56,15 +70,7 @@ int muwa_causal_attention_backward(float *dq, float *dk, float *dv, const float 
         muwa_sgemm_small_avx512(1, 1, t1, hs, rows, pb, n, dob, ld, dv, ld);
         // dP (rows, t1) = dO[t0 ..< t1] · V[0 ..< t1]ᵀ
         muwa_sgemm_small_avx512(0, 0, rows, t1, hs, dob, ld, vt, n, d, t1);
-        for (long i = 0; i < rows; i++) {
-            float *dr = d + i * t1;
-            const float *pr = pb + i * n;
-            long visible = t0 + i + 1;
-            float dot = 0;
-            for (long j = 0; j < visible; j++) dot += pr[j] * dr[j];
-            for (long j = 0; j < visible; j++) dr[j] = pr[j] * (dr[j] - dot);
-            for (long j = visible; j < t1; j++) dr[j] = 0;
-        }
+        muwa_softmax_backward_block(d, pb, n, t0, t1);
         // dQ[t0 ..< t1] += dS (rows, t1) · K[0 ..< t1];  dK[0 ..< t1] += dSᵀ (t1, rows) · Q[t0 ..< t1]
         muwa_sgemm_small_avx512(0, 1, rows, hs, t1, d, t1, k, ld, dq + t0 * ld, ld);
         muwa_sgemm_small_avx512(1, 1, t1, hs, rows, d, t1, q + t0 * ld, ld, dk, ld);

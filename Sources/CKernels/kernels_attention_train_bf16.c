@@ -50,10 +50,8 @@ static BF16 void transposed_words(const float *x, long ld, long n, long hs, uint
     }
 }
 
-int muwa_causal_attention_forward_bf16(float *out, float *p, const float *q, const float *k, const float *v, long ld,
-                                       long n, long hs) {
-    if (n <= 0 || hs <= 0) return 0;
-    if (!muwa_attention_bf16_fast()) return -1;
+static BF16 int forward_bf16(float *out, float *p, const float *q, const float *k, const float *v, long ld, long n,
+                             long hs) {
     long hp = (hs + 1) / 2, np = (n + 1) / 2, wide = hp > np ? hp : np;
     // Kᵀ words (hp × n) | V row pairs (np × hs) | a block's Q rows, then its P rows (TRAIN_BLOCK × wide) | tmp
     uint32_t *kt = muwa_thread_buffer((size_t)(hp * n + np * hs + TRAIN_BLOCK * wide + 16 * hp) * 4);
@@ -78,10 +76,8 @@ int muwa_causal_attention_forward_bf16(float *out, float *p, const float *q, con
     return 0;
 }
 
-int muwa_causal_attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *p,
-                                        const float *q, const float *k, const float *v, long ld, long n, long hs) {
-    if (n <= 0 || hs <= 0) return 0;
-    if (!muwa_attention_bf16_fast()) return -1;
+static BF16 int backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *p, const float *q,
+                              const float *k, const float *v, long ld, long n, long hs) {
     long hp = (hs + 1) / 2, np = (n + 1) / 2, bp = TRAIN_BLOCK / 2;
     // Vᵀ words (hp × n) | K row pairs (np × hs) | dP, then dS, f32 (TRAIN_BLOCK × n) | dO rows (TRAIN_BLOCK × hp)
     // | dS rows (TRAIN_BLOCK × np) | paired rows of P, then of dS (bp × n) | of dO, of Q (bp × hs each) | tmp
@@ -105,15 +101,7 @@ int muwa_causal_attention_backward_bf16(float *dq, float *dk, float *dv, const f
         // dP (rows, t1) = dO[t0 ..< t1] · V[0 ..< t1]ᵀ
         for (long r = 0; r < rows; r++) muwa_to_bf16_words_avx512(dob + r * ld, hs, dow + r * hp);
         muwa_gemm_bf16_words_avx512(0, 0, rows, t1, hp, dow, hp, vt, n, d, t1);
-        for (long i = 0; i < rows; i++) {
-            float *dr = d + i * t1;
-            const float *pr = pb + i * n;
-            long visible = t0 + i + 1;
-            float dot = 0;
-            for (long j = 0; j < visible; j++) dot += pr[j] * dr[j];
-            for (long j = 0; j < visible; j++) dr[j] = pr[j] * (dr[j] - dot);
-            for (long j = visible; j < t1; j++) dr[j] = 0;
-        }
+        muwa_softmax_backward_block(d, pb, n, t0, t1);
         // dQ[t0 ..< t1] (rows, hs) += dS (rows, t1) · K[0 ..< t1]
         for (long r = 0; r < rows; r++) muwa_to_bf16_words_avx512(d + r * t1, t1, dsw + r * wp);
         muwa_gemm_bf16_words_avx512(0, 1, rows, hs, wp, dsw, wp, kw, hs, dq + t0 * ld, ld);
@@ -124,16 +112,24 @@ int muwa_causal_attention_backward_bf16(float *dq, float *dk, float *dv, const f
     }
     return 0;
 }
-#else
+#endif
+
 int muwa_causal_attention_forward_bf16(float *out, float *p, const float *q, const float *k, const float *v, long ld,
                                        long n, long hs) {
-    (void)out, (void)p, (void)q, (void)k, (void)v, (void)ld, (void)hs;
-    return n <= 0 ? 0 : -1;
+    if (n <= 0 || hs <= 0) return 0;
+#if defined(__x86_64__)
+    if (muwa_attention_bf16_fast()) return forward_bf16(out, p, q, k, v, ld, n, hs);
+#endif
+    (void)out, (void)p, (void)q, (void)k, (void)v, (void)ld;
+    return -1;
 }
 
 int muwa_causal_attention_backward_bf16(float *dq, float *dk, float *dv, const float *dout, const float *p,
                                         const float *q, const float *k, const float *v, long ld, long n, long hs) {
-    (void)dq, (void)dk, (void)dv, (void)dout, (void)p, (void)q, (void)k, (void)v, (void)ld, (void)hs;
-    return n <= 0 ? 0 : -1;
-}
+    if (n <= 0 || hs <= 0) return 0;
+#if defined(__x86_64__)
+    if (muwa_attention_bf16_fast()) return backward_bf16(dq, dk, dv, dout, p, q, k, v, ld, n, hs);
 #endif
+    (void)dq, (void)dk, (void)dv, (void)dout, (void)p, (void)q, (void)k, (void)v, (void)ld;
+    return -1;
+}

@@ -219,6 +219,9 @@ void muwa_to_bf16_words_avx512(const float *src, long n, uint32_t *dst);
 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);
 #endif
 
+/// dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place over a causal query block [t0, t1) (kernels_attention_train.c).
+void muwa_softmax_backward_block(float *d, const float *p, long n, long t0, long t1);
+
 /// 1 when the avx512 kernel table is selected (MUWA_KERNEL_ISA, or the best this CPU runs): the condition every
 /// AVX-512 kernel outside the tables checks (dispatch.c).
 int muwa_avx512_selected(void);
