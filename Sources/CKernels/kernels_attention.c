@@ -125,6 +125,32 @@ static inline BF16 void to_bf16_words(const float *src, long n, uint32_t *dst) {
     }
 }
 
+BF16 void muwa_bf16_row_pairs_avx512(const float *x, long ld, long rows, long cols, uint32_t *dst, long ldd) {
+    for (long i = 0; 2 * i < rows; i++) {
+        const float *x0 = x + 2 * i * ld, *x1 = 2 * i + 1 < rows ? x0 + ld : 0;
+        for (long c = 0; c < cols; c += 16) {
+            __mmask16 m = cols_mask(cols - c);
+            __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x0 + c)));
+            __m512i hi = x1 ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x1 + c)))
+                            : _mm512_setzero_si512();
+            _mm512_mask_storeu_epi32(dst + i * ldd + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+
+BF16 void muwa_bf16_transposed_words_avx512(const float *x, long ld, long n, long hs, uint32_t *tmp, uint32_t *dst) {
+    long hp = (hs + 1) / 2, j = 0;
+    if (hp % 16 == 0)  // 16 rows at a time to words, then a 16 × 16 transpose of words
+        for (; j + 16 <= n; j += 16) {
+            for (long i = 0; i < 16; i++) to_bf16_words(x + (j + i) * ld, hs, tmp + i * hp);
+            for (long p = 0; p < hp; p += 16) muwa_transpose16_words(tmp + p, hp * 4, dst + p * n + j, n * 4);
+        }
+    for (; j < n; j++) {  // the rest one row at a time: word p to dst[p · n + j]
+        to_bf16_words(x + j * ld, hs, tmp);
+        for (long p = 0; p < hp; p++) dst[p * n + j] = tmp[p];
+    }
+}
+
 static BF16 int attend_blocks_bf16(float *out, long ldo, const float *q, long ldq, const float *keys,
                                    const float *values, float *scores, long T, long past, long L, long hs, long mb,
                                    long first_real, const uint8_t *mask) {
@@ -134,30 +160,9 @@ static BF16 int attend_blocks_bf16(float *out, long ldo, const float *q, long ld
     uint32_t *kp = muwa_thread_buffer(words * 4);
     if (!kp) return -1;
     uint32_t *vp = kp + hp * L, *rowsBuf = vp + lp * hs;
-    // Kᵀ: 16 key rows at a time to bf16 words (in vp's room, not yet filled), then a 16 × 16 transpose of words
-    long j = 0;
-    if (hp % 16 == 0)
-        for (; j + 16 <= L; j += 16) {
-            for (long i = 0; i < 16; i++) to_bf16_words(keys + (j + i) * hs, hs, vp + i * hp);
-            for (long p = 0; p < hp; p += 16) muwa_transpose16_words(vp + p, hp * 4, kp + p * L + j, L * 4);
-        }
-    for (; j < L; j++) {  // the rest one row at a time: word p to kp[p · L + j]
-        to_bf16_words(keys + j * hs, hs, rowsBuf);
-        for (long p = 0; p < hp; p++) kp[p * L + j] = rowsBuf[p];
-    }
-    for (long p = 0; p < lp; p++) {  // V: rows 2p and 2p + 1 interleaved (a missing row 2p + 1 is 0)
-        const float *v0 = values + 2 * p * hs, *v1 = 2 * p + 1 < L ? v0 + hs : 0;
-        long d = 0;
-        for (; d + 16 <= hs; d += 16) {
-            __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v0 + d)));
-            __m512i hi = v1 ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(v1 + d))) : _mm512_setzero_si512();
-            _mm512_storeu_si512(vp + p * hs + d, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
-        for (; d < hs; d++) {
-            float pair[2] = {v0[d], v1 ? v1[d] : 0};
-            to_bf16_words(pair, 2, vp + p * hs + d);
-        }
-    }
+    // Kᵀ through vp's room (not yet filled; 16 · hp words fit it or run into rowsBuf, not yet used), then V
+    muwa_bf16_transposed_words_avx512(keys, hs, L, hs, vp, kp);
+    muwa_bf16_row_pairs_avx512(values, hs, L, hs, vp, hs);
     uint32_t *qb = rowsBuf, *pb = rowsBuf;  // the block's Q rows, then its P rows (the same room)
     for (long t0 = 0; t0 < T; t0 += mb) {
         long t1 = t0 + mb < T ? t0 + mb : T, rows = t1 - t0;

@@ -21,35 +21,6 @@ enum { TRAIN_BLOCK = 32 };
 #include <immintrin.h>
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
-/// dst[i · ldd + c] = (bf16(x[2i, c]), bf16(x[2i + 1, c])) for i < ⌈rows / 2⌉, c < cols (row 2i + 1 past rows: 0).
-static BF16 void row_pairs(const float *x, long ld, long rows, long cols, uint32_t *dst, long ldd) {
-    for (long i = 0; 2 * i < rows; i++) {
-        const float *x0 = x + 2 * i * ld, *x1 = 2 * i + 1 < rows ? x0 + ld : 0;
-        for (long c = 0; c < cols; c += 16) {
-            __mmask16 m = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
-            __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x0 + c)));
-            __m512i hi = x1 ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x1 + c)))
-                            : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(dst + i * ldd + c, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
-    }
-}
-
-/// dst[p · n + j] = (bf16(x[j, 2p]), bf16(x[j, 2p + 1])) for j < n, p < hp = ⌈hs / 2⌉: the rows as words, then
-/// transposed 16 × 16 words at a time through tmp (16 · hp words), the edges word by word.
-static BF16 void transposed_words(const float *x, long ld, long n, long hs, uint32_t *tmp, uint32_t *dst) {
-    long hp = (hs + 1) / 2, j = 0;
-    if (hp % 16 == 0)
-        for (; j + 16 <= n; j += 16) {
-            for (long i = 0; i < 16; i++) muwa_to_bf16_words_avx512(x + (j + i) * ld, hs, tmp + i * hp);
-            for (long p = 0; p < hp; p += 16) muwa_transpose16_words(tmp + p, hp * 4, dst + p * n + j, n * 4);
-        }
-    for (; j < n; j++) {
-        muwa_to_bf16_words_avx512(x + j * ld, hs, tmp);
-        for (long p = 0; p < hp; p++) dst[p * n + j] = tmp[p];
-    }
-}
-
 static BF16 int forward_bf16(float *out, float *p, const float *q, const float *k, const float *v, long ld, long n,
                              long hs) {
     long hp = (hs + 1) / 2, np = (n + 1) / 2, wide = hp > np ? hp : np;
@@ -57,8 +28,8 @@ static BF16 int forward_bf16(float *out, float *p, const float *q, const float *
     uint32_t *kt = muwa_thread_buffer((size_t)(hp * n + np * hs + TRAIN_BLOCK * wide + 16 * hp) * 4);
     if (!kt) return -1;
     uint32_t *vw = kt + hp * n, *rows_w = vw + np * hs, *tmp = rows_w + TRAIN_BLOCK * wide;
-    transposed_words(k, ld, n, hs, tmp, kt);
-    row_pairs(v, ld, n, hs, vw, hs);
+    muwa_bf16_transposed_words_avx512(k, ld, n, hs, tmp, kt);
+    muwa_bf16_row_pairs_avx512(v, ld, n, hs, vw, hs);
     for (long t0 = 0; t0 < n; t0 += TRAIN_BLOCK) {
         long t1 = t0 + TRAIN_BLOCK < n ? t0 + TRAIN_BLOCK : n, rows = t1 - t0, wp = (t1 + 1) / 2;
         // scores (rows, t1) = Q[t0 ..< t1] · K[0 ..< t1]ᵀ, in P's rows
@@ -89,14 +60,14 @@ static BF16 int backward_bf16(float *dq, float *dk, float *dv, const float *dout
     float *d = (float *)(kw + np * hs);
     uint32_t *dow = (uint32_t *)(d + TRAIN_BLOCK * n), *dsw = dow + TRAIN_BLOCK * hp, *pairs = dsw + TRAIN_BLOCK * np;
     uint32_t *dop = pairs + bp * n, *qp = dop + bp * hs, *tmp = qp + bp * hs;
-    transposed_words(v, ld, n, hs, tmp, vt);
-    row_pairs(k, ld, n, hs, kw, hs);
+    muwa_bf16_transposed_words_avx512(v, ld, n, hs, tmp, vt);
+    muwa_bf16_row_pairs_avx512(k, ld, n, hs, kw, hs);
     for (long t0 = 0; t0 < n; t0 += TRAIN_BLOCK) {
         long t1 = t0 + TRAIN_BLOCK < n ? t0 + TRAIN_BLOCK : n, rows = t1 - t0, rp = (rows + 1) / 2, wp = (t1 + 1) / 2;
         const float *pb = p + t0 * n, *dob = dout + t0 * ld;
         // dV[0 ..< t1] (t1, hs) += Pᵀ (t1, rows) · dO[t0 ..< t1] (rows, hs), over the block's row pairs
-        row_pairs(pb, n, rows, t1, pairs, t1);
-        row_pairs(dob, ld, rows, hs, dop, hs);
+        muwa_bf16_row_pairs_avx512(pb, n, rows, t1, pairs, t1);
+        muwa_bf16_row_pairs_avx512(dob, ld, rows, hs, dop, hs);
         muwa_gemm_bf16_words_avx512(1, 1, t1, hs, rp, pairs, t1, dop, hs, dv, ld);
         // dP (rows, t1) = dO[t0 ..< t1] · V[0 ..< t1]ᵀ
         for (long r = 0; r < rows; r++) muwa_to_bf16_words_avx512(dob + r * ld, hs, dow + r * hp);
@@ -106,8 +77,8 @@ static BF16 int backward_bf16(float *dq, float *dk, float *dv, const float *dout
         for (long r = 0; r < rows; r++) muwa_to_bf16_words_avx512(d + r * t1, t1, dsw + r * wp);
         muwa_gemm_bf16_words_avx512(0, 1, rows, hs, wp, dsw, wp, kw, hs, dq + t0 * ld, ld);
         // dK[0 ..< t1] (t1, hs) += dSᵀ (t1, rows) · Q[t0 ..< t1] (rows, hs), over the block's row pairs
-        row_pairs(d, t1, rows, t1, pairs, t1);
-        row_pairs(q + t0 * ld, ld, rows, hs, qp, hs);
+        muwa_bf16_row_pairs_avx512(d, t1, rows, t1, pairs, t1);
+        muwa_bf16_row_pairs_avx512(q + t0 * ld, ld, rows, hs, qp, hs);
         muwa_gemm_bf16_words_avx512(1, 1, t1, hs, rp, pairs, t1, qp, hs, dk, ld);
     }
     return 0;

@@ -214,6 +214,12 @@ void muwa_gemm_bf16_words_avx512(int a_cols, int add, long M, long N, long K, co
                                  const uint32_t *B, long ldb, float *C, long ldc);
 /// dst[p] = (bf16(src[2p]), bf16(src[2p + 1])), the last word's high half 0 when n is odd (vcvtneps2bf16).
 void muwa_to_bf16_words_avx512(const float *src, long n, uint32_t *dst);
+/// Rows paired as bf16 words, for a product reducing over rows (V, K, a query block's dO, Q, P, dS):
+/// dst[i · ldd + c] = (bf16(x[2i, c]), bf16(x[2i + 1, c])) for i < ⌈rows / 2⌉, c < cols (row 2i + 1 past rows: 0).
+void muwa_bf16_row_pairs_avx512(const float *x, long ld, long rows, long cols, uint32_t *dst, long ldd);
+/// The rows of x (n × hs, row stride ld) as bf16 words, transposed (Kᵀ, Vᵀ): dst[p · n + j] = (bf16(x[j, 2p]),
+/// bf16(x[j, 2p + 1])) for j < n, p < hp = ⌈hs / 2⌉; tmp holds 16 · hp words.
+void muwa_bf16_transposed_words_avx512(const float *x, long ld, long n, long hs, uint32_t *tmp, uint32_t *dst);
 /// dst[c · ldd + r] = src[r · lds + c] for r < rows, c < cols: 16 × 16 blocks by muwa_transpose16_words, the edges
 /// by plain loops (kernels_attention.c; AVX-512F).
 void muwa_transpose_f32_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);

@@ -96,7 +96,8 @@ public func packedCausalAttentionForward(
 
 /// Accumulates dq, dk, dv from dout with the forward pass's probabilities `att`:
 ///   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ += dS·K,  dK += dSᵀ·Q.
-/// `bf16` as in the forward pass. `scratch` holds `parts` regions of attentionScratchFloats(maxLength:hs:) floats, `parts` ≥ 1.
+/// `bf16` as in the forward pass. `scratch` holds `parts` regions of attentionScratchFloats(maxLength:hs:) floats,
+/// `parts` ≥ 1.
 public func packedCausalAttentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, parts: Int, maxLength: Int, dout: UnsafePointer<Float>,
