@@ -120,6 +120,21 @@ int muwa_gemv_row_pairs(void) {
     return pairs;
 }
 
+static long _Atomic prefetch_bytes = -1;
+
+void muwa_gemv_prefetch_select(long bytes) { prefetch_bytes = bytes > 0 ? bytes : 0; }
+
+long muwa_gemv_prefetch(void) {
+    long d = prefetch_bytes;
+    if (d < 0) {
+        const char *env = getenv("MUWA_GEMV_PREFETCH");  // bytes ahead; 0 turns it off
+        long v = env ? strtol(env, 0, 10) : -1;
+        d = v >= 0 && v <= (1L << 20) ? v : (muwa_cpu_is_intel() ? 4096 : 0);
+        prefetch_bytes = d;
+    }
+    return d;
+}
+
 // MARK: - per-thread buffers
 
 struct thread_buffer {

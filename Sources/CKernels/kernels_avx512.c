@@ -29,10 +29,12 @@ static inline const void *row_at(muwa_dtype dtype, const void *w, long n, long K
 }
 
 /// NB weight rows from n against G input rows; NB ≤ 3 and G ≤ 3 are constants at every call, so the
-/// compiler keeps the 2·NB·G accumulators and the weights in registers.
+/// compiler keeps the 2·NB·G accumulators and the weights in registers. pf: bytes ahead of each row to prefetch
+/// (muwa_gemv_prefetch), 0 for none.
 static inline AVX512 __attribute__((always_inline)) void block(muwa_dtype dtype, const void *w, long n, long NB,
                                                                const float *x, long G, float *y, long ldy, long K,
-                                                               int acc) {
+                                                               int acc, long pf) {
+    const long step = 32 * (long)muwa_dtype_size(dtype);  // bytes of a row per step
     __m512 a0[3][3], a1[3][3];
     for (long j = 0; j < NB; j++)
         for (long r = 0; r < G; r++) a0[j][r] = a1[j][r] = _mm512_setzero_ps();
@@ -41,6 +43,8 @@ static inline AVX512 __attribute__((always_inline)) void block(muwa_dtype dtype,
         __m512 w0[3], w1[3];
         for (long j = 0; j < NB; j++) {
             const void *row = row_at(dtype, w, n + j, K);
+            if (pf)  // past the end of the weights: a prefetch never faults
+                for (long b = 0; b < step; b += 64) _mm_prefetch((const char *)row + k * (step / 32) + pf + b, _MM_HINT_T0);
             w0[j] = load16(dtype, row, k);
             w1[j] = load16(dtype, row, k + 16);
         }
@@ -66,14 +70,14 @@ static inline AVX512 __attribute__((always_inline)) void block(muwa_dtype dtype,
 /// NB weight rows from n against every input row, in groups of up to 3.
 static inline AVX512 __attribute__((always_inline)) void rows_from(muwa_dtype dtype, const void *w, long n, long NB,
                                                                    const float *x, long M, float *y, long ldy, long K,
-                                                                   int acc) {
+                                                                   int acc, long pf) {
     for (long m0 = 0; m0 < M; m0 += 3) {
         const float *xg = x + m0 * K;
         float *yg = y + m0 * ldy;
         switch (M - m0 < 3 ? M - m0 : 3) {
-        case 1: block(dtype, w, n, NB, xg, 1, yg, ldy, K, acc); break;
-        case 2: block(dtype, w, n, NB, xg, 2, yg, ldy, K, acc); break;
-        default: block(dtype, w, n, NB, xg, 3, yg, ldy, K, acc); break;
+        case 1: block(dtype, w, n, NB, xg, 1, yg, ldy, K, acc, pf); break;
+        case 2: block(dtype, w, n, NB, xg, 2, yg, ldy, K, acc, pf); break;
+        default: block(dtype, w, n, NB, xg, 3, yg, ldy, K, acc, pf); break;
         }
     }
 }
@@ -82,22 +86,22 @@ static inline AVX512 __attribute__((always_inline)) void rows_from(muwa_dtype dt
 /// more in 3 × 3 blocks.
 static inline AVX512 __attribute__((always_inline)) void rows(muwa_dtype dtype, const void *w, const float *x, long M,
                                                               float *y, long ldy, long n0, long n1, long K, int acc) {
-    long n = n0;
+    long n = n0, pf = muwa_gemv_prefetch();
     if (M <= 2) {
         if (muwa_gemv_row_pairs()) {
             for (; n + 2 <= n1; n += 2) {
-                if (M == 1) block(dtype, w, n, 2, x, 1, y, ldy, K, acc);
-                else block(dtype, w, n, 2, x, 2, y, ldy, K, acc);
+                if (M == 1) block(dtype, w, n, 2, x, 1, y, ldy, K, acc, pf);
+                else block(dtype, w, n, 2, x, 2, y, ldy, K, acc, pf);
             }
         }
         for (; n < n1; n++) {
-            if (M == 1) block(dtype, w, n, 1, x, 1, y, ldy, K, acc);
-            else block(dtype, w, n, 1, x, 2, y, ldy, K, acc);
+            if (M == 1) block(dtype, w, n, 1, x, 1, y, ldy, K, acc, pf);
+            else block(dtype, w, n, 1, x, 2, y, ldy, K, acc, pf);
         }
         return;
     }
-    for (; n + 3 <= n1; n += 3) rows_from(dtype, w, n, 3, x, M, y, ldy, K, acc);
-    for (; n < n1; n++) rows_from(dtype, w, n, 1, x, M, y, ldy, K, acc);
+    for (; n + 3 <= n1; n += 3) rows_from(dtype, w, n, 3, x, M, y, ldy, K, acc, pf);
+    for (; n < n1; n++) rows_from(dtype, w, n, 1, x, M, y, ldy, K, acc, pf);
 }
 
 static AVX512 void gemv_rows_avx512(muwa_dtype dtype, const void *w, const float *x, long M, float *y, long ldy,

@@ -132,19 +132,26 @@ final class Int8KernelTests: XCTestCase {
     }
 
     func testInt8ProductOfEveryTableIsTheScalarOnesBitForBit() throws {
-        let original = KernelISA.current
-        defer { KernelISA.select(original) }
+        let original = KernelISA.current, prefetch = muwa_gemv_prefetch()
+        defer {
+            KernelISA.select(original)
+            muwa_gemv_prefetch_select(prefetch)
+        }
         for (M, K, N) in [(1, 1, 3), (1, 37, 7), (2, 64, 9), (3, 65, 13), (5, 130, 6), (16, 200, 11), (40, 77, 10)] {
             for threshold: Float in [0, 6] {
                 let t = try weight(randomFloats(N * K, seed: UInt64(K)), N: N, K: K, threshold: threshold)
                 let x = inputs(M: M, K: K, seed: UInt64(M), outlierFeatures: [0, K / 2, K - 1])
                 let scratch = KernelScratch(maxInputDim: K, capacityFloats: 64 * K)
                 var results: [String: [Float]] = [:]
+                // the VNNI kernel with and without its weight prefetch (muwa_gemv_prefetch): the same bits
                 for isa in KernelISA.supported {
-                    XCTAssertTrue(KernelISA.select(isa))
-                    var out = [Float](repeating: 0, count: M * N)
-                    matmul(out: &out, inp: x, weight: t, bias: nil, M: M, K: K, N: N, scratch: scratch)
-                    results[isa] = out
+                    for distance in [0, 4096] {
+                        XCTAssertTrue(KernelISA.select(isa))
+                        muwa_gemv_prefetch_select(distance)
+                        var out = [Float](repeating: 0, count: M * N)
+                        matmul(out: &out, inp: x, weight: t, bias: nil, M: M, K: K, N: N, scratch: scratch)
+                        results[distance == 0 ? isa : "\(isa) prefetch \(distance)"] = out
+                    }
                 }
                 let scalar = try XCTUnwrap(results["scalar"])
                 for (isa, out) in results { XCTAssertEqual(out, scalar, "\(isa) M \(M) K \(K) N \(N) T \(threshold)") }

@@ -92,17 +92,24 @@ final class KernelTests: XCTestCase {
     /// Decode batches: a row's product is bit-identical alone and among any other rows, for every dtype and
     /// every batch size up to rowInvariantMaxRows (K not a multiple of the vector width: the tails too).
     func testRowsAreBitIdenticalAloneAndInAnyBatch() {
-        let pairsOriginal = muwa_gemv_row_pairs()
-        defer { muwa_gemv_row_pairs_select(pairsOriginal) }
-        var onePairing = [String: [[Float]]]()  // the rows alone with row pairs off, per isa and dtype
-        // the AVX-512 row kernels read one or two weight rows at a time for one or two inputs: same bits
+        let pairsOriginal = muwa_gemv_row_pairs(), prefetchOriginal = muwa_gemv_prefetch()
+        defer {
+            muwa_gemv_row_pairs_select(pairsOriginal)
+            muwa_gemv_prefetch_select(prefetchOriginal)
+        }
+        var onePairing = [String: [[Float]]]()  // the rows alone with row pairs and prefetch off, per isa and dtype
+        // the AVX-512 row kernels read one or two weight rows at a time for one or two inputs, with or without
+        // prefetching ahead of them: same bits
         for pairs: Int32 in [0, 1] {
-            muwa_gemv_row_pairs_select(pairs)
-            checkRowsAloneAndInBatches(pairs: pairs, onePairing: &onePairing)
+            for distance in [0, 4096] {
+                muwa_gemv_row_pairs_select(pairs)
+                muwa_gemv_prefetch_select(distance)
+                checkRowsAloneAndInBatches(pairs: pairs, prefetch: distance, onePairing: &onePairing)
+            }
         }
     }
 
-    func checkRowsAloneAndInBatches(pairs: Int32, onePairing: inout [String: [[Float]]]) {
+    func checkRowsAloneAndInBatches(pairs: Int32, prefetch: Int, onePairing: inout [String: [[Float]]]) {
         forEveryISA { isa in
             for dtype in [DType.f32, .bf16, .f16] {
                 let K = 803, N = 517
@@ -118,10 +125,11 @@ final class KernelTests: XCTestCase {
                     alone.append(y)
                 }
                 let key = "\(isa) \(dtype)"
-                if pairs == 0 {
+                if pairs == 0 && prefetch == 0 {
                     onePairing[key] = alone
                 } else {
-                    XCTAssertEqual(onePairing[key], alone, "\(key): row pairs changed a result")
+                    XCTAssertEqual(
+                        onePairing[key], alone, "\(key): row pairs \(pairs), prefetch \(prefetch) changed a result")
                 }
                 for M in 2...rowInvariantMaxRows {
                     // rows in reverse order: row m of the batch is input row (M - 1 - m)
@@ -132,7 +140,7 @@ final class KernelTests: XCTestCase {
                     for m in 0..<M {
                         XCTAssertEqual(
                             Array(y[(m * N)..<((m + 1) * N)]), alone[M - 1 - m],
-                            "\(isa) dtype \(dtype) M \(M) row \(m) pairs \(pairs)"
+                            "\(isa) dtype \(dtype) M \(M) row \(m) pairs \(pairs) prefetch \(prefetch)"
                         )
                     }
                 }

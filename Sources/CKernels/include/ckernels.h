@@ -221,6 +221,14 @@ int muwa_gemv_row_pairs(void);
 /// Tests and benches: row pairs on (1) or off (0). Never while a kernel runs.
 void muwa_gemv_row_pairs_select(int on);
 
+/// Bytes ahead of each weight stream that the decode kernels (the AVX-512 row kernels and the VNNI int8 one)
+/// prefetch into L1, or 0 for none: 4096 on Intel, where the hardware prefetchers alone left a core's stream
+/// short of the memory's rate (int8 rows, 2 threads: 19 GB/s without, 22–24 with, a plain read 27), 0 elsewhere
+/// (AMD's Zen 4 streams one row at its full rate). MUWA_GEMV_PREFETCH=bytes overrides. Results do not change.
+long muwa_gemv_prefetch(void);
+/// Tests and benches: the prefetch distance in bytes (0: none). Never while a kernel runs.
+void muwa_gemv_prefetch_select(long bytes);
+
 /// One part of a parallel region: fn(ctx, part) for part in 0 ..< parts (thread_pool.c).
 typedef void (*muwa_pool_fn)(void *ctx, long part);
 /// Runs fn(ctx, p) for every p < parts, part 0 on the calling thread and the rest on the engine's persistent
