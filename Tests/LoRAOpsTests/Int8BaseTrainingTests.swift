@@ -2,13 +2,18 @@
 // through the int8 kernels and the activation gradients through linearBackwardInput, which dequantizes the
 // int8 weight a block of rows at a time into the scratch and multiplies with sgemm. The losses must track
 // the f32-base run's (same seed, same data): the base differs only by int8 rounding.
+import CKernels
 import XCTest
 @testable import LoRAOps
 import OPTEngine
 
 final class Int8BaseTrainingTests: XCTestCase {
-    func losses(_ model: OPTModel) throws -> [Double] {
+    func losses(_ model: OPTModel, batchSize: Int? = nil) throws -> [Double] {
         var config = TrainerCheckpointTests.config(steps: 12)
+        if let batchSize {  // more than rowInvariantMaxRows tokens a micro-batch: the GEMM paths
+            config.batchSize = batchSize
+            config.gradientAccumulationSteps = 1
+        }
         config.loraDropout = 0
         config.residualDropout = 0
         config.targetModules = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -29,5 +34,28 @@ final class Int8BaseTrainingTests: XCTestCase {
             XCTAssertEqual(q, f, accuracy: 0.05 * f, "step \(step + 1)")
         }
         print("losses f32 base \(base)\nlosses int8 base \(quantized)")
+    }
+
+    /// Under bf16 compute the int8 base's input gradients go through VNNI's int16 products where the CPU has
+    /// them (Int8Backward.swift; forced on here, whatever the CPU's default) or the bf16 GEMM on dequantized
+    /// rows: either way the losses track the f32 base's as closely as the f32-compute run does.
+    func testFineTuneOnAnInt8BaseUnderBF16ComputeTracksTheF32Base() throws {
+        let directory = LoRAFixtures.model("pre-ln-f32")
+        let base = try losses(OPTModel.load(directory: directory), batchSize: 5)
+        defer { muwa_i8_backward_select(-1) }
+        var runs = [[Double]]()
+        for int16: Int32 in [0, 1] {
+            guard muwa_i8_backward_select(int16) != 0 else { continue }  // no VNNI: the bf16 GEMM only
+            let model = try OPTModel.load(directory: directory, options: EngineOptions(compute: .bf16, weights: .int8))
+            let quantized = try losses(model, batchSize: 5)
+            runs.append(quantized)
+            XCTAssertLessThan(quantized.last!, quantized.first!, "the int8-base run learns (int16 \(int16))")
+            for (step, (q, f)) in zip(quantized, base).enumerated() {
+                XCTAssertEqual(q, f, accuracy: 0.05 * f, "step \(step + 1), int16 \(int16)")
+            }
+            let gap = zip(quantized, base).map { abs($0 - $1) / $1 }.max() ?? 0
+            print("int8 base, bf16 compute, int16 gradients \(int16): largest loss gap to the f32 base \(gap)")
+        }
+        if runs.count == 2 { XCTAssertNotEqual(runs[0], runs[1], "the two gradient paths both ran") }
     }
 }

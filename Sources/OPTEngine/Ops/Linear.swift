@@ -31,7 +31,8 @@ func linearBackward(
 
 /// dinp (M, K) += dout (M, N) · weight (N, K) for a frozen weight of any dtype. F32 weights go straight
 /// to BLAS; BF16/F16 weights are widened a block of rows at a time into `scratch`, as in `matmul`; weights
-/// prepared for bf16 compute go through the bf16 GEMM for more than `rowInvariantMaxRows` rows.
+/// prepared for bf16 compute go through the bf16 GEMM for more than `rowInvariantMaxRows` rows (int8 ones through
+/// the int16 VNNI product where that is on: Int8Backward.swift).
 public func linearBackwardInput(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
     scratch: KernelScratch
@@ -39,6 +40,11 @@ public func linearBackwardInput(
     guard M > 0 else { return }
     if M > rowInvariantMaxRows, weight.computesInBF16, bf16GemmRuns(for: weight) {
         linearBackwardInputBF16(dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
+        return
+    }
+    if M > rowInvariantMaxRows, weight.computesInBF16, int8BackwardRuns(for: weight), let scales = weight.int8Rows {
+        linearBackwardInputInt8VNNI(
+            dinp: dinp, dout: dout, weight: weight, scales: scales, M: M, K: K, N: N, scratch: scratch)
         return
     }
     if M > rowInvariantMaxRows, weight.dtype == .i8, weight.computesInBF16, muwa_gemm_bf16_fast() != 0,

@@ -1,0 +1,216 @@
+// The input gradient through a frozen int8 weight on VNNI's 16-bit products (vpdpwssd), for CPUs where
+// vdpbf16ps runs at half the f32 FMA rate (Intel without AMX: 72–90 GFLOP/s of bf16 products per core against
+// 156–180 of f32 FMAs and 370–390 Gop/s of vpdpwssd, measured on Emerald Rapids).
+//
+//   dinp[m, k] += Σ_n dout[m, n] · W[n, k],   W[n, k] = q[n, k] · absmax[n] / 127   (q int8, |q| ≤ 127)
+//
+// The weight's scale belongs to the reduction index n, so it moves to the gradient: v[m, n] = dout[m, n] ·
+// (absmax[n] · 1/127) in f32. v is quantized per row and per block of KC reduction elements to int16,
+// v ≈ d[m, n] · s[m, b] with s = max |v| / 32767 over the block, and the sums Σ d · q are exact in int32
+// (≤ KC · 32767 · 127 < 2³¹ in magnitude). Each block's sums are scaled and added to dinp in f32:
+// dinp[m, k] = fma((float) Σ_b, s[m, b], dinp[m, k]), block after block in order of n.
+// The only rounding is d's: at most s/2 per element, 2^-16 of the block's largest |v|, where the bf16 GEMM on
+// dequantized rows (MatmulBF16.swift) rounds both operands to 8 significant bits.
+//
+//   A (the gradient): tiles of MR rows [tiles][Np][MR][2] int16 (pairs of consecutive n; Np = ⌈N/2⌉, zero
+//                     padded), scales [tiles][NB][MR] f32 (NB = ⌈N/KC⌉)
+//   B (the weight):   per thread, a KC × NC block as NR-wide panels [kp][NR][2] int16, packed from q's rows
+//   micro-kernel:     MR × NR = 12 × 32 int32 sums in 24 registers; per pair 2 panel loads, 12 broadcasts,
+//                     24 vpdpwssd
+#include "kernels_internal.h"
+#include <stdlib.h>
+
+enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC · 32767 · 127 < 2^31
+
+long muwa_i8_backward_row_block(void) { return MR; }
+long muwa_i8_backward_column_block(void) { return NR; }
+long muwa_i8_backward_packed_a_count(long M, long N) { return (M + MR - 1) / MR * MR * ((N + 1) / 2) * 2; }
+long muwa_i8_backward_scale_count(long M, long N) { return (M + MR - 1) / MR * MR * ((N + KC - 1) / KC); }
+
+void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, int16_t *a,
+                             float *scales, long t0, long t1) {
+#pragma clang fp contract(off)  // the products v = dout · (absmax · 1/127) as written, on every CPU
+    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
+    for (long t = t0; t < t1; t++) {
+        int16_t *tile = a + t * Np * MR * 2;
+        float *ts = scales + t * NB * MR;
+        for (long i = 0; i < MR; i++) {
+            long m = t * MR + i;
+            for (long b = 0; b < NB; b++) {
+                long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N;
+                float amax = 0;
+                if (m < M)
+                    for (long n = n0; n < n1; n++) {
+                        float v = fabsf(dout[m * ldd + n] * (absmax[n] * MUWA_I8_DEQUANT));
+                        amax = v > amax || v != v ? v : amax;  // a NaN sticks: the block's sums become NaN
+                    }
+                ts[b * MR + i] = amax / 32767.0f;
+                float inv = amax > 0 && amax <= 3.4e38f ? 32767.0f / amax : 0;
+                for (long n = n0; n < n0 + KC && n < 2 * Np; n++) {
+                    float r = m < M && n < N ? rintf(dout[m * ldd + n] * (absmax[n] * MUWA_I8_DEQUANT) * inv) : 0;
+                    r = r == r ? (r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r) : 0;
+                    tile[((n / 2) * MR + i) * 2 + (n & 1)] = (int16_t)r;
+                }
+            }
+        }
+    }
+}
+
+/// One NR-wide panel of q: dst[(q' · NR + j) · 2 + t] = q[2 (kp0 + q') + t, p + j], zero outside [N, K).
+static void pack_panel(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst) {
+    for (long qq = 0; qq < kp; qq++)
+        for (long j = 0; j < NR; j++)
+            for (long t = 0; t < 2; t++) {
+                long n = 2 * (kp0 + qq) + t;
+                dst[(qq * NR + j) * 2 + t] = j < nr && n < N ? q[n * K + p + j] : 0;
+            }
+}
+
+/// Plain loops over the packed operands: C[mr rows, nr columns] = fma(Σ_q a · b, s_i, C), int32 sums.
+static void micro_reference(long mr, long kp, const int16_t *a, const int16_t *b, const float *s, float *c, long ldc,
+                            long nr) {
+    for (long i = 0; i < mr; i++)
+        for (long j = 0; j < nr; j++) {
+            int32_t sum = 0;
+            for (long q = 0; q < kp; q++)
+                sum += a[(q * MR + i) * 2] * b[(q * NR + j) * 2] + a[(q * MR + i) * 2 + 1] * b[(q * NR + j) * 2 + 1];
+            c[i * ldc + j] = fmaf((float)sum, s[i], c[i * ldc + j]);
+        }
+}
+
+typedef void (*micro_fn)(long mr, long kp, const int16_t *a, const int16_t *b, const float *s, float *c, long ldc,
+                         long nr);
+typedef void (*pack_fn)(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst);
+
+/// Columns [p0, p1) of dinp: KC × NC blocks of q packed into the thread's buffer, each against every A tile.
+static int gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *scales, long M, const int8_t *q,
+                long N, long K, float *c, long ldc, long p0, long p1) {
+    if (M <= 0 || N <= 0 || p1 <= p0) return 0;
+    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
+    int16_t *block = muwa_thread_buffer((size_t)NC * KC * 2);
+    if (!block) return -1;
+    for (long n0 = p0; n0 < p1; n0 += NC) {
+        long nc = p1 - n0 < NC ? p1 - n0 : NC;
+        for (long b = 0; b < NB; b++) {
+            long kp = ((N - b * KC < KC ? N - b * KC : KC) + 1) / 2;  // pairs in this block
+            for (long p = 0; p < nc; p += NR)
+                pack(q, N, K, n0 + p, nc - p < NR ? nc - p : NR, b * KC / 2, kp, block + p * kp * 2);
+            for (long m = 0; m < M; m += MR) {
+                const int16_t *tile = a + ((m / MR) * Np + b * KC / 2) * MR * 2;
+                const float *s = scales + ((m / MR) * NB + b) * MR;
+                for (long p = 0; p < nc; p += NR)
+                    micro(M - m < MR ? M - m : MR, kp, tile, block + p * kp * 2, s, c + m * ldc + n0 + p, ldc,
+                          nc - p < NR ? nc - p : NR);
+            }
+        }
+    }
+    return 0;
+}
+
+void muwa_i8_backward_reference(const int16_t *a, const float *scales, long M, const int8_t *q, long N, long K,
+                                float *c, long ldc, long p0, long p1) {
+    if (gemm(micro_reference, pack_panel, a, scales, M, q, N, K, c, ldc, p0, p1) == 0) return;
+    // no thread buffer for a block (out of memory): one panel (32 KiB) at a time
+    int16_t *panel = malloc((size_t)NR * KC * 2);
+    if (!panel) return;
+    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
+    for (long p = p0; p < p1; p += NR)
+        for (long b = 0; b < NB; b++) {
+            long kp = ((N - b * KC < KC ? N - b * KC : KC) + 1) / 2;
+            pack_panel(q, N, K, p, p1 - p < NR ? p1 - p : NR, b * KC / 2, kp, panel);
+            for (long m = 0; m < M; m += MR)
+                micro_reference(M - m < MR ? M - m : MR, kp, a + ((m / MR) * Np + b * KC / 2) * MR * 2, panel,
+                                scales + ((m / MR) * NB + b) * MR, c + m * ldc + p, ldc, p1 - p < NR ? p1 - p : NR);
+        }
+    free(panel);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VNNI16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/// pack_panel with vector loads: rows 2q and 2q + 1 sign-extended to int16 and interleaved.
+static VNNI16 void pack_panel_vnni(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst) {
+    const __mmask32 cols = nr >= NR ? 0xffffffffu : (__mmask32)((1u << nr) - 1);
+    const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (long qq = 0; qq < kp; qq++) {
+        long n = 2 * (kp0 + qq);
+        __m512i r0 = n < N ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, q + n * K + p)) : _mm512_setzero_si512();
+        __m512i r1 = n + 1 < N ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, q + (n + 1) * K + p))
+                               : _mm512_setzero_si512();
+        __m512i lo = _mm512_unpacklo_epi16(r0, r1), hi = _mm512_unpackhi_epi16(r0, r1);  // per 128-bit lane
+        _mm512_storeu_si512(dst + qq * NR * 2, _mm512_permutex2var_epi64(lo, first, hi));
+        _mm512_storeu_si512(dst + qq * NR * 2 + 32, _mm512_permutex2var_epi64(lo, second, hi));
+    }
+}
+
+static inline VNNI16 __attribute__((always_inline)) void micro_rows(const long ROWS, long kp, const int16_t *a,
+                                                                    const int16_t *b, const float *s, float *c,
+                                                                    long ldc, long nr) {
+    __m512i acc0[MR], acc1[MR];
+    for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_si512();
+    for (long q = 0; q < kp; q++) {
+        __m512i b0 = _mm512_loadu_si512(b + q * NR * 2), b1 = _mm512_loadu_si512(b + q * NR * 2 + 32);
+        for (long i = 0; i < ROWS; i++) {
+            int32_t pair;
+            memcpy(&pair, a + (q * MR + i) * 2, 4);
+            __m512i ai = _mm512_set1_epi32(pair);
+            acc0[i] = _mm512_dpwssd_epi32(acc0[i], ai, b0);
+            acc1[i] = _mm512_dpwssd_epi32(acc1[i], ai, b1);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    for (long i = 0; i < ROWS; i++) {
+        __m512 si = _mm512_set1_ps(s[i]);
+        float *ci = c + i * ldc;
+        _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0[i]), si, _mm512_maskz_loadu_ps(m0, ci)));
+        _mm512_mask_storeu_ps(ci + 16, m1,
+                              _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1[i]), si, _mm512_maskz_loadu_ps(m1, ci + 16)));
+    }
+}
+
+static VNNI16 void micro_vnni(long mr, long kp, const int16_t *a, const int16_t *b, const float *s, float *c, long ldc,
+                              long nr) {
+    switch (mr) {  // one copy per row count, so the sums stay in registers
+#define ROWS_CASE(n) case n: micro_rows(n, kp, a, b, s, c, ldc, nr); break;
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
+        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
+        default: micro_rows(MR, kp, a, b, s, c, ldc, nr); break;
+#undef ROWS_CASE
+    }
+}
+
+static int cpu_can(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && muwa_avx512_selected();
+}
+#else
+static int cpu_can(void) { return 0; }
+#endif
+
+int muwa_i8_backward_fast(void) { return cpu_can(); }
+
+static int forced = -1;  // muwa_choice: tests and benches
+
+int muwa_i8_backward_enabled(void) {
+    // by default where the bf16 GEMM runs on FMAs (vdpbf16ps at half rate); MUWA_I8_BACKWARD=int16|bf16 overrides
+    static int by_env = -2;
+    if (by_env == -2) {
+        const char *env = getenv("MUWA_I8_BACKWARD");
+        by_env = env ? strcmp(env, "int16") == 0 : -1;
+    }
+    int by_default = by_env >= 0 ? by_env : muwa_bf16_gemm_fma_enabled();
+    return cpu_can() && muwa_choice(&forced, by_default);
+}
+
+int muwa_i8_backward_select(int on) { return muwa_choice_set(&forced, on, cpu_can()); }
+
+void muwa_i8_backward(const int16_t *a, const float *scales, long M, const int8_t *q, long N, long K, float *c,
+                      long ldc, long p0, long p1) {
+#if defined(__x86_64__)
+    if (cpu_can() && gemm(micro_vnni, pack_panel_vnni, a, scales, M, q, N, K, c, ldc, p0, p1) == 0) return;
+#endif
+    muwa_i8_backward_reference(a, scales, M, q, N, K, c, ldc, p0, p1);
+}
