@@ -27,30 +27,98 @@ long muwa_i8_backward_column_block(void) { return NR; }
 long muwa_i8_backward_packed_a_count(long M, long N) { return (M + MR - 1) / MR * MR * ((N + 1) / 2) * 2; }
 long muwa_i8_backward_scale_count(long M, long N) { return (M + MR - 1) / MR * MR * ((N + KC - 1) / KC); }
 
+/// Row m's block [n0, n1) of v = dout · (absmax · 1/127) into `v`, returning max |v| (a NaN sticks).
+static float block_values(const float *dout, const float *absmax, long n0, long n1, float *v) {
+#pragma clang fp contract(off)  // the products as written, as the vector form computes them
+    float amax = 0;
+    for (long n = n0; n < n1; n++) {
+        v[n - n0] = dout[n] * (absmax[n] * MUWA_I8_DEQUANT);
+        float a = fabsf(v[n - n0]);
+        amax = a > amax || a != a ? a : amax;
+    }
+    return amax;
+}
+
+/// d[i] = round(v[i] · inv) to nearest even, clamped to ±32767, NaN to 0.
+static void round_block(const float *v, long n, float inv, int16_t *d) {
+    for (long i = 0; i < n; i++) {
+        float r = rintf(v[i] * inv);
+        d[i] = (int16_t)(r == r ? (r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r) : 0);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+static AVX512Q float block_values_avx512(const float *dout, const float *absmax, long n0, long n1, float *v) {
+    const __m512 dq = _mm512_set1_ps(MUWA_I8_DEQUANT), mag = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 vmax = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    long n = n0;
+    for (; n + 16 <= n1; n += 16) {
+        __m512 x = _mm512_mul_ps(_mm512_loadu_ps(dout + n), _mm512_mul_ps(_mm512_loadu_ps(absmax + n), dq));
+        _mm512_storeu_ps(v + n - n0, x);
+        __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_castps_si512(mag)));
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+        vmax = _mm512_max_ps(vmax, a);
+    }
+    float amax = nan ? NAN : _mm512_reduce_max_ps(vmax), tail = block_values(dout, absmax, n, n1, v + n - n0);
+    return tail > amax || tail != tail ? tail : amax;
+}
+
+static AVX512Q void round_block_avx512(const float *v, long n, float inv, int16_t *d) {
+    const __m512 s = _mm512_set1_ps(inv), hi = _mm512_set1_ps(32767.0f), lo = _mm512_set1_ps(-32767.0f);
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(v + i), s),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 c = _mm512_min_ps(hi, _mm512_max_ps(lo, r));  // a NaN stays NaN (the second operand) …
+        c = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), c);  // … and becomes 0
+        _mm256_storeu_si256((__m256i *)(d + i), _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(c)));
+    }
+    round_block(v + i, n - i, inv, d + i);
+}
+#endif
+
 void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, int16_t *a,
                              float *scales, long t0, long t1) {
-#pragma clang fp contract(off)  // the products v = dout · (absmax · 1/127) as written, on every CPU
     long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
+    float v[KC];
+    int16_t d[KC + 1];
+#if defined(__x86_64__)
+    int vector = muwa_avx512bw_selected();
+#endif
     for (long t = t0; t < t1; t++) {
         int16_t *tile = a + t * Np * MR * 2;
         float *ts = scales + t * NB * MR;
         for (long i = 0; i < MR; i++) {
             long m = t * MR + i;
             for (long b = 0; b < NB; b++) {
-                long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N;
+                long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
                 float amax = 0;
-                if (m < M)
-                    for (long n = n0; n < n1; n++) {
-                        float v = fabsf(dout[m * ldd + n] * (absmax[n] * MUWA_I8_DEQUANT));
-                        amax = v > amax || v != v ? v : amax;  // a NaN sticks: the block's sums become NaN
-                    }
+                if (m < M) {
+#if defined(__x86_64__)
+                    if (vector) {
+                        amax = block_values_avx512(dout + m * ldd, absmax, n0, n1, v);
+                    } else
+#endif
+                        amax = block_values(dout + m * ldd, absmax, n0, n1, v);
+                }
                 ts[b * MR + i] = amax / 32767.0f;
                 float inv = amax > 0 && amax <= 3.4e38f ? 32767.0f / amax : 0;
-                for (long n = n0; n < n0 + KC && n < 2 * Np; n++) {
-                    float r = m < M && n < N ? rintf(dout[m * ldd + n] * (absmax[n] * MUWA_I8_DEQUANT) * inv) : 0;
-                    r = r == r ? (r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r) : 0;
-                    tile[((n / 2) * MR + i) * 2 + (n & 1)] = (int16_t)r;
+                if (m < M) {
+#if defined(__x86_64__)
+                    if (vector) round_block_avx512(v, len, inv, d);
+                    else
+#endif
+                        round_block(v, len, inv, d);
+                } else {
+                    memset(d, 0, (size_t)len * 2);
                 }
+                d[len] = 0;  // the pad of an odd N
+                int16_t *dst = tile + (n0 / 2 * MR + i) * 2;
+                for (long p = 0; p < (len + 1) / 2; p++) memcpy(dst + p * MR * 2, d + 2 * p, 4);
             }
         }
     }
