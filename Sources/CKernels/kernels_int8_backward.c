@@ -21,6 +21,9 @@
 #include <stdlib.h>
 
 enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC · 32767 · 127 < 2^31
+// Panel pairs the micro-kernel prefetches ahead: one core, M 256, N 8192, K 2048, best of 3 runs of 15:
+// 262 Gop/s without, 293 with 8 (vpdpwssd's peak here 355–390).
+enum { PF = 8 };
 
 long muwa_i8_backward_row_block(void) { return MR; }
 long muwa_i8_backward_column_block(void) { return NR; }
@@ -197,6 +200,7 @@ void muwa_i8_backward_reference(const int16_t *a, const float *scales, long M, c
 #include <immintrin.h>
 #define VNNI16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
+
 /// pack_panel with vector loads: rows 2q and 2q + 1 sign-extended to int16 and interleaved.
 static VNNI16 void pack_panel_vnni(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst) {
     const __mmask32 cols = nr >= NR ? 0xffffffffu : (__mmask32)((1u << nr) - 1);
@@ -218,6 +222,10 @@ static inline VNNI16 __attribute__((always_inline)) void micro_rows(const long R
     __m512i acc0[MR], acc1[MR];
     for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_si512();
     for (long q = 0; q < kp; q++) {
+        // the panel comes from L2 (the block's other panels ran in between): ask for it PF pairs ahead; past its
+        // end this is the next panel, the next call's
+        _mm_prefetch((const char *)(b + (q + PF) * NR * 2), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + (q + PF) * NR * 2 + 32), _MM_HINT_T0);
         __m512i b0 = _mm512_loadu_si512(b + q * NR * 2), b1 = _mm512_loadu_si512(b + q * NR * 2 + 32);
         for (long i = 0; i < ROWS; i++) {
             int32_t pair;
