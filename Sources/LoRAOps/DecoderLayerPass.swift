@@ -201,7 +201,7 @@ extension LoRATrainingModel {
         let u = acts.layers[l].loraU + uColumn[index] * p.R
         if let mask = loraMask(l, m, p) {
             mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
-            if let dinp { acts.dDrop.update(repeating: 0, count: p.R * K) }
+            if dinp != nil { acts.dDrop.update(repeating: 0, count: p.R * K) }
             loraBackward(
                 dinp: dinp == nil ? nil : acts.dDrop, da: grads.a(slot), db: grads.b(slot), g: acts.g,
                 dout: dout, inp: acts.drop, u: u, a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale,

@@ -26,29 +26,17 @@ func linearBackwardInputInt8VNNI(
     defer { own?.deallocate() }
     let capacity = own == nil ? halves : perTile
     let packed = own ?? UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: Int16.self, capacity: capacity)
-    let chunkRows = max(1, capacity / max(perTile, 1)) * tileRows  // whole tiles; at least one
-    let blockScales = UnsafeMutablePointer<Float>.allocate(
-        capacity: muwa_i8_backward_scale_count(min(chunkRows, M), N))
+    let chunkRows = packedChunkRows(tileRows: tileRows, perTile: perTile, capacity: capacity)
+    let blockScales = UnsafeMutablePointer<Float>.allocate(capacity: muwa_i8_backward_scale_count(min(chunkRows, M), N))
     defer { blockScales.deallocate() }
     let q = weight.raw.assumingMemoryBound(to: Int8.self), absmax = scales.absmax
-    let block = muwa_i8_backward_column_block()
-    let panels = (K + block - 1) / block
-    let parts = max(1, min(EngineThreads.count, panels))
-    var m0 = 0
-    while m0 < M {
-        let rows = min(chunkRows, M - m0)
-        let tiles = (rows + tileRows - 1) / tileRows
-        let tileParts = max(1, min(EngineThreads.count, tiles))
-        let src = dout + m0 * N
-        EngineThreads.run(parts: tileParts) { part in
-            muwa_i8_backward_pack_a(
-                src, N, rows, N, absmax, packed, blockScales, tiles * part / tileParts, tiles * (part + 1) / tileParts)
-        }
-        let c = dinp + m0 * K
-        EngineThreads.run(parts: parts) { part in
-            let p0 = min(K, panels * part / parts * block), p1 = min(K, panels * (part + 1) / parts * block)
-            muwa_i8_backward(packed, blockScales, rows, q, N, K, c, K, p0, p1)
-        }
-        m0 += rows
-    }
+    forEachPackedChunk(
+        M: M, tileRows: tileRows, perTile: perTile, capacity: capacity, columns: K,
+        columnBlock: muwa_i8_backward_column_block(),
+        pack: { m0, rows, t0, t1 in
+            muwa_i8_backward_pack_a(dout + m0 * N, N, rows, N, absmax, packed, blockScales, t0, t1)
+        },
+        multiply: { m0, rows, p0, p1 in
+            muwa_i8_backward(packed, blockScales, rows, q, N, K, dinp + m0 * K, K, p0, p1)
+        })
 }

@@ -80,28 +80,15 @@ func gemmBF16(
     defer { own?.deallocate() }
     let halvesCapacity = own == nil ? scratch.capacity * 2 : perTile
     let packed = own ?? UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: UInt16.self, capacity: halvesCapacity)
-    let chunkRows = max(1, halvesCapacity / max(perTile, 1)) * tileRows  // whole tiles; at least one
     let weights = w.raw.assumingMemoryBound(to: UInt16.self)
-    let block = muwa_gemm_bf16_column_block()
-    let panels = (P + block - 1) / block
-    let parts = max(1, min(EngineThreads.count, panels))
     let acc: Int32 = accumulate ? 1 : 0
-    var m0 = 0
-    while m0 < M {
-        let rows = min(chunkRows, M - m0)
-        let tiles = (rows + tileRows - 1) / tileRows
-        let tileParts = max(1, min(EngineThreads.count, tiles))
-        let src = a + m0 * lda
-        EngineThreads.run(parts: tileParts) { part in
-            muwa_gemm_bf16_pack_a(src, rows, R, lda, packed, tiles * part / tileParts, tiles * (part + 1) / tileParts)
-        }
-        let cRows = c + m0 * P
-        EngineThreads.run(parts: parts) { part in
-            let p0 = min(P, panels * part / parts * block), p1 = min(P, panels * (part + 1) / parts * block)
-            muwa_gemm_bf16(layout, packed, rows, weights, R, P, cRows, P, p0, p1, acc)
-        }
-        m0 += rows
-    }
+    forEachPackedChunk(
+        M: M, tileRows: tileRows, perTile: perTile, capacity: halvesCapacity, columns: P,
+        columnBlock: muwa_gemm_bf16_column_block(),
+        pack: { m0, rows, t0, t1 in muwa_gemm_bf16_pack_a(a + m0 * lda, rows, R, lda, packed, t0, t1) },
+        multiply: { m0, rows, p0, p1 in
+            muwa_gemm_bf16(layout, packed, rows, weights, R, P, c + m0 * P, P, p0, p1, acc)
+        })
 }
 
 /// Reference for the tests: the same product with plain loops and Double accumulation, the activations
