@@ -18,6 +18,7 @@
 //   micro-kernel:     MR × NR = 12 × 32 int32 sums in 24 registers; per pair 2 panel loads, 12 broadcasts,
 //                     24 vpdpwssd
 #include "kernels_internal.h"
+#include <stdint.h>
 #include <stdlib.h>
 
 enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC · 32767 · 127 < 2^31
@@ -153,6 +154,17 @@ typedef void (*micro_fn)(long mr, long kp, const int16_t *a, const int16_t *b, c
                          long nr);
 typedef void (*pack_fn)(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst);
 
+/// Prefetches into L2 slice `slice` of `slices` of q's rows [r0, r1), columns [k0, k0 + kc): gemm spreads the
+/// next block's slices over the current block's row tiles, so the weights stream from memory while the
+/// micro-kernel computes and the next packing reads them from L2.
+static void prefetch_block_slice(const int8_t *q, long K, long r0, long r1, long k0, long kc, long slice,
+                                 long slices) {
+    for (long n = r0 + (r1 - r0) * slice / slices; n < r0 + (r1 - r0) * (slice + 1) / slices; n++) {
+        uintptr_t line = (uintptr_t)(q + n * K + k0) & ~(uintptr_t)63, end = (uintptr_t)(q + n * K + k0 + kc);
+        for (; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
+    }
+}
+
 /// Columns [p0, p1) of dinp: KC × NC blocks of q packed into the thread's buffer, each against every A tile.
 static int gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *scales, long M, const int8_t *q,
                 long N, long K, float *c, long ldc, long p0, long p1) {
@@ -166,7 +178,11 @@ static int gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *sca
             long kp = ((N - b * KC < KC ? N - b * KC : KC) + 1) / 2;  // pairs in this block
             for (long p = 0; p < nc; p += NR)
                 pack(q, N, K, n0 + p, nc - p < NR ? nc - p : NR, b * KC / 2, kp, block + p * kp * 2);
+            // the next block: b + 1 of these columns, or the first of the next columns
+            long nb = b + 1 < NB ? b + 1 : 0, nn0 = b + 1 < NB ? n0 : n0 + NC, nnc = p1 - nn0 < NC ? p1 - nn0 : NC;
+            long nr1 = nb * KC + KC < N ? nb * KC + KC : N;
             for (long m = 0; m < M; m += MR) {
+                if (nn0 < p1) prefetch_block_slice(q, K, nb * KC, nr1, nn0, nnc, m / MR, (M + MR - 1) / MR);
                 const int16_t *tile = a + ((m / MR) * Np + b * KC / 2) * MR * 2;
                 const float *s = scales + ((m / MR) * NB + b) * MR;
                 for (long p = 0; p < nc; p += NR)
