@@ -1,6 +1,6 @@
-// The input gradient through a frozen int8 weight on VNNI's 16-bit products (vpdpwssd), for CPUs where
-// vdpbf16ps runs at half the f32 FMA rate (Intel without AMX: 72–90 GFLOP/s of bf16 products per core against
-// 156–180 of f32 FMAs and 370–390 Gop/s of vpdpwssd, measured on Emerald Rapids).
+// The input gradient through a frozen int8 weight on VNNI's 16-bit products (vpdpwssd), for CPUs where the bf16
+// GEMM runs on f32 FMAs (Intel without AMX, where vdpbf16ps GEMMs ran at about half the speed of FMA ones). Per
+// core on Emerald Rapids: f32 FMAs 172–180 GFLOP/s, vpdpwssd 355–390 Gop/s (register-only loops).
 //
 //   dinp[m, k] += Σ_n dout[m, n] · W[n, k],   W[n, k] = q[n, k] · absmax[n] / 127   (q int8, |q| ≤ 127)
 //

@@ -1,5 +1,5 @@
 // The input gradient through a frozen int8 base weight under bf16 compute, on CPUs where the bf16 GEMM runs on
-// f32 FMAs (Intel without AMX: vdpbf16ps at half the FMA rate): VNNI's int16 products (kernels_int8_backward.c).
+// f32 FMAs (Intel without AMX): VNNI's int16 products (kernels_int8_backward.c), at twice the FMA rate there.
 // dout · absmax/127 is quantized to int16 per row and per 512 reduction elements, multiplied with the int8
 // values exactly in int32, and each block's sums are scaled into dinp in f32: one rounding (2^-16 of the
 // block's largest element) where the bf16 GEMM on dequantized rows rounds both operands to bf16.
