@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 enum { MR = MUWA_BF16_MR, NR = MUWA_BF16_NR, KC = MUWA_BF16_KC, NC = MUWA_BF16_NC };  // kernels_internal.h
+_Static_assert(MR == 12, "the micro-kernel dispatch (MUWA_ROWS_SWITCH_12) assumes 12-row tiles");
 
 typedef void (*pack_block_fn)(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc,
                               long kp0, long kp, uint16_t *dst);
@@ -131,13 +132,9 @@ static inline BF16 __attribute__((always_inline)) void micro_rows(const long ROW
 
 static BF16 void micro_avx512bf16(long mr, long kp, const uint16_t *a, const uint16_t *b, float *c, long ldc, long nr,
                                   int add) {
-    switch (mr) {  // one copy per row count, so the accumulators stay in registers
-#define ROWS_CASE(n) case n: micro_rows(n, kp, a, b, c, ldc, nr, add); break;
-        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
-        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
-        default: micro_rows(MR, kp, a, b, c, ldc, nr, add); break;
-#undef ROWS_CASE
-    }
+#define ROWS(n) micro_rows(n, kp, a, b, c, ldc, nr, add)
+    MUWA_ROWS_SWITCH_12(mr, ROWS)
+#undef ROWS
 }
 
 static BF16 void to_bf16_avx512(const float *src, uint16_t *dst, long n) {

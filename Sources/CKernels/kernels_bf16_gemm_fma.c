@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 enum { MR = MUWA_BF16_MR, NR = MUWA_BF16_NR, KC = MUWA_BF16_KC, NC = 2 * MUWA_BF16_NC };
+_Static_assert(MR == 12, "the micro-kernel dispatch (MUWA_ROWS_SWITCH_12) assumes 12-row tiles");
 
 // -1: not decided; else whether muwa_gemm_bf16 runs this kernel (where AMX does not run).
 static int _Atomic fma_on = -1;
@@ -89,13 +90,9 @@ static inline FMA512 __attribute__((always_inline)) void micro_rows_fma(const lo
 }
 
 static FMA512 void micro_fma(long mr, long kp, const float *a, const float *b, float *c, long ldc, long nr, int add) {
-    switch (mr) {  // one copy per row count, so the sums stay in registers
-#define ROWS_CASE(n) case n: micro_rows_fma(n, kp, a, b, c, ldc, nr, add); break;
-        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
-        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
-        default: micro_rows_fma(MR, kp, a, b, c, ldc, nr, add); break;
-#undef ROWS_CASE
-    }
+#define ROWS(n) micro_rows_fma(n, kp, a, b, c, ldc, nr, add)
+    MUWA_ROWS_SWITCH_12(mr, ROWS)
+#undef ROWS
 }
 
 int muwa_gemm_bf16_fma(muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w, long R, long P,

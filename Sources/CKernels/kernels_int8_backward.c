@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 enum { MR = 12, NR = 32, KC = 512, NC = 256 };  // KC · 32767 · 127 < 2^31
+_Static_assert(MR == 12, "the micro-kernel dispatch (MUWA_ROWS_SWITCH_12) assumes 12-row tiles");
 // Panel pairs the micro-kernel prefetches ahead: one core, M 256, N 8192, K 2048, best of 3 runs of 15:
 // 262 Gop/s without, 293 with 8 (vpdpwssd's peak here 355–390).
 enum { PF = 8 };
@@ -264,13 +265,9 @@ static inline VNNI16 __attribute__((always_inline)) void micro_rows(const long R
 
 static VNNI16 void micro_vnni(long mr, long kp, const int16_t *a, const int16_t *b, const float *s, float *c, long ldc,
                               long nr) {
-    switch (mr) {  // one copy per row count, so the sums stay in registers
-#define ROWS_CASE(n) case n: micro_rows(n, kp, a, b, s, c, ldc, nr); break;
-        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6)
-        ROWS_CASE(7) ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11)
-        default: micro_rows(MR, kp, a, b, s, c, ldc, nr); break;
-#undef ROWS_CASE
-    }
+#define ROWS(n) micro_rows(n, kp, a, b, s, c, ldc, nr)
+    MUWA_ROWS_SWITCH_12(mr, ROWS)
+#undef ROWS
 }
 
 static int cpu_can(void) {

@@ -13,6 +13,24 @@ int muwa_cpu_is_intel(void);
 /// reduction elements (even) and NC columns (a multiple of NR) per cache block.
 enum { MUWA_BF16_MR = 12, MUWA_BF16_NR = 32, MUWA_BF16_KC = 512, MUWA_BF16_NC = 256 };
 
+/// The micro-kernels' dispatch on a tile's row count (MR = 12 in every GEMM that uses it): CALL(n) for mr = n
+/// in 1 ..< 12, else CALL(12), so each row count gets its own inlined copy with its sums in registers.
+#define MUWA_ROWS_SWITCH_12(mr, CALL)                                                                              \
+    switch (mr) {                                                                                                  \
+    case 1: CALL(1); break;                                                                                        \
+    case 2: CALL(2); break;                                                                                        \
+    case 3: CALL(3); break;                                                                                        \
+    case 4: CALL(4); break;                                                                                        \
+    case 5: CALL(5); break;                                                                                        \
+    case 6: CALL(6); break;                                                                                        \
+    case 7: CALL(7); break;                                                                                        \
+    case 8: CALL(8); break;                                                                                        \
+    case 9: CALL(9); break;                                                                                        \
+    case 10: CALL(10); break;                                                                                      \
+    case 11: CALL(11); break;                                                                                      \
+    default: CALL(12); break;                                                                                      \
+    }
+
 /// A kernel choice tests can force (the *_select functions): *forced is -1 (follow `by_default`) or 0 / 1.
 static inline int muwa_choice(const int *forced, int by_default) { return *forced >= 0 ? *forced : by_default; }
 /// Sets a choice: on > 0 forces the fast kernel (refused, returning 0, when `possible` is 0), 0 the reference,
