@@ -231,20 +231,14 @@ static int fast_supported(void) { return 0; }
 
 /// Prefetches (into L2) slice `slice` of `slices` of the weight bytes that pack_block will read for columns
 /// [n0, n0 + nc) and reduction pairs [kp0, kp0 + kp): an [N, K] weight's nc row segments of 2·kp elements, a
-/// [K, N] weight's 2·kp row segments of nc elements; a slice is a run of whole segments. gemm spreads the next
-/// block's slices over the current block's row tiles, so that its weights stream from memory while the
-/// micro-kernel computes, and its packing reads them from L2.
+/// [K, N] weight's 2·kp row segments of nc elements (muwa_prefetch_block_slice).
 static void prefetch_block_slice(muwa_gemm_b_layout layout, const uint16_t *w, long R, long P, long n0, long nc,
                                  long kp0, long kp, long slice, long slices) {
     long r0 = 2 * kp0, r1 = r0 + 2 * kp < R ? r0 + 2 * kp : R;
-    long segments = layout == MUWA_GEMM_B_NK ? nc : r1 - r0;
-    long seg_bytes = (layout == MUWA_GEMM_B_NK ? r1 - r0 : nc) * 2;
-    for (long s = segments * slice / slices; s < segments * (slice + 1) / slices; s++) {
-        const char *seg = layout == MUWA_GEMM_B_NK ? (const char *)(w + (n0 + s) * R + r0)
-                                                   : (const char *)(w + (r0 + s) * P + n0);
-        uintptr_t line = (uintptr_t)seg & ~(uintptr_t)63, end = (uintptr_t)(seg + seg_bytes);
-        for (; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
-    }
+    if (layout == MUWA_GEMM_B_NK)
+        muwa_prefetch_block_slice((const char *)(w + n0 * R + r0), R * 2, nc, (r1 - r0) * 2, slice, slices);
+    else
+        muwa_prefetch_block_slice((const char *)(w + r0 * P + n0), P * 2, r1 - r0, nc * 2, slice, slices);
 }
 
 static void gemm(micro_kernel_fn micro, pack_block_fn pack, muwa_gemm_b_layout layout, const uint16_t *a, long M, const uint16_t *w,

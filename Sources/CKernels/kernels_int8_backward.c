@@ -155,35 +155,29 @@ typedef void (*micro_fn)(long mr, long kp, const int16_t *a, const int16_t *b, c
                          long nr);
 typedef void (*pack_fn)(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst);
 
-/// Prefetches into L2 slice `slice` of `slices` of q's rows [r0, r1), columns [k0, k0 + kc): gemm spreads the
-/// next block's slices over the current block's row tiles, so the weights stream from memory while the
-/// micro-kernel computes and the next packing reads them from L2.
-static void prefetch_block_slice(const int8_t *q, long K, long r0, long r1, long k0, long kc, long slice,
-                                 long slices) {
-    for (long n = r0 + (r1 - r0) * slice / slices; n < r0 + (r1 - r0) * (slice + 1) / slices; n++) {
-        uintptr_t line = (uintptr_t)(q + n * K + k0) & ~(uintptr_t)63, end = (uintptr_t)(q + n * K + k0 + kc);
-        for (; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
-    }
-}
-
-/// Columns [p0, p1) of dinp: KC × NC blocks of q packed into the thread's buffer, each against every A tile.
-static int gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *scales, long M, const int8_t *q,
-                long N, long K, float *c, long ldc, long p0, long p1) {
-    if (M <= 0 || N <= 0 || p1 <= p0) return 0;
-    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
+/// Columns [p0, p1) of dinp: KC × NC blocks of q packed into the thread's buffer (without one: NR columns at a
+/// time in a stack panel), each against every A tile, while the next block streams into L2.
+static void gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *scales, long M, const int8_t *q, long N,
+                 long K, float *c, long ldc, long p0, long p1) {
+    if (M <= 0 || N <= 0 || p1 <= p0) return;
+    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC, tiles = (M + MR - 1) / MR, nc_cap = NC;
+    int16_t panel[KC * NR] __attribute__((aligned(64)));
     int16_t *block = muwa_thread_buffer((size_t)NC * KC * 2);
-    if (!block) return -1;
-    for (long n0 = p0; n0 < p1; n0 += NC) {
-        long nc = p1 - n0 < NC ? p1 - n0 : NC;
+    if (!block) {  // no 256 KiB to spare: one panel at a time, from the stack
+        block = panel;
+        nc_cap = NR;
+    }
+    for (long n0 = p0; n0 < p1; n0 += nc_cap) {
+        long nc = p1 - n0 < nc_cap ? p1 - n0 : nc_cap;
         for (long b = 0; b < NB; b++) {
             long kp = ((N - b * KC < KC ? N - b * KC : KC) + 1) / 2;  // pairs in this block
             for (long p = 0; p < nc; p += NR)
                 pack(q, N, K, n0 + p, nc - p < NR ? nc - p : NR, b * KC / 2, kp, block + p * kp * 2);
             // the next block: b + 1 of these columns, or the first of the next columns
-            long nb = b + 1 < NB ? b + 1 : 0, nn0 = b + 1 < NB ? n0 : n0 + NC, nnc = p1 - nn0 < NC ? p1 - nn0 : NC;
-            long nr1 = nb * KC + KC < N ? nb * KC + KC : N;
+            long nb = b + 1 < NB ? b + 1 : 0, nn0 = b + 1 < NB ? n0 : n0 + nc_cap;
+            long nnc = p1 - nn0 < nc_cap ? p1 - nn0 : nc_cap, nrows = (N - nb * KC < KC ? N - nb * KC : KC);
             for (long m = 0; m < M; m += MR) {
-                if (nn0 < p1) prefetch_block_slice(q, K, nb * KC, nr1, nn0, nnc, m / MR, (M + MR - 1) / MR);
+                if (nn0 < p1) muwa_prefetch_block_slice((const char *)(q + nb * KC * K + nn0), K, nrows, nnc, m / MR, tiles);
                 const int16_t *tile = a + ((m / MR) * Np + b * KC / 2) * MR * 2;
                 const float *s = scales + ((m / MR) * NB + b) * MR;
                 for (long p = 0; p < nc; p += NR)
@@ -192,31 +186,15 @@ static int gemm(micro_fn micro, pack_fn pack, const int16_t *a, const float *sca
             }
         }
     }
-    return 0;
 }
 
 void muwa_i8_backward_reference(const int16_t *a, const float *scales, long M, const int8_t *q, long N, long K,
                                 float *c, long ldc, long p0, long p1) {
-    if (gemm(micro_reference, pack_panel, a, scales, M, q, N, K, c, ldc, p0, p1) == 0) return;
-    // no thread buffer for a block (out of memory): one panel (32 KiB) at a time
-    int16_t *panel = malloc((size_t)NR * KC * 2);
-    if (!panel) return;
-    long Np = (N + 1) / 2, NB = (N + KC - 1) / KC;
-    for (long p = p0; p < p1; p += NR)
-        for (long b = 0; b < NB; b++) {
-            long kp = ((N - b * KC < KC ? N - b * KC : KC) + 1) / 2;
-            pack_panel(q, N, K, p, p1 - p < NR ? p1 - p : NR, b * KC / 2, kp, panel);
-            for (long m = 0; m < M; m += MR)
-                micro_reference(M - m < MR ? M - m : MR, kp, a + ((m / MR) * Np + b * KC / 2) * MR * 2, panel,
-                                scales + ((m / MR) * NB + b) * MR, c + m * ldc + p, ldc, p1 - p < NR ? p1 - p : NR);
-        }
-    free(panel);
+    gemm(micro_reference, pack_panel, a, scales, M, q, N, K, c, ldc, p0, p1);
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 #define VNNI16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-
 
 /// pack_panel with vector loads: rows 2q and 2q + 1 sign-extended to int16 and interleaved.
 static VNNI16 void pack_panel_vnni(const int8_t *q, long N, long K, long p, long nr, long kp0, long kp, int16_t *dst) {
@@ -284,7 +262,7 @@ int muwa_i8_backward_fast(void) { return cpu_can(); }
 static int forced = -1;  // muwa_choice: tests and benches
 
 int muwa_i8_backward_enabled(void) {
-    // by default where the bf16 GEMM runs on FMAs (vdpbf16ps at half rate); MUWA_I8_BACKWARD=int16|bf16 overrides
+    // by default where the bf16 GEMM runs on FMAs; MUWA_I8_BACKWARD=int16|bf16 overrides
     static int by_env = -2;
     if (by_env == -2) {
         const char *env = getenv("MUWA_I8_BACKWARD");
@@ -299,7 +277,10 @@ int muwa_i8_backward_select(int on) { return muwa_choice_set(&forced, on, cpu_ca
 void muwa_i8_backward(const int16_t *a, const float *scales, long M, const int8_t *q, long N, long K, float *c,
                       long ldc, long p0, long p1) {
 #if defined(__x86_64__)
-    if (cpu_can() && gemm(micro_vnni, pack_panel_vnni, a, scales, M, q, N, K, c, ldc, p0, p1) == 0) return;
+    if (cpu_can()) {
+        gemm(micro_vnni, pack_panel_vnni, a, scales, M, q, N, K, c, ldc, p0, p1);
+        return;
+    }
 #endif
     muwa_i8_backward_reference(a, scales, M, q, N, K, c, ldc, p0, p1);
 }

@@ -4,6 +4,7 @@
 #define MUWA_KERNELS_INTERNAL_H
 #include "ckernels.h"
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /// 1 on an Intel CPU (CPUID vendor GenuineIntel): some kernels pick the variant measured faster there.
@@ -30,6 +31,18 @@ enum { MUWA_BF16_MR = 12, MUWA_BF16_NR = 32, MUWA_BF16_KC = 512, MUWA_BF16_NC = 
     case 11: CALL(11); break;                                                                                      \
     default: CALL(12); break;                                                                                      \
     }
+
+/// Prefetches into L2 slice `slice` of `slices` of a weight block: `segments` runs of `seg_bytes` bytes, `stride`
+/// bytes apart from `base`. The GEMMs spread the next block's slices over the current block's row tiles, so the
+/// weights stream from memory while the micro-kernel computes and the next packing reads them from L2.
+static inline void muwa_prefetch_block_slice(const char *base, long stride, long segments, long seg_bytes, long slice,
+                                             long slices) {
+    for (long s = segments * slice / slices; s < segments * (slice + 1) / slices; s++) {
+        const char *seg = base + s * stride;
+        uintptr_t line = (uintptr_t)seg & ~(uintptr_t)63, end = (uintptr_t)(seg + seg_bytes);
+        for (; line < end; line += 64) __builtin_prefetch((const void *)line, 0, 2);
+    }
+}
 
 /// A kernel choice tests can force (the *_select functions): *forced is -1 (follow `by_default`) or 0 / 1.
 static inline int muwa_choice(const int *forced, int by_default) { return *forced >= 0 ? *forced : by_default; }
