@@ -1,8 +1,8 @@
-// The int8 base's input gradient on VNNI's int16 products (kernels_int8_backward.c, Int8Backward.swift): the
-// VNNI kernel against the plain-loop reference on the same packed operands (bit for bit: the sums are exact
-// integers and both end with the same fma), the packed gradient against its definition (per row and per 512
-// reduction elements, round to nearest even), and the whole product against Double sums of dout · dequant(W)
-// within the rounding the int16 gradient allows.
+// The int8 base's input gradient on VNNI's integer products (kernels_int8_backward.c, Int8Backward.swift), with
+// the gradient in int16 and in int8: the VNNI kernels against the plain-loop references on the same packed
+// operands (bit for bit: the sums are exact integers and both end with the same fma), the packed gradient
+// against its definition (per row and per 512 reduction elements, round to nearest even; int8's block sums),
+// and the whole product against Double sums of dout · dequant(W) within the rounding each width allows.
 import CKernels
 import XCTest
 @testable import OPTEngine
@@ -25,94 +25,124 @@ final class Int8BackwardTests: XCTestCase {
     }
 
     struct Packed {
-        var a: [Int16]
+        var bits: Int32
+        var a: [UInt8]
         var scales: [Float]
+        var sums: [Int32]
+
+        /// The stored value of row m, reduction index n (groups of 4 bytes: 2 int16 or 4 int8 values).
+        func value(m: Int, n: Int, N: Int) -> Int {
+            let R = muwa_i8_backward_row_block(), G = bits == 8 ? 4 : 2, groups = (N + G - 1) / G
+            let at = ((m / R) * groups + n / G) * R * 4 + (m % R) * 4 + (n % G) * Int(bits / 8)
+            return bits == 8
+                ? Int(Int8(bitPattern: a[at])) : Int(Int16(bitPattern: UInt16(a[at]) | UInt16(a[at + 1]) << 8))
+        }
     }
 
-    func pack(_ dout: [Float], M: Int, N: Int, absmax: UnsafePointer<Float>) -> Packed {
+    func pack(_ dout: [Float], M: Int, N: Int, absmax: UnsafePointer<Float>, bits: Int32) -> Packed {
         let tiles = (M + muwa_i8_backward_row_block() - 1) / muwa_i8_backward_row_block()
+        let blocks = muwa_i8_backward_scale_count(M, N)
         var p = Packed(
-            a: [Int16](repeating: 0, count: muwa_i8_backward_packed_a_count(M, N)),
-            scales: [Float](repeating: 0, count: muwa_i8_backward_scale_count(M, N)))
-        muwa_i8_backward_pack_a(dout, N, M, N, absmax, &p.a, &p.scales, 0, tiles)
+            bits: bits, a: [UInt8](repeating: 0, count: muwa_i8_backward_packed_a_bytes(M, N, bits)),
+            scales: [Float](repeating: 0, count: blocks), sums: [Int32](repeating: 0, count: blocks))
+        muwa_i8_backward_pack_a(dout, N, M, N, absmax, bits, &p.a, &p.scales, &p.sums, 0, tiles)
         return p
     }
 
     let shapes = [(1, 1, 1), (5, 33, 70), (13, 511, 45), (12, 1024, 64), (29, 1300, 97), (40, 2049, 33)]
 
-    func testVNNIKernelIsTheReferenceBitForBit() throws {
+    func testVNNIKernelsAreTheReferenceBitForBit() throws {
         guard muwa_i8_backward_fast() != 0 else { throw XCTSkip("no avx512_vnni on this CPU") }
-        for (M, N, K) in shapes {
+        for bits: Int32 in [16, 8] {
+            for (M, N, K) in shapes { try checkKernel(bits: bits, M: M, N: N, K: K) }
+        }
+    }
+
+    func checkKernel(bits: Int32, M: Int, N: Int, K: Int) throws {
+        do {
             let t = try int8Weight(N: N, K: K, seed: UInt64(N))
             let scales = try XCTUnwrap(t.int8Rows)
-            let p = pack(gradient(M: M, N: N, seed: UInt64(M)), M: M, N: N, absmax: scales.absmax)
+            let p = pack(gradient(M: M, N: N, seed: UInt64(M)), M: M, N: N, absmax: scales.absmax, bits: bits)
             let q = t.raw.assumingMemoryBound(to: Int8.self)
             let start = gradient(M: M, N: K, seed: 7)
             var fast = start, reference = start
             // two column ranges, as two threads split them: whole panels, then the rest
             let split = min(K, muwa_i8_backward_column_block())
             for (p0, p1) in [(0, split), (split, K)] {
-                muwa_i8_backward(p.a, p.scales, M, q, N, K, &fast, K, p0, p1)
-                muwa_i8_backward_reference(p.a, p.scales, M, q, N, K, &reference, K, p0, p1)
+                muwa_i8_backward(bits, p.a, p.scales, p.sums, M, q, N, K, &fast, K, p0, p1)
+                muwa_i8_backward_reference(bits, p.a, p.scales, p.sums, M, q, N, K, &reference, K, p0, p1)
             }
-            XCTAssertEqual(fast.map(\.bitPattern), reference.map(\.bitPattern), "M \(M) N \(N) K \(K)")
+            XCTAssertEqual(fast.map(\.bitPattern), reference.map(\.bitPattern), "bits \(bits) M \(M) N \(N) K \(K)")
         }
     }
 
     /// Each (row, block of 512) is scaled by its own largest |dout · absmax/127|: values round to nearest even
-    /// of v · 32767 / max, the largest to ±32767, and the pad of an odd N to 0.
+    /// of v · limit / max (limit 32767 for int16, 127 for int8), the largest to ±limit, the pad past N to 0, and
+    /// int8 blocks carry the sum of their values.
     func testPackedGradientHasOneScalePerRowAndBlock() throws {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
         for isa in KernelISA.supported {  // the AVX-512 packing and the scalar one
             XCTAssertTrue(KernelISA.select(isa))
-            try checkPackedGradient(isa: isa)
+            for bits: Int32 in [16, 8] { try checkPackedGradient(isa: isa, bits: bits) }
         }
     }
 
-    func checkPackedGradient(isa: String) throws {
-        let M = 13, N = 1101, K = 8
+    func checkPackedGradient(isa: String, bits: Int32) throws {
+        let M = 13, N = 1101, K = 8, limit: Float = bits == 8 ? 127 : 32767
         let t = try int8Weight(N: N, K: K, seed: 3)
         let absmax = try XCTUnwrap(t.int8Rows).absmax
         var dout = gradient(M: M, N: N, seed: 4)
         dout[5 * N + 600] = .nan  // row 5's second block: its scale is NaN, its values 0
-        let p = pack(dout, M: M, N: N, absmax: absmax)
-        let R = muwa_i8_backward_row_block(), pairs = (N + 1) / 2, blocks = (N + 511) / 512
+        let p = pack(dout, M: M, N: N, absmax: absmax, bits: bits)
+        let R = muwa_i8_backward_row_block(), blocks = (N + 511) / 512, G = bits == 8 ? 4 : 2
+        let context = "\(isa), bits \(bits)"
         for m in 0..<M {
             for b in 0..<blocks {
                 let range = (b * 512)..<min(N, b * 512 + 512)
                 let v = range.map { dout[m * N + $0] * (absmax[$0] * 7.874015718698502e-3) }
                 let top = v.map(abs).max() ?? 0
-                let scale = p.scales[((m / R) * blocks + b) * R + m % R]
+                let at = ((m / R) * blocks + b) * R + m % R
+                let scale = p.scales[at]
                 if m == 5 && b == 1 {
-                    XCTAssertTrue(scale.isNaN, "\(isa): a NaN in the block")
-                    XCTAssertTrue(
-                        range.allSatisfy { n in p.a[((m / R) * pairs + n / 2) * R * 2 + (m % R) * 2 + n % 2] == 0 })
+                    XCTAssertTrue(scale.isNaN, "\(context): a NaN in the block")
+                    XCTAssertTrue(range.allSatisfy { p.value(m: m, n: $0, N: N) == 0 })
+                    if bits == 8 { XCTAssertEqual(p.sums[at], 0, context) }
                     continue
                 }
-                XCTAssertEqual(scale, top / 32767, "\(isa) row \(m) block \(b)")
+                XCTAssertEqual(scale, top / limit, "\(context) row \(m) block \(b)")
+                var sum = 0
                 for (n, value) in zip(range, v) {
-                    let stored = p.a[((m / R) * pairs + n / 2) * R * 2 + (m % R) * 2 + n % 2]
+                    let stored = p.value(m: m, n: n, N: N)
+                    sum += stored
                     XCTAssertEqual(
-                        Float(stored), (value * (32767 / top)).rounded(.toNearestOrEven), "\(isa) row \(m) n \(n)")
+                        Float(stored), (value * (limit / top)).rounded(.toNearestOrEven), "\(context) row \(m) n \(n)")
                 }
+                if bits == 8 { XCTAssertEqual(Int(p.sums[at]), sum, "\(context) row \(m) block \(b): the sum") }
             }
-            XCTAssertEqual(p.a[((m / R) * pairs + N / 2) * R * 2 + (m % R) * 2 + 1], 0, "\(isa): the pad of odd N")
+            for n in N..<((N + G - 1) / G * G) { XCTAssertEqual(p.value(m: m, n: n, N: N), 0, "\(context): the pad") }
         }
     }
 
-    /// The whole product against Double sums of dout · dequant(W): off by no more than what rounding each int16
+    /// The whole product against Double sums of dout · dequant(W): off by no more than what rounding each value
     /// allows (half a step of its block's scale, times |W|), plus f32 rounding.
-    func testProductIsWithinTheInt16RoundingOfTheTrueProduct() throws {
-        for (M, N, K) in shapes {
+    func testProductIsWithinTheRoundingOfTheTrueProduct() throws {
+        for bits: Int32 in [16, 8] {
+            for (M, N, K) in shapes { try checkProduct(bits: bits, M: M, N: N, K: K) }
+        }
+    }
+
+    func checkProduct(bits: Int32, M: Int, N: Int, K: Int) throws {
+        do {
             let t = try int8Weight(N: N, K: K, seed: UInt64(K))
             let rows = try XCTUnwrap(t.int8Rows)
             let dout = gradient(M: M, N: N, seed: UInt64(N))
-            let p = pack(dout, M: M, N: N, absmax: rows.absmax)
+            let p = pack(dout, M: M, N: N, absmax: rows.absmax, bits: bits)
             var w = [Float](repeating: 0, count: N * K)
             rows.dequantize(t.raw.assumingMemoryBound(to: Int8.self), firstRow: 0, rowCount: N, K: K, into: &w)
             var got = [Float](repeating: 0, count: M * K)
-            muwa_i8_backward(p.a, p.scales, M, t.raw.assumingMemoryBound(to: Int8.self), N, K, &got, K, 0, K)
+            muwa_i8_backward(
+                bits, p.a, p.scales, p.sums, M, t.raw.assumingMemoryBound(to: Int8.self), N, K, &got, K, 0, K)
             let R = muwa_i8_backward_row_block(), blocks = (N + 511) / 512
             var worst = 0.0
             for m in 0..<M {
@@ -126,35 +156,40 @@ final class Int8BackwardTests: XCTestCase {
                         allowed += 0.5 * Double(p.scales[((m / R) * blocks + n / 512) * R + m % R]) * abs(q)
                     }
                     let gap = abs(Double(got[m * K + k]) - exact)
-                    XCTAssertLessThanOrEqual(gap, allowed + 1e-6 * magnitude, "M \(M) N \(N) K \(K) at \(m), \(k)")
+                    XCTAssertLessThanOrEqual(
+                        gap, allowed + 1e-6 * magnitude, "bits \(bits) M \(M) N \(N) K \(K) at \(m), \(k)")
                     worst = max(worst, gap / max(magnitude, 1e-30))
                 }
             }
-            // and the rounding is small against the sums: a per-row scale over all of N would not be this close
-            // where blocks differ 100-fold (the gradient above)
-            XCTAssertLessThan(worst, 2e-4, "M \(M) N \(N) K \(K)")
+            // and the rounding is small against the sums: for int16 a per-row scale over all of N would not be
+            // this close where blocks differ 100-fold (the gradient above); int8's steps are 258 times coarser
+            XCTAssertLessThan(worst, bits == 8 ? 8e-3 : 2e-4, "bits \(bits) M \(M) N \(N) K \(K)")
         }
     }
 
-    /// Training's entry point takes this path for an int8 weight under bf16 compute when it is on, and gives
-    /// the kernel's result.
-    func testLinearBackwardInputUsesTheInt16ProductWhenOn() throws {
+    /// Training's entry point takes this path for an int8 weight under bf16 compute at the width selected, and
+    /// gives the kernel's result.
+    func testLinearBackwardInputUsesTheIntegerProductWhenOn() throws {
         guard muwa_i8_backward_fast() != 0 else { throw XCTSkip("no avx512_vnni on this CPU") }
-        XCTAssertEqual(muwa_i8_backward_select(1), 1)
         defer { muwa_i8_backward_select(-1) }
-        let M = 37, N = 600, K = 70
-        let t = try int8Weight(N: N, K: K, seed: 9).preparedForBF16()
-        XCTAssertTrue(int8BackwardRuns(for: t))
-        let rows = try XCTUnwrap(t.int8Rows)
-        let dout = gradient(M: M, N: N, seed: 10), start = gradient(M: M, N: K, seed: 11)
-        var direct = start
-        let p = pack(dout, M: M, N: N, absmax: rows.absmax)
-        muwa_i8_backward(p.a, p.scales, M, t.raw.assumingMemoryBound(to: Int8.self), N, K, &direct, K, 0, K)
-        for capacity in [4 * K, 1 << 20] {  // a scratch smaller than one packed tile, and one holding them all
-            var viaEntry = start
-            let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)
-            linearBackwardInput(dinp: &viaEntry, dout: dout, weight: t, M: M, K: K, N: N, scratch: scratch)
-            XCTAssertEqual(viaEntry.map(\.bitPattern), direct.map(\.bitPattern), "scratch of \(capacity) floats")
+        for bits: Int32 in [16, 8] {
+            XCTAssertEqual(muwa_i8_backward_select(bits), 1)
+            let M = 37, N = 600, K = 70
+            let t = try int8Weight(N: N, K: K, seed: 9).preparedForBF16()
+            XCTAssertEqual(int8BackwardBits(for: t), bits)
+            let rows = try XCTUnwrap(t.int8Rows)
+            let dout = gradient(M: M, N: N, seed: 10), start = gradient(M: M, N: K, seed: 11)
+            var direct = start
+            let p = pack(dout, M: M, N: N, absmax: rows.absmax, bits: bits)
+            muwa_i8_backward(
+                bits, p.a, p.scales, p.sums, M, t.raw.assumingMemoryBound(to: Int8.self), N, K, &direct, K, 0, K)
+            for capacity in [4 * K, 1 << 20] {  // a scratch smaller than one packed tile, and one holding them all
+                var viaEntry = start
+                let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)
+                linearBackwardInput(dinp: &viaEntry, dout: dout, weight: t, M: M, K: K, N: N, scratch: scratch)
+                XCTAssertEqual(
+                    viaEntry.map(\.bitPattern), direct.map(\.bitPattern), "bits \(bits), scratch of \(capacity) floats")
+            }
         }
     }
 }

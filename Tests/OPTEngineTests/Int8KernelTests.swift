@@ -236,7 +236,7 @@ final class Int8KernelTests: XCTestCase {
     /// bf16 rows to the f32 dequantized values rounded to nearest even.
     func testBackwardInputOnInt8WeightsInBF16UsesRoundedDequantizedRows() throws {
         guard muwa_gemm_bf16_fast() != 0 else { throw XCTSkip("no avx512_bf16 GEMM on this CPU") }
-        XCTAssertEqual(muwa_i8_backward_select(0), 1)  // the bf16 GEMM, not the int16 product (Int8BackwardTests)
+        XCTAssertEqual(muwa_i8_backward_select(0), 1)  // the bf16 GEMM, not the integer products (Int8BackwardTests)
         defer { muwa_i8_backward_select(-1) }
         let M = 37, K = 70, N = 33
         var t = try weight(randomFloats(N * K, seed: 61), N: N, K: K)

@@ -1,42 +1,52 @@
 // The input gradient through a frozen int8 base weight under bf16 compute, on CPUs where the bf16 GEMM runs on
-// f32 FMAs (Intel without AMX): VNNI's int16 products (kernels_int8_backward.c), at twice the FMA rate there.
-// dout · absmax/127 is quantized to int16 per row and per 512 reduction elements, multiplied with the int8
-// values exactly in int32, and each block's sums are scaled into dinp in f32: one rounding (2^-16 of the
-// block's largest element) where the bf16 GEMM on dequantized rows rounds both operands to bf16.
+// f32 FMAs (Intel without AMX): VNNI's integer products (kernels_int8_backward.c). dout · absmax/127 is
+// quantized per row and per 512 reduction elements to int16 (vpdpwssd, twice the FMA rate there; one rounding of
+// 2^-16 of the block's largest element, where the bf16 GEMM on dequantized rows rounds both operands to bf16)
+// or, with MUWA_I8_BACKWARD=int8, to int8 (vpdpbusd, about twice int16's speed; 2^-8 of the block's largest),
+// multiplied with the int8 values exactly in int32, and each block's sums are scaled into dinp in f32.
 //   dout: (M, N)   weight q: (N, K) int8, absmax (N)   dinp: (M, K)
 import CKernels
 
-/// True when the int8 weight's input gradient goes through the int16 VNNI product on this CPU.
-func int8BackwardRuns(for weight: Tensor) -> Bool {
-    weight.dtype == .i8 && weight.int8Rows != nil && weight.shape.count == 2 && muwa_i8_backward_enabled() != 0
+/// The gradient's width (16 or 8) when the int8 weight's input gradient goes through the VNNI product on this
+/// CPU, else nil.
+func int8BackwardBits(for weight: Tensor) -> Int32? {
+    guard weight.dtype == .i8, weight.int8Rows != nil, weight.shape.count == 2 else { return nil }
+    let bits = muwa_i8_backward_bits()
+    return bits == 0 ? nil : bits
 }
 
-/// dinp[M, K] += dout[M, N] · dequant(W)[N, K] with the gradient in int16 (see above). Rows go in chunks whose
-/// packed form fits the scratch buffer; each chunk is packed by the threads (tiles), then multiplied by them
-/// (ranges of whole column panels).
+/// dinp[M, K] += dout[M, N] · dequant(W)[N, K] with the gradient in `bits` bits (see above). Rows go in chunks
+/// whose packed form fits the scratch buffer; each chunk is packed by the threads (tiles), then multiplied by
+/// them (ranges of whole column panels).
 func linearBackwardInputInt8VNNI(
-    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, scales: Int8RowScales, M: Int,
-    K: Int, N: Int, scratch: KernelScratch
+    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, scales: Int8RowScales, bits: Int32,
+    M: Int, K: Int, N: Int, scratch: KernelScratch
 ) {
     guard M > 0, N > 0, K > 0 else { return }
     let tileRows = muwa_i8_backward_row_block()
-    let perTile = muwa_i8_backward_packed_a_count(tileRows, N)
-    let halves = scratch.capacity * 2
-    let own: UnsafeMutablePointer<Int16>? = halves < perTile ? .allocate(capacity: perTile) : nil
+    let perTile = muwa_i8_backward_packed_a_bytes(tileRows, N, bits)
+    let bytes = scratch.capacity * MemoryLayout<Float>.size
+    let own: UnsafeMutableRawPointer? =
+        bytes < perTile ? .allocate(byteCount: perTile, alignment: 64) : nil
     defer { own?.deallocate() }
-    let capacity = own == nil ? halves : perTile
-    let packed = own ?? UnsafeMutableRawPointer(scratch.buffer).bindMemory(to: Int16.self, capacity: capacity)
+    let capacity = own == nil ? bytes : perTile
+    let packed = own ?? UnsafeMutableRawPointer(scratch.buffer)
     let chunkRows = packedChunkRows(tileRows: tileRows, perTile: perTile, capacity: capacity)
-    let blockScales = UnsafeMutablePointer<Float>.allocate(capacity: muwa_i8_backward_scale_count(min(chunkRows, M), N))
-    defer { blockScales.deallocate() }
+    let blocks = muwa_i8_backward_scale_count(min(chunkRows, M), N)
+    let blockScales = UnsafeMutablePointer<Float>.allocate(capacity: blocks)
+    let blockSums = UnsafeMutablePointer<Int32>.allocate(capacity: blocks)
+    defer {
+        blockScales.deallocate()
+        blockSums.deallocate()
+    }
     let q = weight.raw.assumingMemoryBound(to: Int8.self), absmax = scales.absmax
     forEachPackedChunk(
         M: M, tileRows: tileRows, perTile: perTile, capacity: capacity, columns: K,
         columnBlock: muwa_i8_backward_column_block(),
         pack: { m0, rows, t0, t1 in
-            muwa_i8_backward_pack_a(dout + m0 * N, N, rows, N, absmax, packed, blockScales, t0, t1)
+            muwa_i8_backward_pack_a(dout + m0 * N, N, rows, N, absmax, bits, packed, blockScales, blockSums, t0, t1)
         },
         multiply: { m0, rows, p0, p1 in
-            muwa_i8_backward(packed, blockScales, rows, q, N, K, dinp + m0 * K, K, p0, p1)
+            muwa_i8_backward(bits, packed, blockScales, blockSums, rows, q, N, K, dinp + m0 * K, K, p0, p1)
         })
 }

@@ -21,15 +21,19 @@ public enum KernelISA {
         !amx && muwa_bf16_gemm_fma_enabled() != 0 && muwa_cpu_has_bf16() != 0 && current == "avx512"
     }
 
-    /// Whether an int8 base's input gradients in training (under bf16 compute) use VNNI's int16 products
-    /// (kernels_int8_backward.c: by default where the bf16 GEMM runs on FMAs; MUWA_I8_BACKWARD=int16|bf16).
-    public static var int8GradientsOnInt16: Bool { muwa_i8_backward_enabled() != 0 }
+    /// The width (16 or 8) of an int8 base's input gradients in training under bf16 compute when they go through
+    /// VNNI's integer products, else nil (kernels_int8_backward.c: int16 by default where the bf16 GEMM runs on
+    /// FMAs; MUWA_I8_BACKWARD=int16|int8|bf16).
+    public static var int8GradientBits: Int? {
+        let bits = Int(muwa_i8_backward_bits())
+        return bits == 0 ? nil : bits
+    }
 
     /// What benches print: the table, and AMX where it runs or the bf16 GEMM's FMA kernel where that runs, and
-    /// the int16 products for int8 gradients where those run.
+    /// the integer products for int8 gradients where those run.
     public static var summary: String {
         let base = amx ? "\(current) + AMX" : bf16GemmOnFMA ? "\(current), bf16 GEMM on FMAs" : current
-        return int8GradientsOnInt16 ? base + ", int8 gradients on int16 VNNI" : base
+        return int8GradientBits.map { base + ", int8 gradients on int\($0) VNNI" } ?? base
     }
 
     /// Those this CPU can run, best first.

@@ -42,9 +42,11 @@ public func linearBackwardInput(
         linearBackwardInputBF16(dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
         return
     }
-    if M > rowInvariantMaxRows, weight.computesInBF16, int8BackwardRuns(for: weight), let scales = weight.int8Rows {
+    if M > rowInvariantMaxRows, weight.computesInBF16, let bits = int8BackwardBits(for: weight),
+        let scales = weight.int8Rows
+    {
         linearBackwardInputInt8VNNI(
-            dinp: dinp, dout: dout, weight: weight, scales: scales, M: M, K: K, N: N, scratch: scratch)
+            dinp: dinp, dout: dout, weight: weight, scales: scales, bits: bits, M: M, K: K, N: N, scratch: scratch)
         return
     }
     if M > rowInvariantMaxRows, weight.dtype == .i8, weight.computesInBF16, muwa_gemm_bf16_fast() != 0,
