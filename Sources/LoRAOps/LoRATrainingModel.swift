@@ -25,9 +25,11 @@ public final class LoRATrainingModel: @unchecked Sendable {
     let uColumn: [Int]
     let lowestAdaptedLayer: Int
 
+    /// `headRows`: rows of the head's blocks of logits (nil: TrainingActivations.headRows; tests set fewer).
     public init(
         model: OPTModel, layout: LoRALayout, maxBatch: Int, maxLength: Int, loraDropout: Float = 0,
-        residualDropout: Float = 0, checkpointing: Bool = false, keepBudget: Int? = nil, seed: UInt64 = 0
+        residualDropout: Float = 0, checkpointing: Bool = false, keepBudget: Int? = nil, seed: UInt64 = 0,
+        headRows: Int? = nil
     ) throws {
         let cfg = model.config
         guard maxBatch >= 1, maxLength >= 1, maxLength <= cfg.maxPositionEmbeddings else {
@@ -46,7 +48,8 @@ public final class LoRATrainingModel: @unchecked Sendable {
         self.checkpointing = checkpointing
         self.seed = seed
         let planned = TrainingActivations.plannedBytes(
-            config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength, checkpointing: checkpointing)
+            config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength, checkpointing: checkpointing,
+            headRows: headRows ?? TrainingActivations.headRows)
         let (total, overflow) = model.weightBytes.addingReportingOverflow(planned)
         try model.memoryBudget.check(
             overflow ? .max : total,
@@ -58,7 +61,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
         acts = TrainingActivations(
             config: cfg, layout: layout, maxB: maxBatch, maxT: maxLength,
             checkpointing: checkpointing, keepBudget: keepBudget ?? Self.keepBudget(model: model),
-            lowestLayer: lowest)
+            lowestLayer: lowest, headRows: headRows ?? TrainingActivations.headRows)
         kernelScratch = KernelScratch(maxInputDim: max(cfg.hiddenSize, cfg.ffnDim, cfg.wordEmbedProjDim))
         var columns: [Int] = [], running: [Int: Int] = [:]
         for s in layout.slots {
@@ -166,7 +169,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// Cross-entropy over the rows that have a target, `headRows` at a time; with `backward`, also
     /// dhidden (R, E) = Σ dlogits · lm_head (dlogits in the logits' buffer). Returns the summed loss.
     func head(_ p: Pass, backward: Bool, lossScale: Float) -> Double {
-        let a = acts, E = model.config.wordEmbedProjDim, V = model.config.vocabSize, H = TrainingActivations.headRows
+        let a = acts, E = model.config.wordEmbedProjDim, V = model.config.vocabSize, H = acts.headCapacity
         if backward { a.dhidden.update(repeating: 0, count: p.R * E) }
         var rows: [Int] = []
         rows.reserveCapacity(H)

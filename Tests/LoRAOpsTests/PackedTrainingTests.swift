@@ -223,6 +223,27 @@ final class PackedTrainingTests: XCTestCase {
         }
     }
 
+    /// The head forms the logits a block of rows at a time (TrainingActivations.headRows, 1024); blocks of 7
+    /// rows (13 blocks, the last partial) give the loss and gradients of one block holding the whole batch.
+    func testHeadInBlocksEqualsOneBlock() throws {
+        let model = try LoRAFixtures.loadModel("pre-ln-f32")
+        let a = try adapter(model), V = model.config.vocabSize
+        let batch = try TrainingBatch.collate(examples(), padTokenId: 1, vocabSize: V, maxLength: 60)
+        var results: [(loss: Double, grads: [Float])] = []
+        for headRows in [TrainingActivations.headRows, 7] {
+            let graph = try LoRATrainingModel(
+                model: model, layout: a.layout, maxBatch: 3, maxLength: 60, headRows: headRows)
+            XCTAssertEqual(graph.acts.headCapacity, min(headRows, 3 * 60))
+            let grads = FloatArena(count: a.layout.count)
+            let loss = graph.forwardBackward(batch, params: a.weights, grads: grads, lossScale: 1, microStep: 0)
+            results.append((loss, grads.toArray()))
+        }
+        let scale = results[0].grads.map(abs).max() ?? 0
+        XCTAssertGreaterThan(scale, 0, "no gradient")
+        XCTAssertEqual(results[1].loss, results[0].loss, accuracy: 1e-5 * abs(results[0].loss))
+        XCTAssertLessThan(maxDiff(results[1].grads, results[0].grads), 1e-5 * scale)
+    }
+
     /// The mask of a packed matrix is the padded layout's mask on the real rows.
     func testPackedDropoutMaskIsThePaddedMask() {
         let T = 9, cols = 5, lengths = [9, 2, 6]
