@@ -91,6 +91,7 @@ extension BenchCommand {
         result["compute"] = model.options.precision.rawValue
         result["weights_dtype"] = model.weights.layers.first?.qProj.weight.dtype.rawValue ?? "?"
         result["threads"] = EngineThreads.count
+        result["kernels"] = "\(KernelISA.summary), OpenBLAS \(BLAS.core)"
         result["load_s"] = loadSeconds
         result["timed_steps"] = steps
         result["records_per_step"] = perStep
@@ -108,6 +109,7 @@ extension BenchCommand {
             (result[k] as? Double).map { String(format: "%.\(digits)f", $0) } ?? "?"
         }
         print("muwa recipe  \(modelOptions.model)  compute \(result["compute"] ?? "?")  threads \(EngineThreads.count)")
+        print("  kernels:           \(result["kernels"] ?? "?")")
         print("  \(steps) optimizer steps of \(perStep) dolly-shaped records (mean \(f("mean_record_tokens")) tokens)")
         print("  training:          \(f("real_tokens_per_s")) real tokens/s")
         print(
