@@ -10,9 +10,10 @@
 // are exact in int32. Each block's sums are scaled and added to dinp in f32: dinp[m, k] = fma((float) Σ_b,
 // s[m, b], dinp[m, k]), block after block in order of n. The only rounding is d's: at most s/2 per element,
 // 2^-16 (int16) or 2^-8 (int8) of the block's largest |v|; the bf16 GEMM on dequantized rows (MatmulBF16.swift)
-// rounds both operands to 8 significant bits. int16 is the default; int8 (MUWA_I8_BACKWARD=int8) runs on
-// vpdpbusd at about twice the speed, with the gradient as coarse as LLM.int8's forward makes the activations
-// (SwitchBack, Wortsman et al. 2023, trains with such row-wise int8 input gradients).
+// rounds both operands to 8 significant bits. int8 is the default (vpdpbusd, about twice int16's speed): as
+// bitsandbytes' own int8 training layer (SwitchBackLinear: the output gradient row-wise int8 for this product,
+// the weight int8 with one scale) but finer, one scale per row and block of channels taken in the weight's order
+// of absmax (`order`), so each block's step suits its channels' scales. MUWA_I8_BACKWARD=int16 keeps 2^-16.
 //
 //   A (the gradient): tiles of MR rows [tiles][Ng][MR][4 bytes] (groups of G = 2 int16 or 4 int8 values of
 //                     consecutive n; Ng = ⌈N/G⌉, zero padded), scales [tiles][NB][MR] f32 (NB = ⌈N/KC⌉) and,
@@ -86,11 +87,11 @@ static AVX512Q void round_block_avx512(const float *v, long n, float inv, float 
 }
 #endif
 
-void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, int bits, void *a,
-                             float *scales, int32_t *sums, long t0, long t1) {
+void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, const int32_t *order,
+                             int bits, void *a, float *scales, int32_t *sums, long t0, long t1) {
     const long G = muwa_i8b_group(bits), Ng = (N + G - 1) / G, NB = (N + KC - 1) / KC;
     const float limit = bits == 8 ? 127.0f : 32767.0f;
-    float v[KC];
+    float v[KC], row[KC], scale[KC];  // row, scale: a block of dout's row and of absmax in `order`
     int16_t d[KC];
     uint8_t groups[KC * 2 + 8];  // the block's values at their width, zero to a whole group
 #if defined(__x86_64__)
@@ -98,18 +99,28 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
 #endif
     for (long t = t0; t < t1; t++) {
         uint8_t *tile = (uint8_t *)a + t * Ng * MR * 4;
-        for (long i = 0; i < MR; i++) {
-            long m = t * MR + i;
-            for (long b = 0; b < NB; b++) {
-                long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
+        for (long b = 0; b < NB; b++) {
+            long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
+            const float *s = absmax + n0;
+            if (order) {
+                for (long n = 0; n < len; n++) scale[n] = absmax[order[n0 + n]];
+                s = scale;
+            }
+            for (long i = 0; i < MR; i++) {
+                long m = t * MR + i;
                 float amax = 0;
                 if (m < M) {
+                    const float *x = dout + m * ldd + n0;
+                    if (order) {
+                        for (long n = 0; n < len; n++) row[n] = dout[m * ldd + order[n0 + n]];
+                        x = row;
+                    }
 #if defined(__x86_64__)
                     if (vector) {
-                        amax = block_values_avx512(dout + m * ldd, absmax, n0, n1, v);
+                        amax = block_values_avx512(x, s, 0, len, v);
                     } else
 #endif
-                        amax = block_values(dout + m * ldd, absmax, n0, n1, v);
+                        amax = block_values(x, s, 0, len, v);
                 }
                 scales[(t * NB + b) * MR + i] = amax / limit;
                 float inv = amax > 0 && amax <= 3.4e38f ? limit / amax : 0;
@@ -143,7 +154,8 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
 /// Columns [p0, p1) of dinp: KC × NC blocks of q packed into the thread's buffer (without one: NR columns at a
 /// time in a stack panel), each against every A tile, while the next block streams into L2.
 static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8_t *a, const float *scales,
-                 const int32_t *sums, long M, const int8_t *q, long N, long K, float *c, long ldc, long p0, long p1) {
+                 const int32_t *sums, long M, const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc,
+                 long p0, long p1) {
     if (M <= 0 || N <= 0 || p1 <= p0) return;
     const long G = muwa_i8b_group(bits), Ng = (N + G - 1) / G, NB = (N + KC - 1) / KC, tiles = (M + MR - 1) / MR;
     long nc_cap = NC;
@@ -158,12 +170,17 @@ static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8
         for (long b = 0; b < NB; b++) {
             long kg = ((N - b * KC < KC ? N - b * KC : KC) + G - 1) / G;  // groups in this block
             for (long p = 0; p < nc; p += NR)
-                pack(q, N, K, n0 + p, nc - p < NR ? nc - p : NR, b * KC / G, kg, block + p * kg * 4);
+                pack(q, order, N, K, n0 + p, nc - p < NR ? nc - p : NR, b * KC / G, kg, block + p * kg * 4);
             // the next block: b + 1 of these columns, or the first of the next columns
             long nb = b + 1 < NB ? b + 1 : 0, nn0 = b + 1 < NB ? n0 : n0 + nc_cap;
             long nnc = p1 - nn0 < nc_cap ? p1 - nn0 : nc_cap, nrows = (N - nb * KC < KC ? N - nb * KC : KC);
             for (long m = 0; m < M; m += MR) {
-                if (nn0 < p1) muwa_prefetch_block_slice((const char *)(q + nb * KC * K + nn0), K, nrows, nnc, m / MR, tiles);
+                if (nn0 < p1 && !order)
+                    muwa_prefetch_block_slice((const char *)(q + nb * KC * K + nn0), K, nrows, nnc, m / MR, tiles);
+                else if (nn0 < p1)  // the block's rows one by one
+                    for (long r = nrows * (m / MR) / tiles; r < nrows * (m / MR + 1) / tiles; r++)
+                        muwa_prefetch_block_slice((const char *)(muwa_i8b_row(q, order, nb * KC + r, K) + nn0), 0, 1,
+                                                  nnc, 0, 1);
                 const uint8_t *tile = a + ((m / MR) * Ng + b * KC / G) * MR * 4;
                 long at = ((m / MR) * NB + b) * MR;
                 for (long p = 0; p < nc; p += NR)
@@ -175,11 +192,13 @@ static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8
 }
 
 void muwa_i8_backward_reference(int bits, const void *a, const float *scales, const int32_t *sums, long M,
-                                const int8_t *q, long N, long K, float *c, long ldc, long p0, long p1) {
+                                const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc, long p0,
+                                long p1) {
     if (bits == 8)
-        gemm(muwa_i8b_micro_reference8, muwa_i8b_pack_panel8, 8, a, scales, sums, M, q, N, K, c, ldc, p0, p1);
+        gemm(muwa_i8b_micro_reference8, muwa_i8b_pack_panel8, 8, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1);
     else
-        gemm(muwa_i8b_micro_reference16, muwa_i8b_pack_panel16, 16, a, scales, NULL, M, q, N, K, c, ldc, p0, p1);
+        gemm(muwa_i8b_micro_reference16, muwa_i8b_pack_panel16, 16, a, scales, NULL, M, q, order, N, K, c, ldc, p0,
+             p1);
 }
 
 static int cpu_can(void) {
@@ -197,7 +216,7 @@ int muwa_i8_backward_fast(void) { return cpu_can(); }
 static int forced = -1;  // tests and benches: 0, 8 or 16
 
 int muwa_i8_backward_bits(void) {
-    // int16 by default where the bf16 GEMM runs on FMAs; MUWA_I8_BACKWARD=int16|int8|bf16 overrides
+    // int8 by default where the bf16 GEMM runs on FMAs; MUWA_I8_BACKWARD=int16|int8|bf16 overrides
     static int by_env = -2;
     if (by_env == -2) {
         const char *env = getenv("MUWA_I8_BACKWARD");
@@ -205,7 +224,7 @@ int muwa_i8_backward_bits(void) {
     }
     if (!cpu_can()) return 0;
     if (forced >= 0) return forced;
-    return by_env >= 0 ? by_env : muwa_bf16_gemm_fma_enabled() ? 16 : 0;
+    return by_env >= 0 ? by_env : muwa_bf16_gemm_fma_enabled() ? 8 : 0;
 }
 
 int muwa_i8_backward_select(int bits) {
@@ -220,16 +239,17 @@ int muwa_i8_backward_select(int bits) {
 }
 
 void muwa_i8_backward(int bits, const void *a, const float *scales, const int32_t *sums, long M, const int8_t *q,
-                      long N, long K, float *c, long ldc, long p0, long p1) {
+                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1) {
 #if defined(__x86_64__)
     if (cpu_can()) {
         if (bits == 8)
-            gemm(muwa_i8b_micro_vnni8, muwa_i8b_pack_panel8_avx512, 8, a, scales, sums, M, q, N, K, c, ldc, p0, p1);
-        else
-            gemm(muwa_i8b_micro_vnni16, muwa_i8b_pack_panel16_avx512, 16, a, scales, NULL, M, q, N, K, c, ldc, p0,
+            gemm(muwa_i8b_micro_vnni8, muwa_i8b_pack_panel8_avx512, 8, a, scales, sums, M, q, order, N, K, c, ldc, p0,
                  p1);
+        else
+            gemm(muwa_i8b_micro_vnni16, muwa_i8b_pack_panel16_avx512, 16, a, scales, NULL, M, q, order, N, K, c, ldc,
+                 p0, p1);
         return;
     }
 #endif
-    muwa_i8_backward_reference(bits, a, scales, sums, M, q, N, K, c, ldc, p0, p1);
+    muwa_i8_backward_reference(bits, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1);
 }

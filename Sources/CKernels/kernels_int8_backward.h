@@ -20,21 +20,32 @@ static inline long muwa_i8b_group(int bits) { return bits == 8 ? 4 : 2; }
 /// tile), b [kg][NR][4 bytes] (a weight panel), s and d the tile rows' block scales and sums (d: bits 8 only).
 typedef void (*muwa_i8b_micro)(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
                                float *c, long ldc, long nr);
-/// One NR-wide panel: columns [p, p + nr) of q [N, K], groups [g0, g0 + kg) of reduction rows, into dst.
-typedef void (*muwa_i8b_pack)(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst);
+/// Reduction row n of q [N, K] in the product's order (order[n]; null: n).
+static inline const int8_t *muwa_i8b_row(const int8_t *q, const int32_t *order, long n, long K) {
+    return q + (order ? order[n] : n) * K;
+}
+
+/// One NR-wide panel: columns [p, p + nr) of q [N, K], groups [g0, g0 + kg) of reduction rows (taken in `order`),
+/// into dst.
+typedef void (*muwa_i8b_pack)(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0,
+                              long kg, uint8_t *dst);
 
 void muwa_i8b_micro_reference16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
                                 const int32_t *d, float *c, long ldc, long nr);
 void muwa_i8b_micro_reference8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
                                const int32_t *d, float *c, long ldc, long nr);
-void muwa_i8b_pack_panel16(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst);
-void muwa_i8b_pack_panel8(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst);
+void muwa_i8b_pack_panel16(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                           uint8_t *dst);
+void muwa_i8b_pack_panel8(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                          uint8_t *dst);
 #if defined(__x86_64__)
 void muwa_i8b_micro_vnni16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
                            float *c, long ldc, long nr);
 void muwa_i8b_micro_vnni8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
                           float *c, long ldc, long nr);
-void muwa_i8b_pack_panel16_avx512(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst);
-void muwa_i8b_pack_panel8_avx512(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst);
+void muwa_i8b_pack_panel16_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                                  uint8_t *dst);
+void muwa_i8b_pack_panel8_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                                 uint8_t *dst);
 #endif
 #endif

@@ -19,24 +19,27 @@ _Static_assert(MR == 12, "the micro-kernel dispatch (MUWA_ROWS_SWITCH_12) assume
 // 262 Gop/s without, 293 with 8 (int16).
 enum { PF = 8 };
 
-/// dst[(g · NR + j) · 2 + t] = q[2 (g0 + g) + t, p + j] as int16, zero outside [N, K).
-void muwa_i8b_pack_panel16(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst) {
+/// dst[(g · NR + j) · 2 + t] = row 2 (g0 + g) + t of q (in `order`), column p + j, as int16; zero outside [N, K).
+void muwa_i8b_pack_panel16(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                           uint8_t *dst) {
     int16_t *d = (int16_t *)(void *)dst;
     for (long g = 0; g < kg; g++)
         for (long j = 0; j < NR; j++)
             for (long t = 0; t < 2; t++) {
                 long n = 2 * (g0 + g) + t;
-                d[(g * NR + j) * 2 + t] = j < nr && n < N ? q[n * K + p + j] : 0;
+                d[(g * NR + j) * 2 + t] = j < nr && n < N ? muwa_i8b_row(q, order, n, K)[p + j] : 0;
             }
 }
 
-/// dst[(g · NR + j) · 4 + t] = q[4 (g0 + g) + t, p + j] + 128 as a byte; 128 (q = 0) outside [N, K).
-void muwa_i8b_pack_panel8(const int8_t *q, long N, long K, long p, long nr, long g0, long kg, uint8_t *dst) {
+/// dst[(g · NR + j) · 4 + t] = row 4 (g0 + g) + t of q (in `order`), column p + j, + 128 as a byte; 128 (q = 0)
+/// outside [N, K).
+void muwa_i8b_pack_panel8(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
+                          uint8_t *dst) {
     for (long g = 0; g < kg; g++)
         for (long j = 0; j < NR; j++)
             for (long t = 0; t < 4; t++) {
                 long n = 4 * (g0 + g) + t;
-                dst[(g * NR + j) * 4 + t] = (uint8_t)((j < nr && n < N ? q[n * K + p + j] : 0) + 128);
+                dst[(g * NR + j) * 4 + t] = (uint8_t)((j < nr && n < N ? muwa_i8b_row(q, order, n, K)[p + j] : 0) + 128);
             }
 }
 
@@ -71,15 +74,17 @@ void muwa_i8b_micro_reference8(long mr, long kg, const uint8_t *a, const uint8_t
 #define VNNI16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 /// pack_panel16 with vector loads: rows 2g and 2g + 1 sign-extended to int16 and interleaved.
-VNNI16 void muwa_i8b_pack_panel16_avx512(const int8_t *q, long N, long K, long p, long nr, long g0, long kg,
-                                         uint8_t *dst) {
+VNNI16 void muwa_i8b_pack_panel16_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr,
+                                         long g0, long kg, uint8_t *dst) {
     const __mmask32 cols = nr >= NR ? 0xffffffffu : (__mmask32)((1u << nr) - 1);
     const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (long g = 0; g < kg; g++) {
         long n = 2 * (g0 + g);
-        __m512i r0 = n < N ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, q + n * K + p)) : _mm512_setzero_si512();
-        __m512i r1 = n + 1 < N ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, q + (n + 1) * K + p))
-                               : _mm512_setzero_si512();
+        __m512i r0 = n < N ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, muwa_i8b_row(q, order, n, K) + p))
+                           : _mm512_setzero_si512();
+        __m512i r1 = n + 1 < N
+                         ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(cols, muwa_i8b_row(q, order, n + 1, K) + p))
+                         : _mm512_setzero_si512();
         __m512i lo = _mm512_unpacklo_epi16(r0, r1), hi = _mm512_unpackhi_epi16(r0, r1);  // per 128-bit lane
         _mm512_storeu_si512(dst + g * NR * 4, _mm512_permutex2var_epi64(lo, first, hi));
         _mm512_storeu_si512(dst + g * NR * 4 + 64, _mm512_permutex2var_epi64(lo, second, hi));
@@ -87,15 +92,16 @@ VNNI16 void muwa_i8b_pack_panel16_avx512(const int8_t *q, long N, long K, long p
 }
 
 /// pack_panel8 with vector loads: rows 4g … 4g + 3 interleaved byte by byte, + 128.
-VNNI16 void muwa_i8b_pack_panel8_avx512(const int8_t *q, long N, long K, long p, long nr, long g0, long kg,
-                                        uint8_t *dst) {
+VNNI16 void muwa_i8b_pack_panel8_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr,
+                                        long g0, long kg, uint8_t *dst) {
     const __mmask32 cols = nr >= NR ? 0xffffffffu : (__mmask32)((1u << nr) - 1);
     const __m256i bias = _mm256_set1_epi8((char)0x80);
     for (long g = 0; g < kg; g++) {
         long n = 4 * (g0 + g);
         __m256i r[4];
         for (long t = 0; t < 4; t++)
-            r[t] = n + t < N ? _mm256_maskz_loadu_epi8(cols, q + (n + t) * K + p) : _mm256_setzero_si256();
+            r[t] = n + t < N ? _mm256_maskz_loadu_epi8(cols, muwa_i8b_row(q, order, n + t, K) + p)
+                             : _mm256_setzero_si256();
         // per 128-bit lane: bytes of rows 0/1 and 2/3 paired, then the pairs paired: 4-byte groups per column
         __m256i p01l = _mm256_unpacklo_epi8(r[0], r[1]), p01h = _mm256_unpackhi_epi8(r[0], r[1]);
         __m256i p23l = _mm256_unpacklo_epi8(r[2], r[3]), p23h = _mm256_unpackhi_epi8(r[2], r[3]);

@@ -37,7 +37,7 @@ final class Int8BaseTrainingTests: XCTestCase {
     }
 
     /// Under bf16 compute the int8 base's input gradients go through VNNI's integer products where the CPU has
-    /// them (Int8Backward.swift; int16 by default, int8 on request; each forced here, whatever the CPU's default)
+    /// them (Int8Backward.swift; int8 by default, int16 on request; each forced here, whatever the CPU's default)
     /// or the bf16 GEMM on dequantized rows: every way the losses track the f32 base's as closely as the
     /// f32-compute run does.
     func testFineTuneOnAnInt8BaseUnderBF16ComputeTracksTheF32Base() throws {

@@ -46,7 +46,7 @@ final class Int8KernelTests: XCTestCase {
             let narrow = dtype == .f32 ? source : narrowed(source, to: dtype)
             let t = try narrow.quantizedInt8(threshold: 6)
             XCTAssertEqual(t.dtype, .i8)
-            XCTAssertEqual(t.byteCount, N * K + N * 8, "int8 values + absmax and row sums")
+            XCTAssertEqual(t.byteCount, N * K + N * 12, "int8 values + absmax, row sums and order")
             let rows = try XCTUnwrap(t.int8Rows)
             let widened = narrow.toFloatArray()
             for n in 0..<N {

@@ -141,27 +141,29 @@ int muwa_gemm_i8_fast(void);
 
 /// The input gradient through a frozen int8 weight [N, K] on VNNI's integer products (kernels_int8_backward.c):
 /// c[m · ldc + k] += Σ_n dout[m, n] · q[n, k] · absmax[n] / 127 for m < M, k in [p0, p1), with dout · absmax / 127
-/// quantized to int16 (bits 16) or int8 (bits 8) per row and per 512 reduction elements
-/// (muwa_i8_backward_pack_a: tiles [t0, t1) of muwa_i8_backward_row_block() rows into `a`
+/// quantized to int16 (bits 16) or int8 (bits 8) per row and per 512 reduction elements, the elements taken in
+/// `order` (a permutation of [0, N): the weight's channels by absmax, so each block's steps suit its channels;
+/// null: 0, 1, …) (muwa_i8_backward_pack_a: tiles [t0, t1) of muwa_i8_backward_row_block() rows into `a`
 /// (muwa_i8_backward_packed_a_bytes(M, N, bits) bytes), `scales` and, for int8, `sums`
 /// (muwa_i8_backward_scale_count(M, N) each; sums may be null for int16)), exact int32 sums, each block's sums
 /// scaled and added in f32. Threads split [0, K) into ranges of muwa_i8_backward_column_block() columns.
-void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, int bits, void *a,
-                             float *scales, int32_t *sums, long t0, long t1);
+void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, const int32_t *order,
+                             int bits, void *a, float *scales, int32_t *sums, long t0, long t1);
 void muwa_i8_backward(int bits, const void *a, const float *scales, const int32_t *sums, long M, const int8_t *q,
-                      long N, long K, float *c, long ldc, long p0, long p1);
+                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1);
 /// The same product with the same packing and plain loops: the reference the VNNI kernels are tested against.
 void muwa_i8_backward_reference(int bits, const void *a, const float *scales, const int32_t *sums, long M,
-                                const int8_t *q, long N, long K, float *c, long ldc, long p0, long p1);
+                                const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc, long p0,
+                                long p1);
 long muwa_i8_backward_packed_a_bytes(long M, long N, int bits);
 long muwa_i8_backward_scale_count(long M, long N);
 long muwa_i8_backward_row_block(void);
 long muwa_i8_backward_column_block(void);
 /// 1 when muwa_i8_backward runs the VNNI kernels (else the reference).
 int muwa_i8_backward_fast(void);
-/// The gradient's width when training's int8 base takes this path under bf16 compute, else 0: 16 by default
-/// where the bf16 GEMM runs on FMAs (muwa_bf16_gemm_fma_enabled: vpdpwssd there is twice the FMA rate);
-/// MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int8: vpdpbusd, about twice int16's speed, 8-bit gradients).
+/// The gradient's width when training's int8 base takes this path under bf16 compute, else 0: 8 by default
+/// where the bf16 GEMM runs on FMAs (muwa_bf16_gemm_fma_enabled; vpdpbusd there is about 3.5 times the FMA
+/// rate); MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int16: vpdpwssd, about half int8's speed, 16-bit steps).
 int muwa_i8_backward_bits(void);
 /// Tests and benches: 16 or 8 forces this path at that width (0 returned where the CPU cannot run it), 0 the
 /// bf16 GEMM, -1 the default.

@@ -1,9 +1,14 @@
 // The input gradient through a frozen int8 base weight under bf16 compute, on CPUs where the bf16 GEMM runs on
 // f32 FMAs (Intel without AMX): VNNI's integer products (kernels_int8_backward.c). dout · absmax/127 is
-// quantized per row and per 512 reduction elements to int16 (vpdpwssd, twice the FMA rate there; one rounding of
-// 2^-16 of the block's largest element, where the bf16 GEMM on dequantized rows rounds both operands to bf16)
-// or, with MUWA_I8_BACKWARD=int8, to int8 (vpdpbusd, about twice int16's speed; 2^-8 of the block's largest),
-// multiplied with the int8 values exactly in int32, and each block's sums are scaled into dinp in f32.
+// quantized per row and per 512 reduction elements to int8 (the default: vpdpbusd; 2^-8 of the block's largest
+// element, finer than bitsandbytes' SwitchBackLinear, which takes one int8 scale per row for this product) or,
+// with MUWA_I8_BACKWARD=int16, to int16 (vpdpwssd, about half int8's speed; 2^-16 of the block's largest; the
+// bf16 GEMM on dequantized rows, MUWA_I8_BACKWARD=bf16, rounds both operands to bf16),
+// multiplied with the int8 values exactly in int32, and each block's sums are scaled into dinp in f32. The
+// blocks take the reduction index in the weight's order of absmax (Int8RowScales.order): the scale of v is
+// the block's largest |dout · absmax|, so a block of channels with like absmax gives each of them a step in
+// proportion to its own scale (in index order, a channel with a small absmax shares a block's step with
+// channels up to 5 times larger and carries that much more error in int8).
 //   dout: (M, N)   weight q: (N, K) int8, absmax (N)   dinp: (M, K)
 import CKernels
 
@@ -39,14 +44,15 @@ func linearBackwardInputInt8VNNI(
         blockScales.deallocate()
         blockSums.deallocate()
     }
-    let q = weight.raw.assumingMemoryBound(to: Int8.self), absmax = scales.absmax
+    let q = weight.raw.assumingMemoryBound(to: Int8.self), absmax = scales.absmax, order = scales.order
     forEachPackedChunk(
         M: M, tileRows: tileRows, perTile: perTile, capacity: capacity, columns: K,
         columnBlock: muwa_i8_backward_column_block(),
         pack: { m0, rows, t0, t1 in
-            muwa_i8_backward_pack_a(dout + m0 * N, N, rows, N, absmax, bits, packed, blockScales, blockSums, t0, t1)
+            muwa_i8_backward_pack_a(
+                dout + m0 * N, N, rows, N, absmax, order, bits, packed, blockScales, blockSums, t0, t1)
         },
         multiply: { m0, rows, p0, p1 in
-            muwa_i8_backward(bits, packed, blockScales, blockSums, rows, q, N, K, dinp + m0 * K, K, p0, p1)
+            muwa_i8_backward(bits, packed, blockScales, blockSums, rows, q, order, N, K, dinp + m0 * K, K, p0, p1)
         })
 }

@@ -22,7 +22,7 @@ public enum KernelISA {
     }
 
     /// The width (16 or 8) of an int8 base's input gradients in training under bf16 compute when they go through
-    /// VNNI's integer products, else nil (kernels_int8_backward.c: int16 by default where the bf16 GEMM runs on
+    /// VNNI's integer products, else nil (kernels_int8_backward.c: int8 by default where the bf16 GEMM runs on
     /// FMAs; MUWA_I8_BACKWARD=int16|int8|bf16).
     public static var int8GradientBits: Int? {
         let bits = Int(muwa_i8_backward_bits())

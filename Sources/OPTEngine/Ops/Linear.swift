@@ -32,7 +32,7 @@ func linearBackward(
 /// dinp (M, K) += dout (M, N) · weight (N, K) for a frozen weight of any dtype. F32 weights go straight
 /// to BLAS; BF16/F16 weights are widened a block of rows at a time into `scratch`, as in `matmul`; weights
 /// prepared for bf16 compute go through the bf16 GEMM for more than `rowInvariantMaxRows` rows (int8 ones through
-/// the int16 VNNI product where that is on: Int8Backward.swift).
+/// the VNNI integer product where that is on: Int8Backward.swift).
 public func linearBackwardInput(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
     scratch: KernelScratch

@@ -1,7 +1,8 @@
 // Int8 weights (LLM.int8, as transformers + bitsandbytes' load_in_8bit): a matrix [N, K] quantized per
 // output row at load, q[n, k] = round(W[n, k] · 127 / absmax[n]). The tensor (dtype .i8) holds q; its
 // `int8Rows` holds what the kernels need beside it: absmax per row (the scale is absmax/127, bitsandbytes'
-// SCB), the sum of each row's int8 values (the VNNI kernels' offset correction) and the layer's outlier
+// SCB), the sum of each row's int8 values (the VNNI kernels' offset correction), the rows in order of absmax
+// (training's input gradient quantizes blocks of that order: Int8Backward.swift) and the layer's outlier
 // threshold (features of an input with |x| ≥ threshold are computed in f32; 0: plain int8).
 import CKernels
 import Dispatch
@@ -9,7 +10,8 @@ import Dispatch
 /// bitsandbytes' int8_vectorwise_dequant factor, 1/127.
 let int8DequantFactor: Float = 7.874015718698502e-3
 
-/// Per-row data of an int8 weight [N, K]: absmax [N] f32, then rowSums [N] i32, in one heap region.
+/// Per-row data of an int8 weight [N, K]: absmax [N] f32, rowSums [N] i32, then order [N] i32, in one heap
+/// region.
 public struct Int8RowScales: @unchecked Sendable {
     public let region: ByteRegion
     public let rows: Int
@@ -19,12 +21,22 @@ public struct Int8RowScales: @unchecked Sendable {
     init(rows: Int, threshold: Float) {
         self.rows = rows
         self.threshold = threshold
-        region = ByteRegion(allocating: rows * 8)
+        region = ByteRegion(allocating: rows * 12)
     }
 
     public var absmax: UnsafePointer<Float> { region.base.assumingMemoryBound(to: Float.self) }
     var rowSums: UnsafePointer<Int32> { (region.base + rows * 4).assumingMemoryBound(to: Int32.self) }
-    public var byteCount: Int { rows * 8 }
+    /// The row indices sorted by absmax (ties by index): a permutation of [0, rows).
+    var order: UnsafePointer<Int32> { (region.base + rows * 8).assumingMemoryBound(to: Int32.self) }
+    public var byteCount: Int { rows * 12 }
+
+    /// Fills `order` from absmax (after quantization wrote it). NaN scales sort last.
+    fileprivate func sortOrder(into base: UnsafeMutableRawPointer) {
+        let scale = absmax, out = (base + rows * 8).assumingMemoryBound(to: Int32.self)
+        let key = { (n: Int) -> Float in scale[n].isNaN ? .infinity : scale[n] }
+        let sorted = (0..<rows).sorted { a, b in key(a) < key(b) || key(a) == key(b) && a < b }
+        for (i, n) in sorted.enumerated() { out[i] = Int32(truncatingIfNeeded: n) }
+    }
 
     /// The C kernels' view of the weight whose int8 values are `q`.
     func kernelWeight(_ q: UnsafePointer<Int8>) -> muwa_i8_weight {
@@ -77,6 +89,7 @@ extension Tensor {
                 qBase.assumingMemoryBound(to: Int8.self), sBase.assumingMemoryBound(to: Float.self),
                 (sBase + N * 4).assumingMemoryBound(to: Int32.self))
         }
+        scales.sortOrder(into: sBase)
         region.releasePages(offset: byteOffset, count: byteCount)  // a mapped checkpoint's pages: no longer needed
         return Tensor(dtype: .i8, shape: shape, region: q, int8Rows: scales)
     }
