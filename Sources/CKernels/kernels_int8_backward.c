@@ -33,12 +33,13 @@ long muwa_i8_backward_packed_a_bytes(long M, long N, int bits) {
     return (M + MR - 1) / MR * MR * ((N + G - 1) / G) * 4;
 }
 long muwa_i8_backward_scale_count(long M, long N) { return (M + MR - 1) / MR * MR * ((N + KC - 1) / KC); }
-/// Row m's block [n0, n1) of v = dout · (absmax · 1/127) into `v`, returning max |v| (a NaN sticks).
-static float block_values(const float *dout, const float *absmax, long n0, long n1, float *v) {
+/// Row m's block [n0, n1) of v = dout · (absmax · 1/127) into `v`, returning max |v| (a NaN sticks); dout's
+/// element n is dout[idx[n]] where idx is given (a block of the weight's order), else dout[n].
+static float block_values(const float *dout, const int32_t *idx, const float *absmax, long n0, long n1, float *v) {
 #pragma clang fp contract(off)  // the products as written, as the vector form computes them
     float amax = 0;
     for (long n = n0; n < n1; n++) {
-        v[n - n0] = dout[n] * (absmax[n] * MUWA_I8_DEQUANT);
+        v[n - n0] = dout[idx ? idx[n] : n] * (absmax[n] * MUWA_I8_DEQUANT);
         float a = fabsf(v[n - n0]);
         amax = a > amax || a != a ? a : amax;
     }
@@ -57,19 +58,21 @@ static void round_block(const float *v, long n, float inv, float limit, int16_t 
 #include <immintrin.h>
 #define AVX512Q __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-static AVX512Q float block_values_avx512(const float *dout, const float *absmax, long n0, long n1, float *v) {
+static AVX512Q float block_values_avx512(const float *dout, const int32_t *idx, const float *absmax, long n0, long n1,
+                                         float *v) {
     const __m512 dq = _mm512_set1_ps(MUWA_I8_DEQUANT), mag = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     __m512 vmax = _mm512_setzero_ps();
     __mmask16 nan = 0;
     long n = n0;
     for (; n + 16 <= n1; n += 16) {
-        __m512 x = _mm512_mul_ps(_mm512_loadu_ps(dout + n), _mm512_mul_ps(_mm512_loadu_ps(absmax + n), dq));
+        __m512 d = idx ? _mm512_i32gather_ps(_mm512_loadu_si512(idx + n), dout, 4) : _mm512_loadu_ps(dout + n);
+        __m512 x = _mm512_mul_ps(d, _mm512_mul_ps(_mm512_loadu_ps(absmax + n), dq));
         _mm512_storeu_ps(v + n - n0, x);
         __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_castps_si512(mag)));
         nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
         vmax = _mm512_max_ps(vmax, a);
     }
-    float amax = nan ? NAN : _mm512_reduce_max_ps(vmax), tail = block_values(dout, absmax, n, n1, v + n - n0);
+    float amax = nan ? NAN : _mm512_reduce_max_ps(vmax), tail = block_values(dout, idx, absmax, n, n1, v + n - n0);
     return tail > amax || tail != tail ? tail : amax;
 }
 
@@ -91,7 +94,7 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
                              int bits, void *a, float *scales, int32_t *sums, long t0, long t1) {
     const long G = muwa_i8b_group(bits), Ng = (N + G - 1) / G, NB = (N + KC - 1) / KC;
     const float limit = bits == 8 ? 127.0f : 32767.0f;
-    float v[KC], row[KC], scale[KC];  // row, scale: a block of dout's row and of absmax in `order`
+    float v[KC], scale[KC];  // scale: a block of absmax in `order`
     int16_t d[KC];
     uint8_t groups[KC * 2 + 8];  // the block's values at their width, zero to a whole group
 #if defined(__x86_64__)
@@ -110,17 +113,14 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
                 long m = t * MR + i;
                 float amax = 0;
                 if (m < M) {
-                    const float *x = dout + m * ldd + n0;
-                    if (order) {
-                        for (long n = 0; n < len; n++) row[n] = dout[m * ldd + order[n0 + n]];
-                        x = row;
-                    }
+                    const float *x = order ? dout + m * ldd : dout + m * ldd + n0;
+                    const int32_t *idx = order ? order + n0 : NULL;
 #if defined(__x86_64__)
                     if (vector) {
-                        amax = block_values_avx512(x, s, 0, len, v);
+                        amax = block_values_avx512(x, idx, s, 0, len, v);
                     } else
 #endif
-                        amax = block_values(x, s, 0, len, v);
+                        amax = block_values(x, idx, s, 0, len, v);
                 }
                 scales[(t * NB + b) * MR + i] = amax / limit;
                 float inv = amax > 0 && amax <= 3.4e38f ? limit / amax : 0;
