@@ -175,9 +175,7 @@ static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8
             long nb = b + 1 < NB ? b + 1 : 0, nn0 = b + 1 < NB ? n0 : n0 + nc_cap;
             long nnc = p1 - nn0 < nc_cap ? p1 - nn0 : nc_cap, nrows = (N - nb * KC < KC ? N - nb * KC : KC);
             for (long m = 0; m < M; m += MR) {
-                if (nn0 < p1 && !order)
-                    muwa_prefetch_block_slice((const char *)(q + nb * KC * K + nn0), K, nrows, nnc, m / MR, tiles);
-                else if (nn0 < p1)  // the block's rows one by one
+                if (nn0 < p1)  // this tile's share of the block's rows, each where `order` puts it
                     for (long r = nrows * (m / MR) / tiles; r < nrows * (m / MR + 1) / tiles; r++)
                         muwa_prefetch_block_slice((const char *)(muwa_i8b_row(q, order, nb * KC + r, K) + nn0), 0, 1,
                                                   nnc, 0, 1);
