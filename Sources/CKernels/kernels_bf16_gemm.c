@@ -382,6 +382,7 @@ void muwa_gemm_bf16(muwa_gemm_b_layout layout, const uint16_t *a, long M, const 
 int muwa_gemm_bf16_fast(void) { return fast_supported(); }
 
 long muwa_gemm_bf16_column_block(void) { return NR; }
+long muwa_gemm_bf16_column_chunk(void) { return muwa_bf16_gemm_fma_enabled() && !muwa_amx_enabled() ? 2 * NC : NC; }
 
 long muwa_gemm_bf16_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
 

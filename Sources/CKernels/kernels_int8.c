@@ -32,23 +32,33 @@ static float quantize_row(const float *xr, long K, float threshold, int8_t *qr) 
     return amax;
 }
 
-long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, int32_t *cols) {
-    if (!(threshold > 0)) return 0;
-    for (long k = 0; k < K; k++) cols[k] = 0;  // flags first, compacted below (index ≤ k: in place)
-    for (long m = 0; m < M; m++) {
+void muwa_i8_outlier_flags(const float *x, long m0, long m1, long K, float threshold, int32_t *flags) {
+    for (long k = 0; k < K; k++) flags[k] = 0;
+    for (long m = m0; m < m1; m++) {
 #if defined(__x86_64__)
         if (muwa_i8_quant_avx512_supported()) {
-            muwa_i8_scan_outliers_avx512(x + m * K, K, threshold, 0, cols);
+            muwa_i8_scan_outliers_avx512(x + m * K, K, threshold, 0, flags);
             continue;
         }
 #endif
         for (long k = 0; k < K; k++)
-            if (fabsf(muwa_f16r(x[m * K + k])) >= threshold) cols[k] = 1;
+            if (fabsf(muwa_f16r(x[m * K + k])) >= threshold) flags[k] = 1;
     }
+}
+
+long muwa_i8_outlier_merge(int32_t *flags, const int32_t *extra, long parts, long K) {
+    for (long p = 1; p < parts; p++)
+        for (long k = 0; k < K; k++) flags[k] |= extra[(p - 1) * K + k];
     long total = 0;
-    for (long k = 0; k < K; k++)
-        if (cols[k]) cols[total++] = (int32_t)k;
+    for (long k = 0; k < K; k++)  // compacted in place: index ≤ k
+        if (flags[k]) flags[total++] = (int32_t)k;
     return total;
+}
+
+long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, int32_t *cols) {
+    if (!(threshold > 0)) return 0;
+    muwa_i8_outlier_flags(x, 0, M, K, threshold, cols);
+    return muwa_i8_outlier_merge(cols, 0, 1, K);
 }
 
 void muwa_quantize_rows_shared(const float *x, long m0, long m1, long K, float threshold, const int32_t *cols,

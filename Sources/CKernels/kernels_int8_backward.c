@@ -28,6 +28,7 @@ enum { MR = MUWA_I8B_MR, NR = MUWA_I8B_NR, KC = MUWA_I8B_KC, NC = MUWA_I8B_NC };
 
 long muwa_i8_backward_row_block(void) { return MR; }
 long muwa_i8_backward_column_block(void) { return NR; }
+long muwa_i8_backward_column_chunk(void) { return NC; }
 long muwa_i8_backward_packed_a_bytes(long M, long N, int bits) {
     long G = muwa_i8b_group(bits);
     return (M + MR - 1) / MR * MR * ((N + G - 1) / G) * 4;

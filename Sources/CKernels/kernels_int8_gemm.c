@@ -29,6 +29,10 @@ enum { AMX_MR = 32 };
 long muwa_gemm_i8_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
 
 long muwa_gemm_i8_column_block(void) { return NR; }
+long muwa_gemm_i8_column_chunk(long K) {
+    long panelBytes = (K + 3) / 4 * 4 * NR, panels = B_BLOCK_BYTES / (panelBytes > 0 ? panelBytes : 1);
+    return (panels < 1 ? 1 : panels) * NR;  // gemm_vnni's block of B
+}
 
 long muwa_gemm_i8_packed_a_bytes(long M, long K) {
     if (muwa_amx_enabled()) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((K + 63) / 64) * 64;

@@ -61,23 +61,26 @@ extension LoRATrainingModel {
         let R = p.R, C = cfg.hiddenSize, F = cfg.ffnDim, RC = R * C, preLN = cfg.doLayerNormBefore
         let scaling = 1 / Float(cfg.headDim).squareRoot()
 
-        // --- feed-forward block. dFc2 (in s.tmp) = gradient of fc2's output.
-        if preLN {
-            s.tmp.update(from: dOut, count: RC)  // dOut doubles as dRes1 from here on
-        } else {
-            s.dRes.update(repeating: 0, count: RC)
+        // --- feed-forward block. dFc2 = gradient of fc2's output: dOut itself (pre-LN) or LN2's input gradient
+        // (post-LN), copied to s.tmp only where residual dropout masks it. Every product's first write into a
+        // gradient stores (accumulate: false), so no gradient buffer is cleared in a pass of its own.
+        var dFc2 = UnsafePointer(dOut)  // pre-LN: dOut doubles as dRes1 once fc2's gradients are made
+        if !preLN {
+            TrainingLoops.zero(s.dRes, count: RC)
             layerNormBackward(
                 dinp: s.dRes, dweight: nil, dbias: nil, dout: dOut, inp: a.res2,
                 weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
-            s.tmp.update(from: s.dRes, count: RC)
+            dFc2 = UnsafePointer(s.dRes)
         }
-        residualMask(l, site: 7, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
+        if let mask = residualMask(l, site: 7, p) {
+            TrainingLoops.copy(s.tmp, dFc2, count: RC)
+            mask.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow)
+            dFc2 = UnsafePointer(s.tmp)
+        }
         activate(out: s.fcAct, pre: a.fcPre, count: R * F)
-        s.dFcAct.update(repeating: 0, count: R * F)
-        projectBackward(l, .fc2, p, dinp: s.dFcAct, dout: s.tmp, inp: s.fcAct, K: F, N: C)
+        projectBackward(l, .fc2, p, dinp: s.dFcAct, dout: dFc2, inp: s.fcAct, K: F, N: C, accumulate: false)
         activateBackward(dinp: s.dFcPre, dout: s.dFcAct, pre: a.fcPre, count: R * F)
-        s.dFfnIn.update(repeating: 0, count: RC)
-        projectBackward(l, .fc1, p, dinp: s.dFfnIn, dout: s.dFcPre, inp: a.ffnIn, K: C, N: F)
+        projectBackward(l, .fc1, p, dinp: s.dFfnIn, dout: s.dFcPre, inp: a.ffnIn, K: C, N: F, accumulate: false)
         let dRes1 = dOut
         if preLN {
             layerNormBackward(
@@ -85,34 +88,33 @@ extension LoRATrainingModel {
                 weight: lw.lnFfn.weight?.floats, mean: a.ln2Mean, rstd: a.ln2Rstd, N: R, C: C)
         } else {
             TrainingLoops.accumulate(s.dFfnIn, s.dRes, count: RC)
-            dRes1.update(repeating: 0, count: RC)
+            TrainingLoops.zero(dRes1, count: RC)
             layerNormBackward(
                 dinp: dRes1, dweight: nil, dbias: nil, dout: s.dFfnIn, inp: a.res1,
                 weight: lw.lnAttn.weight?.floats, mean: a.ln1Mean, rstd: a.ln1Rstd, N: R, C: C)
         }
 
-        // --- attention block
-        s.tmp.update(from: dRes1, count: RC)
-        residualMask(l, site: 6, p).map { $0.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow) }
-        s.dAttOut.update(repeating: 0, count: RC)
-        projectBackward(l, .outProj, p, dinp: s.dAttOut, dout: s.tmp, inp: a.attOut, K: C, N: C)
-        s.dq.update(repeating: 0, count: RC)
-        s.dk.update(repeating: 0, count: RC)
-        s.dv.update(repeating: 0, count: RC)
+        // --- attention block: dAttn = gradient of out_proj's output (dRes1, or its masked copy in s.tmp)
+        var dAttn = UnsafePointer(dRes1)
+        if let mask = residualMask(l, site: 6, p) {
+            TrainingLoops.copy(s.tmp, dRes1, count: RC)
+            mask.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow)
+            dAttn = UnsafePointer(s.tmp)
+        }
+        projectBackward(l, .outProj, p, dinp: s.dAttOut, dout: dAttn, inp: a.attOut, K: C, N: C, accumulate: false)
         packedCausalAttentionBackward(
             dq: s.dq, dk: s.dk, dv: s.dv, scratch: s.attScratch, parts: s.attentionScratchParts,
             maxLength: s.maxT, dout: s.dAttOut, att: a.att, q: a.q, k: a.k, v: a.v,
             sequences: p.sequences, NH: cfg.numAttentionHeads, hs: cfg.headDim,
-            bf16: model.options.precision == .bf16)
+            bf16: model.options.precision == .bf16, accumulate: false)
         TrainingLoops.scale(s.dq, by: scaling, count: RC)
         let attnIn = preLN ? UnsafePointer(a.attnIn) : inp
         let dAttnIn: UnsafeMutablePointer<Float>? = dInp == nil ? nil : s.dAttnIn
-        dAttnIn?.update(repeating: 0, count: RC)
-        projectBackward(l, .qProj, p, dinp: dAttnIn, dout: s.dq, inp: attnIn, K: C, N: C)
+        projectBackward(l, .qProj, p, dinp: dAttnIn, dout: s.dq, inp: attnIn, K: C, N: C, accumulate: false)
         projectBackward(l, .kProj, p, dinp: dAttnIn, dout: s.dk, inp: attnIn, K: C, N: C)
         projectBackward(l, .vProj, p, dinp: dAttnIn, dout: s.dv, inp: attnIn, K: C, N: C)
         guard let dInp else { return }
-        dInp.update(from: dRes1, count: RC)
+        TrainingLoops.copy(dInp, dRes1, count: RC)
         if preLN {
             layerNormBackward(
                 dinp: dInp, dweight: nil, dbias: nil, dout: s.dAttnIn, inp: inp,
@@ -187,21 +189,24 @@ extension LoRATrainingModel {
             b: p.params.b(slot), scale: slot.scale, M: p.R, K: K, N: N, r: slot.r)
     }
 
-    /// dinp (R, K) += dout · W (frozen base) + the LoRA path; dA, dB += into the pass's gradients.
+    /// dinp (R, K) += dout · W (frozen base) + the LoRA path (`accumulate: false`: dinp = …, whatever it held);
+    /// dA, dB += into the pass's gradients.
     private func projectBackward(
         _ l: Int, _ m: ProjectionModule, _ p: Pass, dinp: UnsafeMutablePointer<Float>?,
-        dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, K: Int, N: Int
+        dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, K: Int, N: Int, accumulate: Bool = true
     ) {
         let lw = model.weights.layers[l].linear(m)
         if let dinp {
-            linearBackwardInput(dinp: dinp, dout: dout, weight: lw.weight, M: p.R, K: K, N: N, scratch: kernelScratch)
+            linearBackwardInput(
+                dinp: dinp, dout: dout, weight: lw.weight, M: p.R, K: K, N: N, scratch: kernelScratch,
+                accumulate: accumulate)
         }
         guard let index = layout.slotIndex(layer: l, module: m), let grads = p.grads else { return }
         let slot = layout.slots[index]
         let u = acts.layers[l].loraU + uColumn[index] * p.R
         if let mask = loraMask(l, m, p) {
             mask.forward(out: acts.drop, inp: inp, rows: p.R, cols: K, paddedRow: acts.paddedRow)
-            if dinp != nil { acts.dDrop.update(repeating: 0, count: p.R * K) }
+            if dinp != nil { TrainingLoops.zero(acts.dDrop, count: p.R * K) }
             loraBackward(
                 dinp: dinp == nil ? nil : acts.dDrop, da: grads.a(slot), db: grads.b(slot), g: acts.g,
                 dout: dout, inp: acts.drop, u: u, a: p.params.a(slot), b: p.params.b(slot), scale: slot.scale,

@@ -170,7 +170,7 @@ public final class LoRATrainingModel: @unchecked Sendable {
     /// dhidden (R, E) = Σ dlogits · lm_head (dlogits in the logits' buffer). Returns the summed loss.
     func head(_ p: Pass, backward: Bool, lossScale: Float) -> Double {
         let a = acts, E = model.config.wordEmbedProjDim, V = model.config.vocabSize, H = acts.headCapacity
-        if backward { a.dhidden.update(repeating: 0, count: p.R * E) }
+        if backward { TrainingLoops.zero(a.dhidden, count: p.R * E) }
         var rows: [Int] = []
         rows.reserveCapacity(H)
         var total = 0.0
@@ -202,10 +202,9 @@ public final class LoRATrainingModel: @unchecked Sendable {
             }
             for i in 0..<n { total += Double(a.losses[i]) }
             if backward {
-                a.headDHidden.update(repeating: 0, count: n * E)
                 linearBackwardInput(
                     dinp: a.headDHidden, dout: a.logits, weight: model.weights.lmHead, M: n, K: E, N: V,
-                    scratch: kernelScratch)
+                    scratch: kernelScratch, accumulate: false)
                 rows.withUnsafeBufferPointer { rows in
                     parallelRows(n, width: E) { range in
                         for i in range {
@@ -233,19 +232,19 @@ public final class LoRATrainingModel: @unchecked Sendable {
         // final stage: dhidden → dxf → d(last layer output)
         var dxf = UnsafePointer(a.dhidden)
         if let projectOut = w.projectOut {
-            a.dxf.update(repeating: 0, count: R * C)
             linearBackwardInput(
-                dinp: a.dxf, dout: a.dhidden, weight: projectOut, M: R, K: C, N: E, scratch: kernelScratch)
+                dinp: a.dxf, dout: a.dhidden, weight: projectOut, M: R, K: C, N: E, scratch: kernelScratch,
+                accumulate: false)
             dxf = UnsafePointer(a.dxf)
         }
         var dOut = a.dResA, dInp = a.dResB
         if let ln = w.lnFinal {
-            dOut.update(repeating: 0, count: R * C)
+            TrainingLoops.zero(dOut, count: R * C)
             layerNormBackward(
                 dinp: dOut, dweight: nil, dbias: nil, dout: dxf, inp: a.layerInputs[L], weight: ln.weight?.floats,
                 mean: a.lnfMean, rstd: a.lnfRstd, N: R, C: C)
         } else {
-            dOut.update(from: dxf, count: R * C)
+            TrainingLoops.copy(dOut, dxf, count: R * C)
         }
         // layers, top to bottom, down to the lowest one with an adapter
         for l in stride(from: L - 1, through: lowestAdaptedLayer, by: -1) {

@@ -1,9 +1,21 @@
-// The elementwise loops of a training step — residual adds, the q scaling, ReLU and its gradient —
-// split over EngineThreads in fixed chunks (elementwise: the same bits for any thread count).
+// The elementwise loops of a training step — clearing and copying buffers, residual adds, the q scaling, ReLU
+// and its gradient — split over EngineThreads in fixed chunks (elementwise: the same bits for any thread count).
 //   every buffer: (n)
 import OPTEngine
 
 enum TrainingLoops {
+    /// x = 0 (the threads clear their own chunks: one core's stores do not reach the memory's rate)
+    static func zero(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        parallelElements(n) { range in (x + range.lowerBound).update(repeating: 0, count: range.count) }
+    }
+
+    /// out = x  (not overlapping)
+    static func copy(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+        parallelElements(n) { range in
+            (out + range.lowerBound).update(from: x + range.lowerBound, count: range.count)
+        }
+    }
+
     /// x *= s
     static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count n: Int) {
         parallelElements(n) { range in for i in range { x[i] *= s } }

@@ -86,6 +86,8 @@ long muwa_gemm_bf16_packed_a_count(long M, long R);
 int muwa_gemm_bf16_fast(void);
 /// Column ranges given to threads should be multiples of this (the micro-kernel's width).
 long muwa_gemm_bf16_column_block(void);
+/// Columns a thread should take at a time: the active kernel's block of B (a multiple of the column block).
+long muwa_gemm_bf16_column_chunk(void);
 /// Rows per packed tile of A (the micro-kernel's height).
 long muwa_gemm_bf16_row_block(void);
 /// dst[m * ldd + k] = bf16(src[m * lds + k]) rounded to nearest even (as PyTorch); zeros for k in [K, ldd).
@@ -104,6 +106,12 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
 /// are an outlier in any row of x [M, K] (ascending, into cols, room for K; returns their number; 0 when
 /// threshold ≤ 0), then rows [m0, m1) quantized with those shared features.
 long muwa_i8_outlier_features(const float *x, long M, long K, float threshold, int32_t *cols);
+/// muwa_i8_outlier_features split so that threads can share it: flags[k] = 1 where feature k is an outlier in
+/// some row of [m0, m1) of x [M, K], else 0 (flags: K entries, all written); then the flags of `parts` such
+/// arrays (each K entries, `flags` the first, the others `extra` one after the other) merged into the ascending
+/// list in `flags` (returns its length). Any split gives the list of muwa_i8_outlier_features.
+void muwa_i8_outlier_flags(const float *x, long m0, long m1, long K, float threshold, int32_t *flags);
+long muwa_i8_outlier_merge(int32_t *flags, const int32_t *extra, long parts, long K);
 void muwa_quantize_rows_shared(const float *x, long m0, long m1, long K, float threshold, const int32_t *cols,
                                long ncols, int8_t *q, float *absmax, int32_t *start, int32_t *count);
 
@@ -137,6 +145,8 @@ void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *a, lon
 long muwa_gemm_i8_packed_a_bytes(long M, long K);
 long muwa_gemm_i8_row_block(void);
 long muwa_gemm_i8_column_block(void);
+/// Columns a thread should take at a time for reduction length K: the kernel's block of packed weight panels.
+long muwa_gemm_i8_column_chunk(long K);
 int muwa_gemm_i8_fast(void);
 
 /// The input gradient through a frozen int8 weight [N, K] on VNNI's integer products (kernels_int8_backward.c):
@@ -159,6 +169,8 @@ long muwa_i8_backward_packed_a_bytes(long M, long N, int bits);
 long muwa_i8_backward_scale_count(long M, long N);
 long muwa_i8_backward_row_block(void);
 long muwa_i8_backward_column_block(void);
+/// Columns a thread should take at a time: the kernel's block of packed weight panels.
+long muwa_i8_backward_column_chunk(void);
 /// 1 when muwa_i8_backward runs the VNNI kernels (else the reference).
 int muwa_i8_backward_fast(void);
 /// The gradient's width when training's int8 base takes this path under bf16 compute, else 0: 8 by default

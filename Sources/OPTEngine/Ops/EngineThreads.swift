@@ -113,8 +113,9 @@ public enum EngineThreads {
         }
     }
 
-    /// Calls `body(item, part)` for every item in 0..<n over `parts` parallel parts (items p, p + parts, …
-    /// go to part p), so `part` can index per-part scratch. Use when each item is a sizeable task.
+    /// Calls `body(item, part)` for every item in 0..<n over `parts` parallel parts, each part claiming the next
+    /// item when it is free (a shared counter: a part slowed by the rest of the machine takes fewer), so
+    /// `part` can index per-part scratch. Use when each item is a sizeable task whose result is its own.
     @inline(__always)
     static func forEachItem(_ n: Int, parts requested: Int, _ body: (Int, Int) -> Void) {
         guard n > 0 else { return }
@@ -123,11 +124,12 @@ public enum EngineThreads {
             for i in 0..<n { body(i, 0) }
             return
         }
+        let next = Atomic<Int>(0)
         run(parts: parts) { p in
-            var i = p
-            while i < n {
+            while true {
+                let i = next.add(1, ordering: .relaxed).oldValue
+                if i >= n { break }
                 body(i, p)
-                i += parts
             }
         }
     }

@@ -20,12 +20,12 @@ func int8BackwardBits(for weight: Tensor) -> Int32? {
     return bits == 0 ? nil : bits
 }
 
-/// dinp[M, K] += dout[M, N] · dequant(W)[N, K] with the gradient in `bits` bits (see above). Rows go in chunks
+/// dinp[M, K] (+)= dout[M, N] · dequant(W)[N, K] with the gradient in `bits` bits (see above). Rows go in chunks
 /// whose packed form fits the scratch buffer; each chunk is packed by the threads (tiles), then multiplied by
 /// them (ranges of whole column panels).
 func linearBackwardInputInt8VNNI(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, scales: Int8RowScales, bits: Int32,
-    M: Int, K: Int, N: Int, scratch: KernelScratch
+    M: Int, K: Int, N: Int, scratch: KernelScratch, accumulate: Bool = true
 ) {
     guard M > 0, N > 0, K > 0 else { return }
     let tileRows = muwa_i8_backward_row_block()
@@ -47,12 +47,16 @@ func linearBackwardInputInt8VNNI(
     let q = weight.raw.assumingMemoryBound(to: Int8.self), absmax = scales.absmax, order = scales.order
     forEachPackedChunk(
         M: M, tileRows: tileRows, perTile: perTile, capacity: capacity, columns: K,
-        columnBlock: muwa_i8_backward_column_block(),
+        columnBlock: muwa_i8_backward_column_block(), claimColumns: Int(muwa_i8_backward_column_chunk()),
         pack: { m0, rows, t0, t1 in
             muwa_i8_backward_pack_a(
                 dout + m0 * N, N, rows, N, absmax, order, bits, packed, blockScales, blockSums, t0, t1)
         },
         multiply: { m0, rows, p0, p1 in
+            // not accumulating: each part clears its own block of dinp just before it adds into it
+            if !accumulate, p1 > p0 {
+                for m in m0..<(m0 + rows) { (dinp + m * K + p0).update(repeating: 0, count: p1 - p0) }
+            }
             muwa_i8_backward(bits, packed, blockScales, blockSums, rows, q, order, N, K, dinp + m0 * K, K, p0, p1)
         })
 }

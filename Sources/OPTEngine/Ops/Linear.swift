@@ -29,35 +29,45 @@ func linearBackward(
     }
 }
 
-/// dinp (M, K) += dout (M, N) · weight (N, K) for a frozen weight of any dtype. F32 weights go straight
-/// to BLAS; BF16/F16 weights are widened a block of rows at a time into `scratch`, as in `matmul`; weights
-/// prepared for bf16 compute go through the bf16 GEMM for more than `rowInvariantMaxRows` rows (int8 ones through
-/// the VNNI integer product where that is on: Int8Backward.swift).
+/// dinp (M, K) += dout (M, N) · weight (N, K) for a frozen weight of any dtype (`accumulate: false`: dinp =
+/// the product, whatever dinp held, without a separate pass to zero it: each path clears what it writes as
+/// it writes it, inside its parallel parts). F32 weights go straight to BLAS; BF16/F16 weights are widened a
+/// block of rows at a time into `scratch`, as in `matmul`; weights prepared for bf16 compute go through the
+/// bf16 GEMM for more than `rowInvariantMaxRows` rows (int8 ones through the VNNI integer product where that
+/// is on: Int8Backward.swift).
 public func linearBackwardInput(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int, K: Int, N: Int,
-    scratch: KernelScratch
+    scratch: KernelScratch, accumulate: Bool = true
 ) {
     guard M > 0 else { return }
+    if N <= 0 {
+        if !accumulate { dinp.update(repeating: 0, count: M * K) }
+        return
+    }
     if M > rowInvariantMaxRows, weight.computesInBF16, bf16GemmRuns(for: weight) {
-        linearBackwardInputBF16(dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch)
+        linearBackwardInputBF16(
+            dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch, accumulate: accumulate)
         return
     }
     if M > rowInvariantMaxRows, weight.computesInBF16, let bits = int8BackwardBits(for: weight),
         let scales = weight.int8Rows
     {
         linearBackwardInputInt8VNNI(
-            dinp: dinp, dout: dout, weight: weight, scales: scales, bits: bits, M: M, K: K, N: N, scratch: scratch)
+            dinp: dinp, dout: dout, weight: weight, scales: scales, bits: bits, M: M, K: K, N: N, scratch: scratch,
+            accumulate: accumulate)
         return
     }
     if M > rowInvariantMaxRows, weight.dtype == .i8, weight.computesInBF16, muwa_gemm_bf16_fast() != 0,
         let scales = weight.int8Rows
     {
         linearBackwardInputInt8BF16(
-            dinp: dinp, dout: dout, weight: weight, scales: scales, M: M, K: K, N: N, scratch: scratch)
+            dinp: dinp, dout: dout, weight: weight, scales: scales, M: M, K: K, N: N, scratch: scratch,
+            accumulate: accumulate)
         return
     }
+    let beta: Float = accumulate ? 1 : 0  // BLAS with β = 0 stores the product without reading C
     if let w = weight.floats {
-        BLAS.gemm(M: M, N: K, K: N, a: dout, lda: N, b: w, ldb: K, bTransposed: false, beta: 1, c: dinp, ldc: K)
+        BLAS.gemm(M: M, N: K, K: N, a: dout, lda: N, b: w, ldb: K, bTransposed: false, beta: beta, c: dinp, ldc: K)
         return
     }
     let blockRows = scratch.blockRows(K: K)
@@ -65,10 +75,10 @@ public func linearBackwardInput(
     while n0 < N {
         let nb = min(blockRows, N - n0)
         weight.convertToFloat(start: n0 * K, count: nb * K, into: scratch.buffer)
-        // dinp += dout[:, n0..<n0+nb] · W[n0..<n0+nb, :]
+        // dinp (+)= dout[:, n0..<n0+nb] · W[n0..<n0+nb, :]; the first block stores when not accumulating
         BLAS.gemm(
             M: M, N: K, K: nb, a: dout + n0, lda: N, b: scratch.buffer, ldb: K, bTransposed: false,
-            beta: 1, c: dinp, ldc: K)
+            beta: n0 == 0 ? beta : 1, c: dinp, ldc: K)
         n0 += nb
     }
 }

@@ -25,23 +25,23 @@ func matmulBF16(
         accumulate: accumulate)
 }
 
-/// dinp[M, K] += bf16(dout[M, N]) · weight[N, K], f32 accumulation; `weight` BF16.
+/// dinp[M, K] (+)= bf16(dout[M, N]) · weight[N, K], f32 accumulation; `weight` BF16.
 func linearBackwardInputBF16(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, M: Int,
-    K: Int, N: Int, scratch: KernelScratch
+    K: Int, N: Int, scratch: KernelScratch, accumulate: Bool = true
 ) {
     gemmBF16(
         layout: MUWA_GEMM_B_KN, c: dinp, a: dout, w: weight, M: M, R: N, P: K, scratch: scratch,
-        accumulate: true)
+        accumulate: accumulate)
 }
 
-/// dinp[M, K] += bf16(dout[M, N]) · bf16(dequant(W[N, K])) for int8 weights under bf16 compute (the product
+/// dinp[M, K] (+)= bf16(dout[M, N]) · bf16(dequant(W[N, K])) for int8 weights under bf16 compute (the product
 /// bitsandbytes' backward makes with the weights dequantized to the model's half precision): rows of W are
 /// dequantized to bf16 a block at a time (scratch.bf16Block; the threads split each block's rows), each block
-/// one bf16 GEMM that accumulates into dinp.
+/// one bf16 GEMM that accumulates into dinp (the first stores, when not `accumulate`).
 func linearBackwardInputInt8BF16(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: Tensor, scales: Int8RowScales, M: Int,
-    K: Int, N: Int, scratch: KernelScratch
+    K: Int, N: Int, scratch: KernelScratch, accumulate: Bool = true
 ) {
     let region = scratch.bf16Block
     guard let block = region.mutableBase?.bindMemory(to: UInt16.self, capacity: region.count / 2) else { return }
@@ -57,7 +57,7 @@ func linearBackwardInputInt8BF16(
         gemmBF16(
             layout: MUWA_GEMM_B_KN, c: dinp, a: dout + n0, lda: N,
             w: Tensor(dtype: .bf16, shape: [nb, K], region: region),
-            M: M, R: nb, P: K, scratch: scratch, accumulate: true)
+            M: M, R: nb, P: K, scratch: scratch, accumulate: accumulate || n0 > 0)
         n0 += nb
     }
 }
@@ -84,7 +84,7 @@ func gemmBF16(
     let acc: Int32 = accumulate ? 1 : 0
     forEachPackedChunk(
         M: M, tileRows: tileRows, perTile: perTile, capacity: halvesCapacity, columns: P,
-        columnBlock: muwa_gemm_bf16_column_block(),
+        columnBlock: muwa_gemm_bf16_column_block(), claimColumns: Int(muwa_gemm_bf16_column_chunk()),
         pack: { m0, rows, t0, t1 in muwa_gemm_bf16_pack_a(a + m0 * lda, rows, R, lda, packed, t0, t1) },
         multiply: { m0, rows, p0, p1 in
             muwa_gemm_bf16(layout, packed, rows, weights, R, P, c + m0 * P, P, p0, p1, acc)

@@ -65,7 +65,7 @@ func matmulInt8(
     let packed = (base + ((after + 12 * chunkRows + colsBytes + 63) & ~63)).assumingMemoryBound(to: UInt8.self)
     let acc: Int32 = accumulate ? 1 : 0
     // many rows: the outlier features of all of them, whatever the chunks (bitsandbytes' batch-wide decomposition)
-    let features = perRow ? 0 : muwa_i8_outlier_features(inp, M, K, threshold, cols)
+    let features = perRow ? 0 : outlierFeatures(inp, M: M, K: K, threshold: threshold, into: cols)
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0), x = inp + m0 * K
@@ -107,9 +107,29 @@ func matmulInt8(
     }
 }
 
+/// muwa_i8_outlier_features (the features that are an outlier in any row, ascending, into `cols`) with the rows
+/// split across the threads: each part flags its rows' features (part 0 in `cols`, the others in K flags of
+/// their own), then the flags are merged and listed. The list does not depend on the split.
+func outlierFeatures(
+    _ x: UnsafePointer<Float>, M: Int, K: Int, threshold: Float, into cols: UnsafeMutablePointer<Int32>
+)
+    -> Int
+{
+    guard threshold > 0, M > 0, K > 0 else { return 0 }
+    let parts = max(1, min(EngineThreads.count, M, M * K / (1 << 16)))  // ~64 Ki elements a part at least
+    if parts == 1 { return muwa_i8_outlier_features(x, M, K, threshold, cols) }
+    let extra = UnsafeMutablePointer<Int32>.allocate(capacity: (parts - 1) * K)
+    defer { extra.deallocate() }
+    EngineThreads.run(parts: parts) { part in
+        muwa_i8_outlier_flags(
+            x, M * part / parts, M * (part + 1) / parts, K, threshold, part == 0 ? cols : extra + (part - 1) * K)
+    }
+    return muwa_i8_outlier_merge(cols, extra, parts, K)
+}
+
 /// The GEMM case of matmulInt8 for one chunk of rows (input rows firstRow ..< firstRow + rows): each thread
 /// quantizes (`quantize(r0, r1)`: rows [r0, r1) of the chunk) and packs its share of the row tiles, then for each
-/// product the threads split the output columns (whole panels); the bias is added in the GEMM's finish.
+/// product the threads claim ranges of output columns (whole panels); the bias is added in the GEMM's finish.
 private func gemmInt8(
     _ products: [Int8Product], input: inout muwa_i8_input, rows: Int, firstRow: Int, K: Int,
     packed: UnsafeMutablePointer<UInt8>, acc: Int32, quantize: (Int, Int) -> Void
@@ -124,13 +144,11 @@ private func gemmInt8(
         }
         for product in products {
             let N = product.N, y = product.out + firstRow * N, bias = product.bias
-            let block = muwa_gemm_i8_column_block(), panels = (N + block - 1) / block
-            let parts = max(1, min(EngineThreads.count, panels))
             var w = product.scales.kernelWeight(product.weight.raw.assumingMemoryBound(to: Int8.self))
             withUnsafePointer(to: &w) { wp in
-                EngineThreads.run(parts: parts) { part in
-                    let n0 = min(N, panels * part / parts * block), n1 = min(N, panels * (part + 1) / parts * block)
-                    muwa_gemm_i8(wp, xp, packed, rows, y, N, n0, n1, K, acc, bias)
+                // ranges of the kernel's column blocks, claimed by whichever thread is free (PackedGemmChunks.swift)
+                EngineThreads.forEachClaimedChunk(N, grain: muwa_gemm_i8_column_chunk(K)) { r in
+                    muwa_gemm_i8(wp, xp, packed, rows, y, N, r.lowerBound, r.upperBound, K, acc, bias)
                 }
             }
         }

@@ -97,12 +97,13 @@ public func packedCausalAttentionForward(
 /// Accumulates dq, dk, dv from dout with the forward pass's probabilities `att`:
 ///   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ += dS·K,  dK += dSᵀ·Q.
 /// `bf16` as in the forward pass. `scratch` holds `parts` regions of attentionScratchFloats(maxLength:hs:) floats,
-/// `parts` ≥ 1.
+/// `parts` ≥ 1. `accumulate: false`: dq, dk, dv are the gradients, whatever they held (each (sequence, head)
+/// item clears its own slices just before adding into them; rows outside the sequences are not touched).
 public func packedCausalAttentionBackward(
     dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, parts: Int, maxLength: Int, dout: UnsafePointer<Float>,
     att: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-    sequences seq: PackedSequences, NH: Int, hs: Int, bf16: Bool = false
+    sequences seq: PackedSequences, NH: Int, hs: Int, bf16: Bool = false, accumulate: Bool = true
 ) {
     let C = NH * hs, region = attentionScratchFloats(maxLength: maxLength, hs: hs)
     var bases = [Int](repeating: 0, count: seq.count)
@@ -114,6 +115,13 @@ public func packedCausalAttentionBackward(
             precondition(n <= maxLength, "sequence of \(n) tokens exceeds the scratch's \(maxLength)")
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
+            if !accumulate {  // this item's (n, hs) slices of dq, dk, dv: cleared by the part that fills them
+                for t in 0..<n {
+                    (dq + off + t * C).update(repeating: 0, count: hs)
+                    (dk + off + t * C).update(repeating: 0, count: hs)
+                    (dv + off + t * C).update(repeating: 0, count: hs)
+                }
+            }
             if bf16,
                 muwa_causal_attention_backward_bf16(
                     dq + off, dk + off, dv + off, dout + off, p, q + off, k + off, v + off, C, n, hs) == 0

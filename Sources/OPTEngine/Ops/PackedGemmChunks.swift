@@ -1,19 +1,22 @@
-// The loop the packed GEMMs share (MatmulBF16.swift's gemmBF16, Int8Backward.swift's int16 product): the rows of
-// A go in chunks of whole tiles whose packed form fits the buffer; the threads pack each chunk (ranges of
-// tiles), then multiply it (ranges of whole column panels, so no two threads write the same output column).
+// The loop the packed GEMMs share (MatmulBF16.swift's gemmBF16, Int8Backward.swift's integer product): the rows
+// of A go in chunks of whole tiles whose packed form fits the buffer; the threads pack each chunk (ranges of
+// tiles), then multiply it: ranges of whole column panels (so no two threads write the same output column),
+// `claimColumns` at a time, handed to whichever thread is free. A static half each left one core waiting
+// whenever the other lost time to the rest of the machine (a kernel thread, a page fault): in opt-1.3b int8
+// training on 2 cores each thread slept about 6 % of the step at these joins (`perf sched timehist`).
 
 /// For each chunk of rows [m0, m0 + rows): `pack(m0, rows, t0, t1)` for tiles [t0, t1) of the chunk, split over
-/// `EngineThreads`, then `multiply(m0, rows, p0, p1)` for columns [p0, p1) of [0, columns), split over them in
-/// multiples of `columnBlock`. `capacity` and `perTile` count the same packed elements; a chunk holds at least
-/// one tile.
+/// `EngineThreads`, then `multiply(m0, rows, p0, p1)` for the columns [0, columns) in ranges of `claimColumns`
+/// (rounded up to a multiple of `columnBlock`) claimed by the threads as they come free; a column is
+/// multiplied once, by one thread, and its result does not depend on which. `capacity` and `perTile` count the
+/// same packed elements; a chunk holds at least one tile.
 func forEachPackedChunk(
-    M: Int, tileRows: Int, perTile: Int, capacity: Int, columns: Int, columnBlock: Int,
+    M: Int, tileRows: Int, perTile: Int, capacity: Int, columns: Int, columnBlock: Int, claimColumns: Int,
     pack: (_ m0: Int, _ rows: Int, _ t0: Int, _ t1: Int) -> Void,
     multiply: (_ m0: Int, _ rows: Int, _ p0: Int, _ p1: Int) -> Void
 ) {
     let chunkRows = packedChunkRows(tileRows: tileRows, perTile: perTile, capacity: capacity)
-    let panels = (columns + columnBlock - 1) / columnBlock
-    let parts = max(1, min(EngineThreads.count, panels))
+    let block = max(1, columnBlock), claim = max(1, (claimColumns + block - 1) / block) * block
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0)
@@ -22,10 +25,8 @@ func forEachPackedChunk(
         EngineThreads.run(parts: tileParts) { part in
             pack(m0, rows, tiles * part / tileParts, tiles * (part + 1) / tileParts)
         }
-        EngineThreads.run(parts: parts) { part in
-            let p0 = min(columns, panels * part / parts * columnBlock)
-            let p1 = min(columns, panels * (part + 1) / parts * columnBlock)
-            multiply(m0, rows, p0, p1)
+        EngineThreads.forEachClaimedChunk(columns, grain: claim) { range in
+            multiply(m0, rows, range.lowerBound, range.upperBound)
         }
         m0 += rows
     }
