@@ -156,7 +156,7 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
 /// time in a stack panel), each against every A tile, while the next block streams into L2.
 static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8_t *a, const float *scales,
                  const int32_t *sums, long M, const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc,
-                 long p0, long p1) {
+                 long p0, long p1, int accumulate) {
     if (M <= 0 || N <= 0 || p1 <= p0) return;
     const long G = muwa_i8b_group(bits), Ng = (N + G - 1) / G, NB = (N + KC - 1) / KC, tiles = (M + MR - 1) / MR;
     long nc_cap = NC;
@@ -184,7 +184,7 @@ static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8
                 long at = ((m / MR) * NB + b) * MR;
                 for (long p = 0; p < nc; p += NR)
                     micro(M - m < MR ? M - m : MR, kg, tile, block + p * kg * 4, scales + at, sums ? sums + at : NULL,
-                          c + m * ldc + n0 + p, ldc, nc - p < NR ? nc - p : NR);
+                          c + m * ldc + n0 + p, ldc, nc - p < NR ? nc - p : NR, accumulate || b > 0);
             }
         }
     }
@@ -192,12 +192,13 @@ static void gemm(muwa_i8b_micro micro, muwa_i8b_pack pack, int bits, const uint8
 
 void muwa_i8_backward_reference(int bits, const void *a, const float *scales, const int32_t *sums, long M,
                                 const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc, long p0,
-                                long p1) {
+                                long p1, int accumulate) {
     if (bits == 8)
-        gemm(muwa_i8b_micro_reference8, muwa_i8b_pack_panel8, 8, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1);
+        gemm(muwa_i8b_micro_reference8, muwa_i8b_pack_panel8, 8, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1,
+             accumulate);
     else
         gemm(muwa_i8b_micro_reference16, muwa_i8b_pack_panel16, 16, a, scales, NULL, M, q, order, N, K, c, ldc, p0,
-             p1);
+             p1, accumulate);
 }
 
 static int cpu_can(void) {
@@ -238,17 +239,17 @@ int muwa_i8_backward_select(int bits) {
 }
 
 void muwa_i8_backward(int bits, const void *a, const float *scales, const int32_t *sums, long M, const int8_t *q,
-                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1) {
+                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1, int accumulate) {
 #if defined(__x86_64__)
     if (cpu_can()) {
         if (bits == 8)
             gemm(muwa_i8b_micro_vnni8, muwa_i8b_pack_panel8_avx512, 8, a, scales, sums, M, q, order, N, K, c, ldc, p0,
-                 p1);
+                 p1, accumulate);
         else
             gemm(muwa_i8b_micro_vnni16, muwa_i8b_pack_panel16_avx512, 16, a, scales, NULL, M, q, order, N, K, c, ldc,
-                 p0, p1);
+                 p0, p1, accumulate);
         return;
     }
 #endif
-    muwa_i8_backward_reference(bits, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1);
+    muwa_i8_backward_reference(bits, a, scales, sums, M, q, order, N, K, c, ldc, p0, p1, accumulate);
 }

@@ -16,10 +16,11 @@ enum {
 /// Reduction elements per 4-byte group.
 static inline long muwa_i8b_group(int bits) { return bits == 8 ? 4 : 2; }
 
-/// C[mr rows, nr columns] = fma(Σ_g a · b − correction, s_i, C) over kg groups: a [kg][MR][4 bytes] (the gradient
-/// tile), b [kg][NR][4 bytes] (a weight panel), s and d the tile rows' block scales and sums (d: bits 8 only).
+/// C[mr rows, nr columns] = fma(Σ_g a · b − correction, s_i, add ? C : 0) over kg groups: a [kg][MR][4 bytes] (the
+/// gradient tile), b [kg][NR][4 bytes] (a weight panel), s and d the tile rows' block scales and sums (d: bits 8
+/// only).
 typedef void (*muwa_i8b_micro)(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
-                               float *c, long ldc, long nr);
+                               float *c, long ldc, long nr, int add);
 /// Reduction row n of q [N, K] in the product's order (order[n]; null: n).
 static inline const int8_t *muwa_i8b_row(const int8_t *q, const int32_t *order, long n, long K) {
     return q + (order ? order[n] : n) * K;
@@ -31,18 +32,18 @@ typedef void (*muwa_i8b_pack)(const int8_t *q, const int32_t *order, long N, lon
                               long kg, uint8_t *dst);
 
 void muwa_i8b_micro_reference16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                                const int32_t *d, float *c, long ldc, long nr);
+                                const int32_t *d, float *c, long ldc, long nr, int add);
 void muwa_i8b_micro_reference8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                               const int32_t *d, float *c, long ldc, long nr);
+                               const int32_t *d, float *c, long ldc, long nr, int add);
 void muwa_i8b_pack_panel16(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
                            uint8_t *dst);
 void muwa_i8b_pack_panel8(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
                           uint8_t *dst);
 #if defined(__x86_64__)
 void muwa_i8b_micro_vnni16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
-                           float *c, long ldc, long nr);
+                           float *c, long ldc, long nr, int add);
 void muwa_i8b_micro_vnni8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
-                          float *c, long ldc, long nr);
+                          float *c, long ldc, long nr, int add);
 void muwa_i8b_pack_panel16_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
                                   uint8_t *dst);
 void muwa_i8b_pack_panel8_avx512(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,

@@ -45,7 +45,7 @@ void muwa_i8b_pack_panel8(const int8_t *q, const int32_t *order, long N, long K,
 
 /// Plain loops: the int16 pairs' sums, scaled into C.
 void muwa_i8b_micro_reference16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                                const int32_t *d, float *c, long ldc, long nr) {
+                                const int32_t *d, float *c, long ldc, long nr, int add) {
     (void)d;
     const int16_t *a16 = (const int16_t *)(const void *)a, *b16 = (const int16_t *)(const void *)b;
     for (long i = 0; i < mr; i++)
@@ -53,19 +53,19 @@ void muwa_i8b_micro_reference16(long mr, long kg, const uint8_t *a, const uint8_
             int32_t sum = 0;
             for (long g = 0; g < kg; g++)
                 for (long t = 0; t < 2; t++) sum += a16[(g * MR + i) * 2 + t] * b16[(g * NR + j) * 2 + t];
-            c[i * ldc + j] = fmaf((float)sum, s[i], c[i * ldc + j]);
+            c[i * ldc + j] = fmaf((float)sum, s[i], add ? c[i * ldc + j] : 0);
         }
 }
 
 /// Plain loops: the unsigned weight bytes times the signed gradient bytes, less 128 · d[i], scaled into C.
 void muwa_i8b_micro_reference8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                               const int32_t *d, float *c, long ldc, long nr) {
+                               const int32_t *d, float *c, long ldc, long nr, int add) {
     for (long i = 0; i < mr; i++)
         for (long j = 0; j < nr; j++) {
             int32_t sum = 0;
             for (long g = 0; g < kg; g++)
                 for (long t = 0; t < 4; t++) sum += (int32_t)b[(g * NR + j) * 4 + t] * (int8_t)a[(g * MR + i) * 4 + t];
-            c[i * ldc + j] = fmaf((float)(sum - 128 * d[i]), s[i], c[i * ldc + j]);
+            c[i * ldc + j] = fmaf((float)(sum - 128 * d[i]), s[i], add ? c[i * ldc + j] : 0);
         }
 }
 
@@ -115,11 +115,12 @@ VNNI16 void muwa_i8b_pack_panel8_avx512(const int8_t *q, const int32_t *order, l
     }
 }
 
-/// ROWS × 32 sums over kg groups, on vpdpwssd (BITS 16) or vpdpbusd (BITS 8), then scaled into C.
+/// ROWS × 32 sums over kg groups, on vpdpwssd (BITS 16) or vpdpbusd (BITS 8), then scaled into C (add) or stored
+/// (C not read: the first block of a product that overwrites).
 static inline VNNI16 __attribute__((always_inline)) void micro_rows(const long ROWS, const int BITS, long kg,
                                                                     const uint8_t *a, const uint8_t *b,
                                                                     const float *s, const int32_t *d, float *c,
-                                                                    long ldc, long nr) {
+                                                                    long ldc, long nr, int add) {
     __m512i acc0[MR], acc1[MR];
     for (long i = 0; i < ROWS; i++) acc0[i] = acc1[i] = _mm512_setzero_si512();
     for (long g = 0; g < kg; g++) {
@@ -151,22 +152,23 @@ static inline VNNI16 __attribute__((always_inline)) void micro_rows(const long R
         }
         __m512 si = _mm512_set1_ps(s[i]);
         float *ci = c + i * ldc;
-        _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0[i]), si, _mm512_maskz_loadu_ps(m0, ci)));
-        _mm512_mask_storeu_ps(ci + 16, m1,
-                              _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1[i]), si, _mm512_maskz_loadu_ps(m1, ci + 16)));
+        __m512 c0 = add ? _mm512_maskz_loadu_ps(m0, ci) : _mm512_setzero_ps();
+        __m512 c1 = add ? _mm512_maskz_loadu_ps(m1, ci + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0[i]), si, c0));
+        _mm512_mask_storeu_ps(ci + 16, m1, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1[i]), si, c1));
     }
 }
 
 VNNI16 void muwa_i8b_micro_vnni16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                                  const int32_t *d, float *c, long ldc, long nr) {
-#define ROWS(n) micro_rows(n, 16, kg, a, b, s, d, c, ldc, nr)
+                                  const int32_t *d, float *c, long ldc, long nr, int add) {
+#define ROWS(n) micro_rows(n, 16, kg, a, b, s, d, c, ldc, nr, add)
     MUWA_ROWS_SWITCH_12(mr, ROWS)
 #undef ROWS
 }
 
 VNNI16 void muwa_i8b_micro_vnni8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s,
-                                 const int32_t *d, float *c, long ldc, long nr) {
-#define ROWS(n) micro_rows(n, 8, kg, a, b, s, d, c, ldc, nr)
+                                 const int32_t *d, float *c, long ldc, long nr, int add) {
+#define ROWS(n) micro_rows(n, 8, kg, a, b, s, d, c, ldc, nr, add)
     MUWA_ROWS_SWITCH_12(mr, ROWS)
 #undef ROWS
 }

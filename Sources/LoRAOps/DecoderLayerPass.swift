@@ -77,7 +77,8 @@ extension LoRATrainingModel {
             mask.applyInPlace(s.tmp, rows: R, cols: C, paddedRow: s.paddedRow)
             dFc2 = UnsafePointer(s.tmp)
         }
-        activate(out: s.fcAct, pre: a.fcPre, count: R * F)
+        // fc2's input, act(fcPre), only for an adapter on fc2 (its LoRA gradient); the base needs none
+        if layout.slotIndex(layer: l, module: .fc2) != nil { activate(out: s.fcAct, pre: a.fcPre, count: R * F) }
         projectBackward(l, .fc2, p, dinp: s.dFcAct, dout: dFc2, inp: s.fcAct, K: F, N: C, accumulate: false)
         activateBackward(dinp: s.dFcPre, dout: s.dFcAct, pre: a.fcPre, count: R * F)
         projectBackward(l, .fc1, p, dinp: s.dFfnIn, dout: s.dFcPre, inp: a.ffnIn, K: C, N: F, accumulate: false)

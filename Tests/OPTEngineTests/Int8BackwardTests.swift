@@ -90,17 +90,22 @@ final class Int8BackwardTests: XCTestCase {
             for order in [scales.order, nil] {
                 let p = pack(
                     gradient(M: M, N: N, seed: UInt64(M)), M: M, N: N, absmax: scales.absmax, order: order, bits: bits)
-                let start = gradient(M: M, N: K, seed: 7)
-                var fast = start, reference = start
-                // two column ranges, as two threads split them: whole panels, then the rest
-                let split = min(K, muwa_i8_backward_column_block())
-                for (p0, p1) in [(0, split), (split, K)] {
-                    muwa_i8_backward(bits, p.a, p.scales, p.sums, M, q, order, N, K, &fast, K, p0, p1)
-                    muwa_i8_backward_reference(bits, p.a, p.scales, p.sums, M, q, order, N, K, &reference, K, p0, p1)
+                // adding into a gradient, and storing over NaNs (the first reduction block does not read C)
+                for accumulate: Int32 in [1, 0] {
+                    let start = accumulate == 1 ? gradient(M: M, N: K, seed: 7) : [Float](repeating: .nan, count: M * K)
+                    var fast = start, reference = start
+                    // two column ranges, as two threads split them: whole panels, then the rest
+                    let split = min(K, muwa_i8_backward_column_block())
+                    for (p0, p1) in [(0, split), (split, K)] {
+                        muwa_i8_backward(bits, p.a, p.scales, p.sums, M, q, order, N, K, &fast, K, p0, p1, accumulate)
+                        muwa_i8_backward_reference(
+                            bits, p.a, p.scales, p.sums, M, q, order, N, K, &reference, K, p0, p1, accumulate)
+                    }
+                    XCTAssertEqual(
+                        fast.map(\.bitPattern), reference.map(\.bitPattern),
+                        "bits \(bits) M \(M) N \(N) K \(K) ordered \(order != nil) accumulate \(accumulate)")
+                    if accumulate == 0 { XCTAssertFalse(fast.contains { $0.isNaN }, "stored over every element") }
                 }
-                XCTAssertEqual(
-                    fast.map(\.bitPattern), reference.map(\.bitPattern),
-                    "bits \(bits) M \(M) N \(N) K \(K) ordered \(order != nil)")
             }
         }
     }
@@ -178,7 +183,7 @@ final class Int8BackwardTests: XCTestCase {
             rows.dequantize(t.raw.assumingMemoryBound(to: Int8.self), firstRow: 0, rowCount: N, K: K, into: &w)
             var got = [Float](repeating: 0, count: M * K)
             muwa_i8_backward(
-                bits, p.a, p.scales, p.sums, M, t.raw.assumingMemoryBound(to: Int8.self), order, N, K, &got, K, 0, K)
+                bits, p.a, p.scales, p.sums, M, t.raw.assumingMemoryBound(to: Int8.self), order, N, K, &got, K, 0, K, 1)
             let R = muwa_i8_backward_row_block(), blocks = (N + 511) / 512
             var worst = 0.0
             for m in 0..<M {
@@ -228,7 +233,7 @@ final class Int8BackwardTests: XCTestCase {
             func squaredError(order: UnsafePointer<Int32>?) -> Double {
                 let p = pack(dout, M: M, N: N, absmax: rows.absmax, order: order, bits: 8)
                 var got = [Float](repeating: 0, count: M * K)
-                muwa_i8_backward(8, p.a, p.scales, p.sums, M, q, order, N, K, &got, K, 0, K)
+                muwa_i8_backward(8, p.a, p.scales, p.sums, M, q, order, N, K, &got, K, 0, K, 1)
                 return zip(got, exact).reduce(0.0) { $0 + (Double($1.0) - $1.1) * (Double($1.0) - $1.1) }
             }
             let ours = squaredError(order: rows.order), unordered = squaredError(order: nil)
@@ -284,7 +289,7 @@ final class Int8BackwardTests: XCTestCase {
             let p = pack(dout, M: M, N: N, absmax: rows.absmax, order: rows.order, bits: bits)
             muwa_i8_backward(
                 bits, p.a, p.scales, p.sums, M, t.raw.assumingMemoryBound(to: Int8.self), rows.order, N, K, &direct, K,
-                0, K)
+                0, K, 1)
             for capacity in [4 * K, 1 << 20] {  // a scratch smaller than one packed tile, and one holding them all
                 var viaEntry = start
                 let scratch = KernelScratch(maxInputDim: K, capacityFloats: capacity)

@@ -134,7 +134,8 @@ final class OverwritingGradientTests: XCTestCase {
                         for p in p0..<p1 { hits[p] += 1 }  // ranges are disjoint: no two threads share a column
                     })
                 // 30 rows in chunks of 24 (2 tiles of 12): each column twice
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: hits, count: columns)), Array(repeating: 2, count: columns))
+                XCTAssertEqual(
+                    Array(UnsafeBufferPointer(start: hits, count: columns)), Array(repeating: 2, count: columns))
             }
         }
     }

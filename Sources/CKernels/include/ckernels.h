@@ -150,7 +150,8 @@ long muwa_gemm_i8_column_chunk(long K);
 int muwa_gemm_i8_fast(void);
 
 /// The input gradient through a frozen int8 weight [N, K] on VNNI's integer products (kernels_int8_backward.c):
-/// c[m · ldc + k] += Σ_n dout[m, n] · q[n, k] · absmax[n] / 127 for m < M, k in [p0, p1), with dout · absmax / 127
+/// c[m · ldc + k] (+)= Σ_n dout[m, n] · q[n, k] · absmax[n] / 127 for m < M, k in [p0, p1) (accumulate 0: c is
+/// stored, not read, by the first reduction block; later blocks add into it), with dout · absmax / 127
 /// quantized to int16 (bits 16) or int8 (bits 8) per row and per 512 reduction elements, the elements taken in
 /// `order` (a permutation of [0, N): the weight's channels by absmax, so each block's steps suit its channels;
 /// null: 0, 1, …) (muwa_i8_backward_pack_a: tiles [t0, t1) of muwa_i8_backward_row_block() rows into `a`
@@ -160,11 +161,11 @@ int muwa_gemm_i8_fast(void);
 void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, const int32_t *order,
                              int bits, void *a, float *scales, int32_t *sums, long t0, long t1);
 void muwa_i8_backward(int bits, const void *a, const float *scales, const int32_t *sums, long M, const int8_t *q,
-                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1);
+                      const int32_t *order, long N, long K, float *c, long ldc, long p0, long p1, int accumulate);
 /// The same product with the same packing and plain loops: the reference the VNNI kernels are tested against.
 void muwa_i8_backward_reference(int bits, const void *a, const float *scales, const int32_t *sums, long M,
                                 const int8_t *q, const int32_t *order, long N, long K, float *c, long ldc, long p0,
-                                long p1);
+                                long p1, int accumulate);
 long muwa_i8_backward_packed_a_bytes(long M, long N, int bits);
 long muwa_i8_backward_scale_count(long M, long N);
 long muwa_i8_backward_row_block(void);

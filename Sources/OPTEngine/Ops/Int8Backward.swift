@@ -52,11 +52,9 @@ func linearBackwardInputInt8VNNI(
             muwa_i8_backward_pack_a(
                 dout + m0 * N, N, rows, N, absmax, order, bits, packed, blockScales, blockSums, t0, t1)
         },
-        multiply: { m0, rows, p0, p1 in
-            // not accumulating: each part clears its own block of dinp just before it adds into it
-            if !accumulate, p1 > p0 {
-                for m in m0..<(m0 + rows) { (dinp + m * K + p0).update(repeating: 0, count: p1 - p0) }
-            }
-            muwa_i8_backward(bits, packed, blockScales, blockSums, rows, q, order, N, K, dinp + m0 * K, K, p0, p1)
+        multiply: { m0, rows, p0, p1 in  // not accumulating: the first reduction block stores, not adds
+            muwa_i8_backward(
+                bits, packed, blockScales, blockSums, rows, q, order, N, K, dinp + m0 * K, K, p0, p1, accumulate ? 1 : 0
+            )
         })
 }
