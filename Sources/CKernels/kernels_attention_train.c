@@ -14,6 +14,12 @@
 
 enum { TRAIN_BLOCK = 32 };
 
+// no_builtin: the loop stays stores (clang would make each row a memset call, the cost this replaces)
+__attribute__((no_builtin("memset"))) void muwa_zero_rows(float *x, long rows, long cols, long ld) {
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < cols; c++) x[r * ld + c] = 0;
+}
+
 /// dS = P ⊙ (dP − rowsum(P ⊙ dP)) for the query block [t0, t1): d holds dP (rows t1 apart) and becomes dS, zero
 /// past each row's causal limit; p is the block's probabilities (rows n apart). Shared with the bf16 kernels.
 void muwa_softmax_backward_block(float *d, const float *p, long n, long t0, long t1) {

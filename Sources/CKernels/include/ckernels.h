@@ -314,6 +314,9 @@ int muwa_causal_attention_backward(float *dq, float *dk, float *dv, const float 
 /// Tests: the kernels above (1), the caller's sgemm path (0) or the selected table's choice again (-1); 0 when
 /// this CPU cannot run them.
 int muwa_causal_attention_select(int on);
+/// x[r · ld + c] = 0 for r < rows, c < cols: a (sequence, head)'s slice of a gradient, cleared by the thread that
+/// then fills it (one call, not one memset a row).
+void muwa_zero_rows(float *x, long rows, long cols, long ld);
 /// The same under compute bf16 (kernels_attention_train_bf16.c): bf16 operands, f32 sums, f32 softmax and
 /// outputs; -1 having written nothing where muwa_attention_bf16_fast() is 0 or the per-thread buffer cannot be
 /// had (the caller's f32 path then runs).

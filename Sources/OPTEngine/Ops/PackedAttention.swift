@@ -116,11 +116,9 @@ public func packedCausalAttentionBackward(
             let off = seq.start(s) * C + h * hs
             let p = att + bases[s] + h * n * n
             if !accumulate {  // this item's (n, hs) slices of dq, dk, dv: cleared by the part that fills them
-                for t in 0..<n {
-                    (dq + off + t * C).update(repeating: 0, count: hs)
-                    (dk + off + t * C).update(repeating: 0, count: hs)
-                    (dv + off + t * C).update(repeating: 0, count: hs)
-                }
+                muwa_zero_rows(dq + off, n, hs, C)
+                muwa_zero_rows(dk + off, n, hs, C)
+                muwa_zero_rows(dv + off, n, hs, C)
             }
             if bf16,
                 muwa_causal_attention_backward_bf16(
