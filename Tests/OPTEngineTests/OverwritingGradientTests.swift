@@ -118,6 +118,18 @@ final class OverwritingGradientTests: XCTestCase {
         XCTAssertEqual(outlierFeatures(randomFloats(64, seed: 9), M: 8, K: 8, threshold: 0, into: &none), 0)
     }
 
+    /// Each thread gets about four ranges where the columns allow: whole blocks, at most the kernel's own.
+    func testClaimGrainLeavesEveryThreadRanges() {
+        EngineThreads.configure(2)
+        XCTAssertEqual(claimGrain(columns: 768, block: 32, natural: 1024), 96)  // opt-125m's width: 8 ranges
+        XCTAssertEqual(claimGrain(columns: 2048, block: 32, natural: 256), 256)  // opt-1.3b's: the kernel's block
+        XCTAssertEqual(claimGrain(columns: 50272, block: 32, natural: 1024), 1024)  // the lm_head
+        XCTAssertEqual(claimGrain(columns: 40, block: 32, natural: 512), 32)  // fewer columns than ranges: a block
+        XCTAssertEqual(claimGrain(columns: 4096, block: 64, natural: 100), 128)  // rounded up to whole blocks
+        EngineThreads.configure(64)
+        XCTAssertEqual(claimGrain(columns: 2048, block: 32, natural: 256), 32)
+    }
+
     func testClaimedColumnRangesCoverEveryColumnOnce() {
         for threads in [1, 2, 3] {
             EngineThreads.configure(threads)

@@ -147,7 +147,9 @@ private func gemmInt8(
             var w = product.scales.kernelWeight(product.weight.raw.assumingMemoryBound(to: Int8.self))
             withUnsafePointer(to: &w) { wp in
                 // ranges of the kernel's column blocks, claimed by whichever thread is free (PackedGemmChunks.swift)
-                EngineThreads.forEachClaimedChunk(N, grain: muwa_gemm_i8_column_chunk(K)) { r in
+                let grain = claimGrain(
+                    columns: N, block: muwa_gemm_i8_column_block(), natural: muwa_gemm_i8_column_chunk(K))
+                EngineThreads.forEachClaimedChunk(N, grain: grain) { r in
                     muwa_gemm_i8(wp, xp, packed, rows, y, N, r.lowerBound, r.upperBound, K, acc, bias)
                 }
             }

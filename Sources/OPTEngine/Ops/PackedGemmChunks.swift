@@ -6,8 +6,8 @@
 // training on 2 cores each thread slept about 6 % of the step at these joins (`perf sched timehist`).
 
 /// For each chunk of rows [m0, m0 + rows): `pack(m0, rows, t0, t1)` for tiles [t0, t1) of the chunk, split over
-/// `EngineThreads`, then `multiply(m0, rows, p0, p1)` for the columns [0, columns) in ranges of `claimColumns`
-/// (rounded up to a multiple of `columnBlock`) claimed by the threads as they come free; a column is
+/// `EngineThreads`, then `multiply(m0, rows, p0, p1)` for the columns [0, columns) in ranges of
+/// `claimGrain(columns:block:natural: claimColumns)` claimed by the threads as they come free; a column is
 /// multiplied once, by one thread, and its result does not depend on which. `capacity` and `perTile` count the
 /// same packed elements; a chunk holds at least one tile.
 func forEachPackedChunk(
@@ -16,7 +16,7 @@ func forEachPackedChunk(
     multiply: (_ m0: Int, _ rows: Int, _ p0: Int, _ p1: Int) -> Void
 ) {
     let chunkRows = packedChunkRows(tileRows: tileRows, perTile: perTile, capacity: capacity)
-    let block = max(1, columnBlock), claim = max(1, (claimColumns + block - 1) / block) * block
+    let claim = claimGrain(columns: columns, block: columnBlock, natural: claimColumns)
     var m0 = 0
     while m0 < M {
         let rows = min(chunkRows, M - m0)
@@ -30,6 +30,15 @@ func forEachPackedChunk(
         }
         m0 += rows
     }
+}
+
+/// Columns a thread claims at a time: the kernel's `natural` block (rounded up to whole `block`s), or less, down to
+/// one block, so that every thread can take about four ranges (an opt-125m product of 768 columns in blocks of
+/// 512 or 1024 left one thread the whole of it, or two thirds).
+func claimGrain(columns: Int, block: Int, natural: Int) -> Int {
+    let block = max(1, block), natural = max(1, (natural + block - 1) / block) * block
+    let fair = columns / (4 * max(1, EngineThreads.count)) / block * block
+    return max(block, min(natural, fair))
 }
 
 /// Rows per chunk of forEachPackedChunk for these sizes (a buffer sized for a whole chunk's side data).
