@@ -16,11 +16,6 @@ final class OverwritingGradientTests: XCTestCase {
         super.tearDown()
     }
 
-    func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
-        var rng = SeededRNG(seed: seed)
-        return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
-    }
-
     func f16(_ t: Tensor) -> Tensor {
         let values = t.toFloatArray(), region = ByteRegion(allocating: values.count * 2)
         for (i, v) in values.enumerated() {
@@ -151,4 +146,10 @@ final class OverwritingGradientTests: XCTestCase {
             }
         }
     }
+}
+
+/// n values uniform in [-scale, scale), seeded.
+private func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+    var rng = SeededRNG(seed: seed)
+    return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
 }
