@@ -1,7 +1,7 @@
 // bf16 compute for the many-row products (prefill, scoring, the frozen base in training): activations are
 // rounded to bf16 (nearest even, as PyTorch's autocast does), multiplied with the BF16 weight by the
-// AVX-512 BF16 GEMM of CKernels (kernels_bf16_gemm.c) with f32 accumulation, split by output columns
-// across `EngineThreads.count`. The weight is the plain [N, K] bf16 matrix the decode kernels read too: one copy
+// AVX-512 BF16 GEMM of CKernels (kernels_bf16_gemm.c) with f32 accumulation, ranges of output columns
+// claimed by `EngineThreads`' threads. The weight is the plain [N, K] bf16 matrix the decode kernels read too: one copy
 // serves decode, the forward product (W read as [N, K]) and the backward product (W read as [K-out, N]).
 //
 // On a CPU without avx512_bf16 (or with MUWA_KERNEL_ISA forcing another table) `bf16GemmRuns` is false and
@@ -64,8 +64,8 @@ func linearBackwardInputInt8BF16(
 
 /// C[M, P] (+)= bf16(A[M, R]) · B[R, P] with B read from `w` as `layout` says. A is rounded and packed into
 /// the scratch buffer (muwa_gemm_bf16_pack_a: tiles of `muwa_gemm_bf16_row_block()` rows) as many rows at a
-/// time as fit, the tiles split across the threads; then each chunk of rows is split by output columns (ranges
-/// of whole micro-kernel panels), each thread packing its own panels of B.
+/// time as fit, the tiles split across the threads; then the threads claim ranges of output columns of each chunk
+/// of rows (whole micro-kernel panels, PackedGemmChunks.swift), each packing its own panels of B.
 func gemmBF16(
     layout: muwa_gemm_b_layout, c: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, lda: Int? = nil, w: Tensor,
     M: Int, R: Int, P: Int, scratch: KernelScratch, accumulate: Bool
