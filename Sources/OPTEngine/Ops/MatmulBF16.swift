@@ -1,8 +1,9 @@
 // bf16 compute for the many-row products (prefill, scoring, the frozen base in training): activations are
 // rounded to bf16 (nearest even, as PyTorch's autocast does), multiplied with the BF16 weight by the
 // AVX-512 BF16 GEMM of CKernels (kernels_bf16_gemm.c) with f32 accumulation, ranges of output columns
-// claimed by `EngineThreads`' threads. The weight is the plain [N, K] bf16 matrix the decode kernels read too: one copy
-// serves decode, the forward product (W read as [N, K]) and the backward product (W read as [K-out, N]).
+// claimed by `EngineThreads`' threads. The weight is the plain [N, K] bf16 matrix the decode kernels read
+// too: one copy serves decode, the forward product (W read as [N, K]) and the backward product (W read as
+// [K-out, N]).
 //
 // On a CPU without avx512_bf16 (or with MUWA_KERNEL_ISA forcing another table) `bf16GemmRuns` is false and
 // bf16 weights take the widening path of `matmul`: bf16 weights, f32 products (activations unrounded).
