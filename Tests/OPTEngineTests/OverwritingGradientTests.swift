@@ -121,6 +121,8 @@ final class OverwritingGradientTests: XCTestCase {
         XCTAssertEqual(claimGrain(columns: 50272, block: 32, natural: 1024), 1024)  // the lm_head
         XCTAssertEqual(claimGrain(columns: 40, block: 32, natural: 512), 32)  // fewer columns than ranges: a block
         XCTAssertEqual(claimGrain(columns: 4096, block: 64, natural: 100), 128)  // rounded up to whole blocks
+        XCTAssertEqual(claimGrain(columns: 768, block: 32, natural: 1024, rangesPerThread: 2), 192)
+        XCTAssertEqual(claimGrain(columns: 2048, block: 32, natural: 1024, rangesPerThread: 2), 512)
         EngineThreads.configure(64)
         XCTAssertEqual(claimGrain(columns: 2048, block: 32, natural: 256), 32)
     }

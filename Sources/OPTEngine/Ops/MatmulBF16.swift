@@ -86,6 +86,7 @@ func gemmBF16(
     forEachPackedChunk(
         M: M, tileRows: tileRows, perTile: perTile, capacity: halvesCapacity, columns: P,
         columnBlock: muwa_gemm_bf16_column_block(), claimColumns: Int(muwa_gemm_bf16_column_chunk()),
+        rangesPerThread: 2,  // the FMA kernel widens each A tile once per range: not too narrow
         pack: { m0, rows, t0, t1 in muwa_gemm_bf16_pack_a(a + m0 * lda, rows, R, lda, packed, t0, t1) },
         multiply: { m0, rows, p0, p1 in
             muwa_gemm_bf16(layout, packed, rows, weights, R, P, c + m0 * P, P, p0, p1, acc)
