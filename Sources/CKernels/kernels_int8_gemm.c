@@ -29,10 +29,12 @@ enum { AMX_MR = 32 };
 long muwa_gemm_i8_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
 
 long muwa_gemm_i8_column_block(void) { return NR; }
-long muwa_gemm_i8_column_chunk(long K) {
+/// Panels of NR columns in gemm_vnni's block of B for reduction length K (B_BLOCK_BYTES of them, at least one).
+static long block_panels(long K) {
     long panelBytes = (K + 3) / 4 * 4 * NR, panels = B_BLOCK_BYTES / (panelBytes > 0 ? panelBytes : 1);
-    return (panels < 1 ? 1 : panels) * NR;  // gemm_vnni's block of B
+    return panels < 1 ? 1 : panels;
 }
+long muwa_gemm_i8_column_chunk(long K) { return block_panels(K) * NR; }
 
 long muwa_gemm_i8_packed_a_bytes(long M, long K) {
     if (muwa_amx_enabled()) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((K + 63) / 64) * 64;
@@ -234,9 +236,7 @@ static VNNI void micro(long mr, const muwa_i8_weight *w, const muwa_i8_input *x,
 
 static VNNI void gemm_vnni(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
                            long ldy, long n0, long n1, long K, int acc, const float *bias) {
-    long K4 = (K + 3) / 4, panelBytes = K4 * 4 * NR;
-    long panels = B_BLOCK_BYTES / panelBytes;
-    if (panels < 1) panels = 1;
+    long K4 = (K + 3) / 4, panelBytes = K4 * 4 * NR, panels = block_panels(K);
     int8_t *block = muwa_thread_buffer((size_t)(panels * panelBytes));
     if (!block) {  // no room for a block: one panel at a time (or the gemv kernel when even that fails)
         panels = 1;

@@ -118,13 +118,14 @@ func outlierFeatures(
     guard threshold > 0, M > 0, K > 0 else { return 0 }
     let parts = max(1, min(EngineThreads.count, M, M * K / (1 << 16)))  // ~64 Ki elements a part at least
     if parts == 1 { return muwa_i8_outlier_features(x, M, K, threshold, cols) }
-    let extra = UnsafeMutablePointer<Int32>.allocate(capacity: (parts - 1) * K)
-    defer { extra.deallocate() }
-    EngineThreads.run(parts: parts) { part in
-        muwa_i8_outlier_flags(
-            x, M * part / parts, M * (part + 1) / parts, K, threshold, part == 0 ? cols : extra + (part - 1) * K)
+    return withUnsafeTemporaryAllocation(of: Int32.self, capacity: (parts - 1) * K) { buffer in
+        guard let extra = buffer.baseAddress else { return muwa_i8_outlier_features(x, M, K, threshold, cols) }
+        EngineThreads.run(parts: parts) { part in
+            muwa_i8_outlier_flags(
+                x, M * part / parts, M * (part + 1) / parts, K, threshold, part == 0 ? cols : extra + (part - 1) * K)
+        }
+        return muwa_i8_outlier_merge(cols, extra, parts, K)
     }
-    return muwa_i8_outlier_merge(cols, extra, parts, K)
 }
 
 /// The GEMM case of matmulInt8 for one chunk of rows (input rows firstRow ..< firstRow + rows): each thread

@@ -7,10 +7,9 @@
 
 /// For each chunk of rows [m0, m0 + rows): `pack(m0, rows, t0, t1)` for tiles [t0, t1) of the chunk, split over
 /// `EngineThreads`, then `multiply(m0, rows, p0, p1)` for the columns [0, columns) in ranges of
-/// `claimGrain(columns:block:natural: claimColumns, rangesPerThread:)` claimed by the threads as they come free; a
-/// column is
-/// multiplied once, by one thread, and its result does not depend on which. `capacity` and `perTile` count the
-/// same packed elements; a chunk holds at least one tile.
+/// `claimGrain(columns:block:natural: claimColumns, rangesPerThread:)` claimed by the threads as they come free;
+/// a column is multiplied once, by one thread, and its result does not depend on which. `capacity` and `perTile`
+/// count the same packed elements; a chunk holds at least one tile.
 func forEachPackedChunk(
     M: Int, tileRows: Int, perTile: Int, capacity: Int, columns: Int, columnBlock: Int, claimColumns: Int,
     rangesPerThread: Int = 4,
