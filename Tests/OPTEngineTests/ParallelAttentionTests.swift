@@ -53,7 +53,7 @@ final class ParallelAttentionTests: XCTestCase {
         T: Int, NH: Int, hs: Int
     ) -> [Float] {
         EngineThreads.configure(threads)
-        XCTAssertEqual(muwa_attend_one_select(fast ? 1 : 0), 1)
+        XCTAssertEqual(muwa_attend_one_select(fast ? 1 : 0), 1, "the caller asks for the fast kernel only where it runs")
         defer { _ = muwa_attend_one_select(-1) }
         let C = NH * hs
         var cacheK = [Float](repeating: 0, count: B * NH * T * hs), cacheV = cacheK
@@ -77,6 +77,9 @@ final class ParallelAttentionTests: XCTestCase {
     }
 
     func testDecodeMatchesNaiveAndTheGemvPathForAnySplit() {
+        let fastKernelRuns = muwa_attend_one_select(1) == 1
+        _ = muwa_attend_one_select(-1)
+        XCTAssertEqual(fastKernelRuns, KernelISA.current == "avx512", "muwa_attend_one runs exactly where AVX-512 is chosen")
         for (hs, T) in [(64, 37), (80, 8), (13, 5), (130, 21), (16, 1)] {
             let B = 3, NH = 5, C = NH * hs
             let q = randomFloats(B * T * C, seed: 11), k = randomFloats(B * T * C, seed: 12)
@@ -96,15 +99,16 @@ final class ParallelAttentionTests: XCTestCase {
                     threads: threads, scoreFloats: floats, fast: fast, q: q, k: k, v: v, mask: mask, B: B, T: T,
                     NH: NH, hs: hs)
             }
-            let serial = run(1, T, true)
-            let diff = zip(serial, expected).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
-            XCTAssertLessThan(diff, 1e-5, "hs \(hs) T \(T)")
-            XCTAssertEqual(run(2, 8 * T, true), serial, "two threads, hs \(hs)")
-            XCTAssertEqual(run(5, 3 * T, true), serial, "three parts of five threads, hs \(hs)")
-            XCTAssertEqual(run(2, 0, true), serial, "no room for a second part, hs \(hs)")
-            let gemv = run(2, 8 * T, false)
-            let gap = zip(gemv, expected).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
-            XCTAssertLessThan(gap, 1e-5, "gemv path, hs \(hs)")
+            // Every split of every path this CPU runs: muwa_attend_one (AVX-512 only) and the gemv path.
+            for fast in fastKernelRuns ? [true, false] : [false] {
+                let path = fast ? "muwa_attend_one" : "gemv path"
+                let serial = run(1, T, fast)
+                let diff = zip(serial, expected).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+                XCTAssertLessThan(diff, 1e-5, "\(path), hs \(hs) T \(T)")
+                XCTAssertEqual(run(2, 8 * T, fast), serial, "\(path), two threads, hs \(hs)")
+                XCTAssertEqual(run(5, 3 * T, fast), serial, "\(path), three parts of five threads, hs \(hs)")
+                XCTAssertEqual(run(2, 0, fast), serial, "\(path), no room for a second part, hs \(hs)")
+            }
         }
     }
 
