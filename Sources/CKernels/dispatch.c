@@ -72,6 +72,8 @@ void muwa_widen_f16(const uint16_t *src, float *dst, long n) { muwa_widen(MUWA_D
 
 int muwa_avx512_selected(void) { return table() == &muwa_table_avx512; }
 
+int muwa_avx2_selected(void) { return table() == &muwa_table_avx512 || table() == &muwa_table_avx2; }
+
 int muwa_avx512bw_selected(void) {
 #if defined(__x86_64__)
     static int cpu = -1;  // benign race: every thread computes the same value

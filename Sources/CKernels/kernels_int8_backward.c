@@ -201,7 +201,7 @@ void muwa_i8_backward_reference(int bits, const void *a, const float *scales, co
              p1, accumulate);
 }
 
-static int cpu_can(void) {
+static int cpu_can(void) {  // VNNI: both widths
 #if defined(__x86_64__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
@@ -211,20 +211,30 @@ static int cpu_can(void) {
 #endif
 }
 
-int muwa_i8_backward_fast(void) { return cpu_can(); }
+/// AVX2 without VNNI: int16 gradients only (kernels_int8_backward_avx2.c).
+static int avx2_can(void) { return !cpu_can() && muwa_avx2_selected(); }
+
+int muwa_i8_backward_fast(void) { return cpu_can() || avx2_can(); }
+
+const char *muwa_i8_backward_kernel(void) { return cpu_can() ? "VNNI" : avx2_can() ? "AVX2" : "reference"; }
 
 static int forced = -1;  // tests and benches: 0, 8 or 16
 
 int muwa_i8_backward_bits(void) {
-    // int8 by default where the bf16 GEMM runs on FMAs; MUWA_I8_BACKWARD=int16|int8|bf16 overrides
+    // VNNI: int8 by default where the bf16 GEMM runs on FMAs; AVX2: int16 (its only width) where there is no bf16
+    // GEMM to run instead; MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int8 means int16 on AVX2)
     static int by_env = -2;
     if (by_env == -2) {
         const char *env = getenv("MUWA_I8_BACKWARD");
         by_env = !env ? -1 : strcmp(env, "int16") == 0 ? 16 : strcmp(env, "int8") == 0 ? 8 : 0;
     }
-    if (!cpu_can()) return 0;
+    if (cpu_can()) {
+        if (forced >= 0) return forced;
+        return by_env >= 0 ? by_env : muwa_bf16_gemm_fma_enabled() ? 8 : 0;
+    }
+    if (!avx2_can()) return 0;
     if (forced >= 0) return forced;
-    return by_env >= 0 ? by_env : muwa_bf16_gemm_fma_enabled() ? 8 : 0;
+    return by_env == 0 || muwa_gemm_bf16_fast() ? 0 : 16;
 }
 
 int muwa_i8_backward_select(int bits) {
@@ -233,7 +243,8 @@ int muwa_i8_backward_select(int bits) {
         return 1;
     }
     if (bits != 0 && bits != 8 && bits != 16) return 0;
-    if (bits != 0 && !cpu_can()) return 0;
+    if (bits == 8 && !cpu_can()) return 0;
+    if (bits == 16 && !cpu_can() && !avx2_can()) return 0;
     forced = bits;
     return 1;
 }
@@ -248,6 +259,11 @@ void muwa_i8_backward(int bits, const void *a, const float *scales, const int32_
         else
             gemm(muwa_i8b_micro_vnni16, muwa_i8b_pack_panel16_avx512, 16, a, scales, NULL, M, q, order, N, K, c, ldc,
                  p0, p1, accumulate);
+        return;
+    }
+    if (bits == 16 && avx2_can()) {
+        gemm(muwa_i8b_micro_avx2_16, muwa_i8b_pack_panel16_avx2, 16, a, scales, NULL, M, q, order, N, K, c, ldc, p0,
+             p1, accumulate);
         return;
     }
 #endif

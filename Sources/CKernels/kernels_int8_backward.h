@@ -40,6 +40,11 @@ void muwa_i8b_pack_panel16(const int8_t *q, const int32_t *order, long N, long K
 void muwa_i8b_pack_panel8(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0, long kg,
                           uint8_t *dst);
 #if defined(__x86_64__)
+// AVX2 without VNNI, bits 16 only (kernels_int8_backward_avx2.c)
+void muwa_i8b_micro_avx2_16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
+                            float *c, long ldc, long nr, int add);
+void muwa_i8b_pack_panel16_avx2(const int8_t *q, const int32_t *order, long N, long K, long p, long nr, long g0,
+                                long kg, uint8_t *dst);
 void muwa_i8b_micro_vnni16(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,
                            float *c, long ldc, long nr, int add);
 void muwa_i8b_micro_vnni8(long mr, long kg, const uint8_t *a, const uint8_t *b, const float *s, const int32_t *d,

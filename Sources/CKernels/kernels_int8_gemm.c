@@ -16,9 +16,20 @@
 // With AMX (kernels_amx.c) A is packed in 32-row tiles for the tile unit and the micro-kernel is 32 × 32 blocks of
 // TDPBUSD; the sums are the same exact integers, so the bits are the same too.
 //
+// Without VNNI, on AVX2, kernels_int8_gemm_avx2.c does the same with int16 pairs (6-row tiles, 16-wide panels).
+//
 // The caller splits the output columns into ranges of whole panels among threads.
 #include "kernels_internal.h"
 #include <stdlib.h>
+
+static int vnni_supported(void);
+
+/// Which GEMM runs, and so how A is packed: AMX tiles, VNNI tiles, AVX2 int16 pairs, or none (muwa_gemv_i8).
+enum layout { NONE, VNNI_TILES, AMX_TILES, AVX2_PAIRS };
+static enum layout layout(void) {
+    if (vnni_supported()) return muwa_amx_enabled() ? AMX_TILES : VNNI_TILES;
+    return muwa_avx2_selected() ? AVX2_PAIRS : NONE;
+}
 
 enum { MR = 12, NR = 32, B_BLOCK_BYTES = 384 * 1024 };
 
@@ -26,29 +37,45 @@ enum { MR = 12, NR = 32, B_BLOCK_BYTES = 384 * 1024 };
 // reduction bytes of a row side by side, +128; K64 = ⌈K / 64⌉; zero past M and K), the layout kernels_amx.c reads.
 enum { AMX_MR = 32 };
 
-long muwa_gemm_i8_row_block(void) { return muwa_amx_enabled() ? AMX_MR : MR; }
+long muwa_gemm_i8_row_block(void) {
+    enum layout l = layout();
+    return l == AMX_TILES ? AMX_MR : l == AVX2_PAIRS ? MUWA_I8_AVX2_MR : MR;
+}
 
-long muwa_gemm_i8_column_block(void) { return NR; }
+long muwa_gemm_i8_column_block(void) { return layout() == AVX2_PAIRS ? MUWA_I8_AVX2_NR : NR; }
 /// Panels of NR columns in gemm_vnni's block of B for reduction length K (B_BLOCK_BYTES of them, at least one).
 static long block_panels(long K) {
     long panelBytes = (K + 3) / 4 * 4 * NR, panels = B_BLOCK_BYTES / (panelBytes > 0 ? panelBytes : 1);
     return panels < 1 ? 1 : panels;
 }
-long muwa_gemm_i8_column_chunk(long K) { return block_panels(K) * NR; }
+long muwa_gemm_i8_column_chunk(long K) {
+    return layout() == AVX2_PAIRS ? muwa_gemm_i8_avx2_column_chunk(K) : block_panels(K) * NR;
+}
 
 long muwa_gemm_i8_packed_a_bytes(long M, long K) {
-    if (muwa_amx_enabled()) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((K + 63) / 64) * 64;
+    enum layout l = layout();
+    if (l == AVX2_PAIRS) return muwa_gemm_i8_avx2_packed_a_bytes(M, K);
+    if (l == AMX_TILES) return (M + AMX_MR - 1) / AMX_MR * AMX_MR * ((K + 63) / 64) * 64;
     return (M + MR - 1) / MR * MR * ((K + 3) / 4) * 4;
 }
 
-/// Byte k of packed row m, in whichever layout muwa_gemm_i8_pack_a wrote.
-static inline uint8_t packed_a_at(const uint8_t *a, int amx, long K, long m, long k) {
-    if (amx) return a[((m / AMX_MR) * ((K + 63) / 64) + k / 64) * AMX_MR * 64 + (m % AMX_MR) * 64 + k % 64];
-    return a[((m / MR) * ((K + 3) / 4) + k / 4) * MR * 4 + (m % MR) * 4 + k % 4];
+/// Input value k of packed row m (signed), in whichever layout muwa_gemm_i8_pack_a wrote.
+static inline int32_t packed_a_at(const uint8_t *a, enum layout l, long K, long m, long k) {
+    if (l == AVX2_PAIRS) return muwa_gemm_i8_avx2_packed_at(a, K, m, k);
+    if (l == AMX_TILES)
+        return (int8_t)(a[((m / AMX_MR) * ((K + 63) / 64) + k / 64) * AMX_MR * 64 + (m % AMX_MR) * 64 + k % 64] ^ 0x80);
+    return (int8_t)(a[((m / MR) * ((K + 3) / 4) + k / 4) * MR * 4 + (m % MR) * 4 + k % 4] ^ 0x80);
 }
 
 void muwa_gemm_i8_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, long t0, long t1) {
-    if (muwa_amx_enabled()) {
+    enum layout l = layout();
+#if defined(__x86_64__)
+    if (l == AVX2_PAIRS) {
+        muwa_gemm_i8_avx2_pack_a(x, M, K, dst, t0, t1);
+        return;
+    }
+#endif
+    if (l == AMX_TILES) {
         long K64 = (K + 63) / 64;
         for (long t = t0; t < t1; t++)
             for (long i = 0; i < AMX_MR; i++) {
@@ -108,12 +135,12 @@ static void pack_panel(const int8_t *w, long K, long n, long nr, int8_t *dst) {
     }
 }
 
-/// Reference: the same packing and the same sums with plain loops (Σ over groups of (a + 128) · b, then the
-/// correction), finished by muwa_i8_finish.
+/// Reference: the packed input values (whichever layout) times plain weight panels, summed with plain loops,
+/// finished by muwa_i8_finish.
 void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y,
                             long ldy, long n0, long n1, long K, int acc, const float *bias) {
     long K4 = (K + 3) / 4;
-    int amx = muwa_amx_enabled();
+    enum layout l = layout();
     int8_t *panel = malloc((size_t)(K4 * 4 * NR));
     if (!panel) {
         muwa_gemv_i8_scalar(w, x, M, y, ldy, n0, n1, K, acc);
@@ -128,8 +155,8 @@ void muwa_gemm_i8_reference(const muwa_i8_weight *w, const muwa_i8_input *x, con
                 int32_t dot = 0;
                 for (long q = 0; q < K4; q++)
                     for (long e = 0; e < 4; e++)
-                        dot += (int32_t)packed_a_at(a, amx, K, m, 4 * q + e) * (int32_t)panel[(q * NR + j) * 4 + e];
-                float s = muwa_i8_finish(w, x, m, n + j, K, dot - 128 * w->rowsum[n + j]);
+                        if (4 * q + e < K) dot += packed_a_at(a, l, K, m, 4 * q + e) * (int32_t)panel[(q * NR + j) * 4 + e];
+                float s = muwa_i8_finish(w, x, m, n + j, K, dot);
                 float *yr = y + m * ldy + n + j;
                 *yr = acc ? *yr + s : s;
                 if (bias) *yr += bias[n + j];
@@ -304,7 +331,7 @@ static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const
 }
 
 static int vnni_supported(void) {
-    __builtin_cpu_init();
+    __builtin_cpu_init();  // (declared above)
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
            muwa_avx512_selected();
 }
@@ -312,7 +339,12 @@ static int vnni_supported(void) {
 static int vnni_supported(void) { return 0; }
 #endif
 
-int muwa_gemm_i8_fast(void) { return vnni_supported(); }
+int muwa_gemm_i8_fast(void) { return layout() != NONE; }
+
+const char *muwa_gemm_i8_kernel(void) {
+    static const char *const names[] = {"row kernels", "VNNI", "AMX", "AVX2"};
+    return names[layout()];
+}
 
 void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
                   long n0, long n1, long K, int accumulate, const float *bias) {
@@ -324,8 +356,9 @@ void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t
             gemm_vnni(w, x, a, M, y, ldy, n0, n1, K, accumulate, bias);
         return;
     }
+    if (layout() == AVX2_PAIRS && muwa_gemm_i8_avx2(w, x, a, M, y, ldy, n0, n1, K, accumulate, bias)) return;
 #endif
-    (void)a;  // without VNNI the row kernels of the current table are faster than the reference
+    (void)a;  // without VNNI or AVX2 (or memory for a panel) the row kernels of the current table
     muwa_gemv_i8(w, x, M, y, ldy, n0, n1, K, accumulate);
     add_bias(y, ldy, M, n0, n1, bias);
 }

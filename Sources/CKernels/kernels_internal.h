@@ -279,5 +279,19 @@ void *muwa_amx_buffer(long panel_bytes, long block_bytes, long *panels);
 /// while every panel of the B block passes it.
 enum { MUWA_AMX_KB_CHUNK = 8 };
 
+/// 1 when the avx2 or the avx512 table is selected (both need AVX2 and FMA): the condition of the AVX2 kernels
+/// outside the tables (dispatch.c).
+int muwa_avx2_selected(void);
+
+// The int8 GEMM on AVX2 (kernels_int8_gemm_avx2.c; kernels_int8_gemm.c chooses it where VNNI is missing): A in
+// MUWA_I8_AVX2_MR-row tiles of int16 pairs, B panels MUWA_I8_AVX2_NR columns wide.
+enum { MUWA_I8_AVX2_MR = 6, MUWA_I8_AVX2_NR = 16 };
+long muwa_gemm_i8_avx2_column_chunk(long K);
+long muwa_gemm_i8_avx2_packed_a_bytes(long M, long K);
+int32_t muwa_gemm_i8_avx2_packed_at(const uint8_t *a, long K, long m, long k);
+void muwa_gemm_i8_avx2_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *dst, long t0, long t1);
+int muwa_gemm_i8_avx2(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
+                      long n0, long n1, long K, int acc, const float *bias);
+
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -1,5 +1,5 @@
-// The int8 base's input gradient on VNNI's integer products (kernels_int8_backward.c, Int8Backward.swift), with
-// the gradient in int16 and in int8: the VNNI kernels against the plain-loop references on the same packed
+// The int8 base's input gradient on integer products (kernels_int8_backward.c, Int8Backward.swift), with the
+// gradient in int16 and in int8: the VNNI and AVX2 kernels against the plain-loop references on the same packed
 // operands (bit for bit: the sums are exact integers and both end with the same fma), the packed gradient
 // against its definition (per row and per 512 reduction elements, round to nearest even; int8's block sums),
 // and the whole product against Double sums of dout · dequant(W) within the rounding each width allows.
@@ -75,11 +75,26 @@ final class Int8BackwardTests: XCTestCase {
         }
     }
 
-    func testVNNIKernelsAreTheReferenceBitForBit() throws {
-        guard muwa_i8_backward_fast() != 0 else { throw XCTSkip("no avx512_vnni on this CPU") }
-        for bits: Int32 in [16, 8] {
-            for (M, N, K) in shapes { try checkKernel(bits: bits, M: M, N: N, K: K) }
+    /// The widths the integer kernels of the selected table run (VNNI: 16 and 8; AVX2: 16; none: []).
+    func fastWidths() -> [Int32] {
+        defer { muwa_i8_backward_select(-1) }
+        return muwa_i8_backward_fast() == 0 ? [] : [16, 8].filter { muwa_i8_backward_select($0) == 1 }
+    }
+
+    /// Every table's integer kernels (AVX-512 VNNI at both widths; AVX2 vpmaddwd at 16, also where the CPU has
+    /// VNNI, under the avx2 table) give the reference's bits.
+    func testIntegerKernelsAreTheReferenceBitForBit() throws {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        var ran = 0
+        for isa in KernelISA.supported {
+            KernelISA.select(isa)
+            for bits in fastWidths() {
+                ran += 1
+                for (M, N, K) in shapes { try checkKernel(bits: bits, M: M, N: N, K: K) }
+            }
         }
+        if ran == 0 { throw XCTSkip("no AVX2 or avx512_vnni on this CPU") }
     }
 
     func checkKernel(bits: Int32, M: Int, N: Int, K: Int) throws {
@@ -276,9 +291,10 @@ final class Int8BackwardTests: XCTestCase {
     /// Training's entry point takes this path for an int8 weight under bf16 compute at the width selected, and
     /// gives the kernel's result.
     func testLinearBackwardInputUsesTheIntegerProductWhenOn() throws {
-        guard muwa_i8_backward_fast() != 0 else { throw XCTSkip("no avx512_vnni on this CPU") }
+        let widths = fastWidths()
+        guard !widths.isEmpty else { throw XCTSkip("no AVX2 or avx512_vnni on this CPU") }
         defer { muwa_i8_backward_select(-1) }
-        for bits: Int32 in [16, 8] {
+        for bits in widths {
             XCTAssertEqual(muwa_i8_backward_select(bits), 1)
             let M = 37, N = 600, K = 70
             let t = try int8Weight(N: N, K: K, seed: 9).preparedForBF16()
@@ -296,6 +312,31 @@ final class Int8BackwardTests: XCTestCase {
                 linearBackwardInput(dinp: &viaEntry, dout: dout, weight: t, M: M, K: K, N: N, scratch: scratch)
                 XCTAssertEqual(
                     viaEntry.map(\.bitPattern), direct.map(\.bitPattern), "bits \(bits), scratch of \(capacity) floats")
+            }
+        }
+    }
+
+    /// Which loads send an int8 base's input gradients to the integer product: bf16 compute (where the product
+    /// runs), and `auto` on a CPU without avx512_bf16 where it runs (AVX2: int16); f32 compute never (the exact
+    /// product on the dequantized rows), nor stored weights.
+    func testIntegerGradientsFollowTheComputeSetting() throws {
+        let integerRuns = muwa_i8_backward_bits() != 0
+        let directory = ReferenceFixtures.model("pre-ln-f32")
+        for (options, expected) in [
+            (EngineOptions(compute: .f32, weights: .int8), false),
+            (EngineOptions(compute: .bf16, weights: .int8), true),
+            (EngineOptions(compute: .auto, weights: .int8), true),
+            (EngineOptions(compute: .auto, weights: .stored), false),
+        ] {
+            let model = try OPTModel.load(directory: directory, options: options)
+            let fc1 = model.weights.layers[0].fc1.weight
+            XCTAssertEqual(fc1.integerInputGradients, expected, "\(options)")
+            if options.weights == .int8 {
+                XCTAssertEqual(fc1.dtype, .i8)
+                // whether the product then runs: the weight allows it and this CPU has a kernel for it
+                XCTAssertEqual(
+                    fc1.integerInputGradients && int8BackwardBits(for: fc1) != nil, expected && integerRuns,
+                    "\(options)")
             }
         }
     }

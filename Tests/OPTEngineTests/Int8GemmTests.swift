@@ -1,9 +1,9 @@
 // The int8 GEMM (many rows with int8 weights: prefill, scoring) and the AVX-512 input quantization in front of
 // it. Both must give the bits of the scalar code: the GEMM's dots are exact integers finished by the same
 // scalar operations, and the vector quantization repeats the scalar rounding 16 lanes at a time. Shapes cover
-// partial row tiles (12 rows; 32 with AMX), partial panels (32 columns), K not a multiple of 4 or 64, outliers,
-// and accumulation into existing values, on every GEMM path the CPU has (AVX-512 VNNI, and AMX where present:
-// its sums are the same exact integers).
+// partial row tiles (12 rows; 32 with AMX; 6 on AVX2), partial panels (32 columns; 16 on AVX2), K not a multiple
+// of 2, 4 or 64, outliers, and accumulation into existing values, on every GEMM path the CPU has (AVX-512 VNNI,
+// AMX where present, the AVX2 int16 GEMM under the avx2 table: their sums are the same exact integers).
 import CKernels
 import XCTest
 @testable import OPTEngine
@@ -71,21 +71,24 @@ final class Int8GemmTests: XCTestCase {
                     for m in stride(from: 0, to: M, by: 3) { x[m * K + K / 2] = Float(7 + m) }  // an outlier feature
                     var weight = try XCTUnwrap(w.int8Rows).kernelWeight(w.raw.assumingMemoryBound(to: Int8.self))
                     let initial = randomFloats(M * N, seed: 99), bias = randomFloats(N, seed: 5, scale: 3)
-                    withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
-                        for accumulate: Int32 in [0, 1] {
-                            var expected = initial, reference = initial, fast = initial
-                            KernelISA.select("scalar")
+                    for accumulate: Int32 in [0, 1] {
+                        var expected = initial
+                        KernelISA.select("scalar")
+                        withQuantized(x, M: M, K: K, threshold: threshold) { input, _ in
                             muwa_gemv_i8(&weight, input, M, &expected, N, 0, N, K, accumulate)
-                            // the bias after the product, as a separate pass would add it
-                            for m in 0..<M { for n in 0..<N { expected[m * N + n] += bias[n] } }
-                            muwa_gemm_i8_reference(
-                                &weight, input, packed, M, &reference, N, 0, N, K, accumulate, bias)
-                            XCTAssertEqual(
-                                zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
-                                "reference M \(M) K \(K) N \(N) T \(threshold) amx \(amx)")
-                            for isa in KernelISA.supported {
-                                KernelISA.select(isa)
-                                fast = initial
+                        }
+                        // the bias after the product, as a separate pass would add it
+                        for m in 0..<M { for n in 0..<N { expected[m * N + n] += bias[n] } }
+                        // each table packs A its own way (VNNI tiles, AVX2 int16 pairs) and runs its GEMM on it
+                        for isa in KernelISA.supported {
+                            KernelISA.select(isa)
+                            withQuantized(x, M: M, K: K, threshold: threshold) { input, packed in
+                                var reference = initial, fast = initial
+                                muwa_gemm_i8_reference(
+                                    &weight, input, packed, M, &reference, N, 0, N, K, accumulate, bias)
+                                XCTAssertEqual(
+                                    zip(reference, expected).filter { $0.bitPattern != $1.bitPattern }.count, 0,
+                                    "reference \(isa) M \(M) K \(K) N \(N) T \(threshold) amx \(amx)")
                                 // two column ranges, as two threads would split them (whole panels)
                                 let split = min(N, muwa_gemm_i8_column_block())
                                 muwa_gemm_i8(&weight, input, packed, M, &fast, N, 0, split, K, accumulate, bias)

@@ -135,7 +135,8 @@ void muwa_gemv_i8(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float
 /// with the quantized input rows packed once by muwa_gemm_i8_pack_a into `a` (tiles of
 /// muwa_gemm_i8_row_block() rows, muwa_gemm_i8_packed_a_bytes(M, K) bytes; threads split the tiles
 /// [t0, t1)). Threads split [0, N) into ranges of muwa_gemm_i8_column_block() columns. AVX-512 VNNI when the
-/// CPU has it and the avx512 table is selected (muwa_gemm_i8_fast), else muwa_gemv_i8.
+/// CPU has it and the avx512 table is selected, else AVX2 int16 pairs under the avx2 or avx512 table
+/// (muwa_gemm_i8_fast), else muwa_gemv_i8. The packing follows the selected table: pack and multiply under one.
 void muwa_gemm_i8(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
                   long n0, long n1, long K, int accumulate, const float *bias);
 /// The same product with the same packing and plain loops: the reference the fast kernel is tested against.
@@ -148,6 +149,8 @@ long muwa_gemm_i8_column_block(void);
 /// Columns a thread should take at a time for reduction length K: the kernel's block of packed weight panels.
 long muwa_gemm_i8_column_chunk(long K);
 int muwa_gemm_i8_fast(void);
+/// Which int8 GEMM runs: "VNNI", "AMX", "AVX2" (int16 pairs, kernels_int8_gemm_avx2.c) or "row kernels".
+const char *muwa_gemm_i8_kernel(void);
 
 /// The input gradient through a frozen int8 weight [N, K] on VNNI's integer products (kernels_int8_backward.c):
 /// c[m · ldc + k] (+)= Σ_n dout[m, n] · q[n, k] · absmax[n] / 127 for m < M, k in [p0, p1) (accumulate 0: c is
@@ -172,11 +175,15 @@ long muwa_i8_backward_row_block(void);
 long muwa_i8_backward_column_block(void);
 /// Columns a thread should take at a time: the kernel's block of packed weight panels.
 long muwa_i8_backward_column_chunk(void);
-/// 1 when muwa_i8_backward runs the VNNI kernels (else the reference).
+/// 1 when muwa_i8_backward runs integer kernels (VNNI; AVX2 for int16) rather than the reference.
 int muwa_i8_backward_fast(void);
-/// The gradient's width when training's int8 base takes this path under bf16 compute, else 0: 8 by default
-/// where the bf16 GEMM runs on FMAs (muwa_bf16_gemm_fma_enabled; vpdpbusd there is about 3.5 times the FMA
-/// rate); MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int16: vpdpwssd, about half int8's speed, 16-bit steps).
+/// Which kernels muwa_i8_backward runs: "VNNI" (both widths), "AVX2" (int16 only) or "reference".
+const char *muwa_i8_backward_kernel(void);
+/// The gradient's width when training's int8 base takes this path (bf16 compute, or auto without bf16), else 0:
+/// with VNNI 8 by default where the bf16 GEMM runs on FMAs (muwa_bf16_gemm_fma_enabled; vpdpbusd there is about
+/// 3.5 times the FMA rate); on AVX2 16 where no bf16 GEMM runs (vpmaddwd, about 1.6 times the FMA rate on Zen 3);
+/// MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int16: vpdpwssd, about half int8's speed, 16-bit steps; int8 is
+/// int16 on AVX2).
 int muwa_i8_backward_bits(void);
 /// Tests and benches: 16 or 8 forces this path at that width (0 returned where the CPU cannot run it), 0 the
 /// bf16 GEMM, -1 the default.

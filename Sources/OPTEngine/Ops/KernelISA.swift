@@ -21,9 +21,9 @@ public enum KernelISA {
         !amx && muwa_bf16_gemm_fma_enabled() != 0 && muwa_cpu_has_bf16() != 0 && current == "avx512"
     }
 
-    /// The width (16 or 8) of an int8 base's input gradients in training under bf16 compute when they go through
-    /// VNNI's integer products, else nil (kernels_int8_backward.c: int8 by default where the bf16 GEMM runs on
-    /// FMAs; MUWA_I8_BACKWARD=int16|int8|bf16).
+    /// The width (16 or 8) of an int8 base's input gradients in training (bf16 compute, or auto without bf16)
+    /// when they go through integer products, else nil (kernels_int8_backward.c: VNNI int8 by default where the
+    /// bf16 GEMM runs on FMAs; AVX2 int16 where no bf16 GEMM runs; MUWA_I8_BACKWARD=int16|int8|bf16).
     public static var int8GradientBits: Int? {
         let bits = Int(muwa_i8_backward_bits())
         return bits == 0 ? nil : bits
@@ -33,7 +33,8 @@ public enum KernelISA {
     /// the integer products for int8 gradients where those run.
     public static var summary: String {
         let base = amx ? "\(current) + AMX" : bf16GemmOnFMA ? "\(current), bf16 GEMM on FMAs" : current
-        return int8GradientBits.map { base + ", int8 gradients on int\($0) VNNI" } ?? base
+        let kernel = String(cString: muwa_i8_backward_kernel())
+        return int8GradientBits.map { base + ", int8 gradients on int\($0) \(kernel)" } ?? base
     }
 
     /// Those this CPU can run, best first.

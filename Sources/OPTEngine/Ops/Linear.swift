@@ -49,7 +49,7 @@ public func linearBackwardInput(
             dinp: dinp, dout: dout, weight: weight, M: M, K: K, N: N, scratch: scratch, accumulate: accumulate)
         return
     }
-    if M > rowInvariantMaxRows, weight.computesInBF16, let bits = int8BackwardBits(for: weight),
+    if M > rowInvariantMaxRows, weight.integerInputGradients, let bits = int8BackwardBits(for: weight),
         let scales = weight.int8Rows
     {
         linearBackwardInputInt8VNNI(

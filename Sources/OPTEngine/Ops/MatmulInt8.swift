@@ -40,12 +40,12 @@ func matmulInt8(
         return
     }
     let perRow = M <= rowInvariantMaxRows
-    let gemm = !perRow && muwa_gemm_i8_fast() != 0  // many rows on a VNNI CPU: the packed GEMM
-    let tileRows = muwa_gemm_i8_row_block(), K4 = (K + 3) / 4
+    let gemm = !perRow && muwa_gemm_i8_fast() != 0  // many rows on a VNNI or AVX2 CPU: the packed GEMM
+    let tileRows = muwa_gemm_i8_row_block(), packedRowBytes = muwa_gemm_i8_packed_a_bytes(tileRows, K) / tileRows
     // Scratch layout for a chunk of R rows: q [R·K] i8 | absmax, start, count [R] each | cols [R·K or K] i32
-    // | the GEMM's packed rows [⌈R / tileRows⌉ · tileRows · 4·K4] u8.
-    let fixed = (perRow ? 0 : 4 * K) + (gemm ? tileRows * 4 * K4 : 0)
-    let perRowBytes = K + 12 + (perRow ? 4 * K : 0) + (gemm ? 4 * K4 : 0), slack = 512
+    // | the GEMM's packed rows [⌈R / tileRows⌉ · tileRows · packedRowBytes] u8.
+    let fixed = (perRow ? 0 : 4 * K) + (gemm ? tileRows * packedRowBytes : 0)
+    let perRowBytes = K + 12 + (perRow ? 4 * K : 0) + (gemm ? packedRowBytes : 0), slack = 512
     let capacityBytes = scratch.capacity * MemoryLayout<Float>.size
     var chunkRows = max(1, min(M, (capacityBytes - fixed - slack) / perRowBytes))
     if gemm, chunkRows < M { chunkRows = max(tileRows, chunkRows / tileRows * tileRows) }  // whole tiles

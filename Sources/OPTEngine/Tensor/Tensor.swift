@@ -12,6 +12,10 @@ public struct Tensor: @unchecked Sendable {
     /// `rowInvariantMaxRows` rows round their activations to bf16 and run the bf16 GEMM (MatmulBF16.swift).
     /// False everywhere else, so a BF16 checkpoint loaded for f32 compute is still widened and multiplied in f32.
     var computesInBF16 = false
+    /// True for an int8 weight whose input gradient in training may take the integer product on quantized
+    /// gradients (Int8Backward.swift): under bf16 compute, and under `auto` where the CPU has no bf16 but runs
+    /// that product (AVX2, VNNI). False keeps the exact f32 product on the dequantized weight.
+    var integerInputGradients = false
     /// The per-row scales of an int8 weight (dtype .i8, shape [N, K]); nil for every other tensor.
     let int8Rows: Int8RowScales?
 

@@ -43,6 +43,7 @@ extension Tensor {
             throw EngineError.invalidRequest("compute bf16: cannot narrow a \(dtype.rawValue) matrix")
         }
         out.computesInBF16 = true
+        if dtype == .i8 { out.integerInputGradients = true }
         return out
     }
 

@@ -1,5 +1,7 @@
 // Preparing a checkpoint's matrices for the EngineOptions a model is loaded with: narrowing to bf16 for bf16
 // compute, quantizing to int8. Runs once at load, before the memory check.
+import CKernels
+
 extension OPTWeights {
     mutating func prepare(for options: EngineOptions) throws {
         // int8 first (the projections, as bitsandbytes), then bf16 for what is left (lm_head; every matrix when
@@ -7,6 +9,16 @@ extension OPTWeights {
         // bf16 still works: bf16 weights, widened to f32 for the many-row products (BF16Preparation.swift).
         if options.weights == .int8 {
             try quantizeInt8(threshold: options.int8Threshold)
+            // auto on a CPU without bf16: the int8 base's input gradients still take the integer product where
+            // one runs (AVX2: int16 gradients, 2^-16 of each block's largest — finer than the int8 forward's own
+            // 2^-8 input rounding; on Zen 3 about 1.6 times f32 FMAs)
+            if options.compute == .auto, options.precision == .f32, muwa_i8_backward_bits() != 0 {
+                try transformProjections { weight in
+                    var w = weight
+                    if w.dtype == .i8 { w.integerInputGradients = true }
+                    return w
+                }
+            }
         }
         if options.precision == .bf16 { try narrowMatricesToBF16() }
     }
