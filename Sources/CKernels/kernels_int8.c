@@ -12,11 +12,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-/// Row m's non-outlier absmax and its int8 values (element outliers 0): the AVX-512 version when the CPU has it
-/// (the same operations, 16 at a time: the same bits).
+/// Row m's non-outlier absmax and its int8 values (element outliers 0): the AVX-512 or AVX2 version under those
+/// tables (the same operations, 16 or 8 at a time: the same bits).
 static float quantize_row(const float *xr, long K, float threshold, int8_t *qr) {
 #if defined(__x86_64__)
     if (muwa_i8_quant_avx512_supported()) return muwa_i8_quantize_row_avx512(xr, K, threshold, qr);
+    if (muwa_avx2_selected()) return muwa_i8_quantize_row_avx2(xr, K, threshold, qr);
 #endif
     int outliers = threshold > 0;
     float amax = 0;
@@ -38,6 +39,10 @@ void muwa_i8_outlier_flags(const float *x, long m0, long m1, long K, float thres
 #if defined(__x86_64__)
         if (muwa_i8_quant_avx512_supported()) {
             muwa_i8_scan_outliers_avx512(x + m * K, K, threshold, 0, flags);
+            continue;
+        }
+        if (muwa_avx2_selected()) {
+            muwa_i8_scan_outliers_avx2(x + m * K, K, threshold, 0, flags);
             continue;
         }
 #endif
@@ -86,6 +91,7 @@ long muwa_quantize_rows(const float *x, long M, long K, float threshold, int per
         start[m] = (int32_t)total;
 #if defined(__x86_64__)
         if (muwa_i8_quant_avx512_supported()) total += muwa_i8_scan_outliers_avx512(xr, K, threshold, 1, cols + total);
+        else if (muwa_avx2_selected()) total += muwa_i8_scan_outliers_avx2(xr, K, threshold, 1, cols + total);
         else
 #endif
             for (long k = 0; k < K; k++)

@@ -1,6 +1,7 @@
 // The AVX2 int8 product: bytes sign-extended to int16 and multiplied pairwise into int32 (vpmaddwd), exact
 // like the scalar reference, so every table gives the same bits. One weight row at a time against groups
-// of up to 4 input rows; K tails in scalar. A row's output never depends on the other rows.
+// of up to 4 input rows; K tails in scalar. A row's output never depends on the other rows. Also the input
+// quantization and outlier scan on 8 lanes (F16C for the float16 rounding), the same bits as the scalar code.
 #include "kernels_internal.h"
 
 #if defined(__x86_64__)
@@ -49,6 +50,91 @@ AVX2 void muwa_gemv_i8_avx2(const muwa_i8_weight *w, const muwa_i8_input *x, lon
         default: break;
         }
     }
+}
+
+// MARK: - input quantization, 8 at a time (kernels_int8.c's quantize_row and outlier scan, the same bits)
+
+#define AVX2F16 __attribute__((target("avx2,f16c")))
+
+/// muwa_f16r on 8 lanes: vcvtps2ph (round to nearest even) and back, as the AVX-512 form.
+static inline AVX2F16 __m256 f16r8(__m256 v) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+static inline AVX2F16 __m256 abs8(__m256 v) {
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
+
+/// 8 values of a row quantized: round(v · inv) clamped to ±127, 0 for NaN and (with outliers) |v| ≥ threshold.
+static inline AVX2F16 __m256i quantize8(const float *x, __m256 vinv, __m256 thr, int outliers) {
+    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+    __m256 v = f16r8(_mm256_loadu_ps(x));
+    __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // a NaN stays NaN (the second operand) …
+    __m256 keep = _mm256_cmp_ps(r, r, _CMP_ORD_Q);  // … and becomes 0 here
+    if (outliers) keep = _mm256_and_ps(keep, _mm256_cmp_ps(abs8(v), thr, _CMP_LT_OQ));
+    return _mm256_and_si256(_mm256_cvttps_epi32(r), _mm256_castps_si256(keep));
+}
+
+AVX2F16 float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold, int8_t *qr) {
+    int outliers = threshold > 0;
+    const __m256 thr = _mm256_set1_ps(threshold);
+    __m256 vmax = _mm256_setzero_ps();
+    long k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 a = abs8(f16r8(_mm256_loadu_ps(xr + k)));
+        // a > amax with NaN never taken, as the scalar loop; outliers (a ≥ threshold) left out
+        __m256 keep = _mm256_cmp_ps(a, vmax, _CMP_GT_OQ);
+        if (outliers) keep = _mm256_and_ps(keep, _mm256_cmp_ps(a, thr, _CMP_LT_OQ));
+        vmax = _mm256_blendv_ps(vmax, a, keep);
+    }
+    float lanes[8], amax = 0;
+    _mm256_storeu_ps(lanes, vmax);
+    for (int i = 0; i < 8; i++) amax = lanes[i] > amax ? lanes[i] : amax;
+    for (; k < K; k++) {
+        float a = fabsf(muwa_f16r(xr[k]));
+        if ((!outliers || a < threshold) && a > amax) amax = a;
+    }
+    float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
+    const __m256 vinv = _mm256_set1_ps(inv);
+    // 16 at a time: two registers of int32 narrowed (exact: |q| ≤ 127) and put back in order
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (k = 0; k + 16 <= K; k += 16) {
+        __m256i a = quantize8(xr + k, vinv, thr, outliers), b = quantize8(xr + k + 8, vinv, thr, outliers);
+        __m256i w = _mm256_packs_epi32(a, b);                     // a0-3 b0-3 | a4-7 b4-7 (int16)
+        __m256i bytes = _mm256_packs_epi16(w, w);                 // dwords: a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 …
+        bytes = _mm256_permutevar8x32_epi32(bytes, order);        // a0-3 a4-7 b0-3 b4-7 …
+        _mm_storeu_si128((__m128i *)(void *)(qr + k), _mm256_castsi256_si128(bytes));
+    }
+    for (; k < K; k++) {
+        float v = muwa_f16r(xr[k]);
+        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
+    }
+    return amax;
+}
+
+AVX2F16 long muwa_i8_scan_outliers_avx2(const float *xr, long K, float threshold, int list, int32_t *out) {
+    // |f16r(v)| ≥ threshold needs |v| ≥ threshold / (1 + 2^-11) - 2^-25: a cheap filter, then the exact test
+    const __m256 near = _mm256_set1_ps(threshold * 0.999f - 0x1p-24f);
+    long found = 0, k = 0;
+#define MUWA_OUTLIER(i)                                                                                               \
+    if (fabsf(muwa_f16r(xr[i])) >= threshold) {                                                                       \
+        if (list) out[found] = (int32_t)(i);                                                                          \
+        else out[i] = 1;                                                                                              \
+        found++;                                                                                                      \
+    }
+    for (; k + 8 <= K; k += 8) {
+        unsigned hit = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(abs8(_mm256_loadu_ps(xr + k)), near, _CMP_GE_OQ));
+        for (; hit; hit &= hit - 1) {
+            long i = k + __builtin_ctz(hit);
+            MUWA_OUTLIER(i)
+        }
+    }
+    for (; k < K; k++) {
+        MUWA_OUTLIER(k)
+    }
+#undef MUWA_OUTLIER
+    return found;
 }
 #else
 void muwa_gemv_i8_avx2(const muwa_i8_weight *w, const muwa_i8_input *x, long M, float *y, long ldy, long n0,

@@ -178,6 +178,9 @@ float muwa_i8_quantize_row_avx512(const float *xr, long K, float threshold, int8
 /// Row xr's outlier features (|f16r(x)| ≥ threshold), in order: list = 1 writes their indices to out and
 /// list = 0 sets out[k] = 1; returns how many.
 long muwa_i8_scan_outliers_avx512(const float *xr, long K, float threshold, int list, int32_t *out);
+/// The AVX2 + F16C forms of quantize_row and the outlier scan (kernels_int8_avx2.c; x86-64 only).
+float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold, int8_t *qr);
+long muwa_i8_scan_outliers_avx2(const float *xr, long K, float threshold, int list, int32_t *out);
 
 /// A 64-byte aligned buffer of at least `bytes` that belongs to the calling thread (dispatch.c): kept between
 /// calls (a GEMM's packed panels; allocating them per call costs an mmap and page faults each time) and freed
