@@ -89,6 +89,51 @@ static AVX512Q void round_block_avx512(const float *v, long n, float inv, float 
     }
     round_block(v + i, n - i, inv, limit, d + i);
 }
+
+#define AVX2Q __attribute__((target("avx2,fma")))
+
+/// block_values 8 at a time (the same products, no FMA; a NaN sticks).
+static AVX2Q float block_values_avx2(const float *dout, const int32_t *idx, const float *absmax, long n0, long n1,
+                                     float *v) {
+    const __m256 dq = _mm256_set1_ps(MUWA_I8_DEQUANT), mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    long n = n0;
+    for (; n + 8 <= n1; n += 8) {
+        __m256 d = idx ? _mm256_i32gather_ps(dout, _mm256_loadu_si256((const __m256i *)(const void *)(idx + n)), 4)
+                       : _mm256_loadu_ps(dout + n);
+        __m256 x = _mm256_mul_ps(d, _mm256_mul_ps(_mm256_loadu_ps(absmax + n), dq));
+        _mm256_storeu_ps(v + n - n0, x);
+        __m256 a = _mm256_and_ps(x, mag);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+        vmax = _mm256_max_ps(vmax, a);
+    }
+    float lanes[8], amax = 0;
+    _mm256_storeu_ps(lanes, vmax);
+    for (int i = 0; i < 8; i++) amax = lanes[i] > amax ? lanes[i] : amax;
+    if (_mm256_movemask_ps(nan)) amax = NAN;
+    float tail = block_values(dout, idx, absmax, n, n1, v + n - n0);
+    return tail > amax || tail != tail ? tail : amax;
+}
+
+/// round_block 16 at a time: round to nearest even, clamp, NaN to 0, narrowed to int16 in order.
+static AVX2Q void round_block_avx2(const float *v, long n, float inv, float limit, int16_t *d) {
+    const __m256 s = _mm256_set1_ps(inv), hi = _mm256_set1_ps(limit), lo = _mm256_set1_ps(-limit);
+    long i = 0;
+    __m256i half[2];
+    for (; i + 16 <= n; i += 16) {
+        for (int h = 0; h < 2; h++) {
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * h), s),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256 c = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // a NaN stays NaN (the second operand) …
+            c = _mm256_and_ps(c, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // … and becomes 0
+            half[h] = _mm256_cvtps_epi32(c);
+        }
+        // packs works per 128-bit lane (0-3 8-11 | 4-7 12-15): put the quarters back in order (exact: |d| ≤ limit)
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(half[0], half[1]), 0xd8);
+        _mm256_storeu_si256((__m256i *)(void *)(d + i), packed);
+    }
+    round_block(v + i, n - i, inv, limit, d + i);
+}
 #endif
 
 void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const float *absmax, const int32_t *order,
@@ -99,7 +144,7 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
     int16_t d[KC];
     uint8_t groups[KC * 2 + 8];  // the block's values at their width, zero to a whole group
 #if defined(__x86_64__)
-    int vector = muwa_avx512bw_selected();
+    int vector = muwa_avx512bw_selected(), avx2 = !vector && muwa_avx2_selected();
 #endif
     for (long b = 0; b < NB; b++) {  // blocks outside tiles: the block's absmax gathered in `order` once
         long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
@@ -119,6 +164,8 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
 #if defined(__x86_64__)
                     if (vector) {
                         amax = block_values_avx512(x, idx, s, 0, len, v);
+                    } else if (avx2) {
+                        amax = block_values_avx2(x, idx, s, 0, len, v);
                     } else
 #endif
                         amax = block_values(x, idx, s, 0, len, v);
@@ -128,6 +175,7 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
                 if (m < M) {
 #if defined(__x86_64__)
                     if (vector) round_block_avx512(v, len, inv, limit, d);
+                    else if (avx2) round_block_avx2(v, len, inv, limit, d);
                     else
 #endif
                         round_block(v, len, inv, limit, d);

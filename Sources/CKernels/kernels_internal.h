@@ -296,5 +296,15 @@ void muwa_gemm_i8_avx2_pack_a(const muwa_i8_input *x, long M, long K, uint8_t *d
 int muwa_gemm_i8_avx2(const muwa_i8_weight *w, const muwa_i8_input *x, const uint8_t *a, long M, float *y, long ldy,
                       long n0, long n1, long K, int acc, const float *bias);
 
+// kernels_lowrank.c's products on AVX2 + FMA (kernels_lowrank_avx2.c; x86-64 only)
+void muwa_lowrank_rows_dot_rl_avx2(float *out, long ldo, const float *x, long ldx, const float *y, long L, long r,
+                                   float alpha, long m0, long m1);
+void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, long ldx, const float *y, long L, long r,
+                                   float alpha, long m0, long m1);
+void muwa_lowrank_rows_add_avx2(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L,
+                                long r, float alpha, long m0, long m1);
+void muwa_lowrank_cols_acc_avx2(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M, long L,
+                                long r, float alpha, long l0, long l1);
+
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -8,7 +8,8 @@
 // y(i, l) is y[i·L + l] (an [r, L] matrix such as lora_A) or, with y_lr, y[l·r + i] (an [L, r] one such as
 // lora_B); likewise z with z_lr. Each call covers a range of rows (rows_*) or columns (cols_acc), so callers split
 // them among threads; a result never depends on the split (each sum runs over its whole reduction in a fixed
-// order). The *_reference functions are the plain loops the AVX-512 ones are tested against.
+// order). The *_reference functions are the plain loops the AVX-512 ones (and kernels_lowrank_avx2.c's) are tested
+// against.
 #include "kernels_internal.h"
 
 #define Y(i, l) (y_lr ? y[(l) * r + (i)] : y[(i) * L + (l)])
@@ -194,8 +195,9 @@ static AVX512 void cols_acc_avx512(float *z, int z_lr, const float *u, long ldu,
 }
 
 static int forced = -1;  // muwa_lowrank_select
-static int fast(void) { return muwa_choice(&forced, muwa_avx512_selected()); }
-int muwa_lowrank_select(int fast_kernels) { return muwa_choice_set(&forced, fast_kernels, muwa_avx512_selected()); }
+/// The vector kernels: the AVX-512 ones under the avx512 table, the AVX2 ones (kernels_lowrank_avx2.c) under avx2.
+static int fast(void) { return muwa_choice(&forced, muwa_avx2_selected()); }
+int muwa_lowrank_select(int fast_kernels) { return muwa_choice_set(&forced, fast_kernels, muwa_avx2_selected()); }
 #else
 static int fast(void) { return 0; }
 int muwa_lowrank_select(int fast_kernels) { return fast_kernels > 0 ? 0 : 1; }
@@ -206,8 +208,9 @@ void muwa_lowrank_rows_dot(float *out, long ldo, const float *x, long ldx, const
     if (m1 <= m0 || r <= 0) return;
 #if defined(__x86_64__)
     if (fast() && L > 0) {
-        if (y_lr) rows_dot_lr(out, ldo, x, ldx, y, L, r, alpha, m0, m1);
-        else rows_dot_rl(out, ldo, x, ldx, y, L, r, alpha, m0, m1);
+        int wide = muwa_avx512_selected();
+        if (y_lr) (wide ? rows_dot_lr : muwa_lowrank_rows_dot_lr_avx2)(out, ldo, x, ldx, y, L, r, alpha, m0, m1);
+        else (wide ? rows_dot_rl : muwa_lowrank_rows_dot_rl_avx2)(out, ldo, x, ldx, y, L, r, alpha, m0, m1);
         return;
     }
 #endif
@@ -219,7 +222,8 @@ void muwa_lowrank_rows_add(float *out, long ldo, const float *u, long ldu, const
     if (m1 <= m0 || r <= 0 || L <= 0) return;
 #if defined(__x86_64__)
     if (fast()) {
-        rows_add_avx512(out, ldo, u, ldu, y, y_lr, L, r, alpha, m0, m1);
+        (muwa_avx512_selected() ? rows_add_avx512 : muwa_lowrank_rows_add_avx2)(out, ldo, u, ldu, y, y_lr, L, r, alpha,
+                                                                                m0, m1);
         return;
     }
 #endif
@@ -231,7 +235,8 @@ void muwa_lowrank_cols_acc(float *z, int z_lr, const float *u, long ldu, const f
     if (l1 <= l0 || r <= 0) return;
 #if defined(__x86_64__)
     if (fast()) {
-        cols_acc_avx512(z, z_lr, u, ldu, x, ldx, M, L, r, alpha, l0, l1);
+        (muwa_avx512_selected() ? cols_acc_avx512 : muwa_lowrank_cols_acc_avx2)(z, z_lr, u, ldu, x, ldx, M, L, r, alpha,
+                                                                                l0, l1);
         return;
     }
 #endif

@@ -132,7 +132,7 @@ final class Int8BackwardTests: XCTestCase {
     func testPackedGradientHasOneScalePerRowAndBlock() throws {
         let original = KernelISA.current
         defer { KernelISA.select(original) }
-        for isa in KernelISA.supported {  // the AVX-512 packing and the scalar one
+        for isa in KernelISA.supported {  // the AVX-512, AVX2 and scalar packings
             XCTAssertTrue(KernelISA.select(isa))
             for bits: Int32 in [16, 8] {
                 for ordered in [true, false] { try checkPackedGradient(isa: isa, bits: bits, ordered: ordered) }

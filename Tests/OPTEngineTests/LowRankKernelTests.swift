@@ -20,8 +20,20 @@ final class LowRankKernelTests: XCTestCase {
 
     let shapes = [(1, 1, 1), (5, 16, 4), (7, 70, 8), (4, 257, 7), (13, 33, 17), (3, 5, 16), (9, 130, 3)]
 
+    /// Every vector table's kernels (AVX-512, AVX2) against the plain loops.
     func testKernelsMatchTheirReferences() throws {
-        try XCTSkipUnless(muwa_lowrank_select(1) == 1, "no AVX-512: the reference loops are the only path")
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        let vector = KernelISA.supported.filter { $0 != "scalar" }
+        try XCTSkipIf(vector.isEmpty, "no AVX2: the reference loops are the only path")
+        for isa in vector {
+            KernelISA.select(isa)
+            XCTAssertEqual(muwa_lowrank_select(1), 1, isa)
+            try checkKernelsMatchTheirReferences()
+        }
+    }
+
+    func checkKernelsMatchTheirReferences() throws {
         for (M, L, r) in shapes {
             for yLR: Int32 in [0, 1] {
                 let tag = "M \(M) L \(L) r \(r) yLR \(yLR)"
@@ -52,7 +64,10 @@ final class LowRankKernelTests: XCTestCase {
 
     /// A sum never depends on the rows or columns a call covers: two ranges give the bits of one.
     func testSplitRangesGiveTheSameBits() throws {
-        for fastKernels: Int32 in [1, 0] {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        for (isa, fastKernels) in KernelISA.supported.map({ ($0, Int32(1)) }) + [(original, Int32(0))] {
+            KernelISA.select(isa)
             guard muwa_lowrank_select(fastKernels) == 1 else { continue }
             let M = 11, L = 150, r = 8
             let x = randomFloats(M * L, seed: 1), y = randomFloats(r * L, seed: 2), u = randomFloats(M * r, seed: 3)
@@ -60,12 +75,12 @@ final class LowRankKernelTests: XCTestCase {
             muwa_lowrank_rows_dot(&whole, r, x, L, y, 1, L, r, 1, 0, M)
             muwa_lowrank_rows_dot(&split, r, x, L, y, 1, L, r, 1, 0, 5)
             muwa_lowrank_rows_dot(&split, r, x, L, y, 1, L, r, 1, 5, M)
-            XCTAssertEqual(whole, split, "rows_dot, fast \(fastKernels)")
+            XCTAssertEqual(whole, split, "rows_dot, \(isa), fast \(fastKernels)")
             var wholeZ = [Float](repeating: 0, count: r * L), splitZ = wholeZ
             muwa_lowrank_cols_acc(&wholeZ, 0, u, r, x, L, M, L, r, 1, 0, L)
             muwa_lowrank_cols_acc(&splitZ, 0, u, r, x, L, M, L, r, 1, 0, 37)
             muwa_lowrank_cols_acc(&splitZ, 0, u, r, x, L, M, L, r, 1, 37, L)
-            XCTAssertEqual(wholeZ, splitZ, "cols_acc, fast \(fastKernels)")
+            XCTAssertEqual(wholeZ, splitZ, "cols_acc, \(isa), fast \(fastKernels)")
         }
     }
 
