@@ -53,7 +53,8 @@ final class ParallelAttentionTests: XCTestCase {
         T: Int, NH: Int, hs: Int
     ) -> [Float] {
         EngineThreads.configure(threads)
-        XCTAssertEqual(muwa_attend_one_select(fast ? 1 : 0), 1, "the caller asks for the fast kernel only where it runs")
+        XCTAssertEqual(
+            muwa_attend_one_select(fast ? 1 : 0), 1, "the caller asks for the fast kernel only where it runs")
         defer { _ = muwa_attend_one_select(-1) }
         let C = NH * hs
         var cacheK = [Float](repeating: 0, count: B * NH * T * hs), cacheV = cacheK
@@ -79,7 +80,8 @@ final class ParallelAttentionTests: XCTestCase {
     func testDecodeMatchesNaiveAndTheGemvPathForAnySplit() {
         let fastKernelRuns = muwa_attend_one_select(1) == 1
         _ = muwa_attend_one_select(-1)
-        XCTAssertEqual(fastKernelRuns, KernelISA.current == "avx512", "muwa_attend_one runs exactly where AVX-512 is chosen")
+        XCTAssertEqual(
+            fastKernelRuns, KernelISA.current == "avx512", "muwa_attend_one runs exactly where AVX-512 is chosen")
         for (hs, T) in [(64, 37), (80, 8), (13, 5), (130, 21), (16, 1)] {
             let B = 3, NH = 5, C = NH * hs
             let q = randomFloats(B * T * C, seed: 11), k = randomFloats(B * T * C, seed: 12)

@@ -6,7 +6,9 @@
 //            bf16  matmuls on bf16 inputs and weights with f32 accumulation (avx512_bf16 where the CPU has it),
 //                  attention's products in prefill and training included (as autocast's); norms, softmax,
 //                  residuals, LoRA parameters and optimizer state stay f32
-//            auto  bf16 where the CPU has avx512_bf16, else f32 (the product default)
+//            auto  bf16 where the CPU has avx512_bf16, else f32 (the product default); with int8 weights on a
+//                  CPU without it, the int8 base's input gradients in training still take the integer product
+//                  where one runs (AVX2: int16 gradients; WeightPreparation.swift)
 //  weights   stored  as the checkpoint has them (F32, F16 or BF16; bf16 compute narrows F32/F16 at load)
 //            int8    quantized at load: per-output-channel absmax int8; with int8_threshold > 0 (default 6.0),
 //                    LLM.int8: input columns whose activations exceed the threshold go through higher precision

@@ -17,7 +17,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("memory-limit"), help: MemoryLimitSetting.help)
     var memoryLimit: String?
 
-    @Option(help: "Matmul precision: f32 (exact), bf16, or auto (bf16 where the CPU has avx512_bf16; the default).")
+    @Option(help: ArgumentHelp(stringLiteral: computeHelp))
     var compute: String?
 
     @Option(help: "Weights in memory: stored (as the checkpoint has them; the default) or int8 (quantized at load).")
@@ -80,3 +80,8 @@ func withCleanErrors<T>(_ body: () throws -> T) throws -> T {
         throw ExitCode.failure
     }
 }
+
+/// `--compute`'s help.
+private let computeHelp =
+    "Matmul precision: f32 (exact), bf16, or auto (the default: bf16 where the CPU has avx512_bf16, else f32 with"
+    + " an int8 base's training gradients in int16 where AVX2 runs them)."
