@@ -19,17 +19,9 @@ static float quantize_row(const float *xr, long K, float threshold, int8_t *qr) 
     if (muwa_i8_quant_avx512_supported()) return muwa_i8_quantize_row_avx512(xr, K, threshold, qr);
     if (muwa_avx2_selected()) return muwa_i8_quantize_row_avx2(xr, K, threshold, qr);
 #endif
-    int outliers = threshold > 0;
-    float amax = 0;
-    for (long k = 0; k < K; k++) {
-        float a = fabsf(muwa_f16r(xr[k]));
-        if ((!outliers || a < threshold) && a > amax) amax = a;
-    }
+    float amax = muwa_i8_absmax_tail(xr, 0, K, threshold, 0);
     float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
-    for (long k = 0; k < K; k++) {
-        float v = muwa_f16r(xr[k]);
-        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
-    }
+    muwa_i8_quantize_tail(xr, 0, K, threshold, inv, qr);
     return amax;
 }
 

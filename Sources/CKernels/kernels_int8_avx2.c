@@ -91,10 +91,7 @@ AVX2F16 float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold
     float lanes[8], amax = 0;
     _mm256_storeu_ps(lanes, vmax);
     for (int i = 0; i < 8; i++) amax = lanes[i] > amax ? lanes[i] : amax;
-    for (; k < K; k++) {
-        float a = fabsf(muwa_f16r(xr[k]));
-        if ((!outliers || a < threshold) && a > amax) amax = a;
-    }
+    amax = muwa_i8_absmax_tail(xr, k, K, threshold, amax);
     float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
     const __m256 vinv = _mm256_set1_ps(inv);
     // 16 at a time: two registers of int32 narrowed (exact: |q| ≤ 127) and put back in order
@@ -106,10 +103,7 @@ AVX2F16 float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold
         bytes = _mm256_permutevar8x32_epi32(bytes, order);        // a0-3 a4-7 b0-3 b4-7 …
         _mm_storeu_si128((__m128i *)(void *)(qr + k), _mm256_castsi256_si128(bytes));
     }
-    for (; k < K; k++) {
-        float v = muwa_f16r(xr[k]);
-        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
-    }
+    muwa_i8_quantize_tail(xr, k, K, threshold, inv, qr);
     return amax;
 }
 
@@ -117,23 +111,14 @@ AVX2F16 long muwa_i8_scan_outliers_avx2(const float *xr, long K, float threshold
     // |f16r(v)| ≥ threshold needs |v| ≥ threshold / (1 + 2^-11) - 2^-25: a cheap filter, then the exact test
     const __m256 near = _mm256_set1_ps(threshold * 0.999f - 0x1p-24f);
     long found = 0, k = 0;
-#define MUWA_OUTLIER(i)                                                                                               \
-    if (fabsf(muwa_f16r(xr[i])) >= threshold) {                                                                       \
-        if (list) out[found] = (int32_t)(i);                                                                          \
-        else out[i] = 1;                                                                                              \
-        found++;                                                                                                      \
-    }
     for (; k + 8 <= K; k += 8) {
         unsigned hit = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(abs8(_mm256_loadu_ps(xr + k)), near, _CMP_GE_OQ));
         for (; hit; hit &= hit - 1) {
             long i = k + __builtin_ctz(hit);
-            MUWA_OUTLIER(i)
+            found = muwa_i8_outlier_at(xr, i, threshold, list, out, found);
         }
     }
-    for (; k < K; k++) {
-        MUWA_OUTLIER(k)
-    }
-#undef MUWA_OUTLIER
+    for (; k < K; k++) found = muwa_i8_outlier_at(xr, k, threshold, list, out, found);
     return found;
 }
 #else

@@ -114,10 +114,7 @@ AVX512Q float muwa_i8_quantize_row_avx512(const float *xr, long K, float thresho
         vmax = _mm512_mask_mov_ps(vmax, keep, a);
     }
     float amax = _mm512_reduce_max_ps(vmax);
-    for (; k < K; k++) {
-        float a = fabsf(muwa_f16r(xr[k]));
-        if ((!outliers || a < threshold) && a > amax) amax = a;
-    }
+    amax = muwa_i8_absmax_tail(xr, k, K, threshold, amax);
     float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
     const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
     for (k = 0; k + 16 <= K; k += 16) {
@@ -128,10 +125,7 @@ AVX512Q float muwa_i8_quantize_row_avx512(const float *xr, long K, float thresho
         if (outliers) qi = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(abs16(v), thr, _CMP_LT_OQ), qi);
         _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtepi32_epi8(qi));
     }
-    for (; k < K; k++) {
-        float v = muwa_f16r(xr[k]);
-        qr[k] = (outliers && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
-    }
+    muwa_i8_quantize_tail(xr, k, K, threshold, inv, qr);
     return amax;
 }
 
@@ -139,23 +133,14 @@ AVX512Q long muwa_i8_scan_outliers_avx512(const float *xr, long K, float thresho
     // |f16r(v)| ≥ threshold needs |v| ≥ threshold / (1 + 2^-11) - 2^-25: a cheap filter, then the exact test
     const __m512 near = _mm512_set1_ps(threshold * 0.999f - 0x1p-24f);
     long found = 0, k = 0;
-#define MUWA_OUTLIER(i)                                                                                               \
-    if (fabsf(muwa_f16r(xr[i])) >= threshold) {                                                                       \
-        if (list) out[found] = (int32_t)(i);                                                                          \
-        else out[i] = 1;                                                                                              \
-        found++;                                                                                                      \
-    }
     for (; k + 16 <= K; k += 16) {
         __mmask16 hit = _mm512_cmp_ps_mask(abs16(_mm512_loadu_ps(xr + k)), near, _CMP_GE_OQ);
         for (; hit; hit &= hit - 1) {
             long i = k + __builtin_ctz(hit);
-            MUWA_OUTLIER(i)
+            found = muwa_i8_outlier_at(xr, i, threshold, list, out, found);
         }
     }
-    for (; k < K; k++) {
-        MUWA_OUTLIER(k)
-    }
-#undef MUWA_OUTLIER
+    for (; k < K; k++) found = muwa_i8_outlier_at(xr, k, threshold, list, out, found);
     return found;
 }
 #else

@@ -126,6 +126,31 @@ static inline int8_t muwa_i8_quantize1(float v, float inv) {
     return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
 }
 
+/// The row quantization's scalar steps, shared by the scalar code and the vector forms' tails: the largest
+/// |f16r(x)| of xr[k0 ..< K] above `amax` (outliers left out when threshold > 0; a NaN never taken) …
+static inline float muwa_i8_absmax_tail(const float *xr, long k0, long K, float threshold, float amax) {
+    for (long k = k0; k < K; k++) {
+        float a = fabsf(muwa_f16r(xr[k]));
+        if ((!(threshold > 0) || a < threshold) && a > amax) amax = a;
+    }
+    return amax;
+}
+/// … and xr[k0 ..< K] quantized with `inv` (outliers 0).
+static inline void muwa_i8_quantize_tail(const float *xr, long k0, long K, float threshold, float inv, int8_t *qr) {
+    for (long k = k0; k < K; k++) {
+        float v = muwa_f16r(xr[k]);
+        qr[k] = (threshold > 0 && fabsf(v) >= threshold) ? 0 : muwa_i8_quantize1(v, inv);
+    }
+}
+/// The outlier scan's exact test of element i (|f16r(xr[i])| ≥ threshold): a hit is listed at out[found] (list) or
+/// flagged at out[i]; returns found plus the hit.
+static inline long muwa_i8_outlier_at(const float *xr, long i, float threshold, int list, int32_t *out, long found) {
+    if (!(fabsf(muwa_f16r(xr[i])) >= threshold)) return found;
+    if (list) out[found] = (int32_t)i;
+    else out[i] = 1;
+    return found + 1;
+}
+
 /// bitsandbytes' int8_mm_dequant factor (its constant: 1/127² is 6.2000124e-05, it writes 6.200124e-05, and we
 /// match it) and int8_vectorwise_dequant factor 1/127.
 #define MUWA_I8_MM_DEQUANT 6.200124e-05f
