@@ -326,8 +326,13 @@ void muwa_lowrank_rows_dot_rl_avx2(float *out, long ldo, const float *x, long ld
                                    float alpha, long m0, long m1);
 void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, long ldx, const float *y, long L, long r,
                                    float alpha, long m0, long m1);
-void muwa_lowrank_rows_add_avx2(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L,
-                                long r, float alpha, long m0, long m1);
+/// rows_add's blocking (kernels_lowrank.c) and the inner block each vector form supplies: MUWA_LR_ADD_ROWS output
+/// rows orow[j][0 ..< lb] += Σ_i coef[j][i] · yb[i · ys + l] for i < ib.
+enum { MUWA_LR_ADD_ROWS = 4, MUWA_LR_ADD_LB = 256, MUWA_LR_ADD_IB = 16 };
+typedef void (*muwa_lowrank_add_block)(float *const *orow, const float (*coef)[MUWA_LR_ADD_IB], const float *yb,
+                                       long ys, long lb, long ib);
+void muwa_lowrank_rows_add_block_avx2(float *const *orow, const float (*coef)[MUWA_LR_ADD_IB], const float *yb,
+                                      long ys, long lb, long ib);
 void muwa_lowrank_cols_acc_avx2(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M, long L,
                                 long r, float alpha, long l0, long l1);
 

@@ -46,13 +46,45 @@ void muwa_lowrank_cols_acc_reference(float *z, int z_lr, const float *u, long ld
 }
 #undef Y
 
+/// rows_add's blocking, shared by the vector forms: blocks of up to MUWA_LR_ADD_LB columns and MUWA_LR_ADD_IB of r
+/// (y [L, r] is transposed into the block first), MUWA_LR_ADD_ROWS output rows at a time (rows past m1 repeat the
+/// last row: the same loads, products and stores of the same values), each block of rows handed to `block`.
+static inline void rows_add_blocked(muwa_lowrank_add_block block, float *out, long ldo, const float *u, long ldu,
+                                    const float *y, int y_lr, long L, long r, float alpha, long m0, long m1) {
+    enum { ROWS = MUWA_LR_ADD_ROWS, LB = MUWA_LR_ADD_LB, IB = MUWA_LR_ADD_IB };
+    float yt[IB * LB] __attribute__((aligned(64)));
+    for (long l0 = 0; l0 < L; l0 += LB) {
+        long lb = L - l0 < LB ? L - l0 : LB;
+        for (long i0 = 0; i0 < r; i0 += IB) {
+            long ib = r - i0 < IB ? r - i0 : IB;
+            const float *yb = y + i0 * L + l0;
+            long ys = L;
+            if (y_lr) {
+                for (long l = 0; l < lb; l++)
+                    for (long i = 0; i < ib; i++) yt[i * LB + l] = y[(l0 + l) * r + i0 + i];
+                yb = yt;
+                ys = LB;
+            }
+            for (long m = m0; m < m1; m += ROWS) {
+                float *orow[ROWS], coef[ROWS][IB];
+                for (long j = 0; j < ROWS; j++) {
+                    long row = m + j < m1 ? m + j : m1 - 1;
+                    orow[j] = out + row * ldo + l0;
+                    for (long i = 0; i < ib; i++) coef[j][i] = alpha * u[row * ldu + i0 + i];
+                }
+                block(orow, (const float (*)[IB])coef, yb, ys, lb, ib);
+            }
+        }
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
 
 static inline __mmask16 tail_mask(long n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 
-enum { DOT_ROWS = 4, DOT_COLS = 4, ADD_ROWS = 4, ADD_LB = 256, ADD_IB = 16, ACC_IB = 6, ACC_VECS = 4 };
+enum { DOT_ROWS = 4, DOT_COLS = 4, ACC_IB = 6, ACC_VECS = 4 };
 
 /// rows_dot with y [r, L]: 4 rows × 4 of r per block, 16 sums of 16 lanes along l, then one reduction each.
 /// Rows or columns past the edge repeat the last one and are not stored, so the block code has no branches.
@@ -113,44 +145,19 @@ static AVX512 void rows_dot_lr(float *out, long ldo, const float *x, long ldx, c
     }
 }
 
-/// rows_add: blocks of up to 256 columns and 16 of r (y [L, r] is transposed into the block first), four
-/// output rows at a time, each output vector loaded once, given its 16 products, and stored.
-static AVX512 void rows_add_avx512(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L,
-                                   long r, float alpha, long m0, long m1) {
-    float yt[ADD_IB * ADD_LB] __attribute__((aligned(64)));
-    for (long l0 = 0; l0 < L; l0 += ADD_LB) {
-        long lb = L - l0 < ADD_LB ? L - l0 : ADD_LB;
-        for (long i0 = 0; i0 < r; i0 += ADD_IB) {
-            long ib = r - i0 < ADD_IB ? r - i0 : ADD_IB;
-            const float *yb = y + i0 * L + l0;
-            long ys = L;
-            if (y_lr) {
-                for (long l = 0; l < lb; l++)
-                    for (long i = 0; i < ib; i++) yt[i * ADD_LB + l] = y[(l0 + l) * r + i0 + i];
-                yb = yt;
-                ys = ADD_LB;
-            }
-            for (long m = m0; m < m1; m += ADD_ROWS) {
-                // rows past m1 repeat the last row: the same loads, products and stores of the same values
-                float *orow[ADD_ROWS], coef[ADD_ROWS][ADD_IB];
-                for (long j = 0; j < ADD_ROWS; j++) {
-                    long row = m + j < m1 ? m + j : m1 - 1;
-                    orow[j] = out + row * ldo + l0;
-                    for (long i = 0; i < ib; i++) coef[j][i] = alpha * u[row * ldu + i0 + i];
-                }
-                for (long l = 0; l < lb; l += 16) {
-                    __mmask16 k = tail_mask(lb - l);
-                    __m512 acc[ADD_ROWS];
-                    for (long j = 0; j < ADD_ROWS; j++) acc[j] = _mm512_maskz_loadu_ps(k, orow[j] + l);
-                    for (long i = 0; i < ib; i++) {
-                        __m512 yv = _mm512_maskz_loadu_ps(k, yb + i * ys + l);
-                        for (long j = 0; j < ADD_ROWS; j++)
-                            acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(coef[j][i]), yv, acc[j]);
-                    }
-                    for (long j = 0; j < ADD_ROWS; j++) _mm512_mask_storeu_ps(orow[j] + l, k, acc[j]);
-                }
-            }
+/// rows_add's inner block on AVX-512: 16 columns at a time, each output vector loaded once, given its products
+/// and stored.
+static AVX512 void rows_add_block_avx512(float *const *orow, const float (*coef)[MUWA_LR_ADD_IB], const float *yb,
+                                         long ys, long lb, long ib) {
+    for (long l = 0; l < lb; l += 16) {
+        __mmask16 k = tail_mask(lb - l);
+        __m512 acc[MUWA_LR_ADD_ROWS];
+        for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) acc[j] = _mm512_maskz_loadu_ps(k, orow[j] + l);
+        for (long i = 0; i < ib; i++) {
+            __m512 yv = _mm512_maskz_loadu_ps(k, yb + i * ys + l);
+            for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(coef[j][i]), yv, acc[j]);
         }
+        for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) _mm512_mask_storeu_ps(orow[j] + l, k, acc[j]);
     }
 }
 
@@ -222,8 +229,8 @@ void muwa_lowrank_rows_add(float *out, long ldo, const float *u, long ldu, const
     if (m1 <= m0 || r <= 0 || L <= 0) return;
 #if defined(__x86_64__)
     if (fast()) {
-        (muwa_avx512_selected() ? rows_add_avx512 : muwa_lowrank_rows_add_avx2)(out, ldo, u, ldu, y, y_lr, L, r, alpha,
-                                                                                m0, m1);
+        rows_add_blocked(muwa_avx512_selected() ? rows_add_block_avx512 : muwa_lowrank_rows_add_block_avx2, out, ldo,
+                         u, ldu, y, y_lr, L, r, alpha, m0, m1);
         return;
     }
 #endif

@@ -8,7 +8,7 @@
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma")))
 
-enum { DOT_ROWS = 4, DOT_COLS = 3, ADD_ROWS = 4, ADD_LB = 256, ADD_IB = 16, ACC_IB = 6, ACC_VECS = 2 };
+enum { DOT_ROWS = 4, DOT_COLS = 3, ACC_IB = 6, ACC_VECS = 2 };
 
 /// Lanes [0, n) of 8 (n clipped to 0 … 8) as a maskload/maskstore mask.
 static inline AVX2 __m256i lanes(long n) {
@@ -80,44 +80,19 @@ AVX2 void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, lo
     }
 }
 
-/// rows_add: blocks of up to 256 columns and 16 of r (y [L, r] is transposed into the block first), four output
-/// rows at a time, each output vector loaded once, given its products, and stored.
-AVX2 void muwa_lowrank_rows_add_avx2(float *out, long ldo, const float *u, long ldu, const float *y, int y_lr, long L,
-                                     long r, float alpha, long m0, long m1) {
-    float yt[ADD_IB * ADD_LB] __attribute__((aligned(32)));
-    for (long l0 = 0; l0 < L; l0 += ADD_LB) {
-        long lb = L - l0 < ADD_LB ? L - l0 : ADD_LB;
-        for (long i0 = 0; i0 < r; i0 += ADD_IB) {
-            long ib = r - i0 < ADD_IB ? r - i0 : ADD_IB;
-            const float *yb = y + i0 * L + l0;
-            long ys = L;
-            if (y_lr) {
-                for (long l = 0; l < lb; l++)
-                    for (long i = 0; i < ib; i++) yt[i * ADD_LB + l] = y[(l0 + l) * r + i0 + i];
-                yb = yt;
-                ys = ADD_LB;
-            }
-            for (long m = m0; m < m1; m += ADD_ROWS) {
-                // rows past m1 repeat the last row: the same loads, products and stores of the same values
-                float *orow[ADD_ROWS], coef[ADD_ROWS][ADD_IB];
-                for (long j = 0; j < ADD_ROWS; j++) {
-                    long row = m + j < m1 ? m + j : m1 - 1;
-                    orow[j] = out + row * ldo + l0;
-                    for (long i = 0; i < ib; i++) coef[j][i] = alpha * u[row * ldu + i0 + i];
-                }
-                for (long l = 0; l < lb; l += 8) {
-                    __m256i k = lanes(lb - l);
-                    __m256 acc[ADD_ROWS];
-                    for (long j = 0; j < ADD_ROWS; j++) acc[j] = _mm256_maskload_ps(orow[j] + l, k);
-                    for (long i = 0; i < ib; i++) {
-                        __m256 yv = _mm256_maskload_ps(yb + i * ys + l, k);
-                        for (long j = 0; j < ADD_ROWS; j++)
-                            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(coef[j][i]), yv, acc[j]);
-                    }
-                    for (long j = 0; j < ADD_ROWS; j++) _mm256_maskstore_ps(orow[j] + l, k, acc[j]);
-                }
-            }
+/// rows_add's inner block (kernels_lowrank.c's rows_add_blocked): 8 columns at a time, each output vector loaded
+/// once, given its products and stored.
+AVX2 void muwa_lowrank_rows_add_block_avx2(float *const *orow, const float (*coef)[MUWA_LR_ADD_IB], const float *yb,
+                                           long ys, long lb, long ib) {
+    for (long l = 0; l < lb; l += 8) {
+        __m256i k = lanes(lb - l);
+        __m256 acc[MUWA_LR_ADD_ROWS];
+        for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) acc[j] = _mm256_maskload_ps(orow[j] + l, k);
+        for (long i = 0; i < ib; i++) {
+            __m256 yv = _mm256_maskload_ps(yb + i * ys + l, k);
+            for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(coef[j][i]), yv, acc[j]);
         }
+        for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) _mm256_maskstore_ps(orow[j] + l, k, acc[j]);
     }
 }
 
