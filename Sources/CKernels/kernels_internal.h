@@ -336,5 +336,9 @@ void muwa_lowrank_rows_add_block_avx2(float *const *orow, const float (*coef)[MU
 void muwa_lowrank_cols_acc_avx2(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M, long L,
                                 long r, float alpha, long l0, long l1);
 
+// kernels_softmax.c's row softmax and exp-sum on AVX2 + FMA (kernels_softmax_avx2.c; x86-64 only)
+void muwa_softmax_avx2(float *row, long n, long limit, const uint8_t *mask);
+double muwa_exp_sum_avx2(const float *x, long n, float *out, float *max_out);
+
 extern const struct muwa_kernel_table muwa_table_scalar, muwa_table_avx2, muwa_table_avx512;
 #endif

@@ -5,7 +5,8 @@
 // The reference is plain C with libm's expf and a sum in key order. The AVX-512 version (used when the avx512
 // table is selected) computes exp with a degree-6 polynomial 16 lanes at a time (within 2 ulp of expf) and
 // sums in 16 lanes anchored at the first valid key, so a row's result does not depend on where its keys sit:
-// a sequence left-padded in a batch gets the bits it gets alone (the padding adds exact zeros).
+// a sequence left-padded in a batch gets the bits it gets alone (the padding adds exact zeros). The AVX2 forms
+// (kernels_softmax_avx2.c) do the same 8 lanes at a time.
 #include "kernels_internal.h"
 
 void muwa_softmax_reference(float *row, long n, long limit, const uint8_t *mask) {
@@ -143,6 +144,7 @@ static AVX512 double exp_sum_avx512(const float *x, long n, float *out, float *m
 double muwa_exp_sum(const float *x, long n, float *out, float *max_out) {
 #if defined(__x86_64__)
     if (muwa_avx512bw_selected()) return exp_sum_avx512(x, n, out, max_out);
+    if (muwa_avx2_selected()) return muwa_exp_sum_avx2(x, n, out, max_out);
 #endif
     return muwa_exp_sum_reference(x, n, out, max_out);
 }
@@ -151,6 +153,10 @@ void muwa_softmax(float *row, long n, long limit, const uint8_t *mask) {
 #if defined(__x86_64__)
     if (muwa_avx512bw_selected()) {
         softmax_avx512(row, n, limit, mask);
+        return;
+    }
+    if (muwa_avx2_selected()) {
+        muwa_softmax_avx2(row, n, limit, mask);
         return;
     }
 #endif

@@ -113,4 +113,30 @@ final class SoftmaxKernelTests: XCTestCase {
             }
         }
     }
+
+    /// Exponentials near and below the float range's bottom (normal, subnormal, 0) and at its top: every table
+    /// within 2 ulp of libm (the AVX2 form scales by 2^n in two halves, the last product rounding once).
+    func testExpSumAtTheEdgesOfTheFloatRange() {
+        let original = KernelISA.current
+        defer { KernelISA.select(original) }
+        let x: [Float] = [0, -80, -87, -87.4, -88.5, -90, -95, -100, -103.2, -103.9, -104.5, -150, -1e30, -20, -0.25]
+        var refOut = [Float](repeating: 0, count: x.count), refMax: Float = 0
+        let refSum = muwa_exp_sum_reference(x, x.count, &refOut, &refMax)
+        for isa in KernelISA.supported {
+            KernelISA.select(isa)
+            var out = [Float](repeating: .nan, count: x.count), maxv: Float = 0
+            let sum = muwa_exp_sum(x, x.count, &out, &maxv)
+            XCTAssertEqual(sum, refSum, accuracy: refSum * 1e-6, isa)
+            for j in x.indices {
+                XCTAssertEqual(
+                    out[j], refOut[j], accuracy: max(refOut[j] * 3e-7, 2 * Float.leastNonzeroMagnitude),
+                    "\(isa) x \(x[j])")
+            }
+            let top: [Float] = [88.7, 88.72, 0]  // the max is subtracted first: e^0 = 1 for the largest
+            var topOut = [Float](repeating: .nan, count: 3)
+            _ = muwa_exp_sum(top, top.count, &topOut, &maxv)
+            XCTAssertEqual(topOut[1], 1, isa)
+            XCTAssertTrue(topOut.allSatisfy { $0.isFinite }, isa)
+        }
+    }
 }
