@@ -103,7 +103,9 @@ def main() -> None:
         best_prefill = min(run(1) for _ in range(max(1, args.repeats)))
         best_total = min(run(args.new_tokens) for _ in range(max(1, args.repeats)))
         steps = max(args.new_tokens - 1, 1)
-        decode_s = max(best_total - best_prefill, 1e-9)
+        # the decode steps' time is a difference of two timings: with few new tokens it can fall inside their
+        # spread (≤ 0), and then there is no decode figure (null, printed "?") rather than an absurd rate
+        decode_s = best_total - best_prefill
         print(json.dumps({
             "engine": f"ctranslate2 {ctranslate2.__version__}",
             "compute": args.compute,
@@ -112,8 +114,8 @@ def main() -> None:
             "threads": args.threads,
             "convert_s": convert_s, "load_s": load_s,
             "prompt_tokens_per_s": args.batch * args.prompt_tokens / best_prefill,
-            "decode_tokens_per_s": args.batch * steps / decode_s,
-            "decode_ms_per_step": 1000 * decode_s / steps,
+            "decode_tokens_per_s": args.batch * steps / decode_s if decode_s > 0 else None,
+            "decode_ms_per_step": 1000 * decode_s / steps if decode_s > 0 else None,
             "peak_rss_mib": peak_rss_mib(),
         }, sort_keys=True))
     finally:
