@@ -336,6 +336,17 @@ void muwa_lowrank_rows_add_block_avx2(float *const *orow, const float (*coef)[MU
 void muwa_lowrank_cols_acc_avx2(float *z, int z_lr, const float *u, long ldu, const float *x, long ldx, long M, long L,
                                 long r, float alpha, long l0, long l1);
 
+/// The vector exponentials' constants (kernels_softmax.c, kernels_softmax_avx2.c): x clamped to [LO, HI], n =
+/// round(x · log2 e), r = x − n · (LN2_HI + LN2_LO), e^r ≈ 1 + r + r² · P(r) with Cephes' expf coefficients
+/// (highest degree first), then scaled by 2^n.
+#define MUWA_EXP_HI 88.72283935546875f
+#define MUWA_EXP_LO (-104.0f)
+#define MUWA_EXP_LOG2E 1.44269504088896341f
+#define MUWA_EXP_LN2_HI 0.693359375f
+#define MUWA_EXP_LN2_LO (-2.12194440e-4f)
+static const float muwa_exp_poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                       4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
 // kernels_softmax.c's row softmax and exp-sum on AVX2 + FMA (kernels_softmax_avx2.c; x86-64 only)
 void muwa_softmax_avx2(float *row, long n, long limit, const uint8_t *mask);
 double muwa_exp_sum_avx2(const float *x, long n, float *out, float *max_out);
