@@ -67,13 +67,9 @@ static inline AVX2F16 __m256 abs8(__m256 v) {
 
 /// 8 values of a row quantized: round(v · inv) clamped to ±127, 0 for NaN and (with outliers) |v| ≥ threshold.
 static inline AVX2F16 __m256i quantize8(const float *x, __m256 vinv, __m256 thr, int outliers) {
-    const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
     __m256 v = f16r8(_mm256_loadu_ps(x));
-    __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // a NaN stays NaN (the second operand) …
-    __m256 keep = _mm256_cmp_ps(r, r, _CMP_ORD_Q);  // … and becomes 0 here
-    if (outliers) keep = _mm256_and_ps(keep, _mm256_cmp_ps(abs8(v), thr, _CMP_LT_OQ));
-    return _mm256_and_si256(_mm256_cvttps_epi32(r), _mm256_castps_si256(keep));
+    __m256i q = muwa_round_clamp8(_mm256_mul_ps(v, vinv), 127.0f);
+    return outliers ? _mm256_and_si256(q, _mm256_castps_si256(_mm256_cmp_ps(abs8(v), thr, _CMP_LT_OQ))) : q;
 }
 
 AVX2F16 float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold, int8_t *qr) {
@@ -88,10 +84,7 @@ AVX2F16 float muwa_i8_quantize_row_avx2(const float *xr, long K, float threshold
         if (outliers) keep = _mm256_and_ps(keep, _mm256_cmp_ps(a, thr, _CMP_LT_OQ));
         vmax = _mm256_blendv_ps(vmax, a, keep);
     }
-    float lanes[8], amax = 0;
-    _mm256_storeu_ps(lanes, vmax);
-    for (int i = 0; i < 8; i++) amax = lanes[i] > amax ? lanes[i] : amax;
-    amax = muwa_i8_absmax_tail(xr, k, K, threshold, amax);
+    float amax = muwa_i8_absmax_tail(xr, k, K, threshold, muwa_hmax8(vmax, 0));
     float inv = amax > 0 ? 127.0f * (1.0f / amax) : 0;  // as PyTorch computes 127.0 / tensor
     const __m256 vinv = _mm256_set1_ps(inv);
     // 16 at a time: two registers of int32 narrowed (exact: |q| ≤ 127) and put back in order

@@ -107,27 +107,18 @@ static AVX2Q float block_values_avx2(const float *dout, const int32_t *idx, cons
         nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
         vmax = _mm256_max_ps(vmax, a);
     }
-    float lanes[8], amax = 0;
-    _mm256_storeu_ps(lanes, vmax);
-    for (int i = 0; i < 8; i++) amax = lanes[i] > amax ? lanes[i] : amax;
-    if (_mm256_movemask_ps(nan)) amax = NAN;
+    float amax = _mm256_movemask_ps(nan) ? NAN : muwa_hmax8(vmax, 0);
     float tail = block_values(dout, idx, absmax, n, n1, v + n - n0);
     return tail > amax || tail != tail ? tail : amax;
 }
 
 /// round_block 16 at a time: round to nearest even, clamp, NaN to 0, narrowed to int16 in order.
 static AVX2Q void round_block_avx2(const float *v, long n, float inv, float limit, int16_t *d) {
-    const __m256 s = _mm256_set1_ps(inv), hi = _mm256_set1_ps(limit), lo = _mm256_set1_ps(-limit);
+    const __m256 s = _mm256_set1_ps(inv);
     long i = 0;
     __m256i half[2];
     for (; i + 16 <= n; i += 16) {
-        for (int h = 0; h < 2; h++) {
-            __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * h), s),
-                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m256 c = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // a NaN stays NaN (the second operand) …
-            c = _mm256_and_ps(c, _mm256_cmp_ps(r, r, _CMP_ORD_Q));  // … and becomes 0
-            half[h] = _mm256_cvtps_epi32(c);
-        }
+        for (int h = 0; h < 2; h++) half[h] = muwa_round_clamp8(_mm256_mul_ps(_mm256_loadu_ps(v + i + 8 * h), s), limit);
         // packs works per 128-bit lane (0-3 8-11 | 4-7 12-15): put the quarters back in order (exact: |d| ≤ limit)
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(half[0], half[1]), 0xd8);
         _mm256_storeu_si256((__m256i *)(void *)(d + i), packed);

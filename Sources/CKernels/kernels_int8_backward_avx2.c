@@ -56,11 +56,6 @@ AVX2 void muwa_i8b_pack_panel16_avx2(const int8_t *q, const int32_t *order, long
     }
 }
 
-/// Lanes [0, n) of 8 (n clipped to 0 … 8) as a maskload/maskstore mask.
-static inline AVX2 __m256i lanes(long n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /// Rows [r0, r0 + ROWS) × columns [c0, c0 + 16) of the tile over kg groups: C = fma((float) Σ, s, add ? C : 0),
 /// columns past nr untouched.
 static inline AVX2 __attribute__((always_inline)) void part(const long ROWS, long r0, long c0, long kg,
@@ -79,7 +74,7 @@ static inline AVX2 __attribute__((always_inline)) void part(const long ROWS, lon
             acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(ai, b1));
         }
     }
-    const __m256i m0 = lanes(nr - c0), m1 = lanes(nr - c0 - 8);
+    const __m256i m0 = muwa_lanes8(nr - c0), m1 = muwa_lanes8(nr - c0 - 8);
     const int whole = nr - c0 >= 16;
     for (long i = 0; i < ROWS; i++) {
         __m256 si = _mm256_set1_ps(s[r0 + i]);

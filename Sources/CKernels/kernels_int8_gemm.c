@@ -331,7 +331,7 @@ static VNNI void gemm_amx(const muwa_i8_weight *w, const muwa_i8_input *x, const
 }
 
 static int vnni_supported(void) {
-    __builtin_cpu_init();  // (declared above)
+    __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
            muwa_avx512_selected();
 }

@@ -232,6 +232,26 @@ muwa_store_sums_x32(__m512 *acc0, __m512 *acc1, long rows, float *c, long ldc, l
     }
 }
 
+/// The AVX2 kernels' shared steps (kernels_*_avx2.c, kernels_int8_backward.c): lanes [0, n) of 8 (n clipped to
+/// 0 … 8) as a maskload/maskstore mask …
+static inline __attribute__((target("avx2"), always_inline)) __m256i muwa_lanes8(long n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+/// … the largest of init and the 8 lanes (a NaN lane never taken) …
+static inline __attribute__((target("avx2"), always_inline)) float muwa_hmax8(__m256 v, float init) {
+    float l[8];
+    _mm256_storeu_ps(l, v);
+    for (int i = 0; i < 8; i++) init = l[i] > init ? l[i] : init;
+    return init;
+}
+/// … and x rounded to nearest even, clamped to ±limit, as int32, NaN to 0 (the scalar quantizers' rounding).
+static inline __attribute__((target("avx2"), always_inline)) __m256i muwa_round_clamp8(__m256 x, float limit) {
+    __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 c = _mm256_min_ps(_mm256_set1_ps(limit), _mm256_max_ps(_mm256_set1_ps(-limit), r));  // a NaN stays NaN …
+    return _mm256_cvtps_epi32(_mm256_and_ps(c, _mm256_cmp_ps(r, r, _CMP_ORD_Q)));            // … and becomes 0
+}
+
 /// A 16 × 16 transpose of 32-bit words (a bf16 pair or four int8 values): row i of the source (16 words at
 /// src + i · src_stride bytes) becomes column i of the destination (row e at dst + e · dst_stride bytes). The
 /// GEMMs' panel packing of [N, K] weights.

@@ -10,12 +10,6 @@
 
 enum { DOT_ROWS = 4, DOT_COLS = 3, ACC_IB = 6, ACC_VECS = 2 };
 
-/// Lanes [0, n) of 8 (n clipped to 0 … 8) as a maskload/maskstore mask.
-static inline AVX2 __m256i lanes(long n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 static inline AVX2 float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -36,7 +30,7 @@ AVX2 void muwa_lowrank_rows_dot_rl_avx2(float *out, long ldo, const float *x, lo
             for (long j = 0; j < DOT_ROWS; j++)
                 for (long c = 0; c < DOT_COLS; c++) acc[j][c] = _mm256_setzero_ps();
             for (long l = 0; l < L; l += 8) {
-                __m256i k = lanes(L - l);
+                __m256i k = muwa_lanes8(L - l);
                 __m256 yv[DOT_COLS];
                 for (long c = 0; c < DOT_COLS; c++) yv[c] = _mm256_maskload_ps(yr[c] + l, k);
                 for (long j = 0; j < DOT_ROWS; j++) {
@@ -58,7 +52,7 @@ AVX2 void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, lo
         const float *xr[DOT_ROWS];
         for (long j = 0; j < DOT_ROWS; j++) xr[j] = x + (m + j < m1 ? m + j : m1 - 1) * ldx;
         for (long i0 = 0; i0 < r; i0 += 8) {
-            __m256i k = lanes(r - i0);
+            __m256i k = muwa_lanes8(r - i0);
             __m256 even[DOT_ROWS], odd[DOT_ROWS];
             for (long j = 0; j < DOT_ROWS; j++) even[j] = odd[j] = _mm256_setzero_ps();
             long l = 0;
@@ -85,7 +79,7 @@ AVX2 void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, lo
 AVX2 void muwa_lowrank_rows_add_block_avx2(float *const *orow, const float (*coef)[MUWA_LR_ADD_IB], const float *yb,
                                            long ys, long lb, long ib) {
     for (long l = 0; l < lb; l += 8) {
-        __m256i k = lanes(lb - l);
+        __m256i k = muwa_lanes8(lb - l);
         __m256 acc[MUWA_LR_ADD_ROWS];
         for (long j = 0; j < MUWA_LR_ADD_ROWS; j++) acc[j] = _mm256_maskload_ps(orow[j] + l, k);
         for (long i = 0; i < ib; i++) {
@@ -101,7 +95,7 @@ AVX2 void muwa_lowrank_cols_acc_avx2(float *z, int z_lr, const float *u, long ld
                                      long L, long r, float alpha, long l0, long l1) {
     for (long l = l0; l < l1; l += 8 * ACC_VECS) {
         __m256i k[ACC_VECS];
-        for (long v = 0; v < ACC_VECS; v++) k[v] = lanes(l1 - l - 8 * v);
+        for (long v = 0; v < ACC_VECS; v++) k[v] = muwa_lanes8(l1 - l - 8 * v);
         for (long i0 = 0; i0 < r; i0 += ACC_IB) {
             long col[ACC_IB];
             for (long c = 0; c < ACC_IB; c++) col[c] = i0 + c < r ? i0 + c : r - 1;

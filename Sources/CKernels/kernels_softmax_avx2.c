@@ -31,11 +31,8 @@ static inline AVX2 __m256 exp8(__m256 x) {
     return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-/// Lanes [0, n) of 8 (n clipped to 0 … 8) as a mask.
-static inline AVX2 __m256 lanes(long n) {
-    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)),
-                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-}
+/// Lanes [0, n) of 8 as a float mask.
+static inline AVX2 __m256 lanes(long n) { return _mm256_castsi256_ps(muwa_lanes8(n)); }
 
 /// Lanes j0 … j0 + 7 that are valid (below end, and mask[j] != 0 when there is a mask).
 static inline AVX2 __m256 valid8(long j0, long end, const uint8_t *mask) {
@@ -45,13 +42,6 @@ static inline AVX2 __m256 valid8(long j0, long end, const uint8_t *mask) {
     for (long t = 0; t < 8 && j0 + t < end; t++) bytes[t] = mask[j0 + t];
     __m256i wide = _mm256_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)bytes));
     return _mm256_and_ps(in, _mm256_castsi256_ps(_mm256_cmpgt_epi32(wide, _mm256_setzero_si256())));
-}
-
-static inline AVX2 float hmax(__m256 v) {
-    float l[8], m = -INFINITY;
-    _mm256_storeu_ps(l, v);
-    for (int i = 0; i < 8; i++) m = l[i] > m ? l[i] : m;
-    return m;
 }
 
 AVX2 void muwa_softmax_avx2(float *row, long n, long limit, const uint8_t *mask) {
@@ -65,7 +55,7 @@ AVX2 void muwa_softmax_avx2(float *row, long n, long limit, const uint8_t *mask)
         __m256 x = _mm256_blendv_ps(ninf, _mm256_maskload_ps(row + j, _mm256_castps_si256(v)), v);
         vmax = _mm256_max_ps(x, vmax);  // a NaN key is never the max (the second operand is kept)
     }
-    float maxv = hmax(vmax);
+    float maxv = muwa_hmax8(vmax, -INFINITY);
     if (first >= end || maxv == -INFINITY) {
         for (long j = 0; j < n; j++) row[j] = 1.0f / (float)n;
         return;
@@ -97,7 +87,7 @@ AVX2 double muwa_exp_sum_avx2(const float *x, long n, float *out, float *max_out
         __m256 in = lanes(n - j), v = _mm256_maskload_ps(x + j, _mm256_castps_si256(in));
         vmax = _mm256_blendv_ps(vmax, v, _mm256_and_ps(in, _mm256_cmp_ps(v, vmax, _CMP_GT_OQ)));
     }
-    float maxv = hmax(vmax);
+    float maxv = muwa_hmax8(vmax, -INFINITY);
     const __m256 m = _mm256_set1_ps(maxv);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     for (long j = 0; j < n; j += 8) {
