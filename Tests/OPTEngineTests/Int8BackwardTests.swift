@@ -4,6 +4,7 @@
 // against its definition (per row and per 512 reduction elements, round to nearest even; int8's block sums),
 // and the whole product against Double sums of dout · dequant(W) within the rounding each width allows.
 import CKernels
+import Foundation
 import XCTest
 @testable import OPTEngine
 
@@ -314,6 +315,16 @@ final class Int8BackwardTests: XCTestCase {
                     viaEntry.map(\.bitPattern), direct.map(\.bitPattern), "bits \(bits), scratch of \(capacity) floats")
             }
         }
+    }
+
+    /// The default width: int8 wherever the VNNI kernels run (Intel and AMD alike), int16 on AVX2 where no bf16
+    /// GEMM runs, none on the reference; MUWA_I8_BACKWARD, when set, decides instead.
+    func testDefaultGradientWidthFollowsTheKernels() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.environment["MUWA_I8_BACKWARD"] != nil, "MUWA_I8_BACKWARD is set")
+        muwa_i8_backward_select(-1)
+        let kernel = String(cString: muwa_i8_backward_kernel())
+        let expected: Int32 = kernel == "VNNI" ? 8 : kernel == "AVX2" && muwa_gemm_bf16_fast() == 0 ? 16 : 0
+        XCTAssertEqual(muwa_i8_backward_bits(), expected, kernel)
     }
 
     /// Which loads send an int8 base's input gradients to the integer product: bf16 compute (where the product

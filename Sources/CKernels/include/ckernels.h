@@ -180,10 +180,9 @@ int muwa_i8_backward_fast(void);
 /// Which kernels muwa_i8_backward runs: "VNNI" (both widths), "AVX2" (int16 only) or "reference".
 const char *muwa_i8_backward_kernel(void);
 /// The gradient's width when training's int8 base takes this path (bf16 compute, or auto without bf16), else 0:
-/// with VNNI 8 by default where the bf16 GEMM runs on FMAs (muwa_bf16_gemm_fma_enabled; vpdpbusd there is about
-/// 3.5 times the FMA rate); on AVX2 16 where no bf16 GEMM runs (vpmaddwd, about 1.6 times the FMA rate on Zen 3);
-/// MUWA_I8_BACKWARD=int16|int8|bf16 overrides (int16: vpdpwssd, about half int8's speed, 16-bit steps; int8 is
-/// int16 on AVX2).
+/// with VNNI 8 by default (vpdpbusd: about 3.5 times the FMA rate on Intel, twice vdpbf16ps's on Zen 4); on AVX2
+/// 16 where no bf16 GEMM runs (vpmaddwd, about 1.6 times the FMA rate on Zen 3); MUWA_I8_BACKWARD=int16|int8|bf16
+/// overrides (int16: vpdpwssd, about half int8's speed, 16-bit steps; int8 is int16 on AVX2).
 int muwa_i8_backward_bits(void);
 /// Tests and benches: 16 or 8 forces this path at that width (0 returned where the CPU cannot run it), 0 the
 /// bf16 GEMM, -1 the default.

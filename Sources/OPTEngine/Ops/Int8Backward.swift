@@ -1,5 +1,5 @@
-// The input gradient through a frozen int8 base weight under bf16 compute, on CPUs where the bf16 GEMM runs on
-// f32 FMAs (Intel without AMX): VNNI's integer products (kernels_int8_backward.c). dout · absmax/127 is
+// The input gradient through a frozen int8 base weight under bf16 compute, on CPUs with VNNI (and int16 on AVX2
+// under auto compute): integer products (kernels_int8_backward.c). dout · absmax/127 is
 // quantized per row and per 512 reduction elements to int8 (the default: vpdpbusd; 2^-8 of the block's largest
 // element, finer than bitsandbytes' SwitchBackLinear, which takes one int8 scale per row for this product) or,
 // with MUWA_I8_BACKWARD=int16, to int16 (vpdpwssd, about half int8's speed; 2^-16 of the block's largest; the

@@ -22,8 +22,7 @@ public enum KernelISA {
     }
 
     /// The width (16 or 8) of an int8 base's input gradients in training (bf16 compute, or auto without bf16)
-    /// when they go through integer products, else nil (kernels_int8_backward.c: VNNI int8 by default where the
-    /// bf16 GEMM runs on FMAs; AVX2 int16 where no bf16 GEMM runs; MUWA_I8_BACKWARD=int16|int8|bf16).
+    /// when they go through integer products, else nil (kernels_int8_backward.c: VNNI int8 by default; AVX2 int16 where no bf16 GEMM runs; MUWA_I8_BACKWARD=int16|int8|bf16).
     public static var int8GradientBits: Int? {
         let bits = Int(muwa_i8_backward_bits())
         return bits == 0 ? nil : bits
