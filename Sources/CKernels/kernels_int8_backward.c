@@ -139,15 +139,18 @@ void muwa_i8_backward_pack_a(const float *dout, long ldd, long M, long N, const 
 #if defined(__x86_64__)
     int vector = muwa_avx512bw_selected(), avx2 = !vector && muwa_avx2_selected();
 #endif
-    for (long b = 0; b < NB; b++) {  // blocks outside tiles: the block's absmax gathered in `order` once
-        long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
-        const float *s = absmax + n0;
-        if (order) {
-            for (long n = 0; n < len; n++) scale[n] = absmax[order[n0 + n]];
-            s = scale;
-        }
-        for (long t = t0; t < t1; t++) {
-            uint8_t *tile = (uint8_t *)a + t * Ng * MR * 4;
+    // tile by tile, and in a tile block by block: a tile's rows (MR · N floats: 384 KiB at N 8192) stay in L2 while
+    // each block gathers its elements from anywhere in them (blocks outside tiles read every row from L3 or memory
+    // once per block: 16 % of an opt-1.3b training step); a block's absmax is gathered in `order` once per tile
+    for (long t = t0; t < t1; t++) {
+        uint8_t *tile = (uint8_t *)a + t * Ng * MR * 4;
+        for (long b = 0; b < NB; b++) {
+            long n0 = b * KC, n1 = n0 + KC < N ? n0 + KC : N, len = n1 - n0;
+            const float *s = absmax + n0;
+            if (order) {
+                for (long n = 0; n < len; n++) scale[n] = absmax[order[n0 + n]];
+                s = scale;
+            }
             for (long i = 0; i < MR; i++) {
                 long m = t * MR + i;
                 float amax = 0;
