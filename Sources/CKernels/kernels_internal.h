@@ -44,6 +44,13 @@ static inline void muwa_prefetch_block_slice(const char *base, long stride, long
     }
 }
 
+/// p[j] = base + min(first + j, last) · stride for j < n: a block's rows, those past the edge repeating the last
+/// (the low-rank kernels' blocks then need no branches; what they compute there is never stored).
+static inline __attribute__((always_inline)) void muwa_edge_rows(const float **p, long n, const float *base, long first,
+                                                                 long last, long stride) {
+    for (long j = 0; j < n; j++) p[j] = base + (first + j < last ? first + j : last) * stride;
+}
+
 /// A kernel choice tests can force (the *_select functions): *forced is -1 (follow `by_default`) or 0 / 1.
 static inline int muwa_choice(const int *forced, int by_default) { return *forced >= 0 ? *forced : by_default; }
 /// Sets a choice: on > 0 forces the fast kernel (refused, returning 0, when `possible` is 0), 0 the reference,

@@ -92,10 +92,10 @@ static AVX512 void rows_dot_rl(float *out, long ldo, const float *x, long ldx, c
                                float alpha, long m0, long m1) {
     for (long m = m0; m < m1; m += DOT_ROWS) {
         const float *xr[DOT_ROWS];
-        for (long j = 0; j < DOT_ROWS; j++) xr[j] = x + (m + j < m1 ? m + j : m1 - 1) * ldx;
+        muwa_edge_rows(xr, DOT_ROWS, x, m, m1 - 1, ldx);
         for (long i0 = 0; i0 < r; i0 += DOT_COLS) {
             const float *yr[DOT_COLS];
-            for (long c = 0; c < DOT_COLS; c++) yr[c] = y + (i0 + c < r ? i0 + c : r - 1) * L;
+            muwa_edge_rows(yr, DOT_COLS, y, i0, r - 1, L);
             __m512 acc[DOT_ROWS][DOT_COLS];
             for (long j = 0; j < DOT_ROWS; j++)
                 for (long c = 0; c < DOT_COLS; c++) acc[j][c] = _mm512_setzero_ps();
@@ -121,7 +121,7 @@ static AVX512 void rows_dot_lr(float *out, long ldo, const float *x, long ldx, c
                                float alpha, long m0, long m1) {
     for (long m = m0; m < m1; m += DOT_ROWS) {
         const float *xr[DOT_ROWS];
-        for (long j = 0; j < DOT_ROWS; j++) xr[j] = x + (m + j < m1 ? m + j : m1 - 1) * ldx;
+        muwa_edge_rows(xr, DOT_ROWS, x, m, m1 - 1, ldx);
         for (long i0 = 0; i0 < r; i0 += 16) {
             __mmask16 k = tail_mask(r - i0);
             __m512 even[DOT_ROWS], odd[DOT_ROWS];

@@ -22,10 +22,10 @@ AVX2 void muwa_lowrank_rows_dot_rl_avx2(float *out, long ldo, const float *x, lo
                                         float alpha, long m0, long m1) {
     for (long m = m0; m < m1; m += DOT_ROWS) {
         const float *xr[DOT_ROWS];
-        for (long j = 0; j < DOT_ROWS; j++) xr[j] = x + (m + j < m1 ? m + j : m1 - 1) * ldx;
+        muwa_edge_rows(xr, DOT_ROWS, x, m, m1 - 1, ldx);
         for (long i0 = 0; i0 < r; i0 += DOT_COLS) {
             const float *yr[DOT_COLS];
-            for (long c = 0; c < DOT_COLS; c++) yr[c] = y + (i0 + c < r ? i0 + c : r - 1) * L;
+            muwa_edge_rows(yr, DOT_COLS, y, i0, r - 1, L);
             __m256 acc[DOT_ROWS][DOT_COLS];
             for (long j = 0; j < DOT_ROWS; j++)
                 for (long c = 0; c < DOT_COLS; c++) acc[j][c] = _mm256_setzero_ps();
@@ -50,7 +50,7 @@ AVX2 void muwa_lowrank_rows_dot_lr_avx2(float *out, long ldo, const float *x, lo
                                         float alpha, long m0, long m1) {
     for (long m = m0; m < m1; m += DOT_ROWS) {
         const float *xr[DOT_ROWS];
-        for (long j = 0; j < DOT_ROWS; j++) xr[j] = x + (m + j < m1 ? m + j : m1 - 1) * ldx;
+        muwa_edge_rows(xr, DOT_ROWS, x, m, m1 - 1, ldx);
         for (long i0 = 0; i0 < r; i0 += 8) {
             __m256i k = muwa_lanes8(r - i0);
             __m256 even[DOT_ROWS], odd[DOT_ROWS];
